@@ -1,0 +1,4 @@
+//! The `caravan` command's library: the whole suite in one process, shared
+//! by `caravan up` and the in-process cross-service tests.
+
+pub mod suite;

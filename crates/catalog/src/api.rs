@@ -1,0 +1,204 @@
+//! gRPC handlers: protobuf in, domain values through the store, protobuf out.
+//! The only module of the crate that sees prost types.
+
+use caravan_platform::{
+    error::{FieldViolations, invalid_argument},
+    paging,
+    time::SharedClock,
+};
+use caravan_proto::{
+    catalog::v1::{self as pb, catalog_service_server::CatalogService},
+    r#type::v1 as types,
+};
+use chrono::{Datelike as _, NaiveDate};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{Country, CountryCode, ScoStatus},
+    store::Store,
+};
+
+/// Default and largest page of ListCountries.
+const COUNTRY_PAGE: (u64, u64) = (100, 500);
+
+/// The catalog's gRPC service.
+#[derive(Debug, Clone)]
+pub struct CatalogApi {
+    store: Store,
+    clock: SharedClock,
+}
+
+impl CatalogApi {
+    /// Handlers over `store`, reading the time from `clock`.
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        CatalogApi { store, clock }
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.clock.now().to_datetime().date_naive()
+    }
+}
+
+/// Products and imports arrive with the catalog issue; until then their RPCs
+/// answer UNIMPLEMENTED rather than pretend.
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
+}
+
+#[tonic::async_trait]
+impl CatalogService for CatalogApi {
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn get_country(&self, request: Request<pb::GetCountryRequest>) -> Result<Response<pb::Country>, Status> {
+        let pb::GetCountryRequest { name, as_of } = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let code = CountryCode::from_resource_name(&name).map_err(|e| violations.add("name", e)).ok();
+        let as_of = parse_date(as_of, "as_of", &mut violations);
+        violations.into_result()?;
+        let (Some(code), Some(as_of)) = (code, as_of) else {
+            return Err(invalid_argument("name", "invalid"));
+        };
+        let country = self.store.country(&code).await?;
+        Ok(Response::new(country_to_pb(&country, as_of.unwrap_or_else(|| self.today()))))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_countries(
+        &self,
+        request: Request<pb::ListCountriesRequest>,
+    ) -> Result<Response<pb::ListCountriesResponse>, Status> {
+        let pb::ListCountriesRequest { page_size, page_token, status, as_of } = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let size = paging::page_size(page_size, COUNTRY_PAGE.0, COUNTRY_PAGE.1)
+            .map_err(|_| violations.add("page_size", "must not be negative"))
+            .ok();
+        let after = paging::decode_token(&page_token)
+            .map_err(|_| violations.add("page_token", "not a token returned by ListCountries"))
+            .ok();
+        let status = match pb::ScoStatus::try_from(status) {
+            Ok(pb::ScoStatus::Unspecified) => Some(None),
+            Ok(s) => Some(Some(status_from_pb(s))),
+            Err(_) => {
+                violations.add("status", format!("unknown status value {status}"));
+                None
+            }
+        };
+        let as_of = parse_date(as_of, "as_of", &mut violations);
+        violations.into_result()?;
+        let (Some(size), Some(after), Some(status), Some(as_of)) = (size, after, status, as_of) else {
+            return Err(invalid_argument("request", "invalid"));
+        };
+        let as_of = as_of.unwrap_or_else(|| self.today());
+
+        let matching: Vec<Country> = self
+            .store
+            .countries()
+            .await?
+            .into_iter()
+            .filter(|c| after.as_deref().is_none_or(|after| c.code.as_str() > after))
+            .filter(|c| status.is_none_or(|wanted| c.status_on(as_of) == Some(wanted)))
+            .collect();
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let next_page_token =
+            if matching.len() > size { paging::encode_token(matching[size - 1].code.as_str()) } else { String::new() };
+        let countries = matching.iter().take(size).map(|c| country_to_pb(c, as_of)).collect();
+        Ok(Response::new(pb::ListCountriesResponse { countries, next_page_token }))
+    }
+
+    async fn get_product(&self, _: Request<pb::GetProductRequest>) -> Result<Response<pb::Product>, Status> {
+        Err(not_yet("GetProduct"))
+    }
+
+    async fn batch_get_products(
+        &self,
+        _: Request<pb::BatchGetProductsRequest>,
+    ) -> Result<Response<pb::BatchGetProductsResponse>, Status> {
+        Err(not_yet("BatchGetProducts"))
+    }
+
+    async fn list_products(
+        &self,
+        _: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        Err(not_yet("ListProducts"))
+    }
+
+    async fn create_product(&self, _: Request<pb::CreateProductRequest>) -> Result<Response<pb::Product>, Status> {
+        Err(not_yet("CreateProduct"))
+    }
+
+    async fn update_product(&self, _: Request<pb::UpdateProductRequest>) -> Result<Response<pb::Product>, Status> {
+        Err(not_yet("UpdateProduct"))
+    }
+
+    async fn activate_product(&self, _: Request<pb::ActivateProductRequest>) -> Result<Response<pb::Product>, Status> {
+        Err(not_yet("ActivateProduct"))
+    }
+
+    async fn retire_product(&self, _: Request<pb::RetireProductRequest>) -> Result<Response<pb::Product>, Status> {
+        Err(not_yet("RetireProduct"))
+    }
+
+    async fn import_products(
+        &self,
+        _: Request<pb::ImportProductsRequest>,
+    ) -> Result<Response<pb::ImportProductsResponse>, Status> {
+        Err(not_yet("ImportProducts"))
+    }
+}
+
+/// `Ok(None)` when unset; records a violation and answers `None` when invalid.
+fn parse_date(date: Option<types::Date>, field: &str, violations: &mut FieldViolations) -> Option<Option<NaiveDate>> {
+    let Some(types::Date { year, month, day }) = date else {
+        return Some(None);
+    };
+    let parsed = u32::try_from(month)
+        .ok()
+        .zip(u32::try_from(day).ok())
+        .and_then(|(m, d)| NaiveDate::from_ymd_opt(year, m, d))
+        .filter(|d| (1..=9999).contains(&d.year()));
+    match parsed {
+        Some(d) => Some(Some(d)),
+        None => {
+            violations.add(field, format!("{year:04}-{month:02}-{day:02} is not a calendar date"));
+            None
+        }
+    }
+}
+
+fn status_to_pb(status: ScoStatus) -> pb::ScoStatus {
+    match status {
+        ScoStatus::Member => pb::ScoStatus::Member,
+        ScoStatus::Observer => pb::ScoStatus::Observer,
+        ScoStatus::DialoguePartner => pb::ScoStatus::DialoguePartner,
+        ScoStatus::Guest => pb::ScoStatus::Guest,
+    }
+}
+
+fn status_from_pb(status: pb::ScoStatus) -> ScoStatus {
+    match status {
+        pb::ScoStatus::Member => ScoStatus::Member,
+        pb::ScoStatus::Observer => ScoStatus::Observer,
+        pb::ScoStatus::DialoguePartner => ScoStatus::DialoguePartner,
+        pb::ScoStatus::Guest | pb::ScoStatus::Unspecified => ScoStatus::Guest,
+    }
+}
+
+fn country_to_pb(country: &Country, as_of: NaiveDate) -> pb::Country {
+    pb::Country {
+        name: format!("countries/{}", country.code),
+        code: country.code.to_string(),
+        display_name: Some(types::LocalizedText {
+            zh_cn: country.name_zh_cn.clone(),
+            en: country.name_en.clone(),
+            ru: country.name_ru.clone(),
+            origin: String::new(),
+            origin_language: String::new(),
+        }),
+        status_history: country
+            .history
+            .iter()
+            .map(|p| pb::ScoStatusPeriod { status: status_to_pb(p.status).into(), since_year: p.since_year })
+            .collect(),
+        current_status: country.status_on(as_of).map_or(pb::ScoStatus::Unspecified, status_to_pb).into(),
+    }
+}

@@ -1,0 +1,42 @@
+//! The catalog's errors and their gRPC mapping.
+
+use caravan_platform::error as rpc;
+use sea_orm::DbErr;
+use tonic::Status;
+
+/// What can go wrong in the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A country that is not in the reference data.
+    #[error("country `{0}` not found")]
+    CountryNotFound(String),
+    /// A stored value that our own code could not have written.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error while {context}")]
+    Database {
+        /// What we were doing.
+        context: &'static str,
+        /// The cause.
+        #[source]
+        source: DbErr,
+    },
+}
+
+impl Error {
+    /// Wraps a database error with what we were doing.
+    pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
+        move |source| Error::Database { context, source }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        match error {
+            Error::CountryNotFound(code) => rpc::not_found("caravan.catalog.v1.Country", &format!("countries/{code}")),
+            Error::Corrupt(what) => rpc::internal("reading the catalog", &Error::Corrupt(what)),
+            Error::Database { context, source } => rpc::database(context, source),
+        }
+    }
+}

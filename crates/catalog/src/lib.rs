@@ -1,0 +1,43 @@
+//! The catalog service: the festival's countries and specialties.
+//!
+//! `api` converts protobuf to domain values and back, `domain` holds the
+//! rules (pure), `store` the sea-orm entities and queries, `migration` the
+//! schema and reference data.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod migration;
+pub mod store;
+
+use std::sync::Arc;
+
+use caravan_platform::{
+    app::{self, ServiceHost},
+    config::ServiceKind,
+    time::SystemClock,
+};
+use caravan_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
+use tonic::service::Routes;
+
+pub use migration::Migrator;
+
+/// The catalog as the platform runs it.
+#[derive(Debug)]
+pub struct Catalog;
+
+impl app::Service for Catalog {
+    const KIND: ServiceKind = ServiceKind::Catalog;
+    const NAME: &'static str = SERVICE_NAME;
+    type Migrator = Migrator;
+
+    fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
+        let api = api::CatalogApi::new(store::Store::new(host.db().clone()), Arc::new(SystemClock));
+        let server = CatalogServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
+        Ok(Routes::new(server))
+    }
+}
+
+/// The catalog service, built and bound: `Application::build(config)`, then
+/// `port()` and `run_until_stopped(shutdown)`.
+pub type Application = app::Application<Catalog>;

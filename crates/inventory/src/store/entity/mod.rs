@@ -1,0 +1,3 @@
+//! sea-orm entities of inventory's tables.
+
+pub mod warehouse;

@@ -1,0 +1,212 @@
+//! gRPC handlers: protobuf in, domain values through the store, protobuf out.
+//! The only module of the crate that sees prost types.
+
+use caravan_platform::{
+    error::{FieldViolations, invalid_argument},
+    paging, resource,
+    time::{Micros, SharedClock},
+};
+use caravan_proto::{
+    orders::v1::{self as pb, orders_service_server::OrdersService},
+    timestamp_from_micros,
+    r#type::v1 as types,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{Money, Order, OrderState},
+    store::{OrderFilter, Store},
+};
+
+/// Default and largest page of ListOrders.
+const PAGE: (u64, u64) = (50, 500);
+
+/// Orders' gRPC service.
+#[derive(Debug, Clone)]
+pub struct OrdersApi {
+    store: Store,
+    // Payment deadlines arrive with PlaceOrder.
+    #[allow(dead_code)]
+    clock: SharedClock,
+}
+
+impl OrdersApi {
+    /// Handlers over `store`, reading the time from `clock`.
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        OrdersApi { store, clock }
+    }
+}
+
+/// The order saga arrives with the orders issue; until then its RPCs answer
+/// UNIMPLEMENTED rather than pretend.
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
+}
+
+#[tonic::async_trait]
+impl OrdersService for OrdersApi {
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let pb::GetOrderRequest { name } = request.into_inner();
+        let id = parse_order_name(&name).map_err(|e| invalid_argument("name", e))?;
+        Ok(Response::new(order_to_pb(self.store.order(id).await?)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let pb::ListOrdersRequest { page_size, page_token, show, buyer, state } = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let size = paging::page_size(page_size, PAGE.0, PAGE.1)
+            .map_err(|_| violations.add("page_size", "must not be negative"))
+            .ok();
+        let after = match paging::decode_token(&page_token).map(|key| key.map(|k| parse_order_key(&k))) {
+            Ok(None) => Some(None),
+            Ok(Some(Some(key))) => Some(Some(key)),
+            Ok(Some(None)) | Err(_) => {
+                violations.add("page_token", "not a token returned by ListOrders");
+                None
+            }
+        };
+        if !show.is_empty()
+            && let Err(e) = resource::parse_name(&show, "shows")
+        {
+            violations.add("show", e);
+        }
+        if buyer.chars().count() > 128 {
+            violations.add("buyer", "must be at most 128 characters");
+        }
+        let state = match pb::order::State::try_from(state) {
+            Ok(pb::order::State::Unspecified) => Some(None),
+            Ok(s) => Some(Some(state_from_pb(s))),
+            Err(_) => {
+                violations.add("state", format!("unknown state value {state}"));
+                None
+            }
+        };
+        violations.into_result()?;
+        let (Some(size), Some(after), Some(state)) = (size, after, state) else {
+            return Err(invalid_argument("request", "is invalid"));
+        };
+        let filter = OrderFilter {
+            show: (!show.is_empty()).then_some(show),
+            buyer: (!buyer.is_empty()).then_some(buyer),
+            state,
+        };
+        let mut orders = self.store.orders(&filter, after.as_ref().map(|(t, id)| (*t, id.as_str())), size + 1).await?;
+        let next_page_token = if orders.len() as u64 > size {
+            orders.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            orders.last().map(|o| paging::encode_token(&format!("{}/{}", o.create_time.0, o.id))).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.into_iter().map(order_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn place_order(&self, _: Request<pb::PlaceOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        Err(not_yet("PlaceOrder"))
+    }
+
+    async fn confirm_payment(&self, _: Request<pb::ConfirmPaymentRequest>) -> Result<Response<pb::Order>, Status> {
+        Err(not_yet("ConfirmPayment"))
+    }
+
+    async fn cancel_order(&self, _: Request<pb::CancelOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        Err(not_yet("CancelOrder"))
+    }
+
+    async fn get_show_sales_report(
+        &self,
+        _: Request<pb::GetShowSalesReportRequest>,
+    ) -> Result<Response<pb::ShowSalesReport>, Status> {
+        Err(not_yet("GetShowSalesReport"))
+    }
+}
+
+/// The id of `orders/{id}`. Order ids are generated, so any non-empty id of
+/// the resource alphabet is accepted.
+fn parse_order_name(name: &str) -> Result<&str, String> {
+    resource::parse_name(name, "orders")
+}
+
+/// `{create_time}/{id}`, the key of a ListOrders page token.
+fn parse_order_key(key: &str) -> Option<(Micros, String)> {
+    let (time, id) = key.split_once('/')?;
+    Some((Micros(time.parse().ok()?), id.to_owned()))
+}
+
+fn state_to_pb(state: OrderState) -> pb::order::State {
+    match state {
+        OrderState::Pending => pb::order::State::Pending,
+        OrderState::AwaitingPayment => pb::order::State::AwaitingPayment,
+        OrderState::Paid => pb::order::State::Paid,
+        OrderState::Rejected => pb::order::State::Rejected,
+        OrderState::Cancelled => pb::order::State::Cancelled,
+        OrderState::Expired => pb::order::State::Expired,
+    }
+}
+
+fn state_from_pb(state: pb::order::State) -> OrderState {
+    match state {
+        pb::order::State::Pending | pb::order::State::Unspecified => OrderState::Pending,
+        pb::order::State::AwaitingPayment => OrderState::AwaitingPayment,
+        pb::order::State::Paid => OrderState::Paid,
+        pb::order::State::Rejected => OrderState::Rejected,
+        pb::order::State::Cancelled => OrderState::Cancelled,
+        pb::order::State::Expired => OrderState::Expired,
+    }
+}
+
+fn money_to_pb(money: Money) -> types::Money {
+    types::Money { currency_code: money.currency, minor_units: money.minor }
+}
+
+fn order_to_pb(order: Order) -> pb::Order {
+    let totals = order.totals();
+    if totals.is_none() {
+        tracing::error!(order = %order.id, "order total overflows i64; totals omitted");
+    }
+    let Order {
+        id,
+        partner,
+        buyer,
+        show,
+        lines,
+        state,
+        state_reason,
+        payment_deadline,
+        payment_reference,
+        create_time,
+        update_time,
+    } = order;
+    pb::Order {
+        name: format!("orders/{id}"),
+        partner,
+        buyer,
+        show,
+        lines: lines
+            .into_iter()
+            .map(|line| {
+                let line_total = line.total().map(money_to_pb);
+                pb::OrderLine {
+                    product: line.product,
+                    quantity: line.quantity,
+                    unit_price: Some(money_to_pb(line.unit_price)),
+                    line_total,
+                }
+            })
+            .collect(),
+        totals: totals.unwrap_or_default().into_iter().map(money_to_pb).collect(),
+        state: state_to_pb(state).into(),
+        state_reason,
+        payment_deadline: payment_deadline.map(|t| timestamp_from_micros(t.0)),
+        payment_reference,
+        create_time: Some(timestamp_from_micros(create_time.0)),
+        update_time: Some(timestamp_from_micros(update_time.0)),
+    }
+}

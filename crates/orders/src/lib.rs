@@ -1,0 +1,45 @@
+//! The orders service: partners' orders for their buyers, the saga that
+//! reserves and sells their stock, and every show's sales report. It calls
+//! catalog, scheduling and inventory.
+//!
+//! `api` converts protobuf to domain values and back, `domain` holds the
+//! rules (pure), `store` the sea-orm entities and queries, `migration` the
+//! schema.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod migration;
+pub mod store;
+
+use std::sync::Arc;
+
+use caravan_platform::{
+    app::{self, ServiceHost},
+    config::ServiceKind,
+    time::SystemClock,
+};
+use caravan_proto::orders::v1::orders_service_server::{OrdersServiceServer, SERVICE_NAME};
+use tonic::service::Routes;
+
+pub use migration::Migrator;
+
+/// Orders as the platform runs it.
+#[derive(Debug)]
+pub struct Orders;
+
+impl app::Service for Orders {
+    const KIND: ServiceKind = ServiceKind::Orders;
+    const NAME: &'static str = SERVICE_NAME;
+    type Migrator = Migrator;
+
+    fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
+        let api = api::OrdersApi::new(store::Store::new(host.db().clone()), Arc::new(SystemClock));
+        let server = OrdersServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
+        Ok(Routes::new(server))
+    }
+}
+
+/// The orders service, built and bound: `Application::build(config)`, then
+/// `port()` and `run_until_stopped(shutdown)`.
+pub type Application = app::Application<Orders>;

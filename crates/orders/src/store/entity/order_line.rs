@@ -1,0 +1,21 @@
+//! `order_lines`: one row per product of an order, with its price snapshot.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "order_lines")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub order_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub line_no: i32,
+    pub product: String,
+    pub quantity: i64,
+    pub currency: String,
+    pub unit_price_minor: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,177 @@
+//! Orders' storage: sea-orm entities and queries. The only module that sees
+//! sea-orm.
+
+mod entity;
+
+use std::collections::HashMap;
+
+use caravan_platform::time::Micros;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use crate::{
+    domain::{Money, Order, OrderLine, OrderState},
+    error::Error,
+};
+use entity::{order, order_line};
+
+/// Which orders a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Only this show's (`shows/{id}`).
+    pub show: Option<String>,
+    /// Only this buyer's.
+    pub buyer: Option<String>,
+    /// Only in this state.
+    pub state: Option<OrderState>,
+}
+
+/// Queries against orders' own database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// A store on `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Store { db }
+    }
+
+    /// Writes a new order and its lines in one transaction.
+    pub async fn insert_order(&self, order: &Order, traceparent: &str) -> Result<(), Error> {
+        let txn = self.db.begin().await.map_err(Error::db("starting a transaction"))?;
+        order::Entity::insert(order::ActiveModel {
+            id: Set(order.id.clone()),
+            partner: Set(order.partner.clone()),
+            buyer: Set(order.buyer.clone()),
+            show: Set(order.show.clone()),
+            state: Set(order.state.as_db().to_owned()),
+            state_reason: Set(order.state_reason.clone()),
+            payment_deadline: Set(order.payment_deadline.map(|t| t.0)),
+            payment_reference: Set(order.payment_reference.clone()),
+            traceparent: Set(traceparent.to_owned()),
+            create_time: Set(order.create_time.0),
+            update_time: Set(order.update_time.0),
+        })
+        .exec(&txn)
+        .await
+        .map_err(Error::db("inserting an order"))?;
+        let lines = order.lines.iter().enumerate().map(|(i, line)| order_line::ActiveModel {
+            order_id: Set(order.id.clone()),
+            line_no: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+            product: Set(line.product.clone()),
+            quantity: Set(line.quantity),
+            currency: Set(line.unit_price.currency.clone()),
+            unit_price_minor: Set(line.unit_price.minor),
+        });
+        order_line::Entity::insert_many(lines).exec(&txn).await.map_err(Error::db("inserting order lines"))?;
+        txn.commit().await.map_err(Error::db("committing an order"))
+    }
+
+    /// One order with its lines.
+    pub async fn order(&self, id: &str) -> Result<Order, Error> {
+        let row = order::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(Error::db("reading an order"))?
+            .ok_or_else(|| Error::OrderNotFound(id.to_owned()))?;
+        let mut orders = self.with_lines(vec![row]).await?;
+        orders.pop().ok_or_else(|| Error::OrderNotFound(id.to_owned()))
+    }
+
+    /// Up to `limit` orders matching `filter`, newest first, after the
+    /// `(create_time, id)` of the previous page's last order.
+    pub async fn orders(
+        &self,
+        filter: &OrderFilter,
+        after: Option<(Micros, &str)>,
+        limit: u64,
+    ) -> Result<Vec<Order>, Error> {
+        let mut query = order::Entity::find()
+            .order_by_desc(order::Column::CreateTime)
+            .order_by_desc(order::Column::Id)
+            .limit(limit);
+        if let Some(show) = &filter.show {
+            query = query.filter(order::Column::Show.eq(show.as_str()));
+        }
+        if let Some(buyer) = &filter.buyer {
+            query = query.filter(order::Column::Buyer.eq(buyer.as_str()));
+        }
+        if let Some(state) = filter.state {
+            query = query.filter(order::Column::State.eq(state.as_db()));
+        }
+        if let Some((time, id)) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(order::Column::CreateTime.lt(time.0))
+                    .add(Condition::all().add(order::Column::CreateTime.eq(time.0)).add(order::Column::Id.lt(id))),
+            );
+        }
+        let rows = query.all(&self.db).await.map_err(Error::db("listing orders"))?;
+        self.with_lines(rows).await
+    }
+
+    async fn with_lines(&self, rows: Vec<order::Model>) -> Result<Vec<Order>, Error> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut lines: HashMap<String, Vec<order_line::Model>> = HashMap::new();
+        if !ids.is_empty() {
+            for line in order_line::Entity::find()
+                .filter(order_line::Column::OrderId.is_in(ids))
+                .order_by_asc(order_line::Column::OrderId)
+                .order_by_asc(order_line::Column::LineNo)
+                .all(&self.db)
+                .await
+                .map_err(Error::db("reading order lines"))?
+            {
+                lines.entry(line.order_id.clone()).or_default().push(line);
+            }
+        }
+        rows.into_iter()
+            .map(|row| {
+                let order_lines = lines.remove(&row.id).unwrap_or_default();
+                to_domain(row, order_lines)
+            })
+            .collect()
+    }
+}
+
+fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, Error> {
+    let order::Model {
+        id,
+        partner,
+        buyer,
+        show,
+        state,
+        state_reason,
+        payment_deadline,
+        payment_reference,
+        traceparent: _,
+        create_time,
+        update_time,
+    } = row;
+    let state = OrderState::from_db(&state).ok_or_else(|| Error::Corrupt(format!("orders.state `{state}` of {id}")))?;
+    let lines = lines
+        .into_iter()
+        .map(|l| OrderLine {
+            product: l.product,
+            quantity: l.quantity,
+            unit_price: Money { currency: l.currency, minor: l.unit_price_minor },
+        })
+        .collect();
+    Ok(Order {
+        id,
+        partner,
+        buyer,
+        show,
+        lines,
+        state,
+        state_reason,
+        payment_deadline: payment_deadline.map(Micros),
+        payment_reference,
+        create_time: Micros(create_time),
+        update_time: Micros(update_time),
+    })
+}

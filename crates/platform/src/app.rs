@@ -1,0 +1,144 @@
+//! What every service's `Application::build` does before it adds its own
+//! handlers: connect its database, apply or verify migrations, bind its port.
+
+use std::{marker::PhantomData, net::SocketAddr};
+
+use anyhow::Context as _;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::{
+    config::{MigrateMode, ServiceConfig, ServiceKind},
+    db::{self, SchemaState},
+    server::{GrpcServer, ServeOptions},
+};
+
+/// A service whose database is ready and whose port is bound.
+#[derive(Debug)]
+pub struct ServiceHost<M> {
+    config: ServiceConfig,
+    db: DatabaseConnection,
+    server: GrpcServer,
+    _migrator: PhantomData<fn() -> M>,
+}
+
+impl<M: MigratorTrait> ServiceHost<M> {
+    /// Connects, migrates (`apply`) or checks the schema (`verify`: a schema
+    /// that is behind is logged and reported NOT_SERVING by health, not an
+    /// error), then binds the listen address.
+    pub async fn prepare(config: ServiceConfig) -> anyhow::Result<Self> {
+        let service = config.service;
+        let db =
+            db::connect(&config.database).await.with_context(|| format!("{service}: connecting to the database"))?;
+        match db::prepare_schema::<M>(&db, config.migrate).await {
+            Ok(SchemaState::Current) => {}
+            Ok(SchemaState::Behind(n)) => tracing::warn!(
+                %service,
+                pending = n,
+                "schema is behind and CARAVAN_MIGRATE=verify: NOT_SERVING until the migration job runs"
+            ),
+            Err(e) if config.migrate == MigrateMode::Verify => {
+                tracing::warn!(%service, error = %e, "cannot read the migration state; health will retry");
+            }
+            Err(e) => return Err(e).with_context(|| format!("{service}: applying migrations")),
+        }
+        let server = GrpcServer::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("{service}: binding {}", config.listen_addr))?;
+        Ok(ServiceHost { config, db, server, _migrator: PhantomData })
+    }
+
+    /// The service's configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The service's database pool.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Serves `routes` (the service's own gRPC service) until `shutdown`.
+    pub async fn run(
+        self,
+        service_name: &'static str,
+        routes: Routes,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let options = ServeOptions {
+            service_name,
+            db: self.db,
+            migrate: self.config.migrate,
+            health_check_interval: self.config.health_check_interval,
+            shutdown_grace: self.config.shutdown_grace,
+        };
+        self.server.serve::<M>(routes, options, shutdown).await
+    }
+}
+
+/// What a service crate tells the platform about itself; the platform does
+/// the rest (see [`Application`]).
+pub trait Service: Send + 'static {
+    /// Which service this is.
+    const KIND: ServiceKind;
+    /// Fully qualified gRPC name, e.g. `caravan.catalog.v1.CatalogService`.
+    const NAME: &'static str;
+    /// The service's migrations.
+    type Migrator: MigratorTrait;
+
+    /// Builds the service's own gRPC routes on its prepared host.
+    fn routes(host: &ServiceHost<Self::Migrator>) -> anyhow::Result<Routes>;
+}
+
+/// A service built and bound, ready to run: what `Application::build` of
+/// every service crate returns.
+#[derive(Debug)]
+pub struct Application<S: Service> {
+    host: ServiceHost<S::Migrator>,
+    routes: Routes,
+}
+
+impl<S: Service> Application<S> {
+    /// Connects the database, applies or verifies migrations, binds the port,
+    /// builds the handlers. Nothing is served until [`Self::run_until_stopped`].
+    pub async fn build(config: ServiceConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(config.service == S::KIND, "configuration of {} given to {}", config.service, S::KIND);
+        let host = ServiceHost::<S::Migrator>::prepare(config).await?;
+        let routes = S::routes(&host)?;
+        Ok(Application { host, routes })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.host.local_addr().port()
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.host.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.host.run(S::NAME, self.routes, shutdown).await
+    }
+}
+
+/// Applies every pending migration and returns (`caravan serve X migrate`, the
+/// Kubernetes migration Job).
+pub async fn migrate<M: MigratorTrait>(config: &ServiceConfig) -> anyhow::Result<usize> {
+    let db = db::connect(&config.database)
+        .await
+        .with_context(|| format!("{}: connecting to the database", config.service))?;
+    let pending = M::get_pending_migrations(&db).await?.len();
+    M::up(&db, None).await.with_context(|| format!("{}: applying migrations", config.service))?;
+    db.close().await?;
+    Ok(pending)
+}

@@ -1,0 +1,462 @@
+//! Typed configuration from environment variables, validated before any port
+//! is bound.
+//!
+//! Every variable is read from an explicit map (the process environment in
+//! `main`, a literal map in tests), never from a global: tests must not mutate
+//! the process environment.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, path::Path, str::FromStr, time::Duration};
+
+use url::Url;
+
+/// The four services of caravan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceKind {
+    /// Countries and products.
+    Catalog,
+    /// Campaigns, channels, hosts, shows.
+    Scheduling,
+    /// Warehouses, stock, allocations, reservations.
+    Inventory,
+    /// Orders and sales reports.
+    Orders,
+}
+
+impl ServiceKind {
+    /// All four, in the order `caravan up` starts them.
+    pub const ALL: [ServiceKind; 4] =
+        [ServiceKind::Catalog, ServiceKind::Scheduling, ServiceKind::Inventory, ServiceKind::Orders];
+
+    /// Short lower-case name: `catalog`, `scheduling`, `inventory`, `orders`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Catalog => "catalog",
+            ServiceKind::Scheduling => "scheduling",
+            ServiceKind::Inventory => "inventory",
+            ServiceKind::Orders => "orders",
+        }
+    }
+
+    /// The port `caravan up` and the defaults use.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ServiceKind::Catalog => 50051,
+            ServiceKind::Scheduling => 50052,
+            ServiceKind::Inventory => 50053,
+            ServiceKind::Orders => 50054,
+        }
+    }
+
+    /// The services this one calls (DESIGN.md call graph; no cycles).
+    pub fn upstreams(self) -> &'static [ServiceKind] {
+        match self {
+            ServiceKind::Catalog | ServiceKind::Inventory => &[],
+            ServiceKind::Scheduling => &[ServiceKind::Catalog, ServiceKind::Inventory],
+            ServiceKind::Orders => &[ServiceKind::Catalog, ServiceKind::Scheduling, ServiceKind::Inventory],
+        }
+    }
+
+    /// Name of the variable holding this service's address for its callers,
+    /// e.g. `CARAVAN_CATALOG_URL`.
+    pub fn url_variable(self) -> String {
+        format!("CARAVAN_{}_URL", self.as_str().to_ascii_uppercase())
+    }
+}
+
+impl fmt::Display for ServiceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServiceKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ServiceKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown service `{s}` (expected catalog, scheduling, inventory or orders)"))
+    }
+}
+
+/// What to do with migrations at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateMode {
+    /// Apply pending migrations (development, `caravan up`).
+    Apply,
+    /// Only check: a replica whose schema is behind stays NOT_SERVING instead
+    /// of racing other replicas to migrate (production; a Job applies).
+    Verify,
+}
+
+impl FromStr for MigrateMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "apply" => Ok(MigrateMode::Apply),
+            "verify" => Ok(MigrateMode::Verify),
+            other => Err(format!("`{other}` is not one of apply, verify")),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured when the output is a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("`{other}` is not one of pretty, json")),
+        }
+    }
+}
+
+/// A value that must never be printed: `Debug` shows `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Database settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; secret because it may hold a password.
+    pub url: Secret<String>,
+    /// Pool size (PostgreSQL). SQLite always uses one connection: one writer.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before failing.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout`: no statement runs longer.
+    pub statement_timeout: Duration,
+    /// SQLite `busy_timeout`: how long to wait on a lock held by another process.
+    pub busy_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// Settings with the defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseConfig {
+            url: Secret::new(url.into()),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A SQLite database in a file at `path` (created if missing).
+    pub fn sqlite_file(path: &Path) -> Self {
+        DatabaseConfig::new(format!("sqlite://{}?mode=rwc", path.display()))
+    }
+
+    /// Whether the URL names a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        let url = self.url.expose();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+}
+
+/// Everything one service process needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Which service this is.
+    pub service: ServiceKind,
+    /// Address the gRPC server binds; port 0 picks a free port (tests).
+    pub listen_addr: SocketAddr,
+    /// Its own database.
+    pub database: DatabaseConfig,
+    /// Apply or only verify migrations at start.
+    pub migrate: MigrateMode,
+    /// How long in-flight calls may run after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Largest request message accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// How often health re-checks the database.
+    pub health_check_interval: Duration,
+    /// Addresses of the services this one calls (exactly its upstreams).
+    pub upstreams: HashMap<ServiceKind, Url>,
+    /// Timeout for establishing a connection to an upstream.
+    pub connect_timeout: Duration,
+}
+
+impl ServiceConfig {
+    /// Defaults for local development: listen on the service's default port on
+    /// loopback, SQLite under `data_dir`, upstreams on loopback default ports.
+    pub fn local(service: ServiceKind, data_dir: &Path) -> Self {
+        let upstreams = service.upstreams().iter().map(|&up| (up, loopback_url(up.default_port()))).collect();
+        ServiceConfig {
+            service,
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], service.default_port())),
+            database: DatabaseConfig::sqlite_file(&data_dir.join(format!("{service}.db"))),
+            migrate: MigrateMode::Apply,
+            shutdown_grace: Duration::from_secs(20),
+            max_request_bytes: 4 * 1024 * 1024,
+            health_check_interval: Duration::from_secs(2),
+            upstreams,
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Reads the configuration of `service` from environment variables
+    /// (see [`VARIABLES`]). Any invalid value is an error naming the variable.
+    pub fn from_env(service: ServiceKind, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let data_dir: String = parse_or(env, "CARAVAN_DATA_DIR", "./data".to_owned())?;
+        let mut config = ServiceConfig::local(service, Path::new(&data_dir));
+        config.listen_addr =
+            parse_or(env, "CARAVAN_LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], service.default_port())))?;
+        if let Some(url) = get(env, "CARAVAN_DATABASE_URL") {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::new(
+                    "CARAVAN_DATABASE_URL",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                ));
+            }
+            config.database.url = Secret::new(url.to_owned());
+        }
+        config.database.max_connections = parse_or(env, "CARAVAN_DB_MAX_CONNECTIONS", 10u32)?;
+        if config.database.max_connections == 0 {
+            return Err(ConfigError::new("CARAVAN_DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        config.database.acquire_timeout =
+            duration_or(env, "CARAVAN_DB_ACQUIRE_TIMEOUT", config.database.acquire_timeout)?;
+        config.database.statement_timeout =
+            duration_or(env, "CARAVAN_DB_STATEMENT_TIMEOUT", config.database.statement_timeout)?;
+        config.database.busy_timeout = duration_or(env, "CARAVAN_DB_BUSY_TIMEOUT", config.database.busy_timeout)?;
+        config.migrate = parse_or(env, "CARAVAN_MIGRATE", MigrateMode::Apply)?;
+        config.shutdown_grace = duration_or(env, "CARAVAN_SHUTDOWN_GRACE", config.shutdown_grace)?;
+        config.max_request_bytes = parse_or(env, "CARAVAN_MAX_REQUEST_BYTES", config.max_request_bytes)?;
+        if config.max_request_bytes < 1024 {
+            return Err(ConfigError::new("CARAVAN_MAX_REQUEST_BYTES", "must be at least 1024"));
+        }
+        config.health_check_interval = duration_or(env, "CARAVAN_HEALTH_CHECK_INTERVAL", config.health_check_interval)?;
+        config.connect_timeout = duration_or(env, "CARAVAN_CONNECT_TIMEOUT", config.connect_timeout)?;
+        for &up in service.upstreams() {
+            let var = up.url_variable();
+            if let Some(raw) = get(env, &var) {
+                let url = Url::parse(raw).map_err(|e| ConfigError::new(&var, format!("`{raw}` is not a URL: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(ConfigError::new(
+                        &var,
+                        format!("`{raw}` must be http://HOST:PORT or https://HOST:PORT"),
+                    ));
+                }
+                config.upstreams.insert(up, url);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The address of an upstream service.
+    ///
+    /// # Panics
+    /// Never for a service listed in [`ServiceKind::upstreams`]: the
+    /// constructors fill every one of them.
+    pub fn upstream(&self, service: ServiceKind) -> &Url {
+        match self.upstreams.get(&service) {
+            Some(url) => url,
+            None => panic!("{} does not call {service}: not in the call graph", self.service),
+        }
+    }
+}
+
+/// Process-wide settings: logging.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Pretty or JSON.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, e.g. `info,caravan_orders=debug`.
+    pub filter: String,
+}
+
+impl LogConfig {
+    /// Reads `CARAVAN_LOG_FORMAT` and `CARAVAN_LOG`.
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Ok(LogConfig {
+            format: parse_or(env, "CARAVAN_LOG_FORMAT", LogFormat::Pretty)?,
+            filter: get(env, "CARAVAN_LOG").unwrap_or(DEFAULT_LOG_FILTER).to_owned(),
+        })
+    }
+}
+
+/// Default log filter: info, with sqlx's per-query INFO lines silenced.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm_migration=warn,h2=warn,tower=warn";
+
+/// Every environment variable caravan reads, with its meaning, for `--help`.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("CARAVAN_LISTEN_ADDR", "address the gRPC server binds (default 0.0.0.0:<service port>)"),
+    ("CARAVAN_DATA_DIR", "folder of the default SQLite files (default ./data)"),
+    ("CARAVAN_DATABASE_URL", "sqlite://PATH or postgres://USER@HOST/DB (default sqlite://<data dir>/<service>.db)"),
+    ("CARAVAN_DB_MAX_CONNECTIONS", "PostgreSQL pool size (default 10; SQLite always uses one writer connection)"),
+    ("CARAVAN_DB_ACQUIRE_TIMEOUT", "wait for a pooled connection, e.g. 5s (default 5s)"),
+    ("CARAVAN_DB_STATEMENT_TIMEOUT", "PostgreSQL statement_timeout (default 10s)"),
+    ("CARAVAN_DB_BUSY_TIMEOUT", "SQLite busy_timeout (default 5s)"),
+    ("CARAVAN_MIGRATE", "apply (default) or verify: stay NOT_SERVING while the schema is behind"),
+    ("CARAVAN_SHUTDOWN_GRACE", "how long in-flight calls may finish after SIGTERM (default 20s)"),
+    ("CARAVAN_MAX_REQUEST_BYTES", "largest accepted request message (default 4194304)"),
+    ("CARAVAN_HEALTH_CHECK_INTERVAL", "how often health re-checks the database (default 2s)"),
+    ("CARAVAN_CONNECT_TIMEOUT", "connect timeout to other services (default 2s)"),
+    ("CARAVAN_CATALOG_URL", "catalog's address for its callers (default http://127.0.0.1:50051)"),
+    ("CARAVAN_SCHEDULING_URL", "scheduling's address for its callers (default http://127.0.0.1:50052)"),
+    ("CARAVAN_INVENTORY_URL", "inventory's address for its callers (default http://127.0.0.1:50053)"),
+    ("CARAVAN_LOG", "log filter (default info,sqlx=warn,…)"),
+    ("CARAVAN_LOG_FORMAT", "pretty (default) or json"),
+];
+
+/// `http://127.0.0.1:PORT`.
+pub fn loopback_url(port: u16) -> Url {
+    // A literal built from a u16 always parses.
+    match Url::parse(&format!("http://127.0.0.1:{port}")) {
+        Ok(url) => url,
+        Err(e) => unreachable!("loopback URL: {e}"),
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    /// The variable (or flag) at fault.
+    pub variable: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `variable`.
+    pub fn new(variable: &str, message: impl Into<String>) -> Self {
+        ConfigError { variable: variable.to_owned(), message: message.into() }
+    }
+}
+
+/// Exit code for bad configuration (sysexits `EX_USAGE`).
+pub const EXIT_CONFIG: i32 = 64;
+
+fn get<'a>(env: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn parse_or<T>(env: &HashMap<String, String>, name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    match get(env, name) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|e| ConfigError::new(name, format!("`{raw}` is invalid: {e}"))),
+    }
+}
+
+fn duration_or(env: &HashMap<String, String>, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    match get(env, name) {
+        None => Ok(default),
+        Some(raw) => humantime::parse_duration(raw)
+            .map_err(|e| ConfigError::new(name, format!("`{raw}` is not a duration like 5s or 250ms: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_variables() {
+        let config = ServiceConfig::from_env(ServiceKind::Orders, &env(&[])).unwrap();
+        assert_eq!(config.listen_addr.port(), 50054);
+        assert_eq!(config.migrate, MigrateMode::Apply);
+        assert!(config.database.url.expose().starts_with("sqlite://./data/orders.db"));
+        assert_eq!(config.upstreams.len(), 3);
+        assert_eq!(config.upstream(ServiceKind::Inventory).as_str(), "http://127.0.0.1:50053/");
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = ServiceConfig::from_env(
+            ServiceKind::Scheduling,
+            &env(&[
+                ("CARAVAN_LISTEN_ADDR", "127.0.0.1:7000"),
+                ("CARAVAN_DATABASE_URL", "postgres://u:pw@db/scheduling"),
+                ("CARAVAN_DB_MAX_CONNECTIONS", "3"),
+                ("CARAVAN_DB_STATEMENT_TIMEOUT", "1500ms"),
+                ("CARAVAN_MIGRATE", "verify"),
+                ("CARAVAN_SHUTDOWN_GRACE", "3s"),
+                ("CARAVAN_CATALOG_URL", "http://catalog:50051"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen_addr.port(), 7000);
+        assert!(config.database.is_postgres());
+        assert_eq!(config.database.max_connections, 3);
+        assert_eq!(config.database.statement_timeout, Duration::from_millis(1500));
+        assert_eq!(config.migrate, MigrateMode::Verify);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(config.upstream(ServiceKind::Catalog).host_str(), Some("catalog"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let check = |var: &str, value: &str| {
+            let err = ServiceConfig::from_env(ServiceKind::Orders, &env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.variable, var, "{err}");
+            assert!(err.to_string().starts_with(var), "{err}");
+        };
+        check("CARAVAN_LISTEN_ADDR", "localhost");
+        check("CARAVAN_DATABASE_URL", "mysql://x");
+        check("CARAVAN_DB_MAX_CONNECTIONS", "0");
+        check("CARAVAN_DB_MAX_CONNECTIONS", "many");
+        check("CARAVAN_DB_ACQUIRE_TIMEOUT", "soon");
+        check("CARAVAN_MIGRATE", "yes");
+        check("CARAVAN_MAX_REQUEST_BYTES", "10");
+        check("CARAVAN_CATALOG_URL", "catalog:50051");
+        check("CARAVAN_INVENTORY_URL", "ftp://inventory");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = ServiceConfig::from_env(
+            ServiceKind::Catalog,
+            &env(&[("CARAVAN_DATABASE_URL", "postgres://u:hunter2@db/catalog")]),
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn service_names_round_trip() {
+        for kind in ServiceKind::ALL {
+            assert_eq!(kind.as_str().parse::<ServiceKind>(), Ok(kind));
+        }
+        assert!("payments".parse::<ServiceKind>().is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! Database connection and migrations, the same for every service.
+//!
+//! SQLite runs in WAL mode with a `busy_timeout` and exactly one pooled
+//! connection: one writer, so concurrent requests queue in the pool instead of
+//! failing with `SQLITE_BUSY`. PostgreSQL gets a pool with acquire and
+//! statement timeouts.
+
+use std::path::Path;
+
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbErr,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::{DatabaseConfig, MigrateMode};
+
+/// Opens a pool on the configured database. A SQLite file's folder is created
+/// if it is missing.
+pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    let url = config.url.expose();
+    let mut options = ConnectOptions::new(url.clone());
+    options.acquire_timeout(config.acquire_timeout).connect_timeout(config.acquire_timeout).sqlx_logging(false);
+    if config.is_postgres() {
+        options.max_connections(config.max_connections).min_connections(0).statement_timeout(config.statement_timeout);
+    } else {
+        if let Some(parent) = sqlite_path(url).and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DbErr::Custom(format!("cannot create database folder {}: {e}", parent.display())))?;
+        }
+        let busy_timeout = config.busy_timeout;
+        options
+            // One connection is the single writer; see the module docs.
+            .max_connections(1)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(move |opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(busy_timeout)
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+            });
+    }
+    Database::connect(options).await
+}
+
+/// The file path in a `sqlite://PATH?…` URL, if it names a file.
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+}
+
+/// Where a service's schema stands relative to the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaState {
+    /// Every migration the code knows is applied.
+    Current,
+    /// This many migrations are not applied yet.
+    Behind(usize),
+}
+
+/// Applies pending migrations, or in `verify` mode only reports how far the
+/// schema is behind.
+pub async fn prepare_schema<M: MigratorTrait>(
+    db: &DatabaseConnection,
+    mode: MigrateMode,
+) -> Result<SchemaState, DbErr> {
+    match mode {
+        MigrateMode::Apply => {
+            M::up(db, None).await?;
+            Ok(SchemaState::Current)
+        }
+        MigrateMode::Verify => schema_state::<M>(db).await,
+    }
+}
+
+/// How far the schema is behind the migrations compiled into this binary.
+pub async fn schema_state<M: MigratorTrait>(db: &DatabaseConnection) -> Result<SchemaState, DbErr> {
+    let pending = M::get_pending_migrations(db).await?.len();
+    Ok(if pending == 0 { SchemaState::Current } else { SchemaState::Behind(pending) })
+}

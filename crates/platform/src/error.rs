@@ -1,0 +1,191 @@
+//! `tonic::Status` with rich details (google.rpc error model), built the same
+//! way in every service: field violations for bad input, `ResourceInfo` for
+//! missing resources, `ErrorInfo` + `PreconditionFailure` for refusals.
+
+use std::{collections::HashMap, error::Error as StdError, fmt::Write as _};
+
+use sea_orm::DbErr;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The `ErrorInfo.domain` of every caravan error.
+pub const ERROR_DOMAIN: &str = "caravan";
+
+/// Collects every problem of a request before answering, so a partner fixes
+/// all of them in one round trip.
+#[derive(Debug, Default)]
+pub struct FieldViolations(Vec<FieldViolation>);
+
+impl FieldViolations {
+    /// No violations yet.
+    pub fn new() -> Self {
+        FieldViolations::default()
+    }
+
+    /// Records that `field` (a path like `product.title.en` or `lines[2].quantity`) is invalid.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Records a violation unless `ok`.
+    pub fn check(&mut self, ok: bool, field: impl Into<String>, description: impl Into<String>) {
+        if !ok {
+            self.add(field, description);
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was recorded, else `INVALID_ARGUMENT` with every violation.
+    pub fn into_result(self) -> Result<(), Status> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut message = String::from("invalid request: ");
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                message.push_str("; ");
+            }
+            let _ = write!(message, "{}: {}", v.field, v.description);
+        }
+        let mut details = ErrorDetails::with_bad_request(self.0);
+        details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
+        Err(Status::with_error_details(Code::InvalidArgument, message, details))
+    }
+}
+
+/// `INVALID_ARGUMENT` for one field.
+pub fn invalid_argument(field: impl Into<String>, description: impl Into<String>) -> Status {
+    let mut violations = FieldViolations::new();
+    violations.add(field, description);
+    match violations.into_result() {
+        Err(status) => status,
+        Ok(()) => unreachable!("one violation was added"),
+    }
+}
+
+/// `NOT_FOUND` with `ResourceInfo` naming the resource.
+pub fn not_found(resource_type: &str, name: &str) -> Status {
+    Status::with_error_details(
+        Code::NotFound,
+        format!("{resource_type} `{name}` not found"),
+        ErrorDetails::with_resource_info(resource_type, name, "", "does not exist"),
+    )
+}
+
+/// `ALREADY_EXISTS` with `ResourceInfo` naming the resource.
+pub fn already_exists(resource_type: &str, name: &str) -> Status {
+    Status::with_error_details(
+        Code::AlreadyExists,
+        format!("{resource_type} `{name}` already exists"),
+        ErrorDetails::with_resource_info(resource_type, name, "", "already exists"),
+    )
+}
+
+/// `FAILED_PRECONDITION` with `ErrorInfo{reason}` and one precondition
+/// violation on `subject`.
+pub fn failed_precondition(
+    reason: &str,
+    subject: &str,
+    message: impl Into<String>,
+    metadata: HashMap<String, String>,
+) -> Status {
+    let message = message.into();
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    details.add_precondition_failure_violation(reason, subject, message.clone());
+    Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
+/// `ABORTED` with `ErrorInfo{reason: "ETAG_MISMATCH"}`: the client read a stale
+/// version; it should read again and retry.
+pub fn etag_mismatch(resource_type: &str, name: &str) -> Status {
+    let metadata = HashMap::from([("resource".to_owned(), name.to_owned())]);
+    Status::with_error_details(
+        Code::Aborted,
+        format!("{resource_type} `{name}` changed since it was read (etag mismatch); read it again"),
+        ErrorDetails::with_error_info("ETAG_MISMATCH", ERROR_DOMAIN, metadata),
+    )
+}
+
+/// A failure of ours: the whole cause chain goes to the log (with the trace
+/// ids of the current span), the client gets a short message, never SQL.
+pub fn internal(context: &str, error: &(dyn StdError + 'static)) -> Status {
+    tracing::error!(error = %chain(error), "{context}");
+    Status::internal(format!("internal error: {context}"))
+}
+
+/// Maps a database error: a database we cannot reach (or a pool timeout) is
+/// `UNAVAILABLE`, which callers may retry; anything else is `INTERNAL`.
+pub fn database(context: &str, error: DbErr) -> Status {
+    match &error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            tracing::warn!(error = %chain(&error), "{context}: database unavailable");
+            Status::unavailable(format!("database unavailable: {context}"))
+        }
+        _ => internal(context, &error),
+    }
+}
+
+/// `error: cause: cause`, the whole `source()` chain on one line.
+pub fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_carry_every_field() {
+        let mut v = FieldViolations::new();
+        v.check(true, "ok", "never recorded");
+        v.add("product.title.en", "required");
+        v.add("lines[1].quantity", "must be at least 1");
+        let status = v.into_result().unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details.bad_request().unwrap().field_violations.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["product.title.en", "lines[1].quantity"]);
+        assert_eq!(details.error_info().unwrap().domain, ERROR_DOMAIN);
+        assert!(status.message().contains("lines[1].quantity: must be at least 1"));
+    }
+
+    #[test]
+    fn empty_violations_are_ok() {
+        assert!(FieldViolations::new().into_result().is_ok());
+    }
+
+    #[test]
+    fn not_found_names_the_resource() {
+        let status = not_found("caravan.catalog.v1.Product", "products/walnuts");
+        assert_eq!(status.code(), Code::NotFound);
+        let info = status.get_error_details().resource_info().cloned().unwrap();
+        assert_eq!(info.resource_name, "products/walnuts");
+    }
+
+    #[test]
+    fn failed_precondition_has_reason() {
+        let status = failed_precondition("INSUFFICIENT_STOCK", "products/raisins", "only 2 left", HashMap::new());
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "INSUFFICIENT_STOCK");
+        assert_eq!(details.precondition_failure().unwrap().violations[0].subject, "products/raisins");
+    }
+
+    #[test]
+    fn internal_hides_the_cause_from_the_client() {
+        let err = std::io::Error::other("SELECT * FROM secret_table failed");
+        let status = internal("loading product", &err);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret_table"));
+    }
+}

@@ -1,0 +1,19 @@
+//! Mechanisms shared by every caravan service, so a service crate holds only
+//! its own domain: typed configuration, logging, database connection and
+//! migrations, the gRPC server (health, reflection, drain), channels to other
+//! services, rich errors, and the test harness.
+
+pub mod app;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod paging;
+pub mod resource;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+pub mod time;
+
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,214 @@
+//! The gRPC server every service runs: its routes plus health and reflection,
+//! a health watcher that reflects the database, and a graceful drain.
+//!
+//! Bind first, then serve: [`GrpcServer::bind`] returns as soon as the port is
+//! held (port 0 picks a free one), so tests and `caravan up` know the address
+//! before anything is spawned.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    config::MigrateMode,
+    db::{SchemaState, schema_state},
+};
+
+/// The standard gRPC health service name.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// The reflection service names grpcurl and other tools look for.
+pub const REFLECTION_SERVICES: [&str; 2] =
+    ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
+/// A bound, not yet serving, gRPC listener.
+#[derive(Debug)]
+pub struct GrpcServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+/// What the server needs to know about the service it serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Fully qualified gRPC name of the service, e.g. `caravan.catalog.v1.CatalogService`.
+    pub service_name: &'static str,
+    /// The service's database, watched by health.
+    pub db: DatabaseConnection,
+    /// In `verify` mode health also requires the schema to be current.
+    pub migrate: MigrateMode,
+    /// How often health re-checks.
+    pub health_check_interval: Duration,
+    /// How long in-flight calls may run once shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl GrpcServer {
+    /// Binds `addr`; port 0 picks a free port.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(GrpcServer { listener, local_addr })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `routes` plus health and reflection until `shutdown` is
+    /// cancelled, then drains: health turns NOT_SERVING, no new connection is
+    /// accepted, in-flight calls get `shutdown_grace` to finish, and the
+    /// database pool is closed.
+    pub async fn serve<M: MigratorTrait>(
+        self,
+        routes: Routes,
+        options: ServeOptions,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let ServeOptions { service_name, db, migrate, health_check_interval, shutdown_grace } = options;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Health { reporter, service_name };
+        // The first verdict is known before the first connection is accepted.
+        let first = check::<M>(&db, migrate, health_check_interval).await;
+        health.set(first.clone()).await;
+
+        let reflection_v1 = reflection_builder(service_name).build_v1()?;
+        let reflection_v1alpha = reflection_builder(service_name).build_v1alpha()?;
+        let routes = routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+
+        let watcher = tokio::spawn({
+            let health = health.clone();
+            let db = db.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                let mut ticker = tokio::time::interval(health_check_interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticker.tick().await;
+                let mut last = first;
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        _ = ticker.tick() => {}
+                    }
+                    let verdict = check::<M>(&db, migrate, health_check_interval).await;
+                    if shutdown.is_cancelled() {
+                        break;
+                    }
+                    if verdict != last {
+                        health.set(verdict.clone()).await;
+                        last = verdict;
+                    }
+                }
+            }
+        });
+
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let signal = {
+            let health = health.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                health.set(Verdict::NotServing("shutting down".into())).await;
+                tracing::info!(service = service_name, "shutdown: draining in-flight calls");
+            }
+        };
+        let serve = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, signal);
+        tracing::info!(service = service_name, addr = %self.local_addr, "serving gRPC");
+
+        let result = tokio::select! {
+            result = serve => result.map_err(anyhow::Error::from),
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(shutdown_grace).await;
+            } => {
+                tracing::warn!(service = service_name, grace = ?shutdown_grace, "grace period over: dropping remaining calls");
+                Ok(())
+            }
+        };
+        watcher.abort();
+        if let Err(e) = db.close().await {
+            tracing::warn!(service = service_name, error = %e, "closing the database pool");
+        }
+        tracing::info!(service = service_name, "stopped");
+        result
+    }
+}
+
+fn reflection_builder(service_name: &str) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(caravan_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc error details, so tools like grpcurl can print them.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .with_service_name(service_name)
+        .with_service_name(HEALTH_SERVICE);
+    for name in REFLECTION_SERVICES {
+        builder = builder.with_service_name(name);
+    }
+    builder
+}
+
+/// Health's verdict on the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Serving,
+    NotServing(String),
+}
+
+async fn check<M: MigratorTrait>(db: &DatabaseConnection, migrate: MigrateMode, limit: Duration) -> Verdict {
+    let limit = limit.max(Duration::from_secs(1));
+    let probe = async {
+        db.ping().await.map_err(|e| format!("database unreachable: {e}"))?;
+        if migrate == MigrateMode::Verify {
+            match schema_state::<M>(db).await {
+                Ok(SchemaState::Current) => {}
+                Ok(SchemaState::Behind(n)) => return Err(format!("schema is {n} migration(s) behind")),
+                Err(e) => return Err(format!("cannot read migration state: {e}")),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limit, probe).await {
+        Ok(Ok(())) => Verdict::Serving,
+        Ok(Err(reason)) => Verdict::NotServing(reason),
+        Err(_) => Verdict::NotServing(format!("database check took longer than {limit:?}")),
+    }
+}
+
+#[derive(Clone)]
+struct Health {
+    reporter: HealthReporter,
+    service_name: &'static str,
+}
+
+impl Health {
+    async fn set(&self, verdict: Verdict) {
+        let status = match &verdict {
+            Verdict::Serving => {
+                tracing::info!(service = self.service_name, "health: SERVING");
+                ServingStatus::Serving
+            }
+            Verdict::NotServing(reason) => {
+                tracing::warn!(service = self.service_name, reason, "health: NOT_SERVING");
+                ServingStatus::NotServing
+            }
+        };
+        // "" is the whole server (what Kubernetes probes ask by default).
+        self.reporter.set_service_status("", status).await;
+        self.reporter.set_service_status(self.service_name, status).await;
+    }
+}

@@ -1,0 +1,182 @@
+//! Test harness: a fresh database per test through the real migrations.
+//!
+//! SQLite (default): a temporary file, removed when the test ends.
+//! PostgreSQL (when `CARAVAN_TEST_DATABASE_URL` is set to a server URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`): a database cloned from a
+//! template that was migrated once per service and migration set, built under
+//! `pg_advisory_lock` because test processes run in parallel; dropped
+//! `WITH (FORCE)` when the test ends. Every name starts with
+//! [`PG_TEST_PREFIX`], so `.ci/run` can sweep leftovers of killed runs.
+
+use std::{
+    collections::hash_map::DefaultHasher,
+    hash::{Hash, Hasher},
+    net::SocketAddr,
+    path::Path,
+};
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm_migration::MigratorTrait;
+use tempfile::TempDir;
+use url::Url;
+
+use crate::config::{DatabaseConfig, ServiceConfig, ServiceKind};
+
+/// Every PostgreSQL database the harness creates starts with this.
+pub const PG_TEST_PREFIX: &str = "caravan_test_";
+/// The variable naming the PostgreSQL server for tests.
+pub const PG_URL_VARIABLE: &str = "CARAVAN_TEST_DATABASE_URL";
+/// Test pools stay small: the server allows 100 connections and tests run in parallel.
+pub const TEST_POOL_SIZE: u32 = 4;
+
+/// A database that lives as long as this value.
+#[derive(Debug)]
+pub struct TestDatabase {
+    config: DatabaseConfig,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite { _dir: TempDir },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A fresh, migrated database for `service`.
+    pub async fn new<M: MigratorTrait>(service: ServiceKind) -> anyhow::Result<Self> {
+        match std::env::var(PG_URL_VARIABLE) {
+            Ok(url) if !url.trim().is_empty() => Self::postgres::<M>(service, url.trim()).await,
+            _ => Self::sqlite::<M>(service).await,
+        }
+    }
+
+    /// Settings to connect to it (small pool).
+    pub fn config(&self) -> DatabaseConfig {
+        self.config.clone()
+    }
+
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// A new pool on it, through the same code the services use.
+    pub async fn connect(&self) -> anyhow::Result<DatabaseConnection> {
+        Ok(crate::db::connect(&self.config).await?)
+    }
+
+    async fn sqlite<M: MigratorTrait>(service: ServiceKind) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("caravan-test-").tempdir()?;
+        let config = DatabaseConfig::sqlite_file(&dir.path().join(format!("{service}.db")));
+        let db = crate::db::connect(&config).await?;
+        M::up(&db, None).await?;
+        db.close().await?;
+        Ok(TestDatabase { config, backend: Backend::Sqlite { _dir: dir } })
+    }
+
+    async fn postgres<M: MigratorTrait>(service: ServiceKind, server_url: &str) -> anyhow::Result<Self> {
+        let admin_url = with_database(server_url, "postgres")?;
+        let template = format!("{PG_TEST_PREFIX}tpl_{service}_{:016x}", migration_fingerprint::<M>());
+        let name = format!("{PG_TEST_PREFIX}{service}_{}", uuid::Uuid::new_v4().simple());
+
+        let admin = Database::connect(&admin_url).await?;
+        // Session-level lock on a dedicated connection: build the template once,
+        // and clone it while no one else is connected to it.
+        let lock_key = 0x6361_7261_7661_6e00_i64; // "caravan\0"
+        admin.execute_unprepared(&format!("SELECT pg_advisory_lock({lock_key})")).await?;
+        let result = async {
+            let exists = admin
+                .query_one_raw(Statement::from_string(
+                    admin.get_database_backend(),
+                    format!("SELECT 1 FROM pg_database WHERE datname = '{template}'"),
+                ))
+                .await?
+                .is_some();
+            if !exists {
+                admin.execute_unprepared(&format!("CREATE DATABASE \"{template}\"")).await?;
+                let tpl =
+                    crate::db::connect(&small(DatabaseConfig::new(with_database(server_url, &template)?))).await?;
+                let migrated = M::up(&tpl, None).await;
+                tpl.close().await?;
+                if let Err(e) = migrated {
+                    admin.execute_unprepared(&format!("DROP DATABASE \"{template}\" WITH (FORCE)")).await?;
+                    return Err(anyhow::Error::from(e).context("migrating the template database"));
+                }
+            }
+            admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        admin.execute_unprepared(&format!("SELECT pg_advisory_unlock({lock_key})")).await?;
+        admin.close().await?;
+        result?;
+
+        let config = small(DatabaseConfig::new(with_database(server_url, &name)?));
+        Ok(TestDatabase { config, backend: Backend::Postgres { admin_url, name } })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Backend::Postgres { admin_url, name } = &self.backend else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop cannot be async: use a runtime of our own on a thread of our own,
+        // which works whether or not the test's runtime is still running.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let admin = Database::connect(&admin_url).await?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
+                admin.close().await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: could not drop test database: {e:#}"),
+            Err(_) => eprintln!("warning: dropping the test database panicked"),
+        }
+    }
+}
+
+fn small(mut config: DatabaseConfig) -> DatabaseConfig {
+    config.max_connections = TEST_POOL_SIZE;
+    config
+}
+
+/// Changes whenever the migration list changes, so a new migration gets a new template.
+fn migration_fingerprint<M: MigratorTrait>() -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for migration in M::migrations() {
+        migration.name().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn with_database(server_url: &str, database: &str) -> anyhow::Result<String> {
+    let mut url = Url::parse(server_url).map_err(|e| anyhow::anyhow!("{PG_URL_VARIABLE} is not a URL: {e}"))?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
+}
+
+/// The configuration of a service under test: loopback port 0, the given
+/// database, upstreams as given (unknown ones point at a closed port).
+pub fn service_config(
+    service: ServiceKind,
+    database: DatabaseConfig,
+    upstreams: &[(ServiceKind, SocketAddr)],
+) -> ServiceConfig {
+    let mut config = ServiceConfig::local(service, Path::new("."));
+    config.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.database = database;
+    config.shutdown_grace = std::time::Duration::from_secs(2);
+    config.health_check_interval = std::time::Duration::from_millis(200);
+    for &(kind, addr) in upstreams {
+        config.upstreams.insert(kind, crate::config::loopback_url(addr.port()));
+    }
+    config
+}

@@ -1,0 +1,245 @@
+//! gRPC handlers: protobuf in, domain values through the store, protobuf out.
+//! The only module of the crate that sees prost types.
+
+use caravan_platform::{
+    error::FieldViolations,
+    paging,
+    resource::{self, ID_RULE},
+    time::SharedClock,
+};
+use caravan_proto::{
+    scheduling::v1::{self as pb, scheduling_service_server::SchedulingService},
+    timestamp_from_micros,
+};
+use futures::stream::BoxStream;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{CountryName, Host, HostFields, check_text},
+    error::Error,
+    store::Store,
+    upstream::Upstream,
+};
+
+/// Default and largest page of list methods.
+const PAGE: (u64, u64) = (50, 500);
+
+/// Scheduling's gRPC service.
+#[derive(Debug, Clone)]
+pub struct SchedulingApi {
+    store: Store,
+    upstream: Upstream,
+    clock: SharedClock,
+}
+
+impl SchedulingApi {
+    /// Handlers over `store`, calling `upstream`, reading the time from `clock`.
+    pub fn new(store: Store, upstream: Upstream, clock: SharedClock) -> Self {
+        SchedulingApi { store, upstream, clock }
+    }
+}
+
+/// Campaigns, channels and shows arrive with the scheduling issue; until then
+/// their RPCs answer UNIMPLEMENTED rather than pretend.
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
+}
+
+#[tonic::async_trait]
+impl SchedulingService for SchedulingApi {
+    type WatchShowStream = BoxStream<'static, Result<pb::WatchShowResponse, Status>>;
+
+    #[tracing::instrument(skip_all, fields(host_id = %request.get_ref().host_id))]
+    async fn create_host(&self, request: Request<pb::CreateHostRequest>) -> Result<Response<pb::Host>, Status> {
+        // request_id: idempotency arrives with the platform mechanism; a
+        // repeated create with the same host_id already answers ALREADY_EXISTS.
+        let pb::CreateHostRequest { host, host_id, request_id: _ } = request.into_inner();
+        let mut violations = FieldViolations::new();
+        if !host_id.is_empty() && !resource::valid_id(&host_id) {
+            violations.add("host_id", ID_RULE);
+        }
+        let fields = match host {
+            None => {
+                violations.add("host", "is required");
+                None
+            }
+            Some(host) => host_fields(host, &mut violations),
+        };
+        violations.into_result()?;
+        let Some(fields) = fields else {
+            return Err(Status::invalid_argument("host is invalid"));
+        };
+        if !self.upstream.country_exists(&fields.country).await? {
+            return Err(Error::InvalidReference {
+                field: "host.country",
+                message: format!("{} is not a country the catalog knows", fields.country),
+            }
+            .into());
+        }
+        let id = if host_id.is_empty() { resource::new_id('h') } else { host_id };
+        let host = self.store.insert_host(&id, &fields, self.clock.now()).await?;
+        Ok(Response::new(host_to_pb(host)))
+    }
+
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn get_host(&self, request: Request<pb::GetHostRequest>) -> Result<Response<pb::Host>, Status> {
+        let pb::GetHostRequest { name } = request.into_inner();
+        let id =
+            resource::parse_name(&name, "hosts").map_err(|e| caravan_platform::error::invalid_argument("name", e))?;
+        let host = self.store.host(id).await?;
+        Ok(Response::new(host_to_pb(host)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_hosts(
+        &self,
+        request: Request<pb::ListHostsRequest>,
+    ) -> Result<Response<pb::ListHostsResponse>, Status> {
+        let pb::ListHostsRequest { page_size, page_token, country } = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let size = paging::page_size(page_size, PAGE.0, PAGE.1)
+            .map_err(|_| violations.add("page_size", "must not be negative"))
+            .ok();
+        let after = paging::decode_token(&page_token)
+            .map_err(|_| violations.add("page_token", "not a token returned by ListHosts"))
+            .ok();
+        let country = if country.is_empty() {
+            Some(None)
+        } else {
+            CountryName::parse(&country).map(Some).map_err(|e| violations.add("country", e)).ok()
+        };
+        violations.into_result()?;
+        let (Some(size), Some(after), Some(country)) = (size, after, country) else {
+            return Err(Status::invalid_argument("request is invalid"));
+        };
+        // One more than asked tells whether another page exists.
+        let mut hosts = self.store.hosts(after.as_deref(), country.as_ref(), size + 1).await?;
+        let next_page_token = if hosts.len() as u64 > size {
+            hosts.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            hosts.last().map(|h| paging::encode_token(&h.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListHostsResponse { hosts: hosts.into_iter().map(host_to_pb).collect(), next_page_token }))
+    }
+
+    async fn create_campaign(&self, _: Request<pb::CreateCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
+        Err(not_yet("CreateCampaign"))
+    }
+
+    async fn get_campaign(&self, _: Request<pb::GetCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
+        Err(not_yet("GetCampaign"))
+    }
+
+    async fn list_campaigns(
+        &self,
+        _: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
+        Err(not_yet("ListCampaigns"))
+    }
+
+    async fn update_campaign(&self, _: Request<pb::UpdateCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
+        Err(not_yet("UpdateCampaign"))
+    }
+
+    async fn create_channel(&self, _: Request<pb::CreateChannelRequest>) -> Result<Response<pb::Channel>, Status> {
+        Err(not_yet("CreateChannel"))
+    }
+
+    async fn get_channel(&self, _: Request<pb::GetChannelRequest>) -> Result<Response<pb::Channel>, Status> {
+        Err(not_yet("GetChannel"))
+    }
+
+    async fn list_channels(
+        &self,
+        _: Request<pb::ListChannelsRequest>,
+    ) -> Result<Response<pb::ListChannelsResponse>, Status> {
+        Err(not_yet("ListChannels"))
+    }
+
+    async fn update_channel(&self, _: Request<pb::UpdateChannelRequest>) -> Result<Response<pb::Channel>, Status> {
+        Err(not_yet("UpdateChannel"))
+    }
+
+    async fn update_host(&self, _: Request<pb::UpdateHostRequest>) -> Result<Response<pb::Host>, Status> {
+        Err(not_yet("UpdateHost"))
+    }
+
+    async fn create_show(&self, _: Request<pb::CreateShowRequest>) -> Result<Response<pb::Show>, Status> {
+        Err(not_yet("CreateShow"))
+    }
+
+    async fn get_show(&self, _: Request<pb::GetShowRequest>) -> Result<Response<pb::Show>, Status> {
+        Err(not_yet("GetShow"))
+    }
+
+    async fn list_shows(&self, _: Request<pb::ListShowsRequest>) -> Result<Response<pb::ListShowsResponse>, Status> {
+        Err(not_yet("ListShows"))
+    }
+
+    async fn update_show(&self, _: Request<pb::UpdateShowRequest>) -> Result<Response<pb::Show>, Status> {
+        Err(not_yet("UpdateShow"))
+    }
+
+    async fn start_show(&self, _: Request<pb::StartShowRequest>) -> Result<Response<pb::Show>, Status> {
+        Err(not_yet("StartShow"))
+    }
+
+    async fn end_show(&self, _: Request<pb::EndShowRequest>) -> Result<Response<pb::Show>, Status> {
+        Err(not_yet("EndShow"))
+    }
+
+    async fn cancel_show(&self, _: Request<pb::CancelShowRequest>) -> Result<Response<pb::Show>, Status> {
+        Err(not_yet("CancelShow"))
+    }
+
+    async fn pin_product(&self, _: Request<pb::PinProductRequest>) -> Result<Response<pb::Show>, Status> {
+        Err(not_yet("PinProduct"))
+    }
+
+    async fn get_live_offers(
+        &self,
+        _: Request<pb::GetLiveOffersRequest>,
+    ) -> Result<Response<pb::GetLiveOffersResponse>, Status> {
+        Err(not_yet("GetLiveOffers"))
+    }
+
+    async fn watch_show(&self, _: Request<pb::WatchShowRequest>) -> Result<Response<Self::WatchShowStream>, Status> {
+        Err(not_yet("WatchShow"))
+    }
+}
+
+/// Validates a host from a request; output-only fields are ignored.
+fn host_fields(host: pb::Host, violations: &mut FieldViolations) -> Option<HostFields> {
+    let pb::Host { name: _, display_name, title, country, embassy, etag: _, create_time: _, update_time: _ } = host;
+    let mut ok = true;
+    for (field, value, required) in
+        [("host.display_name", &display_name, true), ("host.title", &title, false), ("host.embassy", &embassy, false)]
+    {
+        if let Err(e) = check_text(value, required) {
+            violations.add(field, e);
+            ok = false;
+        }
+    }
+    let country = CountryName::parse(&country).map_err(|e| violations.add("host.country", e)).ok();
+    match (ok, country) {
+        (true, Some(country)) => Some(HostFields { display_name, title, country, embassy }),
+        _ => None,
+    }
+}
+
+fn host_to_pb(host: Host) -> pb::Host {
+    let etag = host.etag();
+    let Host { id, fields: HostFields { display_name, title, country, embassy }, version: _, create_time, update_time } =
+        host;
+    pb::Host {
+        name: format!("hosts/{id}"),
+        display_name,
+        title,
+        country: country.to_string(),
+        embassy,
+        etag,
+        create_time: Some(timestamp_from_micros(create_time.0)),
+        update_time: Some(timestamp_from_micros(update_time.0)),
+    }
+}

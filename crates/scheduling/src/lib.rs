@@ -1,0 +1,46 @@
+//! The scheduling service: the festival's timetable (campaigns, channels,
+//! hosts, shows and their line-ups). It calls catalog and inventory.
+//!
+//! `api` converts protobuf to domain values and back, `domain` holds the
+//! rules (pure), `store` the sea-orm entities and queries, `migration` the
+//! schema, `upstream` the clients of the services it calls.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod migration;
+pub mod store;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use caravan_platform::{
+    app::{self, ServiceHost},
+    config::ServiceKind,
+    time::SystemClock,
+};
+use caravan_proto::scheduling::v1::scheduling_service_server::{SERVICE_NAME, SchedulingServiceServer};
+use tonic::service::Routes;
+
+pub use migration::Migrator;
+
+/// Scheduling as the platform runs it.
+#[derive(Debug)]
+pub struct Scheduling;
+
+impl app::Service for Scheduling {
+    const KIND: ServiceKind = ServiceKind::Scheduling;
+    const NAME: &'static str = SERVICE_NAME;
+    type Migrator = Migrator;
+
+    fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
+        let upstream = upstream::Upstream::connect(host.config())?;
+        let api = api::SchedulingApi::new(store::Store::new(host.db().clone()), upstream, Arc::new(SystemClock));
+        let server = SchedulingServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
+        Ok(Routes::new(server))
+    }
+}
+
+/// The scheduling service, built and bound: `Application::build(config)`,
+/// then `port()` and `run_until_stopped(shutdown)`.
+pub type Application = app::Application<Scheduling>;

@@ -1,0 +1,22 @@
+#![allow(elided_lifetimes_in_paths)] // MigrationTrait is an async_trait whose `SchemaManager` lifetime must stay elided.
+
+//! Scheduling's schema, one migration per file. Append-only.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_create_hosts;
+
+/// Every scheduling migration, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_create_hosts::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "scheduling_migrations".into_iden()
+    }
+}

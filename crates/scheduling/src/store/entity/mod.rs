@@ -1,0 +1,3 @@
+//! sea-orm entities of scheduling's tables.
+
+pub mod host;

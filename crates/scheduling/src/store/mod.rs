@@ -1,0 +1,91 @@
+//! Scheduling's storage: sea-orm entities and queries. The only module that
+//! sees sea-orm.
+
+mod entity;
+
+use caravan_platform::time::Micros;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+};
+
+use crate::{
+    domain::{CountryName, Host, HostFields},
+    error::Error,
+};
+use entity::host;
+
+const HOST: &str = "caravan.scheduling.v1.Host";
+
+/// Queries against scheduling's own database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// A store on `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Store { db }
+    }
+
+    /// Inserts a new host; a taken id is `AlreadyExists`.
+    pub async fn insert_host(&self, id: &str, fields: &HostFields, now: Micros) -> Result<Host, Error> {
+        let row = host::ActiveModel {
+            id: Set(id.to_owned()),
+            display_name: Set(fields.display_name.clone()),
+            title: Set(fields.title.clone()),
+            country: Set(fields.country.to_string()),
+            embassy: Set(fields.embassy.clone()),
+            version: Set(1),
+            create_time: Set(now.0),
+            update_time: Set(now.0),
+        };
+        match host::Entity::insert(row).exec(&self.db).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(Error::AlreadyExists { kind: HOST, name: format!("hosts/{id}") });
+            }
+            Err(e) => return Err(Error::db("inserting a host")(e)),
+        }
+        Ok(Host { id: id.to_owned(), fields: fields.clone(), version: 1, create_time: now, update_time: now })
+    }
+
+    /// One host.
+    pub async fn host(&self, id: &str) -> Result<Host, Error> {
+        host::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(Error::db("reading a host"))?
+            .ok_or_else(|| Error::NotFound { kind: HOST, name: format!("hosts/{id}") })
+            .and_then(to_domain)
+    }
+
+    /// Up to `limit` hosts after `after` (by id), optionally of one country.
+    pub async fn hosts(
+        &self,
+        after: Option<&str>,
+        country: Option<&CountryName>,
+        limit: u64,
+    ) -> Result<Vec<Host>, Error> {
+        let mut query = host::Entity::find().order_by_asc(host::Column::Id).limit(limit);
+        if let Some(after) = after {
+            query = query.filter(host::Column::Id.gt(after));
+        }
+        if let Some(country) = country {
+            query = query.filter(host::Column::Country.eq(country.to_string()));
+        }
+        query.all(&self.db).await.map_err(Error::db("listing hosts"))?.into_iter().map(to_domain).collect()
+    }
+}
+
+fn to_domain(row: host::Model) -> Result<Host, Error> {
+    let host::Model { id, display_name, title, country, embassy, version, create_time, update_time } = row;
+    let country = CountryName::parse(&country).map_err(|e| Error::Corrupt(format!("hosts.country: {e}")))?;
+    Ok(Host {
+        id,
+        fields: HostFields { display_name, title, country, embassy },
+        version,
+        create_time: Micros(create_time),
+        update_time: Micros(update_time),
+    })
+}
