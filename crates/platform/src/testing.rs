@@ -180,3 +180,106 @@ pub fn service_config(
     }
     config
 }
+
+/// A service running on a loopback port with a fresh database, for tests.
+/// Dropping it stops the server.
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    token: crate::CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    database: TestDatabase,
+}
+
+impl TestServer {
+    /// Starts service `S` on port 0 with a fresh database; `upstreams` are
+    /// the addresses of the services it calls (others point at closed ports).
+    pub async fn start<S: crate::app::Service>(upstreams: &[(ServiceKind, SocketAddr)]) -> anyhow::Result<Self> {
+        crate::telemetry::init_for_tests();
+        let database = TestDatabase::new::<S::Migrator>(S::KIND).await?;
+        let mut config = service_config(S::KIND, database.config(), upstreams);
+        for kind in S::KIND.upstreams() {
+            // An upstream the test did not start is a closed port: calls fail
+            // fast with UNAVAILABLE instead of reaching a stray server.
+            config.upstreams.entry(*kind).or_insert_with(|| crate::config::loopback_url(1));
+        }
+        Self::start_with::<S>(config, database).await
+    }
+
+    /// Starts service `S` with `config` (its database must be `database`).
+    pub async fn start_with<S: crate::app::Service>(
+        config: ServiceConfig,
+        database: TestDatabase,
+    ) -> anyhow::Result<Self> {
+        let app = crate::app::Application::<S>::build(config).await?;
+        let addr = app.local_addr();
+        let token = crate::CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(token.clone()));
+        Ok(TestServer { addr, token, handle: Some(handle), database })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its database.
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
+    }
+
+    /// A channel to it (connected on first use).
+    pub fn channel(&self) -> tonic::transport::Channel {
+        match tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr)) {
+            Ok(endpoint) => endpoint.connect_lazy(),
+            Err(e) => unreachable!("a socket address is a valid URI: {e}"),
+        }
+    }
+
+    /// Stops it and waits for the drain to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.token.cancel();
+        match self.handle.take() {
+            Some(handle) => handle.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// The health status `service` (`""` for the whole server) reports at `addr`.
+pub async fn health_status(
+    addr: SocketAddr,
+    service: &str,
+) -> anyhow::Result<tonic_health::pb::health_check_response::ServingStatus> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+    let mut client = HealthClient::new(channel);
+    let response = client.check(HealthCheckRequest { service: service.to_owned() }).await?;
+    Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown))
+}
+
+/// Polls `check` until it returns `true` or `timeout` passes (for states
+/// that change in the background, such as health; never to wait for a server
+/// to start, which is bound before it is spawned).
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

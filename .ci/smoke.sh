@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Starts `caravan up` on spare ports and checks it the way a partner and an SRE
+# would: grpcurl (reflection v1alpha) lists each service, health says SERVING,
+# and the README's example calls work.
+set -euo pipefail
+CARAVAN=$1
+GRPCURL=$2
+DIR=$3
+cd "$DIR"
+
+"$CARAVAN" up --catalog-port 51051 --scheduling-port 51052 --inventory-port 51053 --orders-port 51054 \
+  >up.log 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+
+for port in 51051 51052 51053 51054; do
+  for _ in $(seq 1 100); do
+    "$GRPCURL" -plaintext -max-time 1 localhost:$port list >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+
+expect() { # expect <port> <service> <words…>
+  local port=$1 service=$2
+  shift 2
+  local out
+  out=$("$GRPCURL" -plaintext localhost:$port list)
+  for word in "$service" grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
+    grep -qx "$word" <<<"$out" || { echo "port $port does not list $word:"; echo "$out"; exit 1; }
+  done
+  out=$("$GRPCURL" -plaintext -d '{"service":""}' localhost:$port grpc.health.v1.Health/Check)
+  grep -q SERVING <<<"$out" || { echo "port $port health: $out"; exit 1; }
+}
+expect 51051 caravan.catalog.v1.CatalogService
+expect 51052 caravan.scheduling.v1.SchedulingService
+expect 51053 caravan.inventory.v1.InventoryService
+expect 51054 caravan.orders.v1.OrdersService
+
+out=$("$GRPCURL" -plaintext -d '{"name":"countries/IR","as_of":{"year":2022,"month":1,"day":10}}' \
+  localhost:51051 caravan.catalog.v1.CatalogService/GetCountry)
+grep -q SCO_STATUS_OBSERVER <<<"$out" || { echo "GetCountry: $out"; exit 1; }
+out=$("$GRPCURL" -plaintext -d '{"host_id":"olimkhonov","host":{"display_name":"Akmalkhon Olimkhonov","title":"Economic Counselor","country":"countries/UZ","embassy":"Embassy of Uzbekistan in China"}}' \
+  localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost)
+grep -q '"name": "hosts/olimkhonov"' <<<"$out" || { echo "CreateHost: $out"; exit 1; }
+if out=$("$GRPCURL" -plaintext -d '{"host":{"display_name":"Nobody","country":"countries/ZZ"}}' \
+  localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost 2>&1); then
+  echo "CreateHost with an unknown country succeeded: $out"; exit 1
+fi
+grep -q InvalidArgument <<<"$out" && grep -q '"field":"host.country"' <<<"$out" ||
+  { echo "CreateHost unknown country: $out"; exit 1; }
+
+kill -TERM $PID
+wait $PID || { echo "caravan up did not exit cleanly:"; tail -20 up.log; exit 1; }
+trap - EXIT
+[ -f data/catalog.db ] && [ -f data/orders.db ] || { echo "no SQLite files under ./data"; exit 1; }
+echo "smoke: 4 services listed, SERVING, examples answered, clean exit"

@@ -1,0 +1,137 @@
+//! `caravan` as a separate process, as Kubernetes and operators run it:
+//! configuration errors, signals, migrations.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use caravan_platform::{
+    config::ServiceKind,
+    testing::{TestDatabase, eventually, health_status},
+};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const BIN: &str = env!("CARGO_BIN_EXE_caravan");
+
+/// A command with a clean environment: nothing leaks in from the test runner.
+fn caravan(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).env_clear().env("CARAVAN_LOG", "warn").stdin(Stdio::null());
+    command
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Waits without blocking the test's runtime: the server's drain waits for
+/// our client connections to close, which needs that runtime to run.
+async fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("caravan did not exit within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_bad_variable_exits_64_naming_it() {
+    for (var, value) in [
+        ("CARAVAN_MIGRATE", "sometimes"),
+        ("CARAVAN_LISTEN_ADDR", "nowhere"),
+        ("CARAVAN_SHUTDOWN_GRACE", "forever"),
+        ("CARAVAN_CATALOG_URL", "catalog"),
+    ] {
+        let output = caravan(&["serve", "orders"]).env(var, value).output().unwrap();
+        assert_eq!(output.status.code(), Some(64), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}
+
+#[test]
+fn help_explains_every_variable() {
+    let output = caravan(&["--help"]).output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (name, _) in caravan_platform::config::VARIABLES {
+        assert!(help.contains(name), "{name} missing from --help");
+    }
+    for sub in ["up", "serve"] {
+        assert!(help.contains(sub));
+    }
+}
+
+#[tokio::test]
+async fn serve_drains_and_exits_cleanly_on_sigterm_and_sigint() {
+    for signal_name in ["TERM", "INT"] {
+        let database = TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap();
+        let addr = free_addr();
+        let mut child = caravan(&["serve", "inventory"])
+            .env("CARAVAN_LISTEN_ADDR", addr.to_string())
+            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
+            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+            .env("CARAVAN_MIGRATE", "verify")
+            .spawn()
+            .unwrap();
+        let up = eventually(Duration::from_secs(30), || async {
+            matches!(health_status(addr, "").await, Ok(ServingStatus::Serving))
+        })
+        .await;
+        assert!(up, "caravan serve inventory became SERVING");
+        signal(&child, signal_name);
+        let status = wait_exit(&mut child, Duration::from_secs(15)).await;
+        assert!(status.success(), "SIG{signal_name}: {status:?}");
+        assert!(health_status(addr, "").await.is_err(), "port closed after exit");
+    }
+}
+
+#[tokio::test]
+async fn migrate_then_serve_in_verify_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("catalog.db").display());
+    let addr = free_addr();
+    let serve = || {
+        caravan(&["serve", "catalog"])
+            .env("CARAVAN_LISTEN_ADDR", addr.to_string())
+            .env("CARAVAN_DATABASE_URL", &url)
+            .env("CARAVAN_MIGRATE", "verify")
+            .env("CARAVAN_HEALTH_CHECK_INTERVAL", "100ms")
+            .spawn()
+            .unwrap()
+    };
+
+    // Before the migration job: up, but NOT_SERVING.
+    let mut child = serve();
+    let reported = eventually(Duration::from_secs(30), || async {
+        matches!(health_status(addr, "").await, Ok(ServingStatus::NotServing))
+    })
+    .await;
+    assert!(reported, "a replica whose schema is behind reports NOT_SERVING");
+
+    // The migration job; the running replica notices.
+    let migrate = caravan(&["serve", "catalog", "migrate"]).env("CARAVAN_DATABASE_URL", &url).output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let serving = eventually(Duration::from_secs(10), || async {
+        matches!(health_status(addr, "").await, Ok(ServingStatus::Serving))
+    })
+    .await;
+    assert!(serving, "SERVING once migrated");
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).await.success());
+}

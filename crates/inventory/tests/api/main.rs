@@ -1,0 +1,4 @@
+//! Inventory's gRPC API against a real database.
+
+mod helpers;
+mod warehouses;

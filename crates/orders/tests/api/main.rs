@@ -1,0 +1,4 @@
+//! Orders' gRPC API against a real database.
+
+mod helpers;
+mod orders;

@@ -1,0 +1,141 @@
+//! The platform's server against a real database: health reflects the schema
+//! and shutdown, reflection lists what grpcurl needs.
+
+#![allow(elided_lifetimes_in_paths)] // MigrationTrait is an async_trait.
+
+use std::time::Duration;
+
+use caravan_platform::{
+    app::{self, Application, ServiceHost},
+    config::{MigrateMode, ServiceKind},
+    testing::{TestDatabase, eventually, health_status, service_config},
+};
+use sea_orm_migration::{prelude::*, schema::*};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const NAME: &str = "caravan.test.v1.ProbeService";
+
+/// A service with one table and no RPCs of its own.
+#[derive(Debug)]
+struct Probe;
+
+impl app::Service for Probe {
+    const KIND: ServiceKind = ServiceKind::Inventory;
+    const NAME: &'static str = NAME;
+    type Migrator = ProbeMigrator;
+
+    fn routes(_: &ServiceHost<ProbeMigrator>) -> anyhow::Result<Routes> {
+        Ok(Routes::default())
+    }
+}
+
+#[derive(Debug)]
+struct ProbeMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for ProbeMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateProbes)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "probe_migrations".into_iden()
+    }
+}
+
+#[derive(DeriveMigrationName)]
+struct CreateProbes;
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateProbes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(Table::create().table("probes").col(pk_auto("id")).to_owned()).await
+    }
+}
+
+/// A migrator with no migrations: gives a database whose schema is behind
+/// `ProbeMigrator`'s.
+struct Empty;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Empty {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        Vec::new()
+    }
+
+    fn migration_table_name() -> DynIden {
+        "probe_migrations".into_iden()
+    }
+}
+
+async fn status(addr: std::net::SocketAddr, service: &str) -> ServingStatus {
+    health_status(addr, service).await.expect("health answers")
+}
+
+#[tokio::test]
+async fn verify_mode_stays_not_serving_until_the_schema_is_migrated() {
+    let database = TestDatabase::new::<Empty>(ServiceKind::Inventory).await.unwrap();
+    let mut config = service_config(ServiceKind::Inventory, database.config(), &[]);
+    config.migrate = MigrateMode::Verify;
+    let app = Application::<Probe>::build(config.clone()).await.expect("a schema behind is not a start failure");
+    let addr = app.local_addr();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+
+    assert_eq!(status(addr, "").await, ServingStatus::NotServing);
+    assert_eq!(status(addr, NAME).await, ServingStatus::NotServing);
+
+    // What the Kubernetes migration Job does; the replica notices by itself.
+    assert_eq!(app::migrate::<ProbeMigrator>(&config).await.unwrap(), 1);
+    assert!(
+        eventually(Duration::from_secs(10), || async { status(addr, "").await == ServingStatus::Serving }).await,
+        "health turns SERVING once the schema is current"
+    );
+    assert_eq!(status(addr, NAME).await, ServingStatus::Serving);
+
+    token.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn apply_mode_migrates_at_start() {
+    let database = TestDatabase::new::<Empty>(ServiceKind::Inventory).await.unwrap();
+    let config = service_config(ServiceKind::Inventory, database.config(), &[]);
+    let app = Application::<Probe>::build(config.clone()).await.unwrap();
+    let addr = app.local_addr();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    assert_eq!(status(addr, "").await, ServingStatus::Serving);
+    assert_eq!(app::migrate::<ProbeMigrator>(&config).await.unwrap(), 0, "nothing left to apply");
+    token.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_returns() {
+    let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Inventory).await.unwrap();
+    let config = service_config(ServiceKind::Inventory, database.config(), &[]);
+    let app = Application::<Probe>::build(config).await.unwrap();
+    let addr = app.local_addr();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    assert_eq!(status(addr, "").await, ServingStatus::Serving);
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("drained within the grace period")
+        .unwrap()
+        .unwrap();
+    assert!(health_status(addr, "").await.is_err(), "no longer accepting connections");
+}
+
+#[tokio::test]
+async fn a_service_refuses_another_services_configuration() {
+    let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Orders).await.unwrap();
+    let config = service_config(ServiceKind::Orders, database.config(), &[]);
+    let err = Application::<Probe>::build(config).await.unwrap_err();
+    assert!(err.to_string().contains("configuration of orders given to inventory"), "{err}");
+}

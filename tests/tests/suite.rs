@@ -1,0 +1,115 @@
+//! All four services in one process, each with its own fresh database,
+//! talking over real gRPC on loopback, as `caravan up` runs them.
+
+use std::collections::HashMap;
+
+use caravan::suite::Suite;
+use caravan_platform::{
+    CancellationToken,
+    config::ServiceKind,
+    testing::{TestDatabase, health_status, service_config},
+};
+use caravan_proto::scheduling::v1::{
+    CreateHostRequest, GetHostRequest, Host, scheduling_service_client::SchedulingServiceClient,
+};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_types::StatusExt;
+
+struct RunningSuite {
+    suite: Suite,
+    token: CancellationToken,
+    _databases: Vec<TestDatabase>,
+}
+
+async fn start_suite() -> RunningSuite {
+    caravan_platform::telemetry::init_for_tests();
+    let mut databases = HashMap::new();
+    databases.insert(
+        ServiceKind::Catalog,
+        TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap(),
+    );
+    databases.insert(
+        ServiceKind::Scheduling,
+        TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap(),
+    );
+    databases.insert(
+        ServiceKind::Inventory,
+        TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap(),
+    );
+    databases
+        .insert(ServiceKind::Orders, TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap());
+    let token = CancellationToken::new();
+    let suite = Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), token.clone()).await.unwrap();
+    RunningSuite { suite, token, _databases: databases.into_values().collect() }
+}
+
+fn scheduling(suite: &Suite) -> SchedulingServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", suite.addr(ServiceKind::Scheduling)))
+        .unwrap()
+        .connect_lazy();
+    SchedulingServiceClient::new(channel)
+}
+
+#[tokio::test]
+async fn every_service_reports_serving() {
+    let running = start_suite().await;
+    for (kind, name) in [
+        (ServiceKind::Catalog, "caravan.catalog.v1.CatalogService"),
+        (ServiceKind::Scheduling, "caravan.scheduling.v1.SchedulingService"),
+        (ServiceKind::Inventory, "caravan.inventory.v1.InventoryService"),
+        (ServiceKind::Orders, "caravan.orders.v1.OrdersService"),
+    ] {
+        let addr = running.suite.addr(kind);
+        assert_eq!(health_status(addr, "").await.unwrap(), ServingStatus::Serving, "{kind}");
+        assert_eq!(health_status(addr, name).await.unwrap(), ServingStatus::Serving, "{kind} {name}");
+    }
+    running.token.cancel();
+    running.suite.wait().await.expect("every service drains cleanly");
+}
+
+#[tokio::test]
+async fn creating_a_host_asks_catalog_about_the_country() {
+    let running = start_suite().await;
+    let mut client = scheduling(&running.suite);
+    let host = |country: &str| Host {
+        display_name: "Akmalkhon Olimkhonov".into(),
+        title: "Economic Counselor".into(),
+        country: country.into(),
+        embassy: "Embassy of Uzbekistan in China".into(),
+        ..Default::default()
+    };
+
+    // Catalog knows Uzbekistan: the host is created.
+    let created = client
+        .create_host(CreateHostRequest {
+            host: Some(host("countries/UZ")),
+            host_id: "olimkhonov".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create host")
+        .into_inner();
+    assert_eq!(created.name, "hosts/olimkhonov");
+    assert_eq!(created.country, "countries/UZ");
+    let read = client.get_host(GetHostRequest { name: "hosts/olimkhonov".into() }).await.unwrap().into_inner();
+    assert_eq!(read, created);
+
+    // Catalog does not know ZZ: the answer comes back across the boundary as a field violation.
+    let status = client
+        .create_host(CreateHostRequest {
+            host: Some(host("countries/ZZ")),
+            host_id: "nobody".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    assert_eq!(details.bad_request().unwrap().field_violations[0].field, "host.country");
+    let status = client.get_host(GetHostRequest { name: "hosts/nobody".into() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "a refused host is not stored");
+
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
