@@ -1,6 +1,8 @@
 //! All four services in one process, each with its own fresh database,
 //! talking over real gRPC on loopback, as `caravan up` runs them.
 
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
 use std::collections::HashMap;
 
 use caravan::suite::Suite;

@@ -1,6 +1,8 @@
 //! `caravan` as a separate process, as Kubernetes and operators run it:
 //! configuration errors, signals, migrations.
 
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
 use std::{
     net::{SocketAddr, TcpListener},
     process::{Child, Command, ExitStatus, Stdio},

@@ -1,6 +1,7 @@
 //! The platform's server against a real database: health reflects the schema
 //! and shutdown, reflection lists what grpcurl needs.
 
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 #![allow(elided_lifetimes_in_paths)] // MigrationTrait is an async_trait.
 
 use std::time::Duration;

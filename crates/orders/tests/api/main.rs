@@ -1,4 +1,6 @@
 //! Orders' gRPC API against a real database.
 
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
 mod helpers;
 mod orders;
