@@ -9,7 +9,7 @@ DIR=$3
 cd "$DIR"
 
 "$CARAVAN" up --catalog-port 51051 --scheduling-port 51052 --inventory-port 51053 --orders-port 51054 \
-  >up.log 2>&1 &
+  --metrics-port 51464 >up.log 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 
@@ -49,8 +49,19 @@ fi
 grep -q InvalidArgument <<<"$out" && grep -q '"field":"host.country"' <<<"$out" ||
   { echo "CreateHost unknown country: $out"; exit 1; }
 
+# One Prometheus endpoint for the process, a service label per service.
+curl -fsS http://127.0.0.1:51464/metrics >metrics.txt
+for want in 'rpc_server_duration_seconds_count{code="OK",method="caravan.catalog.v1.CatalogService/GetCountry",service="catalog"}' \
+            'rpc_client_duration_seconds_count{code="OK",method="caravan.catalog.v1.CatalogService/GetCountry",service="scheduling"}' \
+            'rpc_server_duration_seconds_count{code="INVALID_ARGUMENT",method="caravan.scheduling.v1.SchedulingService/CreateHost",service="scheduling"}'; do
+  grep -qF "$want" metrics.txt || { echo "metrics lack $want:"; grep rpc_ metrics.txt | head -20; exit 1; }
+done
+if [ -n "${PROMTOOL:-}" ]; then
+  "$PROMTOOL" check metrics <metrics.txt
+fi
+
 kill -TERM $PID
 wait $PID || { echo "caravan up did not exit cleanly:"; tail -20 up.log; exit 1; }
 trap - EXIT
 [ -f data/catalog.db ] && [ -f data/orders.db ] || { echo "no SQLite files under ./data"; exit 1; }
-echo "smoke: 4 services listed, SERVING, examples answered, clean exit"
+echo "smoke: 4 services listed, SERVING, examples answered, metrics scraped, clean exit"

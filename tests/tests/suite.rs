@@ -42,7 +42,8 @@ async fn start_suite() -> RunningSuite {
     databases
         .insert(ServiceKind::Orders, TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap());
     let token = CancellationToken::new();
-    let suite = Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), token.clone()).await.unwrap();
+    let suite =
+        Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone()).await.unwrap();
     RunningSuite { suite, token, _databases: databases.into_values().collect() }
 }
 

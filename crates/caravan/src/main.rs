@@ -1,13 +1,17 @@
 //! `caravan`: run the whole suite in one process (`up`), one service as in
 //! production (`serve`), or only its migrations (`serve <service> migrate`).
 
-use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use caravan::suite::{self, Suite};
 use caravan_platform::{
     CancellationToken,
-    config::{ConfigError, EXIT_CONFIG, LogConfig, MigrateMode, ServiceConfig, ServiceKind, VARIABLES},
-    shutdown, telemetry,
+    config::{
+        ConfigError, EXIT_CONFIG, LogConfig, MigrateMode, ServiceConfig, ServiceKind, VARIABLES, metrics_addr_from_env,
+    },
+    metrics::MetricsServer,
+    shutdown,
+    telemetry::{OtelConfig, Telemetry},
 };
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -55,6 +59,13 @@ struct UpArgs {
     /// Port of orders.
     #[arg(long, env = "CARAVAN_ORDERS_PORT", default_value_t = ServiceKind::Orders.default_port())]
     orders_port: u16,
+    /// Port of the Prometheus /metrics endpoint (all four services, a
+    /// `service` label each).
+    #[arg(long, env = "CARAVAN_METRICS_PORT", default_value_t = 9464)]
+    metrics_port: u16,
+    /// Serve no /metrics endpoint.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 impl UpArgs {
@@ -68,8 +79,15 @@ impl UpArgs {
     }
 }
 
+/// What to run, with every setting already validated.
+enum Plan {
+    Up(UpArgs),
+    Serve { config: ServiceConfig, metrics: Option<SocketAddr> },
+    Migrate(ServiceConfig),
+}
+
 fn main() -> ExitCode {
-    let mut help = String::from("Environment variables (`caravan serve`; `up` reads the CARAVAN_LOG* ones):\n");
+    let mut help = String::from("Environment variables (`caravan serve`; `up` reads CARAVAN_LOG*, OTEL_*):\n");
     for (name, meaning) in VARIABLES {
         help.push_str(&format!("  {name:<32} {meaning}\n"));
     }
@@ -78,15 +96,32 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+
+    // Every setting is checked before anything is bound or started.
     let env: HashMap<String, String> = std::env::vars().collect();
-    let log = match LogConfig::from_env(&env) {
-        Ok(log) => log,
+    let settings = (|| -> Result<_, ConfigError> {
+        let log = LogConfig::from_env(&env)?;
+        let otel = OtelConfig::from_env(&env)?;
+        let plan = match cli.command {
+            Command::Up(args) => Plan::Up(args),
+            Command::Serve { service, action: Some(_) } => Plan::Migrate(ServiceConfig::from_env(service, &env)?),
+            Command::Serve { service, action: None } => {
+                Plan::Serve { config: ServiceConfig::from_env(service, &env)?, metrics: metrics_addr_from_env(&env)? }
+            }
+        };
+        Ok((log, otel, plan))
+    })();
+    let (log, otel, plan) = match settings {
+        Ok(settings) => settings,
         Err(e) => return config_failure(&e),
     };
-    if let Err(e) = telemetry::init(&log) {
-        eprintln!("caravan: {e:#}");
-        return ExitCode::from(EXIT_CONFIG as u8);
-    }
+    let telemetry = match Telemetry::init(&log, &otel) {
+        Ok(telemetry) => Arc::new(telemetry),
+        Err(e) => {
+            eprintln!("caravan: {e:#}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -95,21 +130,22 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Up(args) => up(args).await,
-            Command::Serve { service, action } => {
-                let config = match ServiceConfig::from_env(service, &env) {
-                    Ok(config) => config,
-                    Err(e) => return Ok(config_failure(&e)),
-                };
-                if action.is_some() {
-                    let applied = suite::migrate(&config).await?;
+        let result = match plan {
+            Plan::Up(args) => up(args, &telemetry).await,
+            Plan::Serve { config, metrics } => serve(config, metrics, &telemetry).await,
+            Plan::Migrate(config) => {
+                let service = config.service;
+                let applied = suite::migrate(&config).await;
+                applied.map(|applied| {
                     tracing::info!(%service, applied, "migrations applied");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                serve(config).await
+                    ExitCode::SUCCESS
+                })
             }
-        }
+        };
+        // The exporters need the runtime to send their last spans.
+        let flushing = telemetry.clone();
+        let _ = tokio::task::spawn_blocking(move || flushing.shutdown()).await;
+        result
     });
     match result {
         Ok(code) => code,
@@ -126,14 +162,33 @@ fn config_failure(error: &ConfigError) -> ExitCode {
     ExitCode::from(EXIT_CONFIG as u8)
 }
 
-async fn serve(config: ServiceConfig) -> anyhow::Result<ExitCode> {
+/// Binds the process's /metrics endpoint and serves it until `token`.
+async fn start_metrics(addr: Option<SocketAddr>, token: &CancellationToken) -> anyhow::Result<()> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    let server = MetricsServer::bind(addr).await.map_err(|e| anyhow::anyhow!("binding metrics on {addr}: {e}"))?;
+    tracing::info!(addr = %server.local_addr()?, "serving Prometheus metrics on /metrics");
+    let token = token.clone();
+    tokio::spawn(async move {
+        if let Err(e) = server.serve(token).await {
+            tracing::error!(error = %e, "metrics endpoint failed");
+        }
+    });
+    Ok(())
+}
+
+async fn serve(config: ServiceConfig, metrics: Option<SocketAddr>, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     shutdown::cancel_on_signal(token.clone());
-    suite::build(config).await?.run(token).await?;
+    let service_telemetry = telemetry.service(config.service)?;
+    let app = suite::build(config, service_telemetry).await?;
+    start_metrics(metrics, &token).await?;
+    app.run(token).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     shutdown::cancel_on_signal(token.clone());
     let config_for = |kind: ServiceKind| {
@@ -142,7 +197,9 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         config.migrate = MigrateMode::Apply;
         config
     };
-    let suite = Suite::start(config_for, token).await?;
+    let suite = Suite::start(config_for, Some(telemetry), token.clone()).await?;
+    let metrics = (!args.no_metrics).then(|| SocketAddr::new(args.host, args.metrics_port));
+    start_metrics(metrics, &token).await?;
     println!(
         "caravan is up: catalog {}, scheduling {}, inventory {}, orders {} (data in {}). Ctrl-C stops it.",
         suite.addr(ServiceKind::Catalog),

@@ -6,6 +6,7 @@ use std::{collections::HashMap, net::SocketAddr};
 use caravan_platform::{
     CancellationToken,
     config::{ServiceConfig, ServiceKind, loopback_url},
+    telemetry::{ServiceTelemetry, Telemetry},
 };
 use tokio::task::JoinSet;
 
@@ -29,6 +30,7 @@ impl Suite {
     /// services just started. Stops when `token` is cancelled.
     pub async fn start(
         mut config_for: impl FnMut(ServiceKind) -> ServiceConfig,
+        telemetry: Option<&Telemetry>,
         token: CancellationToken,
     ) -> anyhow::Result<Suite> {
         let mut addrs: HashMap<ServiceKind, SocketAddr> = HashMap::new();
@@ -39,7 +41,11 @@ impl Suite {
                 let addr = addrs[upstream];
                 config.upstreams.insert(*upstream, loopback_url(addr.port()));
             }
-            let app = build(config).await?;
+            let service_telemetry = match telemetry {
+                Some(telemetry) => telemetry.service(kind)?,
+                None => ServiceTelemetry::global(),
+            };
+            let app = build(config, service_telemetry).await?;
             addrs.insert(kind, app.local_addr());
             built.push((kind, app));
         }
@@ -112,13 +118,21 @@ impl Built {
     }
 }
 
-/// Builds whichever service `config` is for.
-pub async fn build(config: ServiceConfig) -> anyhow::Result<Built> {
+/// Builds whichever service `config` is for, under its own telemetry.
+pub async fn build(config: ServiceConfig, telemetry: ServiceTelemetry) -> anyhow::Result<Built> {
     Ok(match config.service {
-        ServiceKind::Catalog => Built::Catalog(caravan_catalog::Application::build(config).await?),
-        ServiceKind::Scheduling => Built::Scheduling(caravan_scheduling::Application::build(config).await?),
-        ServiceKind::Inventory => Built::Inventory(caravan_inventory::Application::build(config).await?),
-        ServiceKind::Orders => Built::Orders(caravan_orders::Application::build(config).await?),
+        ServiceKind::Catalog => {
+            Built::Catalog(caravan_catalog::Application::build_with_telemetry(config, telemetry).await?)
+        }
+        ServiceKind::Scheduling => {
+            Built::Scheduling(caravan_scheduling::Application::build_with_telemetry(config, telemetry).await?)
+        }
+        ServiceKind::Inventory => {
+            Built::Inventory(caravan_inventory::Application::build_with_telemetry(config, telemetry).await?)
+        }
+        ServiceKind::Orders => {
+            Built::Orders(caravan_orders::Application::build_with_telemetry(config, telemetry).await?)
+        }
     })
 }
 

@@ -1,7 +1,7 @@
 //! What every service's `Application::build` does before it adds its own
 //! handlers: connect its database, apply or verify migrations, bind its port.
 
-use std::{marker::PhantomData, net::SocketAddr};
+use std::{marker::PhantomData, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
@@ -10,15 +10,18 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::{
+    client::{ChannelOptions, TracedChannel},
     config::{MigrateMode, ServiceConfig, ServiceKind},
     db::{self, SchemaState},
     server::{GrpcServer, ServeOptions},
+    telemetry::ServiceTelemetry,
 };
 
 /// A service whose database is ready and whose port is bound.
 #[derive(Debug)]
 pub struct ServiceHost<M> {
     config: ServiceConfig,
+    telemetry: ServiceTelemetry,
     db: DatabaseConnection,
     server: GrpcServer,
     _migrator: PhantomData<fn() -> M>,
@@ -28,7 +31,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
     /// Connects, migrates (`apply`) or checks the schema (`verify`: a schema
     /// that is behind is logged and reported NOT_SERVING by health, not an
     /// error), then binds the listen address.
-    pub async fn prepare(config: ServiceConfig) -> anyhow::Result<Self> {
+    pub async fn prepare(config: ServiceConfig, telemetry: ServiceTelemetry) -> anyhow::Result<Self> {
         let service = config.service;
         let db =
             db::connect(&config.database).await.with_context(|| format!("{service}: connecting to the database"))?;
@@ -47,7 +50,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
         let server = GrpcServer::bind(config.listen_addr)
             .await
             .with_context(|| format!("{service}: binding {}", config.listen_addr))?;
-        Ok(ServiceHost { config, db, server, _migrator: PhantomData })
+        Ok(ServiceHost { config, telemetry, db, server, _migrator: PhantomData })
     }
 
     /// The service's configuration.
@@ -65,6 +68,23 @@ impl<M: MigratorTrait> ServiceHost<M> {
         self.server.local_addr()
     }
 
+    /// The service's telemetry (for its background work).
+    pub fn telemetry(&self) -> &ServiceTelemetry {
+        &self.telemetry
+    }
+
+    /// A channel to `target`, one of this service's upstreams, whose calls
+    /// default to `default_deadline` when the caller sent none.
+    pub fn channel(&self, target: ServiceKind, default_deadline: Duration) -> anyhow::Result<TracedChannel> {
+        let options = ChannelOptions {
+            caller: self.config.service,
+            target,
+            connect_timeout: self.config.connect_timeout,
+            default_deadline,
+        };
+        Ok(TracedChannel::new(self.config.upstream(target), options)?)
+    }
+
     /// Serves `routes` (the service's own gRPC service) until `shutdown`.
     pub async fn run(
         self,
@@ -73,6 +93,9 @@ impl<M: MigratorTrait> ServiceHost<M> {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let options = ServeOptions {
+            service: self.config.service,
+            telemetry: self.telemetry,
+            max_concurrent_calls: self.config.max_concurrent_calls,
             service_name,
             db: self.db,
             migrate: self.config.migrate,
@@ -108,9 +131,17 @@ pub struct Application<S: Service> {
 impl<S: Service> Application<S> {
     /// Connects the database, applies or verifies migrations, binds the port,
     /// builds the handlers. Nothing is served until [`Self::run_until_stopped`].
+    /// Requests run under the global subscriber (logs only); see
+    /// [`Self::build_with_telemetry`].
     pub async fn build(config: ServiceConfig) -> anyhow::Result<Self> {
+        Self::build_with_telemetry(config, ServiceTelemetry::global()).await
+    }
+
+    /// [`Self::build`], with requests and background work running under the
+    /// service's own telemetry (its traces carry its `service.name`).
+    pub async fn build_with_telemetry(config: ServiceConfig, telemetry: ServiceTelemetry) -> anyhow::Result<Self> {
         anyhow::ensure!(config.service == S::KIND, "configuration of {} given to {}", config.service, S::KIND);
-        let host = ServiceHost::<S::Migrator>::prepare(config).await?;
+        let host = ServiceHost::<S::Migrator>::prepare(config, telemetry).await?;
         let routes = S::routes(&host)?;
         Ok(Application { host, routes })
     }

@@ -1,19 +1,207 @@
 //! Channels to other caravan services.
+//!
+//! [`TracedChannel`] is the client half of the RPC layers: a span per call
+//! (child of the current one) whose W3C trace context is injected into the
+//! request, the caller's remaining deadline (or the method's default when the
+//! partner sent none), and client duration metrics. [`Retry`] retries
+//! idempotent calls on `UNAVAILABLE` only, with backoff and a retry budget.
 
-use std::time::Duration;
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
-use tonic::transport::{Channel, Endpoint};
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tonic::{Code, Status, body::Body, transport::Endpoint};
+use tower::{
+    Service,
+    retry::budget::{Budget as _, TpsBudget},
+};
+use tracing::{Dispatch, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use url::Url;
 
-/// A lazily connected channel to `url`: the service starts even if its
-/// upstream is not up yet, and a call to an unreachable upstream fails with
-/// `UNAVAILABLE` after `connect_timeout` instead of hanging.
-pub fn channel(url: &Url, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.as_str().trim_end_matches('/').to_owned())?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+use crate::{
+    config::ServiceKind,
+    deadline,
+    rpc::{HeaderInjector, Kind, Outcome, observe_response, split_path, status_response},
+};
+
+/// How a service reaches another.
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    /// The calling service (the `service` label of client metrics).
+    pub caller: ServiceKind,
+    /// The callee.
+    pub target: ServiceKind,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Deadline of a call whose caller sent none.
+    pub default_deadline: Duration,
+}
+
+/// A lazily connected channel with the client RPC layer. The service starts
+/// even if its upstream is not up yet; a call to an unreachable upstream fails
+/// with `UNAVAILABLE` after the connect timeout instead of hanging.
+#[derive(Debug, Clone)]
+pub struct TracedChannel {
+    inner: tonic::transport::Channel,
+    options: Arc<ChannelOptions>,
+    authority: String,
+    port: u16,
+}
+
+impl TracedChannel {
+    /// A channel to `url`.
+    pub fn new(url: &Url, options: ChannelOptions) -> Result<Self, tonic::transport::Error> {
+        let inner = Endpoint::from_shared(url.as_str().trim_end_matches('/').to_owned())?
+            .connect_timeout(options.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        Ok(TracedChannel {
+            inner,
+            authority: url.host_str().unwrap_or_default().to_owned(),
+            port: url.port_or_known_default().unwrap_or(0),
+            options: Arc::new(options),
+        })
+    }
+}
+
+impl Service<http::Request<Body>> for TracedChannel {
+    type Response = http::Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        let (rpc_service, rpc_method) = split_path(&path);
+        let span = tracing::info_span!(
+            "rpc.client",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = %rpc_service,
+            rpc.method = %rpc_method,
+            rpc.grpc.status_code = Empty,
+            server.address = %self.authority,
+            server.port = self.port,
+        );
+        TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(request.headers_mut()));
+
+        // The deadline: what is left of the caller's, capped by the one this
+        // call set for itself (`Request::set_timeout`), else the default.
+        let own =
+            request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(deadline::parse_grpc_timeout);
+        let inherited = deadline::remaining();
+        let timeout = match (own, inherited) {
+            (Some(own), Some(inherited)) => own.min(inherited),
+            (Some(one), None) | (None, Some(one)) => one,
+            (None, None) => self.options.default_deadline,
+        };
+        let outcome = Outcome {
+            span: span.clone(),
+            method: path.trim_start_matches('/').to_owned(),
+            start: Instant::now(),
+            kind: Kind::Client {
+                caller: self.options.caller,
+                dispatch: tracing::dispatcher::get_default(Dispatch::clone),
+            },
+        };
+        if timeout.is_zero() {
+            let status =
+                Status::deadline_exceeded(format!("no time left to call {path}: the caller's deadline passed"));
+            return Box::pin(async move { Ok(observe_response(status_response(status), outcome)) });
+        }
+        if let Ok(value) = http::HeaderValue::from_str(&deadline::format_grpc_timeout(timeout)) {
+            request.headers_mut().insert("grpc-timeout", value);
+        }
+        let fut = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let response = fut.await?;
+                Ok(observe_response(response, outcome))
+            },
+            span,
+        ))
+    }
+}
+
+/// Retries of idempotent calls: only on `UNAVAILABLE`, with jittered
+/// exponential backoff, within the caller's deadline, and only while the
+/// retry budget (a fraction of recent calls) allows, so retries cannot
+/// multiply load on a struggling upstream.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    budget: Arc<TpsBudget>,
+    max_attempts: u32,
+    base_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        // Retries may add at most 20 % to the calls of the last 10 s, plus 10/s.
+        Retry {
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Retry {
+    /// A policy with `max_attempts` attempts in all.
+    pub fn with_attempts(max_attempts: u32) -> Self {
+        Retry { max_attempts: max_attempts.max(1), ..Retry::default() }
+    }
+
+    /// Runs `call`, retrying it on `UNAVAILABLE`. Use only for idempotent calls.
+    pub async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        self.budget.deposit();
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Err(status) if status.code() == Code::Unavailable && attempt < self.max_attempts => {
+                    let backoff = self.backoff(attempt);
+                    if deadline::remaining().is_some_and(|left| left <= backoff) {
+                        return Err(status);
+                    }
+                    if !self.budget.withdraw() {
+                        tracing::debug!("retry budget exhausted; not retrying");
+                        return Err(status);
+                    }
+                    tracing::debug!(attempt, ?backoff, message = status.message(), "retrying after UNAVAILABLE");
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_backoff.saturating_mul(1 << attempt.min(16)).min(self.max_backoff);
+        // Full jitter over the upper half avoids synchronised retries.
+        let half = exp / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
 }

@@ -205,6 +205,9 @@ pub struct ServiceConfig {
     pub upstreams: HashMap<ServiceKind, Url>,
     /// Timeout for establishing a connection to an upstream.
     pub connect_timeout: Duration,
+    /// Calls in flight across all connections beyond which new calls are
+    /// refused with `RESOURCE_EXHAUSTED` (0: no limit).
+    pub max_concurrent_calls: usize,
 }
 
 impl ServiceConfig {
@@ -222,6 +225,7 @@ impl ServiceConfig {
             health_check_interval: Duration::from_secs(2),
             upstreams,
             connect_timeout: Duration::from_secs(2),
+            max_concurrent_calls: 1024,
         }
     }
 
@@ -258,6 +262,7 @@ impl ServiceConfig {
         }
         config.health_check_interval = duration_or(env, "CARAVAN_HEALTH_CHECK_INTERVAL", config.health_check_interval)?;
         config.connect_timeout = duration_or(env, "CARAVAN_CONNECT_TIMEOUT", config.connect_timeout)?;
+        config.max_concurrent_calls = parse_or(env, "CARAVAN_MAX_CONCURRENT_CALLS", config.max_concurrent_calls)?;
         for &up in service.upstreams() {
             let var = up.url_variable();
             if let Some(raw) = get(env, &var) {
@@ -284,6 +289,15 @@ impl ServiceConfig {
             Some(url) => url,
             None => panic!("{} does not call {service}: not in the call graph", self.service),
         }
+    }
+}
+
+/// Where the process serves Prometheus metrics: `CARAVAN_METRICS_ADDR`
+/// (default `0.0.0.0:9464`, `off` for none).
+pub fn metrics_addr_from_env(env: &HashMap<String, String>) -> Result<Option<SocketAddr>, ConfigError> {
+    match get(env, "CARAVAN_METRICS_ADDR") {
+        Some("off") => Ok(None),
+        _ => parse_or(env, "CARAVAN_METRICS_ADDR", SocketAddr::from(([0, 0, 0, 0], 9464))).map(Some),
     }
 }
 
@@ -323,6 +337,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CARAVAN_MAX_REQUEST_BYTES", "largest accepted request message (default 4194304)"),
     ("CARAVAN_HEALTH_CHECK_INTERVAL", "how often health re-checks the database (default 2s)"),
     ("CARAVAN_CONNECT_TIMEOUT", "connect timeout to other services (default 2s)"),
+    (
+        "CARAVAN_MAX_CONCURRENT_CALLS",
+        "calls in flight beyond which new ones get RESOURCE_EXHAUSTED (default 1024; 0: no limit)",
+    ),
+    ("CARAVAN_METRICS_ADDR", "Prometheus /metrics address of the process (default 0.0.0.0:9464; `off` disables)"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP/gRPC collector for traces (no export when unset)"),
+    ("OTEL_TRACES_SAMPLER", "always_on, always_off, traceidratio, parentbased_* (default parentbased_always_on)"),
+    ("OTEL_TRACES_SAMPLER_ARG", "sampling ratio for the *traceidratio samplers (default 1.0)"),
     ("CARAVAN_CATALOG_URL", "catalog's address for its callers (default http://127.0.0.1:50051)"),
     ("CARAVAN_SCHEDULING_URL", "scheduling's address for its callers (default http://127.0.0.1:50052)"),
     ("CARAVAN_INVENTORY_URL", "inventory's address for its callers (default http://127.0.0.1:50053)"),

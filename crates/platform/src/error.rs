@@ -140,6 +140,23 @@ pub fn chain(error: &(dyn StdError + 'static)) -> String {
     out
 }
 
+/// `RESOURCE_EXHAUSTED` answered by load shedding: the server is at its
+/// concurrency limit. `RetryInfo` tells a client how soon to try again.
+pub fn resource_exhausted_overload(limit: usize) -> Status {
+    let mut details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(100)));
+    details.set_error_info(
+        "OVERLOADED",
+        ERROR_DOMAIN,
+        HashMap::from([("max_concurrency".to_owned(), limit.to_string())]),
+    );
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("server busy ({limit} calls in flight); retry shortly"),
+        details,
+    )
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,19 @@
 //! Mechanisms shared by every caravan service, so a service crate holds only
 //! its own domain: typed configuration, logging, database connection and
-//! migrations, the gRPC server (health, reflection, drain), channels to other
-//! services, rich errors, and the test harness.
+//! migrations, the gRPC server (health, reflection, drain, load shedding),
+//! the RPC layers (tracing, deadlines, metrics), channels to other services
+//! with retries, rich errors, and the test harness.
 
 pub mod app;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod error;
+pub mod metrics;
 pub mod paging;
 pub mod resource;
+pub mod rpc;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

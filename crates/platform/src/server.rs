@@ -18,8 +18,10 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    config::MigrateMode,
+    config::{MigrateMode, ServiceKind},
     db::{SchemaState, schema_state},
+    rpc::ServerLayer,
+    telemetry::ServiceTelemetry,
 };
 
 /// The standard gRPC health service name.
@@ -38,6 +40,12 @@ pub struct GrpcServer {
 /// What the server needs to know about the service it serves.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// Which service this is.
+    pub service: ServiceKind,
+    /// The dispatch its requests run under (logs, and its own traces).
+    pub telemetry: ServiceTelemetry,
+    /// Calls in flight beyond which new calls are refused (0: no limit).
+    pub max_concurrent_calls: usize,
     /// Fully qualified gRPC name of the service, e.g. `caravan.catalog.v1.CatalogService`.
     pub service_name: &'static str,
     /// The service's database, watched by health.
@@ -73,7 +81,17 @@ impl GrpcServer {
         options: ServeOptions,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let ServeOptions { service_name, db, migrate, health_check_interval, shutdown_grace } = options;
+        let ServeOptions {
+            service,
+            telemetry,
+            max_concurrent_calls,
+            service_name,
+            db,
+            migrate,
+            health_check_interval,
+            shutdown_grace,
+        } = options;
+        let layer = ServerLayer::new(service, telemetry.dispatch, max_concurrent_calls, self.local_addr.port());
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health { reporter, service_name };
         // The first verdict is known before the first connection is accepted.
@@ -121,6 +139,7 @@ impl GrpcServer {
             }
         };
         let serve = Server::builder()
+            .layer(layer)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_routes(routes)

@@ -140,3 +140,46 @@ async fn a_service_refuses_another_services_configuration() {
     let err = Application::<Probe>::build(config).await.unwrap_err();
     assert!(err.to_string().contains("configuration of orders given to inventory"), "{err}");
 }
+
+#[tokio::test]
+async fn reflection_v1alpha_lists_the_service_health_and_reflection() {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Inventory).await.unwrap();
+    let config = service_config(ServiceKind::Inventory, database.config(), &[]);
+    let app = Application::<Probe>::build(config).await.unwrap();
+    let addr = app.local_addr();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+
+    // grpcurl 1.8 speaks only v1alpha.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            NAME,
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"
+        ]
+    );
+    drop(responses);
+    drop(client);
+    token.cancel();
+    running.await.unwrap().unwrap();
+}

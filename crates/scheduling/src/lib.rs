@@ -34,7 +34,7 @@ impl app::Service for Scheduling {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let upstream = upstream::Upstream::connect(host.config())?;
+        let upstream = upstream::Upstream::connect(host)?;
         let api = api::SchedulingApi::new(store::Store::new(host.db().clone()), upstream, Arc::new(SystemClock));
         let server = SchedulingServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))

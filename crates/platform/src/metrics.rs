@@ -1,0 +1,129 @@
+//! Prometheus metrics: one registry and one `/metrics` endpoint per process,
+//! a `service` label per service (so `caravan up` serves all four on one port).
+
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
+
+use prometheus::{Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use tokio_util::sync::CancellationToken;
+
+/// Latency buckets in seconds, from half a millisecond to ten seconds.
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `rpc_server_duration_seconds{service, method, code}`.
+    pub server_duration: HistogramVec,
+    /// `rpc_client_duration_seconds{service, method, code}`; `service` is the caller.
+    pub client_duration: HistogramVec,
+    /// `rpc_server_shed_total{service}`: calls refused by load shedding.
+    pub shed: IntCounterVec,
+}
+
+impl Metrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let server_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "rpc_server_duration_seconds",
+                "Duration of gRPC calls served, by method and status code",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["service", "method", "code"],
+        )?;
+        let client_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "rpc_client_duration_seconds",
+                "Duration of gRPC calls made to other services, by method and status code",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["service", "method", "code"],
+        )?;
+        let shed = IntCounterVec::new(
+            Opts::new("rpc_server_shed_total", "gRPC calls refused with RESOURCE_EXHAUSTED by load shedding"),
+            &["service"],
+        )?;
+        registry.register(Box::new(server_duration.clone()))?;
+        registry.register(Box::new(client_duration.clone()))?;
+        registry.register(Box::new(shed.clone()))?;
+        Ok(Metrics { registry, server_duration, client_duration, shed })
+    }
+
+    /// Everything in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| match Metrics::new() {
+        Ok(metrics) => metrics,
+        // Only a programming error (a duplicate name) can fail here.
+        Err(e) => panic!("metric definitions are inconsistent: {e}"),
+    })
+}
+
+/// Records one call's duration.
+pub fn observe(histogram: &HistogramVec, service: &str, method: &str, code: tonic::Code, elapsed: Duration) {
+    histogram.with_label_values(&[service, method, code_name(code)]).observe(elapsed.as_secs_f64());
+}
+
+/// The canonical upper-case name of a gRPC code, as in `rpc.grpc.status_code` docs.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A bound `/metrics` endpoint, not yet serving.
+#[derive(Debug)]
+pub struct MetricsServer {
+    listener: tokio::net::TcpListener,
+}
+
+impl MetricsServer {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(MetricsServer { listener: tokio::net::TcpListener::bind(addr).await? })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves `GET /metrics` until `shutdown`.
+    pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(|| async {
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics().render())
+            }),
+        );
+        axum::serve(self.listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    }
+}

@@ -1,0 +1,366 @@
+//! The tower layers every gRPC call passes through, once, for every service:
+//! on the server [`ServerLayer`] (load shedding, the service's telemetry
+//! dispatch, W3C trace context extraction, a span per call following the
+//! OpenTelemetry RPC conventions, the caller's deadline, duration metrics and
+//! an outcome log line whose level follows the code); on client channels
+//! [`TracedChannel`](crate::client::TracedChannel) does the mirror image.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tokio::sync::Semaphore;
+use tonic::{Code, Status, body::Body};
+use tower::{Layer, Service};
+use tracing::{Dispatch, Span, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::{
+    config::ServiceKind,
+    deadline,
+    metrics::{code_name, metrics, observe},
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Paths that are never traced, measured or shed: probes and tooling.
+pub fn is_infrastructure(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
+pub fn split_path(path: &str) -> (&str, &str) {
+    let trimmed = path.trim_start_matches('/');
+    trimmed.split_once('/').unwrap_or((trimmed, ""))
+}
+
+/// Server-side settings of the layer.
+#[derive(Debug, Clone)]
+pub struct ServerLayer {
+    shared: Arc<ServerShared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ServerShared {
+    service: ServiceKind,
+    dispatch: Dispatch,
+    limit: Option<Arc<Semaphore>>,
+    max_concurrency: usize,
+    port: u16,
+}
+
+impl ServerLayer {
+    /// A layer for `service` listening on `port`, running requests under
+    /// `dispatch`, refusing calls beyond `max_concurrency` in flight across all
+    /// connections (0 means no limit).
+    pub fn new(service: ServiceKind, dispatch: Dispatch, max_concurrency: usize, port: u16) -> Self {
+        let limit = (max_concurrency > 0).then(|| Arc::new(Semaphore::new(max_concurrency)));
+        ServerLayer { shared: Arc::new(ServerShared { service, dispatch, limit, max_concurrency, port }) }
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = ServerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerService { inner, shared: self.shared.clone() }
+    }
+}
+
+/// See [`ServerLayer`].
+#[derive(Debug, Clone)]
+pub struct ServerService<S> {
+    inner: S,
+    shared: Arc<ServerShared>,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for ServerService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let shared = self.shared.clone();
+        let path = request.uri().path().to_owned();
+        if is_infrastructure(&path) {
+            let fut = self.inner.call(request);
+            return Box::pin(async move { fut.await.map(|r| r.map(Body::new)) });
+        }
+
+        // Load shedding: refuse at once beyond the limit, never queue into timeouts.
+        let permit = match &shared.limit {
+            None => None,
+            Some(limit) => match limit.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    metrics().shed.with_label_values(&[shared.service.as_str()]).inc();
+                    let status = crate::error::resource_exhausted_overload(shared.max_concurrency);
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            },
+        };
+
+        let (rpc_service, rpc_method) = split_path(&path);
+        let span = tracing::dispatcher::with_default(&shared.dispatch, || {
+            tracing::info_span!(
+                "rpc.server",
+                otel.name = %path.trim_start_matches('/'),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = %rpc_service,
+                rpc.method = %rpc_method,
+                rpc.grpc.status_code = Empty,
+                server.address = "caravan",
+                server.port = shared.port,
+                service = %shared.service,
+            )
+        });
+        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
+        let _ = span.set_parent(parent);
+
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(deadline::parse_grpc_timeout)
+            .map(|timeout| tokio::time::Instant::now() + timeout);
+
+        let start = Instant::now();
+        let fut = {
+            let _dispatch = tracing::dispatcher::set_default(&shared.dispatch);
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        let fut = tracing::instrument::WithSubscriber::with_subscriber(
+            tracing::Instrument::instrument(deadline::scope(deadline, fut), span.clone()),
+            shared.dispatch.clone(),
+        );
+        let method = path.trim_start_matches('/').to_owned();
+        Box::pin(async move {
+            let response = fut.await?;
+            drop(permit);
+            let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
+            Ok(observe_response(response, outcome))
+        })
+    }
+}
+
+/// Which side of a call an [`Outcome`] is recorded for.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Server(Arc<ServerShared>),
+    Client { caller: ServiceKind, dispatch: Dispatch },
+}
+
+/// What is recorded when a call finishes: when its status is known (headers
+/// of a trailers-only response, or trailers), or when its body is dropped
+/// unfinished (the peer went away: CANCELLED).
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) span: Span,
+    pub(crate) method: String,
+    pub(crate) start: Instant,
+    pub(crate) kind: Kind,
+}
+
+impl Outcome {
+    fn finish(self, code: Code, message: &str) {
+        let elapsed = self.start.elapsed();
+        self.span.record("rpc.grpc.status_code", code as i32);
+        let (service, dispatch, histogram) = match &self.kind {
+            Kind::Server(shared) => (shared.service, &shared.dispatch, &metrics().server_duration),
+            Kind::Client { caller, dispatch } => (*caller, dispatch, &metrics().client_duration),
+        };
+        let server_side = matches!(self.kind, Kind::Server(_));
+        if is_error(code, server_side) {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        observe(histogram, service.as_str(), &self.method, code, elapsed);
+        tracing::dispatcher::with_default(dispatch, || {
+            let _entered = self.span.enter();
+            log_outcome(&self.method, code, message, elapsed, server_side);
+        });
+    }
+}
+
+/// OpenTelemetry RPC conventions: on the server, only codes that mean the
+/// server failed are errors; on the client, every non-OK code is.
+fn is_error(code: Code, server_side: bool) -> bool {
+    if !server_side {
+        return code != Code::Ok;
+    }
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+/// The log level follows the code: a client's mistake is not our error.
+fn log_outcome(method: &str, code: Code, message: &str, elapsed: Duration, server_side: bool) {
+    let side = if server_side { "served" } else { "called" };
+    let code_name = code_name(code);
+    let millis = elapsed.as_secs_f64() * 1000.0;
+    match code {
+        Code::Ok => tracing::debug!(method, code = code_name, elapsed_ms = millis, "{side}"),
+        Code::Internal | Code::Unknown | Code::DataLoss => {
+            tracing::error!(method, code = code_name, message, elapsed_ms = millis, "{side}")
+        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unimplemented => {
+            tracing::warn!(method, code = code_name, message, elapsed_ms = millis, "{side}")
+        }
+        _ => tracing::info!(method, code = code_name, message, elapsed_ms = millis, "{side}"),
+    }
+}
+
+/// Wraps a response so its outcome is recorded when its status is known.
+pub(crate) fn observe_response<B>(response: http::Response<B>, outcome: Outcome) -> http::Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = response.into_parts();
+    if let Some(code) = status_in(&parts.headers) {
+        // Trailers-only response: the status is already known.
+        let message = parts.headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        outcome.finish(code, &message);
+        return http::Response::from_parts(parts, Body::new(body));
+    }
+    http::Response::from_parts(parts, Body::new(ObservedBody { inner: Box::pin(body), outcome: Some(outcome) }))
+}
+
+fn status_in(headers: &http::HeaderMap) -> Option<Code> {
+    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).map(Code::from_i32)
+}
+
+struct ObservedBody<B> {
+    inner: Pin<Box<B>>,
+    outcome: Option<Outcome>,
+}
+
+impl<B> HttpBody for ObservedBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = self.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = status_in(trailers).unwrap_or(Code::Unknown);
+                    let message = trailers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    if let Some(outcome) = self.outcome.take() {
+                        outcome.finish(code, &message);
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(outcome) = self.outcome.take() {
+                    outcome.finish(Code::Internal, "response body failed");
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(outcome) = self.outcome.take() {
+                    outcome.finish(Code::Unknown, "response ended without a status");
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for ObservedBody<B> {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.outcome.take() {
+            outcome.finish(Code::Cancelled, "the peer went away before the call finished");
+        }
+    }
+}
+
+/// Reads W3C trace context from HTTP headers.
+pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes W3C trace context into HTTP headers.
+pub(crate) struct HeaderInjector<'a>(pub(crate) &'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The W3C `traceparent` of the current span, to store with an item that
+/// background work will act on later (so its run can link to this trace).
+pub fn current_traceparent() -> String {
+    let mut headers = http::HeaderMap::new();
+    TraceContextPropagator::new().inject_context(&Span::current().context(), &mut HeaderInjector(&mut headers));
+    headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// The span context in a stored `traceparent`, for a link.
+pub fn span_context_of(traceparent: &str) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::TraceContextExt as _;
+    if traceparent.is_empty() {
+        return None;
+    }
+    let mut headers = http::HeaderMap::new();
+    headers.insert("traceparent", http::HeaderValue::from_str(traceparent).ok()?);
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
+    let span_context = cx.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}
+
+/// A status a layer answers by itself.
+pub(crate) fn status_response(status: Status) -> http::Response<Body> {
+    status.into_http()
+}
