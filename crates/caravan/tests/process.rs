@@ -20,7 +20,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_caravan");
 /// A command with a clean environment: nothing leaks in from the test runner.
 fn caravan(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
-    command.args(args).env_clear().env("CARAVAN_LOG", "warn").env("CARAVAN_METRICS_ADDR", "127.0.0.1:0").stdin(Stdio::null());
+    command
+        .args(args)
+        .env_clear()
+        .env("CARAVAN_LOG", "warn")
+        .env("CARAVAN_METRICS_ADDR", "127.0.0.1:0")
+        .stdin(Stdio::null());
     command
 }
 

@@ -156,7 +156,6 @@ pub fn resource_exhausted_overload(limit: usize) -> Status {
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
