@@ -61,6 +61,28 @@ impl TestDatabase {
         matches!(self.backend, Backend::Postgres { .. })
     }
 
+    /// PostgreSQL only: makes the database refuse (or accept again) new
+    /// connections and, when refusing, ends the open ones, so the service
+    /// sees its database become unreachable. The test role is a superuser,
+    /// so revoking CONNECT would not do. Returns `false` on SQLite, whose
+    /// open file cannot be taken away from a running service.
+    pub async fn set_reachable(&self, reachable: bool) -> anyhow::Result<bool> {
+        let Backend::Postgres { admin_url, name } = &self.backend else {
+            return Ok(false);
+        };
+        let admin = Database::connect(admin_url).await?;
+        admin.execute_unprepared(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {reachable}")).await?;
+        if !reachable {
+            admin
+                .execute_unprepared(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ))
+                .await?;
+        }
+        admin.close().await?;
+        Ok(true)
+    }
+
     /// A new pool on it, through the same code the services use.
     pub async fn connect(&self) -> anyhow::Result<DatabaseConnection> {
         Ok(crate::db::connect(&self.config).await?)

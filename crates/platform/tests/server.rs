@@ -183,3 +183,31 @@ async fn reflection_v1alpha_lists_the_service_health_and_reflection() {
     token.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn health_follows_the_database_going_away_and_coming_back() {
+    let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Inventory).await.unwrap();
+    let config = service_config(ServiceKind::Inventory, database.config(), &[]);
+    let app = Application::<Probe>::build(config).await.unwrap();
+    let addr = app.local_addr();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    assert_eq!(status(addr, "").await, ServingStatus::Serving);
+
+    if !database.set_reachable(false).await.unwrap() {
+        // SQLite: the service holds its file open; there is nothing to take away.
+        token.cancel();
+        running.await.unwrap().unwrap();
+        return;
+    }
+    let down = eventually(Duration::from_secs(15), || async { status(addr, "").await == ServingStatus::NotServing }).await;
+    assert!(down, "NOT_SERVING while the database refuses connections");
+    assert_eq!(status(addr, NAME).await, ServingStatus::NotServing);
+
+    database.set_reachable(true).await.unwrap();
+    let up = eventually(Duration::from_secs(15), || async { status(addr, "").await == ServingStatus::Serving }).await;
+    assert!(up, "SERVING again once the database is back");
+
+    token.cancel();
+    running.await.unwrap().unwrap();
+}
