@@ -19,5 +19,6 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod worker;
 
 pub use tokio_util::sync::CancellationToken;

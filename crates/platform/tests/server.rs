@@ -200,7 +200,8 @@ async fn health_follows_the_database_going_away_and_coming_back() {
         running.await.unwrap().unwrap();
         return;
     }
-    let down = eventually(Duration::from_secs(15), || async { status(addr, "").await == ServingStatus::NotServing }).await;
+    let down =
+        eventually(Duration::from_secs(15), || async { status(addr, "").await == ServingStatus::NotServing }).await;
     assert!(down, "NOT_SERVING while the database refuses connections");
     assert_eq!(status(addr, NAME).await, ServingStatus::NotServing);
 
