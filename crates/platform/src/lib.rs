@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod deadline;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod paging;
 pub mod resource;

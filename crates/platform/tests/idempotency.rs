@@ -1,0 +1,245 @@
+//! Request ids (AIP-155) against a real database: concurrent duplicates run
+//! once, outcomes replay, transient failures do not stick, reuse with another
+//! body is refused, dead first calls are taken over, old records are purged.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use caravan_platform::{
+    config::ServiceKind,
+    error::ERROR_DOMAIN,
+    idempotency::{Idempotency, IdempotencyConfig, Scope},
+    testing::TestDatabase,
+    time::{ManualClock, Micros},
+};
+use caravan_proto::orders::v1::{GetOrderRequest, Order};
+use sea_orm_migration::prelude::*;
+use tokio::sync::Notify;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug)]
+struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![caravan_platform::idempotency::migration()]
+    }
+}
+
+const T0: Micros = Micros(1_700_000_000_000_000);
+
+struct Fixture {
+    database: TestDatabase,
+    clock: ManualClock,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        Fixture {
+            database: TestDatabase::new::<Migrator>(ServiceKind::Orders).await.unwrap(),
+            clock: ManualClock::new(T0),
+            runs: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    async fn idempotency(&self, config: IdempotencyConfig) -> Idempotency {
+        Idempotency::new(self.database.connect().await.unwrap(), Arc::new(self.clock.clone()), config)
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+fn scope(request_id: &str) -> Scope<'_> {
+    Scope { principal: "partner:hema", method: "caravan.orders.v1.OrdersService/PlaceOrder", request_id }
+}
+
+fn request(name: &str) -> GetOrderRequest {
+    GetOrderRequest { name: name.into() }
+}
+
+/// A handler that counts its runs and answers an order named after the run.
+fn counting(runs: &Arc<AtomicUsize>) -> impl std::future::Future<Output = Result<Order, Status>> + use<> {
+    let runs = runs.clone();
+    async move {
+        let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(Order { name: format!("orders/run-{n}"), ..Default::default() })
+    }
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_run_once_and_all_get_the_first_result() {
+    let fixture = Fixture::new().await;
+    // Two replicas, each with its own pool.
+    let replicas = [
+        fixture.idempotency(IdempotencyConfig::default()).await,
+        fixture.idempotency(IdempotencyConfig::default()).await,
+    ];
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let idempotency = replicas[i % 2].clone();
+            let runs = fixture.runs.clone();
+            tokio::spawn(async move { idempotency.run(scope("req-1"), &request("orders/a"), || counting(&runs)).await })
+        })
+        .collect();
+    let mut names = Vec::new();
+    for call in calls {
+        names.push(call.await.unwrap().unwrap().name);
+    }
+    assert_eq!(fixture.runs(), 1, "one execution for ten duplicates");
+    assert!(names.iter().all(|n| n == "orders/run-1"), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_finished_request_replays_and_another_body_is_refused() {
+    let fixture = Fixture::new().await;
+    let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
+    let first = idempotency.run(scope("req-1"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    fixture.clock.advance(Duration::from_secs(3600));
+    let again = idempotency.run(scope("req-1"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(fixture.runs(), 1);
+
+    let status = idempotency.run(scope("req-1"), &request("orders/b"), || counting(&fixture.runs)).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    let info = status.get_error_details().error_info().cloned().unwrap();
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("REQUEST_ID_REUSED", ERROR_DOMAIN));
+    assert_eq!(fixture.runs(), 1, "the other body never ran");
+
+    // Another caller's id is its own.
+    let other = Scope { principal: "partner:douyin", ..scope("req-1") };
+    idempotency.run(other, &request("orders/b"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!(fixture.runs(), 2);
+    // No request id: no protection, runs every time.
+    for _ in 0..2 {
+        idempotency.run(scope(""), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    }
+    assert_eq!(fixture.runs(), 4);
+}
+
+#[tokio::test]
+async fn transient_failures_are_not_outcomes_but_refusals_are() {
+    let fixture = Fixture::new().await;
+    let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
+
+    let status = idempotency
+        .run(scope("req-t"), &request("orders/a"), || async { Err::<Order, _>(Status::unavailable("inventory down")) })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    let retried = idempotency.run(scope("req-t"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!((retried.name.as_str(), fixture.runs()), ("orders/run-1", 1), "the retry ran");
+
+    let refuse = || async {
+        let details = ErrorDetails::with_error_info("INSUFFICIENT_STOCK", ERROR_DOMAIN, HashMap::new());
+        Err::<Order, _>(Status::with_error_details(Code::FailedPrecondition, "sold out", details))
+    };
+    let first = idempotency.run(scope("req-r"), &request("orders/a"), refuse).await.unwrap_err();
+    let replayed = idempotency.run(scope("req-r"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap_err();
+    assert_eq!(fixture.runs(), 1, "a refusal is replayed, not re-run");
+    assert_eq!(replayed.code(), Code::FailedPrecondition);
+    assert_eq!(replayed.message(), first.message());
+    assert_eq!(replayed.get_error_details().error_info().unwrap().reason, "INSUFFICIENT_STOCK");
+
+    let status =
+        idempotency.run(scope(&"x".repeat(129)), &request("orders/a"), || counting(&fixture.runs)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_repeat_during_the_first_call_waits_then_aborts() {
+    let fixture = Fixture::new().await;
+    let config = IdempotencyConfig { wait: Duration::from_millis(200), ..IdempotencyConfig::default() };
+    let idempotency = fixture.idempotency(config).await;
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let first = {
+        let (idempotency, started, release) = (idempotency.clone(), started.clone(), release.clone());
+        tokio::spawn(async move {
+            idempotency
+                .run(scope("req-slow"), &request("orders/a"), || async move {
+                    started.notify_one();
+                    release.notified().await;
+                    Ok(Order { name: "orders/slow".into(), ..Default::default() })
+                })
+                .await
+        })
+    };
+    started.notified().await;
+    let status =
+        idempotency.run(scope("req-slow"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "REQUEST_IN_PROGRESS");
+    assert_eq!(fixture.runs(), 0);
+
+    release.notify_one();
+    assert_eq!(first.await.unwrap().unwrap().name, "orders/slow");
+    let replayed = idempotency.run(scope("req-slow"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!(replayed.name, "orders/slow");
+}
+
+#[tokio::test]
+async fn a_first_call_that_died_is_taken_over_after_its_lease() {
+    let fixture = Fixture::new().await;
+    let config = IdempotencyConfig {
+        wait: Duration::from_millis(50),
+        lease: Duration::from_secs(60),
+        ..IdempotencyConfig::default()
+    };
+    let idempotency = fixture.idempotency(config).await;
+    let started = Arc::new(Notify::new());
+    let dying = {
+        let (idempotency, started) = (idempotency.clone(), started.clone());
+        tokio::spawn(async move {
+            idempotency
+                .run(scope("req-crash"), &request("orders/a"), || async move {
+                    started.notify_one();
+                    std::future::pending::<Result<Order, Status>>().await
+                })
+                .await
+        })
+    };
+    started.notified().await;
+    dying.abort(); // The process died mid-call: its claim stays behind.
+    let _ = dying.await;
+
+    let status =
+        idempotency.run(scope("req-crash"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "within the lease the claim is respected");
+    fixture.clock.advance(Duration::from_secs(61));
+    let taken_over =
+        idempotency.run(scope("req-crash"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!((taken_over.name.as_str(), fixture.runs()), ("orders/run-1", 1));
+}
+
+#[tokio::test]
+async fn records_are_kept_for_the_retention_then_purged() {
+    let fixture = Fixture::new().await;
+    let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
+    idempotency.run(scope("req-old"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    fixture.clock.advance(Duration::from_secs(23 * 3600));
+    idempotency.run(scope("req-new"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!(idempotency.purge(100).await.unwrap(), 0, "nothing is 24 h old yet");
+
+    fixture.clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(idempotency.purge(100).await.unwrap(), 1, "only the 25 h old record");
+    // A purged request id is a new request.
+    let again = idempotency.run(scope("req-old"), &request("orders/b"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!((again.name.as_str(), fixture.runs()), ("orders/run-3", 3));
+    // The other one is still remembered.
+    let kept = idempotency.run(scope("req-new"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!((kept.name.as_str(), fixture.runs()), ("orders/run-2", 3));
+}
