@@ -17,6 +17,7 @@ pub mod resource;
 pub mod rpc;
 pub mod server;
 pub mod shutdown;
+pub mod stream;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
