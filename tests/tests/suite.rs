@@ -113,6 +113,14 @@ async fn creating_a_host_asks_catalog_about_the_country() {
     let status = client.get_host(GetHostRequest { name: "hosts/nobody".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "a refused host is not stored");
 
+    // A retry of a create with a generated id gets the same host, not a second one.
+    let request =
+        CreateHostRequest { host: Some(host("countries/PK")), host_id: String::new(), request_id: "retry-me".into() };
+    let first = client.create_host(request.clone()).await.unwrap().into_inner();
+    let again = client.create_host(request).await.unwrap().into_inner();
+    assert_eq!(again, first);
+    assert!(first.name.starts_with("hosts/h"), "{}", first.name);
+
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }

@@ -3,6 +3,7 @@
 
 use caravan_platform::{
     error::{FieldViolations, invalid_argument},
+    idempotency::{ANONYMOUS, Idempotency, Scope},
     paging,
     resource::{self, ID_RULE},
     time::SharedClock,
@@ -26,34 +27,20 @@ const PAGE: (u64, u64) = (50, 500);
 #[derive(Debug, Clone)]
 pub struct InventoryApi {
     store: Store,
+    idempotency: Idempotency,
     clock: SharedClock,
 }
 
 impl InventoryApi {
-    /// Handlers over `store`, reading the time from `clock`.
-    pub fn new(store: Store, clock: SharedClock) -> Self {
-        InventoryApi { store, clock }
+    /// Handlers over `store`, with request ids kept by `idempotency`, reading
+    /// the time from `clock`.
+    pub fn new(store: Store, idempotency: Idempotency, clock: SharedClock) -> Self {
+        InventoryApi { store, idempotency, clock }
     }
-}
 
-/// Stock, allocations and reservations arrive with the inventory issue; until
-/// then their RPCs answer UNIMPLEMENTED rather than pretend.
-fn not_yet(method: &str) -> Status {
-    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
-}
-
-#[tonic::async_trait]
-impl InventoryService for InventoryApi {
-    type WatchStockStream = BoxStream<'static, Result<pb::WatchStockResponse, Status>>;
-
-    #[tracing::instrument(skip_all, fields(warehouse_id = %request.get_ref().warehouse_id))]
-    async fn create_warehouse(
-        &self,
-        request: Request<pb::CreateWarehouseRequest>,
-    ) -> Result<Response<pb::Warehouse>, Status> {
-        // request_id: idempotency arrives with the platform mechanism; a
-        // repeated create with the same warehouse_id answers ALREADY_EXISTS.
-        let pb::CreateWarehouseRequest { warehouse, warehouse_id, request_id: _ } = request.into_inner();
+    /// CreateWarehouse itself, run at most once per request id.
+    async fn create_warehouse_once(&self, request: pb::CreateWarehouseRequest) -> Result<pb::Warehouse, Status> {
+        let pb::CreateWarehouseRequest { warehouse, warehouse_id, request_id: _ } = request;
         let mut violations = FieldViolations::new();
         violations.check(resource::valid_id(&warehouse_id), "warehouse_id", ID_RULE);
         let fields = match warehouse {
@@ -76,7 +63,32 @@ impl InventoryService for InventoryApi {
             return Err(invalid_argument("warehouse", "is invalid"));
         };
         let warehouse = self.store.insert_warehouse(&warehouse_id, &fields, self.clock.now()).await?;
-        Ok(Response::new(warehouse_to_pb(warehouse)))
+        Ok(warehouse_to_pb(warehouse))
+    }
+}
+
+const CREATE_WAREHOUSE: &str = "caravan.inventory.v1.InventoryService/CreateWarehouse";
+
+/// Stock, allocations and reservations arrive with the inventory issue; until
+/// then their RPCs answer UNIMPLEMENTED rather than pretend.
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
+}
+
+#[tonic::async_trait]
+impl InventoryService for InventoryApi {
+    type WatchStockStream = BoxStream<'static, Result<pb::WatchStockResponse, Status>>;
+
+    #[tracing::instrument(skip_all, fields(warehouse_id = %request.get_ref().warehouse_id))]
+    async fn create_warehouse(
+        &self,
+        request: Request<pb::CreateWarehouseRequest>,
+    ) -> Result<Response<pb::Warehouse>, Status> {
+        let request = request.into_inner();
+        let request_id = request.request_id.clone();
+        let scope = Scope { principal: ANONYMOUS, method: CREATE_WAREHOUSE, request_id: &request_id };
+        let create = self.create_warehouse_once(request.clone());
+        self.idempotency.run(scope, &request, || create).await.map(Response::new)
     }
 
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]

@@ -33,7 +33,11 @@ impl app::Service for Inventory {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let api = api::InventoryApi::new(store::Store::new(host.db().clone()), Arc::new(SystemClock));
+        let api = api::InventoryApi::new(
+            store::Store::new(host.db().clone()),
+            host.start_idempotency(),
+            Arc::new(SystemClock),
+        );
         let server = InventoryServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

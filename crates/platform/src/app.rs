@@ -1,7 +1,7 @@
 //! What every service's `Application::build` does before it adds its own
 //! handlers: connect its database, apply or verify migrations, bind its port.
 
-use std::{marker::PhantomData, net::SocketAddr, time::Duration};
+use std::{marker::PhantomData, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
@@ -13,8 +13,11 @@ use crate::{
     client::{ChannelOptions, TracedChannel},
     config::{MigrateMode, ServiceConfig, ServiceKind},
     db::{self, SchemaState},
+    idempotency::{Idempotency, IdempotencyConfig},
     server::{GrpcServer, ServeOptions},
     telemetry::ServiceTelemetry,
+    time::SystemClock,
+    worker::spawn_periodic,
 };
 
 /// A service whose database is ready and whose port is bound.
@@ -22,6 +25,7 @@ use crate::{
 pub struct ServiceHost<M> {
     config: ServiceConfig,
     telemetry: ServiceTelemetry,
+    background: CancellationToken,
     db: DatabaseConnection,
     server: GrpcServer,
     _migrator: PhantomData<fn() -> M>,
@@ -50,7 +54,8 @@ impl<M: MigratorTrait> ServiceHost<M> {
         let server = GrpcServer::bind(config.listen_addr)
             .await
             .with_context(|| format!("{service}: binding {}", config.listen_addr))?;
-        Ok(ServiceHost { config, telemetry, db, server, _migrator: PhantomData })
+        let background = CancellationToken::new();
+        Ok(ServiceHost { config, telemetry, background, db, server, _migrator: PhantomData })
     }
 
     /// The service's configuration.
@@ -85,6 +90,28 @@ impl<M: MigratorTrait> ServiceHost<M> {
         Ok(TracedChannel::new(self.config.upstream(target), options)?)
     }
 
+    /// Cancelled when shutdown begins: background work (workers, purges,
+    /// stream pollers) started while building stops with it.
+    pub fn background(&self) -> CancellationToken {
+        self.background.clone()
+    }
+
+    /// The idempotency mechanism on the service's database, with its purge
+    /// running hourly in the background.
+    pub fn start_idempotency(&self) -> Idempotency {
+        let idempotency = Idempotency::new(self.db.clone(), Arc::new(SystemClock), IdempotencyConfig::default());
+        let purging = idempotency.clone();
+        spawn_periodic("idempotency-purge", Duration::from_secs(3600), &self.telemetry, self.background(), move || {
+            let purging = purging.clone();
+            async move {
+                // Bounded batches, until a batch comes back short.
+                while purging.purge(1000).await? == 1000 {}
+                Ok(())
+            }
+        });
+        idempotency
+    }
+
     /// Serves `routes` (the service's own gRPC service) until `shutdown`.
     pub async fn run(
         self,
@@ -92,6 +119,14 @@ impl<M: MigratorTrait> ServiceHost<M> {
         routes: Routes,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let background = self.background.clone();
+        let stop_background = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                background.cancel();
+            })
+        };
         let options = ServeOptions {
             service: self.config.service,
             telemetry: self.telemetry,
@@ -102,7 +137,10 @@ impl<M: MigratorTrait> ServiceHost<M> {
             health_check_interval: self.config.health_check_interval,
             shutdown_grace: self.config.shutdown_grace,
         };
-        self.server.serve::<M>(routes, options, shutdown).await
+        let served = self.server.serve::<M>(routes, options, shutdown).await;
+        self.background.cancel();
+        stop_background.abort();
+        served
     }
 }
 

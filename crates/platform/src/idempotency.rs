@@ -37,6 +37,9 @@ use crate::{
     worker::placeholder,
 };
 
+/// The principal of every caller until partner authentication exists.
+pub const ANONYMOUS: &str = "anonymous";
+
 /// Longest accepted request id.
 pub const MAX_REQUEST_ID: usize = 128;
 

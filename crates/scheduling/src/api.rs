@@ -3,6 +3,7 @@
 
 use caravan_platform::{
     error::FieldViolations,
+    idempotency::{ANONYMOUS, Idempotency, Scope},
     paging,
     resource::{self, ID_RULE},
     time::SharedClock,
@@ -29,31 +30,20 @@ const PAGE: (u64, u64) = (50, 500);
 pub struct SchedulingApi {
     store: Store,
     upstream: Upstream,
+    idempotency: Idempotency,
     clock: SharedClock,
 }
 
 impl SchedulingApi {
-    /// Handlers over `store`, calling `upstream`, reading the time from `clock`.
-    pub fn new(store: Store, upstream: Upstream, clock: SharedClock) -> Self {
-        SchedulingApi { store, upstream, clock }
+    /// Handlers over `store`, calling `upstream`, with request ids kept by
+    /// `idempotency`, reading the time from `clock`.
+    pub fn new(store: Store, upstream: Upstream, idempotency: Idempotency, clock: SharedClock) -> Self {
+        SchedulingApi { store, upstream, idempotency, clock }
     }
-}
 
-/// Campaigns, channels and shows arrive with the scheduling issue; until then
-/// their RPCs answer UNIMPLEMENTED rather than pretend.
-fn not_yet(method: &str) -> Status {
-    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
-}
-
-#[tonic::async_trait]
-impl SchedulingService for SchedulingApi {
-    type WatchShowStream = BoxStream<'static, Result<pb::WatchShowResponse, Status>>;
-
-    #[tracing::instrument(skip_all, fields(host_id = %request.get_ref().host_id))]
-    async fn create_host(&self, request: Request<pb::CreateHostRequest>) -> Result<Response<pb::Host>, Status> {
-        // request_id: idempotency arrives with the platform mechanism; a
-        // repeated create with the same host_id already answers ALREADY_EXISTS.
-        let pb::CreateHostRequest { host, host_id, request_id: _ } = request.into_inner();
+    /// CreateHost itself, run at most once per request id.
+    async fn create_host_once(&self, request: pb::CreateHostRequest) -> Result<pb::Host, Status> {
+        let pb::CreateHostRequest { host, host_id, request_id: _ } = request;
         let mut violations = FieldViolations::new();
         if !host_id.is_empty() && !resource::valid_id(&host_id) {
             violations.add("host_id", ID_RULE);
@@ -78,7 +68,30 @@ impl SchedulingService for SchedulingApi {
         }
         let id = if host_id.is_empty() { resource::new_id('h') } else { host_id };
         let host = self.store.insert_host(&id, &fields, self.clock.now()).await?;
-        Ok(Response::new(host_to_pb(host)))
+        Ok(host_to_pb(host))
+    }
+}
+
+const CREATE_HOST: &str = "caravan.scheduling.v1.SchedulingService/CreateHost";
+
+/// Campaigns, channels and shows arrive with the scheduling issue; until then
+/// their RPCs answer UNIMPLEMENTED rather than pretend.
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
+}
+
+#[tonic::async_trait]
+impl SchedulingService for SchedulingApi {
+    type WatchShowStream = BoxStream<'static, Result<pb::WatchShowResponse, Status>>;
+
+    #[tracing::instrument(skip_all, fields(host_id = %request.get_ref().host_id))]
+    async fn create_host(&self, request: Request<pb::CreateHostRequest>) -> Result<Response<pb::Host>, Status> {
+        let request = request.into_inner();
+        let request_id = request.request_id.clone();
+        let scope = Scope { principal: ANONYMOUS, method: CREATE_HOST, request_id: &request_id };
+        // A retry with the same request id gets the same host, even a generated id.
+        let create = self.create_host_once(request.clone());
+        self.idempotency.run(scope, &request, || create).await.map(Response::new)
     }
 
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]

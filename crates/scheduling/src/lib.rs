@@ -35,7 +35,12 @@ impl app::Service for Scheduling {
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
         let upstream = upstream::Upstream::connect(host)?;
-        let api = api::SchedulingApi::new(store::Store::new(host.db().clone()), upstream, Arc::new(SystemClock));
+        let api = api::SchedulingApi::new(
+            store::Store::new(host.db().clone()),
+            upstream,
+            host.start_idempotency(),
+            Arc::new(SystemClock),
+        );
         let server = SchedulingServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

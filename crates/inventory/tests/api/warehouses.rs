@@ -76,3 +76,19 @@ async fn bad_requests_name_every_bad_field() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "a token with no priority/id key");
 }
+
+#[tokio::test]
+async fn a_repeated_request_id_gets_the_first_answer() {
+    let mut app = spawn_app().await;
+    let mut request = create("sh-bonded", "Shanghai bonded warehouse", 1);
+    request.request_id = "5f0c6a9e-7a3b-4d43-9d6e-1f2a3b4c5d6e".into();
+    let first = app.client.create_warehouse(request.clone()).await.unwrap().into_inner();
+    // Without the request id this would be ALREADY_EXISTS: the retry is recognised instead.
+    let again = app.client.create_warehouse(request.clone()).await.unwrap().into_inner();
+    assert_eq!(again, first);
+
+    request.warehouse.as_mut().unwrap().display_name = "Another name".into();
+    let status = app.client.create_warehouse(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "REQUEST_ID_REUSED");
+}
