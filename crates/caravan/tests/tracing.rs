@@ -165,6 +165,7 @@ async fn a_trace_crosses_from_scheduling_to_catalog_between_processes() {
     assert!(descends_from(&call, &create), "the GetCountry call is part of serving CreateHost");
     assert_eq!(served.trace_id, create.trace_id, "the trace crossed the process boundary");
     assert_eq!(served.parent_span_id, call.span_id);
-    // Health checks are not traced.
+    // Health checks are not traced, and exporting traces makes no traces.
     assert!(!spans.iter().any(|(_, span)| span.name.contains("grpc.health")), "health checks traced");
+    assert!(!spans.iter().any(|(_, span)| span.name.contains("TraceService")), "the exporter traced itself");
 }

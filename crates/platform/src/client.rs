@@ -205,3 +205,64 @@ impl Retry {
         half + half.mul_f64(rand::random::<f64>())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    async fn attempts_until(retry: &Retry, failures: u32, code: Code) -> (Result<(), Status>, u32) {
+        let attempts = AtomicU32::new(0);
+        let result = retry
+            .idempotent(|| {
+                let n = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { if n <= failures { Err(Status::new(code, "no")) } else { Ok(()) } }
+            })
+            .await;
+        (result, attempts.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn retries_only_unavailable_and_only_so_often() {
+        let retry = Retry::with_attempts(3);
+        let (result, attempts) = attempts_until(&retry, 2, Code::Unavailable).await;
+        assert!(result.is_ok());
+        assert_eq!(attempts, 3);
+
+        let (result, attempts) = attempts_until(&retry, 5, Code::Unavailable).await;
+        assert_eq!((result.unwrap_err().code(), attempts), (Code::Unavailable, 3), "gives up after 3 attempts");
+
+        for code in [Code::Internal, Code::DeadlineExceeded, Code::FailedPrecondition, Code::ResourceExhausted] {
+            let (result, attempts) = attempts_until(&retry, 1, code).await;
+            assert_eq!((result.unwrap_err().code(), attempts), (code, 1), "{code:?} is not retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_stops_retry_storms() {
+        // A budget with no floor and 10 % of recent calls: after the first
+        // calls' deposits run out, failing calls are not retried any more.
+        let retry = Retry {
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 0, 0.1)),
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        };
+        let mut total = 0;
+        for _ in 0..50 {
+            total += attempts_until(&retry, 10, Code::Unavailable).await.1;
+        }
+        assert!(total < 50 + 50 / 5, "retries stayed within the budget: {total} attempts for 50 calls");
+        assert!(total > 50, "some retries were allowed");
+    }
+
+    #[tokio::test]
+    async fn no_retry_past_the_callers_deadline() {
+        let retry =
+            Retry { base_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(1), ..Retry::default() };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        let (result, attempts) = deadline::scope(Some(deadline), attempts_until(&retry, 2, Code::Unavailable)).await;
+        assert_eq!((result.unwrap_err().code(), attempts), (Code::Unavailable, 1));
+    }
+}
