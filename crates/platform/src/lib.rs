@@ -5,6 +5,7 @@
 //! with retries, rich errors, and the test harness.
 
 pub mod app;
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
