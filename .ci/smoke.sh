@@ -31,18 +31,34 @@ expect() { # expect <port> <service> <words…>
   out=$("$GRPCURL" -plaintext -d '{"service":""}' localhost:$port grpc.health.v1.Health/Check)
   grep -q SERVING <<<"$out" || { echo "port $port health: $out"; exit 1; }
 }
+# Development keys were created on first start; the plain ones are for their owner only.
+[ "$(stat -c %a data/dev-keys.txt)" = 600 ] || { echo "data/dev-keys.txt is not mode 0600"; exit 1; }
+OPERATOR=$(awk '$1 == "operator" {print $2}' data/dev-keys.txt)
+HEMA=$(awk '$1 == "partner:hema" {print $2}' data/dev-keys.txt)
+grep -q "$OPERATOR" data/keys.txt && { echo "a plain key is stored in keys.txt"; exit 1; }
+
 expect 51051 caravan.catalog.v1.CatalogService
 expect 51052 caravan.scheduling.v1.SchedulingService
 expect 51053 caravan.inventory.v1.InventoryService
 expect 51054 caravan.orders.v1.OrdersService
 
-out=$("$GRPCURL" -plaintext -d '{"name":"countries/IR","as_of":{"year":2022,"month":1,"day":10}}' \
+# No key: refused; a partner may read the catalog but not create hosts.
+if out=$("$GRPCURL" -plaintext -d '{"name":"countries/IR"}' localhost:51051 caravan.catalog.v1.CatalogService/GetCountry 2>&1); then
+  echo "GetCountry without a key succeeded: $out"; exit 1
+fi
+grep -q Unauthenticated <<<"$out" || { echo "GetCountry without a key: $out"; exit 1; }
+out=$("$GRPCURL" -plaintext -H "authorization: Bearer $HEMA" -d '{"name":"countries/IR","as_of":{"year":2022,"month":1,"day":10}}' \
   localhost:51051 caravan.catalog.v1.CatalogService/GetCountry)
 grep -q SCO_STATUS_OBSERVER <<<"$out" || { echo "GetCountry: $out"; exit 1; }
-out=$("$GRPCURL" -plaintext -d '{"host_id":"olimkhonov","host":{"display_name":"Akmalkhon Olimkhonov","title":"Economic Counselor","country":"countries/UZ","embassy":"Embassy of Uzbekistan in China"}}' \
+if out=$("$GRPCURL" -plaintext -H "authorization: Bearer $HEMA" -d '{"host":{"display_name":"X","country":"countries/UZ"}}' \
+  localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost 2>&1); then
+  echo "a partner created a host: $out"; exit 1
+fi
+grep -q PermissionDenied <<<"$out" || { echo "CreateHost as a partner: $out"; exit 1; }
+out=$("$GRPCURL" -plaintext -H "authorization: Bearer $OPERATOR" -d '{"host_id":"olimkhonov","host":{"display_name":"Akmalkhon Olimkhonov","title":"Economic Counselor","country":"countries/UZ","embassy":"Embassy of Uzbekistan in China"}}' \
   localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost)
 grep -q '"name": "hosts/olimkhonov"' <<<"$out" || { echo "CreateHost: $out"; exit 1; }
-if out=$("$GRPCURL" -plaintext -d '{"host":{"display_name":"Nobody","country":"countries/ZZ"}}' \
+if out=$("$GRPCURL" -plaintext -H "authorization: Bearer $OPERATOR" -d '{"host":{"display_name":"Nobody","country":"countries/ZZ"}}' \
   localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost 2>&1); then
   echo "CreateHost with an unknown country succeeded: $out"; exit 1
 fi

@@ -9,7 +9,7 @@ use caravan::suite::Suite;
 use caravan_platform::{
     CancellationToken,
     config::ServiceKind,
-    testing::{TestDatabase, health_status, service_config},
+    testing::{Caller, KeyedChannel, TestDatabase, health_status, service_config},
 };
 use caravan_proto::scheduling::v1::{
     CreateHostRequest, GetHostRequest, Host, scheduling_service_client::SchedulingServiceClient,
@@ -47,11 +47,8 @@ async fn start_suite() -> RunningSuite {
     RunningSuite { suite, token, _databases: databases.into_values().collect() }
 }
 
-fn scheduling(suite: &Suite) -> SchedulingServiceClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", suite.addr(ServiceKind::Scheduling)))
-        .unwrap()
-        .connect_lazy();
-    SchedulingServiceClient::new(channel)
+fn scheduling(suite: &Suite) -> SchedulingServiceClient<KeyedChannel> {
+    SchedulingServiceClient::new(KeyedChannel::new(suite.addr(ServiceKind::Scheduling), Some(Caller::Operator)))
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
 //! The `caravan` command's library: the whole suite in one process, shared
 //! by `caravan up` and the in-process cross-service tests.
 
+pub mod keys;
 pub mod suite;

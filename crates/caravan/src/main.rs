@@ -3,11 +3,16 @@
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
-use caravan::suite::{self, Suite};
+use caravan::{
+    keys,
+    suite::{self, Suite},
+};
 use caravan_platform::{
     CancellationToken,
+    auth::{Kind, Principal},
     config::{
-        ConfigError, EXIT_CONFIG, LogConfig, MigrateMode, ServiceConfig, ServiceKind, VARIABLES, metrics_addr_from_env,
+        Authentication, ConfigError, EXIT_CONFIG, LogConfig, MigrateMode, Secret, ServiceConfig, ServiceKind,
+        VARIABLES, metrics_addr_from_env,
     },
     metrics::MetricsServer,
     shutdown,
@@ -36,6 +41,32 @@ enum Command {
         /// `migrate`: apply the service's pending migrations and exit.
         #[arg(value_parser = ["migrate"])]
         action: Option<String>,
+        /// Accept every call without a key, as an operator. Development only;
+        /// without it, `serve` refuses to start with no CARAVAN_KEYS_FILE.
+        #[arg(long)]
+        insecure_no_auth: bool,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key: prints it once; only its SHA-256 hash is stored.
+    Create {
+        /// partner, operator or service.
+        #[arg(long)]
+        kind: Kind,
+        /// For partner keys: the partner whose data the key may see (e.g. hema).
+        #[arg(long)]
+        partner: Option<String>,
+        /// The principal id in logs, traces and rate limits (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// Append the hash line to this keys file (else it is printed to add by hand).
+        #[arg(long, env = "CARAVAN_KEYS_FILE")]
+        keys_file: Option<PathBuf>,
     },
 }
 
@@ -82,6 +113,7 @@ impl UpArgs {
 /// What to run, with every setting already validated.
 enum Plan {
     Up(UpArgs),
+    CreateKey { principal: Principal, keys_file: Option<PathBuf> },
     Serve { config: ServiceConfig, metrics: Option<SocketAddr> },
     Migrate(ServiceConfig),
 }
@@ -104,9 +136,31 @@ fn main() -> ExitCode {
         let otel = OtelConfig::from_env(&env)?;
         let plan = match cli.command {
             Command::Up(args) => Plan::Up(args),
-            Command::Serve { service, action: Some(_) } => Plan::Migrate(ServiceConfig::from_env(service, &env)?),
-            Command::Serve { service, action: None } => {
-                Plan::Serve { config: ServiceConfig::from_env(service, &env)?, metrics: metrics_addr_from_env(&env)? }
+            Command::Serve { service, action: Some(_), .. } => Plan::Migrate(ServiceConfig::from_env(service, &env)?),
+            Command::Serve { service, action: None, insecure_no_auth } => {
+                let mut config = ServiceConfig::from_env(service, &env)?;
+                match (&config.auth, insecure_no_auth) {
+                    (Authentication::Missing, false) => {
+                        return Err(ConfigError::new(
+                            "CARAVAN_KEYS_FILE",
+                            "required: the hashes of the API keys this service accepts (`caravan keys create`), or --insecure-no-auth for development",
+                        ));
+                    }
+                    (Authentication::Missing, true) => config.auth = Authentication::InsecureNoAuth,
+                    (_, true) => {
+                        return Err(ConfigError::new(
+                            "--insecure-no-auth",
+                            "cannot be combined with CARAVAN_KEYS_FILE",
+                        ));
+                    }
+                    (_, false) => {}
+                }
+                Plan::Serve { config, metrics: metrics_addr_from_env(&env)? }
+            }
+            Command::Keys(KeysCommand::Create { kind, partner, id, keys_file }) => {
+                let principal =
+                    keys::principal(kind, id, partner).map_err(|e| ConfigError::new("--kind", e.to_string()))?;
+                Plan::CreateKey { principal, keys_file }
             }
         };
         Ok((log, otel, plan))
@@ -132,6 +186,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let result = match plan {
             Plan::Up(args) => up(args, &telemetry).await,
+            Plan::CreateKey { principal, keys_file } => create_key(principal, keys_file.as_deref()),
             Plan::Serve { config, metrics } => serve(config, metrics, &telemetry).await,
             Plan::Migrate(config) => {
                 let service = config.service;
@@ -188,13 +243,40 @@ async fn serve(config: ServiceConfig, metrics: Option<SocketAddr>, telemetry: &T
     Ok(ExitCode::SUCCESS)
 }
 
+fn create_key(principal: Principal, keys_file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let (key, entry) = keys::create(principal, keys_file)?;
+    match keys_file {
+        Some(path) => eprintln!("added {} ({}) to {}", entry.principal.id, entry.principal.kind, path.display()),
+        None => eprintln!("add this line to the keys file (CARAVAN_KEYS_FILE):\n{}", entry.to_line()),
+    }
+    eprintln!("the key, shown only now (caravan keeps only its hash):");
+    println!("{key}");
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     shutdown::cancel_on_signal(token.clone());
+    let dev = keys::dev_keys(&args.data_dir)?;
+    if dev.created {
+        println!(
+            "Created development API keys (their hashes in {}; the keys in {}, readable only by you):\n{}\
+             Call with: grpcurl -H \"authorization: Bearer <key>\" …",
+            dev.keys_file.display(),
+            dev.plain_file.display(),
+            keys::printable_dev_keys(&dev.plain_file)?
+        );
+    }
     let config_for = |kind: ServiceKind| {
         let mut config = ServiceConfig::local(kind, &args.data_dir);
         config.listen_addr = SocketAddr::new(args.host, args.port(kind));
         config.migrate = MigrateMode::Apply;
+        config.auth = Authentication::Keys {
+            store: dev.store.clone(),
+            file: Some(dev.keys_file.clone()),
+            reload: std::time::Duration::from_secs(5),
+        };
+        config.service_key = dev.service_keys.get(&kind).map(|k| Secret::new(k.clone()));
         config
     };
     let suite = Suite::start(config_for, Some(telemetry), token.clone()).await?;

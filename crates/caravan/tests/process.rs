@@ -72,6 +72,43 @@ fn a_bad_variable_exits_64_naming_it() {
 }
 
 #[test]
+fn serve_refuses_to_start_without_keys() {
+    let output = caravan(&["serve", "catalog"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CARAVAN_KEYS_FILE") && stderr.contains("--insecure-no-auth"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, "not a key line\n").unwrap();
+    let output = caravan(&["serve", "catalog"]).env("CARAVAN_KEYS_FILE", &keys).output().unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1"), "a bad keys file names its line");
+}
+
+#[test]
+fn keys_create_prints_the_key_once_and_stores_only_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    let output = caravan(&["keys", "create", "--kind", "partner", "--partner", "hema", "--id", "hema-shop"])
+        .env("CARAVAN_KEYS_FILE", &keys)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("cvn_") && key.len() == 68, "{key}");
+    let stored = std::fs::read_to_string(&keys).unwrap();
+    assert!(!stored.contains(&key), "the plain key is not stored");
+    let entries = caravan_platform::auth::keys::parse(&stored).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].hash, caravan_platform::auth::keys::hash(&key));
+    assert_eq!(entries[0].principal.partner.as_deref(), Some("hema"));
+
+    let output = caravan(&["keys", "create", "--kind", "partner"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(64), "a partner key needs its partner");
+}
+
+#[test]
 fn help_explains_every_variable() {
     let output = caravan(&["--help"]).output().unwrap();
     assert!(output.status.success());
@@ -89,7 +126,7 @@ async fn serve_drains_and_exits_cleanly_on_sigterm_and_sigint() {
     for signal_name in ["TERM", "INT"] {
         let database = TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap();
         let addr = free_addr();
-        let mut child = caravan(&["serve", "inventory"])
+        let mut child = caravan(&["serve", "inventory", "--insecure-no-auth"])
             .env("CARAVAN_LISTEN_ADDR", addr.to_string())
             .env("CARAVAN_DATABASE_URL", database.config().url.expose())
             .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
@@ -114,7 +151,7 @@ async fn migrate_then_serve_in_verify_mode() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("catalog.db").display());
     let addr = free_addr();
     let serve = || {
-        caravan(&["serve", "catalog"])
+        caravan(&["serve", "catalog", "--insecure-no-auth"])
             .env("CARAVAN_LISTEN_ADDR", addr.to_string())
             .env("CARAVAN_DATABASE_URL", &url)
             .env("CARAVAN_MIGRATE", "verify")

@@ -12,7 +12,7 @@ use std::{
 
 use caravan_platform::{
     config::ServiceKind,
-    testing::{TestDatabase, eventually, health_status},
+    testing::{Caller, KeyedChannel, TestDatabase, eventually, health_status},
 };
 use caravan_proto::scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient};
 use opentelemetry_proto::tonic::{
@@ -60,6 +60,20 @@ fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
+/// The test keys as a keys file, and each service's own key in a file.
+fn write_keys(dir: &std::path::Path) -> std::path::PathBuf {
+    let keys = dir.join("keys.txt");
+    let lines: Vec<String> = Caller::all()
+        .into_iter()
+        .map(|c| caravan_platform::auth::keys::KeyEntry::for_key(c.key(), c.principal()).to_line())
+        .collect();
+    std::fs::write(&keys, lines.join("\n")).unwrap();
+    for kind in ServiceKind::ALL {
+        std::fs::write(dir.join(format!("{kind}.key")), Caller::Service(kind).key()).unwrap();
+    }
+    keys
+}
+
 fn serve(service: &str, addr: SocketAddr, database_url: &str, otlp: SocketAddr, extra: &[(&str, String)]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
     command
@@ -102,13 +116,20 @@ async fn a_trace_crosses_from_scheduling_to_catalog_between_processes() {
     let catalog_db = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
     let scheduling_db = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
     let (catalog_addr, scheduling_addr) = (free_addr(), free_addr());
-    let catalog = serve("catalog", catalog_addr, catalog_db.config().url.expose(), otlp, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_keys(dir.path()).display().to_string();
+    let catalog =
+        serve("catalog", catalog_addr, catalog_db.config().url.expose(), otlp, &[("CARAVAN_KEYS_FILE", keys.clone())]);
     let scheduling = serve(
         "scheduling",
         scheduling_addr,
         scheduling_db.config().url.expose(),
         otlp,
-        &[("CARAVAN_CATALOG_URL", format!("http://{catalog_addr}"))],
+        &[
+            ("CARAVAN_CATALOG_URL", format!("http://{catalog_addr}")),
+            ("CARAVAN_KEYS_FILE", keys),
+            ("CARAVAN_SERVICE_KEY_FILE", dir.path().join("scheduling.key").display().to_string()),
+        ],
     );
     for addr in [catalog_addr, scheduling_addr] {
         let up = eventually(Duration::from_secs(30), || async {
@@ -118,8 +139,7 @@ async fn a_trace_crosses_from_scheduling_to_catalog_between_processes() {
         assert!(up, "{addr} SERVING");
     }
 
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{scheduling_addr}")).unwrap().connect().await.unwrap();
+    let channel = KeyedChannel::new(scheduling_addr, Some(Caller::Operator));
     let host =
         Host { display_name: "Akmalkhon Olimkhonov".into(), country: "countries/UZ".into(), ..Default::default() };
     SchedulingServiceClient::new(channel)
@@ -165,6 +185,16 @@ async fn a_trace_crosses_from_scheduling_to_catalog_between_processes() {
     assert!(descends_from(&call, &create), "the GetCountry call is part of serving CreateHost");
     assert_eq!(served.trace_id, create.trace_id, "the trace crossed the process boundary");
     assert_eq!(served.parent_span_id, call.span_id);
+    // The operator's id travels with the service's own credential, for audit.
+    let attribute = |span: &Span, key: &str| {
+        span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).and_then(|v| match &v.value {
+            Some(Value::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(attribute(&create, "enduser.id").as_deref(), Some("ops-test"));
+    assert_eq!(attribute(&served, "enduser.id").as_deref(), Some("svc-scheduling"));
+    assert_eq!(attribute(&served, "caravan.on_behalf_of").as_deref(), Some("ops-test"));
     // Health checks are not traced, and exporting traces makes no traces.
     assert!(!spans.iter().any(|(_, span)| span.name.contains("grpc.health")), "health checks traced");
     assert!(!spans.iter().any(|(_, span)| span.name.contains("TraceService")), "the exporter traced itself");

@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::{
+    auth::{Check, ServerAuth, rate::RateLimits},
     client::{ChannelOptions, TracedChannel},
-    config::{MigrateMode, ServiceConfig, ServiceKind},
+    config::{Authentication, MigrateMode, ServiceConfig, ServiceKind},
     db::{self, SchemaState},
     idempotency::{Idempotency, IdempotencyConfig},
     server::{GrpcServer, ServeOptions},
@@ -86,6 +87,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             target,
             connect_timeout: self.config.connect_timeout,
             default_deadline,
+            service_key: self.config.service_key.clone(),
         };
         Ok(TracedChannel::new(self.config.upstream(target), options)?)
     }
@@ -127,10 +129,33 @@ impl<M: MigratorTrait> ServiceHost<M> {
                 background.cancel();
             })
         };
+        let check = match &self.config.auth {
+            Authentication::Missing => {
+                anyhow::bail!(
+                    "{}: no API keys configured (CARAVAN_KEYS_FILE) and auth not switched off",
+                    self.config.service
+                )
+            }
+            Authentication::InsecureNoAuth => {
+                tracing::warn!(
+                    service = %self.config.service,
+                    "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who reaches this port is an operator"
+                );
+                Check::Insecure
+            }
+            Authentication::Keys { store, file, reload } => {
+                if let Some(file) = file {
+                    store.watch(file.clone(), *reload, self.background());
+                }
+                Check::Keys(store.clone())
+            }
+        };
+        let auth = ServerAuth { check, rate: RateLimits::new(self.config.rate) };
         let options = ServeOptions {
             service: self.config.service,
             telemetry: self.telemetry,
             max_concurrent_calls: self.config.max_concurrent_calls,
+            auth,
             service_name,
             db: self.db,
             migrate: self.config.migrate,

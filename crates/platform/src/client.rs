@@ -25,7 +25,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use url::Url;
 
 use crate::{
-    config::ServiceKind,
+    auth,
+    config::{Secret, ServiceKind},
     deadline,
     rpc::{HeaderInjector, Kind, Outcome, observe_response, split_path, status_response},
 };
@@ -41,6 +42,8 @@ pub struct ChannelOptions {
     pub connect_timeout: Duration,
     /// Deadline of a call whose caller sent none.
     pub default_deadline: Duration,
+    /// The calling service's own key, sent as `authorization: Bearer`.
+    pub service_key: Option<Secret<String>>,
 }
 
 /// A lazily connected channel with the client RPC layer. The service starts
@@ -49,6 +52,8 @@ pub struct ChannelOptions {
 #[derive(Debug, Clone)]
 pub struct TracedChannel {
     inner: tonic::transport::Channel,
+    /// `Bearer <service key>`, marked sensitive so it is never printed.
+    authorization: Option<http::HeaderValue>,
     options: Arc<ChannelOptions>,
     authority: String,
     port: u16,
@@ -56,7 +61,7 @@ pub struct TracedChannel {
 
 impl TracedChannel {
     /// A channel to `url`.
-    pub fn new(url: &Url, options: ChannelOptions) -> Result<Self, tonic::transport::Error> {
+    pub fn new(url: &Url, options: ChannelOptions) -> Result<Self, ChannelError> {
         let inner = Endpoint::from_shared(url.as_str().trim_end_matches('/').to_owned())?
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
@@ -64,8 +69,18 @@ impl TracedChannel {
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true)
             .connect_lazy();
+        let authorization = match &options.service_key {
+            None => None,
+            Some(key) => {
+                let mut value = http::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                    .map_err(|_| ChannelError::InvalidKey)?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
         Ok(TracedChannel {
             inner,
+            authorization,
             authority: url.host_str().unwrap_or_default().to_owned(),
             port: url.port_or_known_default().unwrap_or(0),
             options: Arc::new(options),
@@ -98,6 +113,12 @@ impl Service<http::Request<Body>> for TracedChannel {
             server.port = self.port,
         );
         TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(request.headers_mut()));
+        if let Some(key) = &self.authorization {
+            request.headers_mut().insert(auth::AUTHORIZATION, key.clone());
+        }
+        if let Some(caller) = auth::current_caller().and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+            request.headers_mut().insert(auth::ON_BEHALF_OF, caller);
+        }
 
         // The deadline: what is left of the caller's, capped by the one this
         // call set for itself (`Request::set_timeout`), else the default.
@@ -138,6 +159,17 @@ impl Service<http::Request<Body>> for TracedChannel {
             span,
         ))
     }
+}
+
+/// Why a channel could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The address is not usable.
+    #[error("invalid upstream address: {0}")]
+    Address(#[from] tonic::transport::Error),
+    /// The service key cannot be sent in a header.
+    #[error("the service key contains characters a header cannot carry")]
+    InvalidKey,
 }
 
 /// Retries of idempotent calls: only on `UNAVAILABLE`, with jittered

@@ -5,9 +5,18 @@
 //! `main`, a literal map in tests), never from a global: tests must not mutate
 //! the process environment.
 
-use std::{collections::HashMap, fmt, net::SocketAddr, path::Path, str::FromStr, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
 
 use url::Url;
+
+use crate::auth::{keys::KeyStore, rate::RateConfig};
 
 /// The four services of caravan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -208,6 +217,32 @@ pub struct ServiceConfig {
     /// Calls in flight across all connections beyond which new calls are
     /// refused with `RESOURCE_EXHAUSTED` (0: no limit).
     pub max_concurrent_calls: usize,
+    /// Who may call, and how that is checked.
+    pub auth: Authentication,
+    /// This service's own key, sent on calls to other services.
+    pub service_key: Option<Secret<String>>,
+    /// Per-principal request rate limits.
+    pub rate: RateConfig,
+}
+
+/// How callers are authenticated.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    /// No keys configured: the server refuses to start (a safety net; the
+    /// binary asks for `CARAVAN_KEYS_FILE` or `--insecure-no-auth`).
+    Missing,
+    /// API keys; `file`, when set, is re-read every `reload` to pick up
+    /// added and revoked keys.
+    Keys {
+        /// The keys accepted now.
+        store: KeyStore,
+        /// Where they come from.
+        file: Option<PathBuf>,
+        /// How often the file is checked for changes.
+        reload: Duration,
+    },
+    /// Every caller is an operator. Development only, and loudly logged.
+    InsecureNoAuth,
 }
 
 impl ServiceConfig {
@@ -226,6 +261,9 @@ impl ServiceConfig {
             upstreams,
             connect_timeout: Duration::from_secs(2),
             max_concurrent_calls: 1024,
+            auth: Authentication::Missing,
+            service_key: None,
+            rate: RateConfig::default(),
         }
     }
 
@@ -263,6 +301,34 @@ impl ServiceConfig {
         config.health_check_interval = duration_or(env, "CARAVAN_HEALTH_CHECK_INTERVAL", config.health_check_interval)?;
         config.connect_timeout = duration_or(env, "CARAVAN_CONNECT_TIMEOUT", config.connect_timeout)?;
         config.max_concurrent_calls = parse_or(env, "CARAVAN_MAX_CONCURRENT_CALLS", config.max_concurrent_calls)?;
+        config.rate = RateConfig {
+            per_second: parse_or(env, "CARAVAN_RATE_LIMIT", config.rate.per_second)?,
+            burst: parse_or(env, "CARAVAN_RATE_BURST", config.rate.burst)?,
+        };
+        if let Some(path) = get(env, "CARAVAN_KEYS_FILE") {
+            let file = PathBuf::from(path);
+            let store = KeyStore::load(&file).map_err(|e| ConfigError::new("CARAVAN_KEYS_FILE", e))?;
+            let reload = duration_or(env, "CARAVAN_KEYS_RELOAD", Duration::from_secs(10))?;
+            config.auth = Authentication::Keys { store, file: Some(file), reload };
+        }
+        config.service_key = match (get(env, "CARAVAN_SERVICE_KEY"), get(env, "CARAVAN_SERVICE_KEY_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("CARAVAN_SERVICE_KEY", "set it or CARAVAN_SERVICE_KEY_FILE, not both"));
+            }
+            (Some(key), None) => Some(Secret::new(key.to_owned())),
+            (None, Some(path)) => {
+                let key = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::new("CARAVAN_SERVICE_KEY_FILE", format!("cannot read {path}: {e}")))?;
+                Some(Secret::new(key.trim().to_owned()))
+            }
+            (None, None) => None,
+        };
+        if config.service_key.is_none() && !service.upstreams().is_empty() && get(env, "CARAVAN_KEYS_FILE").is_some() {
+            return Err(ConfigError::new(
+                "CARAVAN_SERVICE_KEY_FILE",
+                format!("{service} calls other services and needs its own service key"),
+            ));
+        }
         for &up in service.upstreams() {
             let var = up.url_variable();
             if let Some(raw) = get(env, &var) {
@@ -341,6 +407,15 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "CARAVAN_MAX_CONCURRENT_CALLS",
         "calls in flight beyond which new ones get RESOURCE_EXHAUSTED (default 1024; 0: no limit)",
     ),
+    (
+        "CARAVAN_KEYS_FILE",
+        "hashes of the accepted API keys (`caravan keys create`); required unless --insecure-no-auth",
+    ),
+    ("CARAVAN_KEYS_RELOAD", "how often the keys file is re-read for added and revoked keys (default 10s)"),
+    ("CARAVAN_SERVICE_KEY_FILE", "file holding this service's own key, sent to the services it calls"),
+    ("CARAVAN_SERVICE_KEY", "the same key directly (prefer the file: environments leak)"),
+    ("CARAVAN_RATE_LIMIT", "calls per second per partner or operator, per replica (default 2000; 0: off)"),
+    ("CARAVAN_RATE_BURST", "calls allowed at once above that rate (default 4000)"),
     ("CARAVAN_METRICS_ADDR", "Prometheus /metrics address of the process (default 0.0.0.0:9464; `off` disables)"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP/gRPC collector for traces (no export when unset)"),
     ("OTEL_TRACES_SAMPLER", "always_on, always_off, traceidratio, parentbased_* (default parentbased_always_on)"),

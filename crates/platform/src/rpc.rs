@@ -23,6 +23,7 @@ use tracing::{Dispatch, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
+    auth::ServerAuth,
     config::ServiceKind,
     deadline,
     metrics::{code_name, metrics, observe},
@@ -51,6 +52,7 @@ pub struct ServerLayer {
 pub(crate) struct ServerShared {
     service: ServiceKind,
     dispatch: Dispatch,
+    auth: ServerAuth,
     limit: Option<Arc<Semaphore>>,
     max_concurrency: usize,
     port: u16,
@@ -60,9 +62,9 @@ impl ServerLayer {
     /// A layer for `service` listening on `port`, running requests under
     /// `dispatch`, refusing calls beyond `max_concurrency` in flight across all
     /// connections (0 means no limit).
-    pub fn new(service: ServiceKind, dispatch: Dispatch, max_concurrency: usize, port: u16) -> Self {
+    pub fn new(service: ServiceKind, dispatch: Dispatch, auth: ServerAuth, max_concurrency: usize, port: u16) -> Self {
         let limit = (max_concurrency > 0).then(|| Arc::new(Semaphore::new(max_concurrency)));
-        ServerLayer { shared: Arc::new(ServerShared { service, dispatch, limit, max_concurrency, port }) }
+        ServerLayer { shared: Arc::new(ServerShared { service, dispatch, auth, limit, max_concurrency, port }) }
     }
 }
 
@@ -97,7 +99,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
         let path = request.uri().path().to_owned();
         if is_infrastructure(&path) {
@@ -132,10 +134,37 @@ where
                 server.address = "caravan",
                 server.port = shared.port,
                 service = %shared.service,
+                enduser.id = Empty,
+                caravan.principal.kind = Empty,
+                caravan.on_behalf_of = Empty,
             )
         });
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
         let _ = span.set_parent(parent);
+        let method = path.trim_start_matches('/').to_owned();
+        let start = Instant::now();
+
+        // Who is calling and may they: before any handler runs.
+        let principal = match shared.auth.admit(&method, request.headers()) {
+            Ok(principal) => principal,
+            Err(status) => {
+                let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
+                return Box::pin(async move { Ok(observe_response(status_response(status), outcome)) });
+            }
+        };
+        // A service says on whose behalf it calls; that is recorded, never trusted.
+        let caller = match principal.kind {
+            crate::auth::Kind::Service => request
+                .headers()
+                .get(crate::auth::ON_BEHALF_OF)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| principal.id.clone(), str::to_owned),
+            _ => principal.id.clone(),
+        };
+        span.record("enduser.id", principal.id.as_str());
+        span.record("caravan.principal.kind", principal.kind.as_str());
+        span.record("caravan.on_behalf_of", caller.as_str());
+        request.extensions_mut().insert(principal);
 
         let deadline = request
             .headers()
@@ -144,17 +173,18 @@ where
             .and_then(deadline::parse_grpc_timeout)
             .map(|timeout| tokio::time::Instant::now() + timeout);
 
-        let start = Instant::now();
         let fut = {
             let _dispatch = tracing::dispatcher::set_default(&shared.dispatch);
             let _entered = span.enter();
             self.inner.call(request)
         };
         let fut = tracing::instrument::WithSubscriber::with_subscriber(
-            tracing::Instrument::instrument(deadline::scope(deadline, fut), span.clone()),
+            tracing::Instrument::instrument(
+                crate::auth::scope_caller(caller, deadline::scope(deadline, fut)),
+                span.clone(),
+            ),
             shared.dispatch.clone(),
         );
-        let method = path.trim_start_matches('/').to_owned();
         Box::pin(async move {
             let response = fut.await?;
             drop(permit);

@@ -18,6 +18,7 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
+    auth::ServerAuth,
     config::{MigrateMode, ServiceKind},
     db::{SchemaState, schema_state},
     rpc::ServerLayer,
@@ -29,6 +30,9 @@ pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 /// The reflection service names grpcurl and other tools look for.
 pub const REFLECTION_SERVICES: [&str; 2] =
     ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
+/// Health's reason while draining: planned, so logged at info.
+const SHUTTING_DOWN: &str = "shutting down";
 
 /// A bound, not yet serving, gRPC listener.
 #[derive(Debug)]
@@ -46,6 +50,8 @@ pub struct ServeOptions {
     pub telemetry: ServiceTelemetry,
     /// Calls in flight beyond which new calls are refused (0: no limit).
     pub max_concurrent_calls: usize,
+    /// Who may call.
+    pub auth: ServerAuth,
     /// Fully qualified gRPC name of the service, e.g. `caravan.catalog.v1.CatalogService`.
     pub service_name: &'static str,
     /// The service's database, watched by health.
@@ -85,13 +91,14 @@ impl GrpcServer {
             service,
             telemetry,
             max_concurrent_calls,
+            auth,
             service_name,
             db,
             migrate,
             health_check_interval,
             shutdown_grace,
         } = options;
-        let layer = ServerLayer::new(service, telemetry.dispatch, max_concurrent_calls, self.local_addr.port());
+        let layer = ServerLayer::new(service, telemetry.dispatch, auth, max_concurrent_calls, self.local_addr.port());
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health { reporter, service_name };
         // The first verdict is known before the first connection is accepted.
@@ -134,7 +141,7 @@ impl GrpcServer {
             let shutdown = shutdown.clone();
             async move {
                 shutdown.cancelled().await;
-                health.set(Verdict::NotServing("shutting down".into())).await;
+                health.set(Verdict::NotServing(SHUTTING_DOWN.into())).await;
                 tracing::info!(service = service_name, "shutdown: draining in-flight calls");
             }
         };
@@ -222,7 +229,11 @@ impl Health {
                 ServingStatus::Serving
             }
             Verdict::NotServing(reason) => {
-                tracing::warn!(service = self.service_name, reason, "health: NOT_SERVING");
+                if reason == SHUTTING_DOWN {
+                    tracing::info!(service = self.service_name, reason, "health: NOT_SERVING");
+                } else {
+                    tracing::warn!(service = self.service_name, reason, "health: NOT_SERVING");
+                }
                 ServingStatus::NotServing
             }
         };

@@ -20,7 +20,13 @@ use sea_orm_migration::MigratorTrait;
 use tempfile::TempDir;
 use url::Url;
 
-use crate::config::{DatabaseConfig, ServiceConfig, ServiceKind};
+use crate::{
+    auth::{
+        Principal,
+        keys::{self, KeyEntry, KeyStore},
+    },
+    config::{Authentication, DatabaseConfig, Secret, ServiceConfig, ServiceKind},
+};
 
 /// Every PostgreSQL database the harness creates starts with this.
 pub const PG_TEST_PREFIX: &str = "caravan_test_";
@@ -185,8 +191,104 @@ fn with_database(server_url: &str, database: &str) -> anyhow::Result<String> {
     Ok(url.to_string())
 }
 
+/// Who a test calls as: one key of each kind, the same for the whole test process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// `ops-test`, an operator.
+    Operator,
+    /// `hema-shop`, a partner of `hema`.
+    Hema,
+    /// `douyin-live`, a partner of `douyin`.
+    Douyin,
+    /// `svc-<service>`, a service.
+    Service(ServiceKind),
+}
+
+impl Caller {
+    /// Its principal.
+    pub fn principal(self) -> Principal {
+        match self {
+            Caller::Operator => Principal::operator("ops-test"),
+            Caller::Hema => Principal::partner("hema-shop", "hema"),
+            Caller::Douyin => Principal::partner("douyin-live", "douyin"),
+            Caller::Service(kind) => Principal::service(&format!("svc-{kind}")),
+        }
+    }
+
+    /// Its key (generated once per test process).
+    pub fn key(self) -> &'static str {
+        let keys = test_keys();
+        let index = match self {
+            Caller::Operator => 0,
+            Caller::Hema => 1,
+            Caller::Douyin => 2,
+            Caller::Service(kind) => 3 + ServiceKind::ALL.iter().position(|k| *k == kind).unwrap_or(0),
+        };
+        keys[index].as_str()
+    }
+
+    /// Every test caller.
+    pub fn all() -> Vec<Caller> {
+        let mut all = vec![Caller::Operator, Caller::Hema, Caller::Douyin];
+        all.extend(ServiceKind::ALL.map(Caller::Service));
+        all
+    }
+}
+
+fn test_keys() -> &'static Vec<String> {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| (0..3 + ServiceKind::ALL.len()).map(|_| keys::generate()).collect())
+}
+
+/// The keys of every test caller, as a server holds them (hashes only).
+pub fn test_key_store() -> KeyStore {
+    KeyStore::new(Caller::all().into_iter().map(|c| KeyEntry::for_key(c.key(), c.principal())).collect())
+}
+
+/// A channel that sends `caller`'s key with every call.
+#[derive(Debug, Clone)]
+pub struct KeyedChannel {
+    inner: tonic::transport::Channel,
+    authorization: Option<http::HeaderValue>,
+}
+
+impl KeyedChannel {
+    /// A channel to `addr` calling as `caller` (`None`: sending no key).
+    pub fn new(addr: SocketAddr, caller: Option<Caller>) -> Self {
+        Self::with_header(addr, caller.map(|c| format!("Bearer {}", c.key())))
+    }
+
+    /// A channel sending `authorization` as given (to test bad keys).
+    pub fn with_header(addr: SocketAddr, authorization: Option<String>) -> Self {
+        let inner = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+            Ok(endpoint) => endpoint.connect_lazy(),
+            Err(e) => unreachable!("a socket address is a valid URI: {e}"),
+        };
+        let authorization = authorization.and_then(|a| http::HeaderValue::from_str(&a).ok());
+        KeyedChannel { inner, authorization }
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for KeyedChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = <tonic::transport::Channel as tower::Service<http::Request<tonic::body::Body>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        if let Some(value) = &self.authorization {
+            request.headers_mut().insert(crate::auth::AUTHORIZATION, value.clone());
+        }
+        self.inner.call(request)
+    }
+}
+
 /// The configuration of a service under test: loopback port 0, the given
-/// database, upstreams as given (unknown ones point at a closed port).
+/// database, the test keys, upstreams as given (unknown ones point at a
+/// closed port).
 pub fn service_config(
     service: ServiceKind,
     database: DatabaseConfig,
@@ -197,6 +299,9 @@ pub fn service_config(
     config.database = database;
     config.shutdown_grace = std::time::Duration::from_secs(2);
     config.health_check_interval = std::time::Duration::from_millis(200);
+    config.auth =
+        Authentication::Keys { store: test_key_store(), file: None, reload: std::time::Duration::from_secs(10) };
+    config.service_key = Some(Secret::new(Caller::Service(service).key().to_owned()));
     for &(kind, addr) in upstreams {
         config.upstreams.insert(kind, crate::config::loopback_url(addr.port()));
     }
@@ -250,12 +355,14 @@ impl TestServer {
         &self.database
     }
 
-    /// A channel to it (connected on first use).
-    pub fn channel(&self) -> tonic::transport::Channel {
-        match tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr)) {
-            Ok(endpoint) => endpoint.connect_lazy(),
-            Err(e) => unreachable!("a socket address is a valid URI: {e}"),
-        }
+    /// A channel to it calling as an operator (connected on first use).
+    pub fn channel(&self) -> KeyedChannel {
+        KeyedChannel::new(self.addr, Some(Caller::Operator))
+    }
+
+    /// A channel to it calling as `caller`.
+    pub fn channel_as(&self, caller: Caller) -> KeyedChannel {
+        KeyedChannel::new(self.addr, Some(caller))
     }
 
     /// Stops it and waits for the drain to finish.

@@ -14,6 +14,10 @@ use std::{
 };
 
 use caravan_platform::{
+    auth::{
+        Check, ServerAuth,
+        rate::{RateConfig, RateLimits},
+    },
     client::{ChannelOptions, TracedChannel},
     config::{LogConfig, LogFormat, MigrateMode, ServiceKind, loopback_url},
     deadline::parse_grpc_timeout,
@@ -54,7 +58,7 @@ enum Mode {
     /// Remembers the metadata it was called with.
     Record(Arc<Mutex<Option<tonic::metadata::MetadataMap>>>),
     /// Calls another server's GetOrder.
-    Forward(OrdersServiceClient<TracedChannel>),
+    Forward(Box<OrdersServiceClient<TracedChannel>>),
 }
 
 struct TestOrders(Mode);
@@ -122,6 +126,7 @@ async fn start(mode: Mode, telemetry: ServiceTelemetry, max_concurrent_calls: us
         service: ServiceKind::Orders,
         telemetry,
         max_concurrent_calls,
+        auth: ServerAuth { check: Check::Insecure, rate: RateLimits::new(RateConfig { per_second: 0, burst: 0 }) },
         service_name: "caravan.orders.v1.OrdersService",
         db: database.connect().await.unwrap(),
         migrate: MigrateMode::Apply,
@@ -144,6 +149,7 @@ fn traced_client(addr: SocketAddr, default_deadline: Duration) -> OrdersServiceC
         target: ServiceKind::Orders,
         connect_timeout: Duration::from_secs(1),
         default_deadline,
+        service_key: None,
     };
     OrdersServiceClient::new(TracedChannel::new(&loopback_url(addr.port()), options).unwrap())
 }
@@ -197,8 +203,12 @@ fn timeout_seen(seen: &Mutex<Option<tonic::metadata::MetadataMap>>) -> Duration 
 async fn the_callers_deadline_reaches_the_callee() {
     let seen = Arc::new(Mutex::new(None));
     let back = start(Mode::Record(seen.clone()), ServiceTelemetry::global(), 0).await;
-    let front =
-        start(Mode::Forward(traced_client(back.addr, Duration::from_secs(30))), ServiceTelemetry::global(), 0).await;
+    let front = start(
+        Mode::Forward(Box::new(traced_client(back.addr, Duration::from_secs(30)))),
+        ServiceTelemetry::global(),
+        0,
+    )
+    .await;
 
     // The partner gave 1.5 s: the callee gets what is left of it, not the 30 s default.
     let mut request = Request::new(get("orders/o-1"));
@@ -241,7 +251,8 @@ async fn trace_context_crosses_every_hop() {
     let (back_telemetry, back_provider, back_spans) = collecting(ServiceKind::Inventory);
     let (front_telemetry, front_provider, front_spans) = collecting(ServiceKind::Scheduling);
     let back = start(Mode::Record(seen.clone()), back_telemetry, 0).await;
-    let front = start(Mode::Forward(traced_client(back.addr, Duration::from_secs(5))), front_telemetry, 0).await;
+    let front =
+        start(Mode::Forward(Box::new(traced_client(back.addr, Duration::from_secs(5)))), front_telemetry, 0).await;
 
     // A partner call that is part of its own trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -1,7 +1,7 @@
 use caravan_inventory::Inventory;
+use caravan_platform::testing::KeyedChannel as Channel;
 use caravan_platform::testing::TestServer;
 use caravan_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
-use tonic::transport::Channel;
 
 pub struct TestApp {
     pub _server: TestServer,

@@ -1,7 +1,7 @@
 use caravan_orders::{Orders, store::Store};
+use caravan_platform::testing::KeyedChannel as Channel;
 use caravan_platform::testing::TestServer;
 use caravan_proto::orders::v1::orders_service_client::OrdersServiceClient;
-use tonic::transport::Channel;
 
 pub struct TestApp {
     pub server: TestServer,

@@ -169,7 +169,9 @@ impl KeyStore {
                         tracing::info!(path = %path.display(), keys = entries.len(), "keys file reloaded");
                         store.replace(entries);
                     }
-                    Err(e) => tracing::error!(path = %path.display(), error = %e, "keys file not reloaded; keeping the previous keys"),
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "keys file not reloaded; keeping the previous keys")
+                    }
                 }
             }
         });

@@ -90,10 +90,7 @@ impl Principal {
 /// The caller of a request, as the server layer put it there. Every request
 /// that reaches a handler has one.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+    request.extensions().get::<Principal>().ok_or_else(|| Status::unauthenticated("no authenticated caller"))
 }
 
 /// The header carrying the key.
@@ -107,4 +104,84 @@ pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| key.trim()).filter(|k| !k.is_empty())
+}
+
+/// How the server layer checks callers.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// API keys.
+    Keys(keys::KeyStore),
+    /// Everyone is [`Principal::insecure`], no authorization (development only).
+    Insecure,
+}
+
+/// Everything the server layer needs to admit a call.
+#[derive(Debug, Clone)]
+pub struct ServerAuth {
+    /// Who is calling.
+    pub check: Check,
+    /// How often each may call.
+    pub rate: rate::RateLimits,
+}
+
+impl ServerAuth {
+    /// Authenticates, authorizes and rate-limits a call to `method`. The
+    /// answer to a refusal never contains the key.
+    pub fn admit(&self, method: &str, headers: &http::HeaderMap) -> Result<Principal, Status> {
+        use std::collections::HashMap;
+
+        use tonic_types::{ErrorDetails, StatusExt as _};
+
+        use crate::error::ERROR_DOMAIN;
+
+        let principal = match &self.check {
+            Check::Insecure => return Ok(Principal::insecure()),
+            Check::Keys(store) => {
+                let key = bearer(headers)
+                    .ok_or_else(|| Status::unauthenticated("send your API key as `authorization: Bearer <key>`"))?;
+                store.authenticate(key).ok_or_else(|| Status::unauthenticated("unknown or revoked API key"))?
+            }
+        };
+        let allowed = access::allowed(method).unwrap_or(&[]);
+        if !allowed.contains(&principal.kind) {
+            let metadata = HashMap::from([
+                ("method".to_owned(), method.to_owned()),
+                ("kind".to_owned(), principal.kind.as_str().to_owned()),
+            ]);
+            return Err(Status::with_error_details(
+                tonic::Code::PermissionDenied,
+                format!("a {} may not call {method}", principal.kind),
+                ErrorDetails::with_error_info("KIND_NOT_ALLOWED", ERROR_DOMAIN, metadata),
+            ));
+        }
+        if let Err(wait) = self.rate.check(&principal) {
+            let mut details = ErrorDetails::with_retry_info(Some(wait));
+            details.set_error_info(
+                "RATE_LIMITED",
+                ERROR_DOMAIN,
+                HashMap::from([("principal".to_owned(), principal.id.clone())]),
+            );
+            return Err(Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                format!("rate limit of {} exceeded; retry in {} ms", principal.id, wait.as_millis().max(1)),
+                details,
+            ));
+        }
+        Ok(principal)
+    }
+}
+
+tokio::task_local! {
+    static CALLER: String;
+}
+
+/// Runs `fut` knowing on whose behalf the call it serves was made.
+pub fn scope_caller<F: std::future::Future>(caller: String, fut: F) -> impl std::future::Future<Output = F::Output> {
+    CALLER.scope(caller, fut)
+}
+
+/// The original caller of the call being served (a partner or operator id,
+/// carried through service hops), for audit and spans.
+pub fn current_caller() -> Option<String> {
+    CALLER.try_with(Clone::clone).ok()
 }

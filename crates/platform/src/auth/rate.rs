@@ -49,9 +49,9 @@ impl RateLimits {
         if principal.kind == Kind::Service {
             return Ok(());
         }
-        limiter.check_key(&principal.id).map_err(|not_until| {
-            not_until.wait_time_from(governor::clock::DefaultClock::default().now())
-        })
+        limiter
+            .check_key(&principal.id)
+            .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
     }
 }
 

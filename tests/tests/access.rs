@@ -1,0 +1,115 @@
+//! Who may call what: every RPC of every service × {no key, bad key, partner,
+//! operator, service}, against the four running services.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use caravan::suite::Suite;
+use caravan_platform::{
+    CancellationToken,
+    auth::{Kind, access},
+    config::ServiceKind,
+    testing::{Caller, KeyedChannel, TestDatabase, service_config},
+};
+use tonic::{Code, codegen::http::uri::PathAndQuery};
+
+/// Any message: an empty body decodes as the default of every request type,
+/// and a response decodes as this, its fields skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Anything {}
+
+/// How a test presents itself.
+#[derive(Debug, Clone, Copy)]
+enum Presented {
+    NoKey,
+    BadKey,
+    As(Caller),
+}
+
+async fn call(addr: SocketAddr, method: &str, presented: Presented) -> Code {
+    let channel = match presented {
+        Presented::NoKey => KeyedChannel::new(addr, None),
+        Presented::BadKey => {
+            KeyedChannel::with_header(addr, Some(format!("Bearer {}", caravan_platform::auth::keys::generate())))
+        }
+        Presented::As(caller) => KeyedChannel::new(addr, Some(caller)),
+    };
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = PathAndQuery::try_from(format!("/{method}")).unwrap();
+    let codec = tonic_prost::ProstCodec::<Anything, Anything>::default();
+    let result = if method.rsplit('/').next().is_some_and(|m| m.starts_with("Watch")) {
+        match grpc.server_streaming(tonic::Request::new(Anything {}), path, codec).await {
+            Ok(response) => match response.into_inner().message().await {
+                Ok(_) => Ok(()),
+                Err(status) => Err(status),
+            },
+            Err(status) => Err(status),
+        }
+    } else {
+        grpc.unary(tonic::Request::new(Anything {}), path, codec).await.map(|_| ())
+    };
+    match result {
+        Ok(()) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+fn service_of(method: &str) -> ServiceKind {
+    match method.split('.').nth(1) {
+        Some("catalog") => ServiceKind::Catalog,
+        Some("scheduling") => ServiceKind::Scheduling,
+        Some("inventory") => ServiceKind::Inventory,
+        Some("orders") => ServiceKind::Orders,
+        other => panic!("no service for {method} ({other:?})"),
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_admits_exactly_the_kinds_in_the_access_table() {
+    let mut databases = HashMap::new();
+    databases.insert(
+        ServiceKind::Catalog,
+        TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap(),
+    );
+    databases.insert(
+        ServiceKind::Scheduling,
+        TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap(),
+    );
+    databases.insert(
+        ServiceKind::Inventory,
+        TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap(),
+    );
+    databases
+        .insert(ServiceKind::Orders, TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap());
+    let token = CancellationToken::new();
+    let suite =
+        Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone()).await.unwrap();
+
+    let callers = [
+        (Presented::As(Caller::Hema), Kind::Partner),
+        (Presented::As(Caller::Operator), Kind::Operator),
+        (Presented::As(Caller::Service(ServiceKind::Orders)), Kind::Service),
+    ];
+    let mut failures = Vec::new();
+    for (method, allowed) in access::TABLE {
+        let addr = suite.addr(service_of(method));
+        for presented in [Presented::NoKey, Presented::BadKey] {
+            let code = call(addr, method, presented).await;
+            if code != Code::Unauthenticated {
+                failures.push(format!("{method} with {presented:?}: {code:?}, expected UNAUTHENTICATED"));
+            }
+        }
+        for (presented, kind) in callers {
+            let code = call(addr, method, presented).await;
+            let admitted = !matches!(code, Code::Unauthenticated | Code::PermissionDenied);
+            if admitted != allowed.contains(&kind) {
+                failures.push(format!("{method} as {kind}: {code:?}, allowed kinds {allowed:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} wrong answers:\n{}", failures.len(), failures.join("\n"));
+    token.cancel();
+    suite.wait().await.unwrap();
+}
