@@ -113,3 +113,42 @@ async fn every_rpc_admits_exactly_the_kinds_in_the_access_table() {
     token.cancel();
     suite.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_principal_over_its_rate_is_refused_with_retry_info_then_recovers() {
+    use caravan_platform::{auth::rate::RateConfig, testing::TestServer};
+    use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
+    use tonic_types::StatusExt as _;
+
+    let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let mut config = service_config(ServiceKind::Catalog, database.config(), &[]);
+    config.rate = RateConfig { per_second: 2, burst: 3 };
+    let server = TestServer::start_with::<caravan_catalog::Catalog>(config, database).await.unwrap();
+    let request = || GetCountryRequest { name: "countries/UZ".into(), as_of: None };
+    let mut hema = CatalogServiceClient::new(server.channel_as(Caller::Hema));
+
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(status) = hema.get_country(request()).await {
+            refused = Some(status);
+            break;
+        }
+    }
+    let status = refused.expect("a burst beyond the limit is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let details = status.get_error_details();
+    assert_eq!(details.error_info().unwrap().reason, "RATE_LIMITED");
+    let wait = details.retry_info().unwrap().retry_delay.unwrap();
+    assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+
+    // Other principals have their own bucket; services are exempt.
+    let mut douyin = CatalogServiceClient::new(server.channel_as(Caller::Douyin));
+    douyin.get_country(request()).await.unwrap();
+    let mut service = CatalogServiceClient::new(server.channel_as(Caller::Service(ServiceKind::Scheduling)));
+    for _ in 0..10 {
+        service.get_country(request()).await.unwrap();
+    }
+    // After the advised wait, the partner may call again.
+    tokio::time::sleep(wait).await;
+    hema.get_country(request()).await.unwrap();
+}

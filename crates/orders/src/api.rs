@@ -2,6 +2,7 @@
 //! The only module of the crate that sees prost types.
 
 use caravan_platform::{
+    auth::{self, Kind, Principal},
     error::{FieldViolations, invalid_argument},
     paging, resource,
     time::{Micros, SharedClock},
@@ -47,9 +48,10 @@ fn not_yet(method: &str) -> Status {
 impl OrdersService for OrdersApi {
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let partner = partner_scope(auth::principal(&request)?)?;
         let pb::GetOrderRequest { name } = request.into_inner();
         let id = parse_order_name(&name).map_err(|e| invalid_argument("name", e))?;
-        Ok(Response::new(order_to_pb(self.store.order(id).await?)))
+        Ok(Response::new(order_to_pb(self.store.order(id, partner.as_deref()).await?)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -57,6 +59,7 @@ impl OrdersService for OrdersApi {
         &self,
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let partner = partner_scope(auth::principal(&request)?)?;
         let pb::ListOrdersRequest { page_size, page_token, show, buyer, state } = request.into_inner();
         let mut violations = FieldViolations::new();
         let size = paging::page_size(page_size, PAGE.0, PAGE.1)
@@ -91,6 +94,7 @@ impl OrdersService for OrdersApi {
             return Err(invalid_argument("request", "is invalid"));
         };
         let filter = OrderFilter {
+            partner,
             show: (!show.is_empty()).then_some(show),
             buyer: (!buyer.is_empty()).then_some(buyer),
             state,
@@ -125,6 +129,17 @@ impl OrdersService for OrdersApi {
         _: Request<pb::GetShowSalesReportRequest>,
     ) -> Result<Response<pb::ShowSalesReport>, Status> {
         Err(not_yet("GetShowSalesReport"))
+    }
+}
+
+/// Whose orders the caller may see: a partner only its own (`Some`), an
+/// operator everyone's (`None`).
+fn partner_scope(principal: &Principal) -> Result<Option<String>, Status> {
+    match principal.kind {
+        Kind::Partner => {
+            principal.partner.clone().map(Some).ok_or_else(|| Status::internal("a partner principal without a partner"))
+        }
+        Kind::Operator | Kind::Service => Ok(None),
     }
 }
 

@@ -20,6 +20,8 @@ use entity::{order, order_line};
 /// Which orders a list returns.
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
+    /// Only this partner's (a partner caller only ever sees its own).
+    pub partner: Option<String>,
     /// Only this show's (`shows/{id}`).
     pub show: Option<String>,
     /// Only this buyer's.
@@ -71,9 +73,14 @@ impl Store {
         txn.commit().await.map_err(Error::db("committing an order"))
     }
 
-    /// One order with its lines.
-    pub async fn order(&self, id: &str) -> Result<Order, Error> {
-        let row = order::Entity::find_by_id(id.to_owned())
+    /// One order with its lines; with `partner`, only if it is that
+    /// partner's (another partner's order is as not found as a missing one).
+    pub async fn order(&self, id: &str, partner: Option<&str>) -> Result<Order, Error> {
+        let mut query = order::Entity::find_by_id(id.to_owned());
+        if let Some(partner) = partner {
+            query = query.filter(order::Column::Partner.eq(partner));
+        }
+        let row = query
             .one(&self.db)
             .await
             .map_err(Error::db("reading an order"))?
@@ -94,6 +101,9 @@ impl Store {
             .order_by_desc(order::Column::CreateTime)
             .order_by_desc(order::Column::Id)
             .limit(limit);
+        if let Some(partner) = &filter.partner {
+            query = query.filter(order::Column::Partner.eq(partner.as_str()));
+        }
         if let Some(show) = &filter.show {
             query = query.filter(order::Column::Show.eq(show.as_str()));
         }

@@ -120,3 +120,40 @@ async fn list_is_newest_first_filtered_and_paged() {
         status.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
     assert_eq!(fields, ["page_size", "page_token", "show", "state"]);
 }
+
+#[tokio::test]
+async fn a_partner_sees_only_its_own_orders() {
+    use caravan_orders::domain::OrderState::AwaitingPayment;
+    use caravan_platform::testing::Caller;
+    use caravan_proto::orders::v1::orders_service_client::OrdersServiceClient;
+
+    let app = spawn_app().await;
+    let store = app.store().await;
+    let base = 1_641_800_000_000_000;
+    store.insert_order(&order("o-hema", "b1", "", AwaitingPayment, base), "").await.unwrap();
+    let mut theirs = order("o-douyin", "b1", "", AwaitingPayment, base + 1);
+    theirs.partner = "douyin".into();
+    store.insert_order(&theirs, "").await.unwrap();
+
+    let mut hema = OrdersServiceClient::new(app.server.channel_as(Caller::Hema));
+    let mut douyin = OrdersServiceClient::new(app.server.channel_as(Caller::Douyin));
+    assert_eq!(
+        hema.get_order(GetOrderRequest { name: "orders/o-hema".into() }).await.unwrap().into_inner().partner,
+        "hema"
+    );
+
+    // Another partner's order is exactly as absent as one that does not exist.
+    let other = hema.get_order(GetOrderRequest { name: "orders/o-douyin".into() }).await.unwrap_err();
+    let missing = hema.get_order(GetOrderRequest { name: "orders/o-nowhere".into() }).await.unwrap_err();
+    assert_eq!((other.code(), missing.code()), (Code::NotFound, Code::NotFound));
+    assert_eq!(other.message().replace("o-douyin", "X"), missing.message().replace("o-nowhere", "X"));
+
+    let names = |orders: Vec<caravan_proto::orders::v1::Order>| orders.into_iter().map(|o| o.name).collect::<Vec<_>>();
+    let listed = hema.list_orders(ListOrdersRequest::default()).await.unwrap().into_inner().orders;
+    assert_eq!(names(listed), ["orders/o-hema"]);
+    let listed = douyin.list_orders(ListOrdersRequest { buyer: "b1".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(names(listed.into_inner().orders), ["orders/o-douyin"]);
+    // Operators see every partner's.
+    let listed = app.client.clone().list_orders(ListOrdersRequest::default()).await.unwrap().into_inner().orders;
+    assert_eq!(names(listed), ["orders/o-douyin", "orders/o-hema"]);
+}

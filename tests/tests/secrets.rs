@@ -1,0 +1,99 @@
+//! Keys never reach the logs: every log line of two services, at the most
+//! verbose level, while calls with good, bad and refused keys go through them.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use caravan_platform::{
+    app::Application,
+    config::ServiceKind,
+    telemetry::ServiceTelemetry,
+    testing::{Caller, KeyedChannel, TestDatabase, service_config},
+};
+use caravan_proto::{
+    catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient},
+    scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient},
+};
+use tracing::Dispatch;
+use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, layer::SubscriberExt as _};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capturing(captured: &Captured) -> Dispatch {
+    let captured = captured.clone();
+    let layer = fmt::layer()
+        .json()
+        .with_writer(move || captured.clone())
+        .with_filter(EnvFilter::new("debug,caravan_platform=trace,caravan_catalog=trace,caravan_scheduling=trace"));
+    Dispatch::new(Registry::default().with(layer))
+}
+
+#[tokio::test]
+async fn no_key_appears_in_any_log_line() {
+    let captured = Captured::default();
+    // Everything outside the services' own dispatches too.
+    tracing::dispatcher::set_global_default(capturing(&captured)).unwrap();
+
+    let catalog_db = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let catalog = Application::<caravan_catalog::Catalog>::build_with_telemetry(
+        service_config(ServiceKind::Catalog, catalog_db.config(), &[]),
+        ServiceTelemetry { dispatch: capturing(&captured) },
+    )
+    .await
+    .unwrap();
+    let catalog_addr = catalog.local_addr();
+    let token = caravan_platform::CancellationToken::new();
+    let catalog_task = tokio::spawn(catalog.run_until_stopped(token.clone()));
+    let scheduling_db = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
+    let scheduling = Application::<caravan_scheduling::Scheduling>::build_with_telemetry(
+        service_config(ServiceKind::Scheduling, scheduling_db.config(), &[(ServiceKind::Catalog, catalog_addr)]),
+        ServiceTelemetry { dispatch: capturing(&captured) },
+    )
+    .await
+    .unwrap();
+    let scheduling_addr = scheduling.local_addr();
+    let scheduling_task = tokio::spawn(scheduling.run_until_stopped(token.clone()));
+
+    // A call that crosses to catalog with the service key, refusals, a bad key.
+    let host =
+        Host { display_name: "Akmalkhon Olimkhonov".into(), country: "countries/UZ".into(), ..Default::default() };
+    let create = CreateHostRequest { host: Some(host), host_id: "olimkhonov".into(), request_id: "r-1".into() };
+    let mut operator = SchedulingServiceClient::new(KeyedChannel::new(scheduling_addr, Some(Caller::Operator)));
+    operator.create_host(create.clone()).await.unwrap();
+    let mut partner = SchedulingServiceClient::new(KeyedChannel::new(scheduling_addr, Some(Caller::Hema)));
+    partner.create_host(create.clone()).await.unwrap_err();
+    let bad_key = caravan_platform::auth::keys::generate();
+    let mut stranger =
+        CatalogServiceClient::new(KeyedChannel::with_header(catalog_addr, Some(format!("Bearer {bad_key}"))));
+    stranger.get_country(GetCountryRequest { name: "countries/UZ".into(), as_of: None }).await.unwrap_err();
+    token.cancel();
+    scheduling_task.await.unwrap().unwrap();
+    catalog_task.await.unwrap().unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.lines().count() > 10, "the capture works: {logs}");
+    assert!(logs.contains("ops-test"), "who called is logged");
+    let mut secrets: Vec<String> =
+        caravan_platform::testing::Caller::all().iter().map(|c| c.key().to_owned()).collect();
+    secrets.push(bad_key);
+    for secret in secrets {
+        // The key, or any long piece of it.
+        assert!(!logs.contains(&secret[4..20]), "a key leaked into the logs");
+    }
+}
