@@ -202,6 +202,8 @@ fn main() -> ExitCode {
         let _ = tokio::task::spawn_blocking(move || flushing.shutdown()).await;
         result
     });
+    // Whatever is still running after the drain gets a moment, not forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(code) => code,
         Err(e) => {

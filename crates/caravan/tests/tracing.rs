@@ -79,7 +79,8 @@ fn serve(service: &str, addr: SocketAddr, database_url: &str, otlp: SocketAddr, 
     command
         .args(["serve", service])
         .env_clear()
-        .env("CARAVAN_LOG", "warn")
+        .env("CARAVAN_LOG", "info")
+        .env("CARAVAN_SHUTDOWN_GRACE", "5s")
         .env("CARAVAN_METRICS_ADDR", "off")
         .env("CARAVAN_LISTEN_ADDR", addr.to_string())
         .env("CARAVAN_DATABASE_URL", database_url)
