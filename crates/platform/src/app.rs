@@ -52,9 +52,13 @@ impl<M: MigratorTrait> ServiceHost<M> {
             }
             Err(e) => return Err(e).with_context(|| format!("{service}: applying migrations")),
         }
-        let server = GrpcServer::bind(config.listen_addr)
+        let mut server = GrpcServer::bind(config.listen_addr)
             .await
             .with_context(|| format!("{service}: binding {}", config.listen_addr))?;
+        if let Some(addr) = config.health_addr {
+            server =
+                server.with_health_port(addr).await.with_context(|| format!("{service}: binding health on {addr}"))?;
+        }
         let background = CancellationToken::new();
         Ok(ServiceHost { config, telemetry, background, db, server, _migrator: PhantomData })
     }
@@ -74,6 +78,11 @@ impl<M: MigratorTrait> ServiceHost<M> {
         self.server.local_addr()
     }
 
+    /// The plaintext health address (with TLS on).
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.server.health_addr()
+    }
+
     /// The service's telemetry (for its background work).
     pub fn telemetry(&self) -> &ServiceTelemetry {
         &self.telemetry
@@ -88,6 +97,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             connect_timeout: self.config.connect_timeout,
             default_deadline,
             service_key: self.config.service_key.clone(),
+            tls: self.config.upstream_tls.clone(),
         };
         Ok(TracedChannel::new(self.config.upstream(target), options)?)
     }
@@ -156,6 +166,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             telemetry: self.telemetry,
             max_concurrent_calls: self.config.max_concurrent_calls,
             auth,
+            tls: self.config.tls.clone(),
             service_name,
             db: self.db,
             migrate: self.config.migrate,
@@ -217,6 +228,11 @@ impl<S: Service> Application<S> {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.host.local_addr()
+    }
+
+    /// The plaintext health address (with TLS on).
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.host.health_addr()
     }
 
     /// Serves until `shutdown` is cancelled, then drains.

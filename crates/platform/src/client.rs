@@ -15,7 +15,11 @@ use std::{
 
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tonic::{Code, Status, body::Body, transport::Endpoint};
+use tonic::{
+    Code, Status,
+    body::Body,
+    transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
+};
 use tower::{
     Service,
     retry::budget::{Budget as _, TpsBudget},
@@ -26,7 +30,7 @@ use url::Url;
 
 use crate::{
     auth,
-    config::{Secret, ServiceKind},
+    config::{ClientTls, Secret, ServiceKind},
     deadline,
     rpc::{HeaderInjector, Kind, Outcome, observe_response, split_path, status_response},
 };
@@ -44,6 +48,8 @@ pub struct ChannelOptions {
     pub default_deadline: Duration,
     /// The calling service's own key, sent as `authorization: Bearer`.
     pub service_key: Option<Secret<String>>,
+    /// TLS towards the callee (used for `https://` addresses).
+    pub tls: Option<ClientTls>,
 }
 
 /// A lazily connected channel with the client RPC layer. The service starts
@@ -62,7 +68,21 @@ pub struct TracedChannel {
 impl TracedChannel {
     /// A channel to `url`.
     pub fn new(url: &Url, options: ChannelOptions) -> Result<Self, ChannelError> {
-        let inner = Endpoint::from_shared(url.as_str().trim_end_matches('/').to_owned())?
+        let mut endpoint = Endpoint::from_shared(url.as_str().trim_end_matches('/').to_owned())?;
+        if url.scheme() == "https" {
+            let mut tls = ClientTlsConfig::new().domain_name(url.host_str().unwrap_or_default());
+            match &options.tls {
+                Some(ClientTls { ca_pem, identity }) => {
+                    tls = tls.ca_certificate(Certificate::from_pem(ca_pem.as_bytes()));
+                    if let Some((cert, key)) = identity {
+                        tls = tls.identity(Identity::from_pem(cert.as_bytes(), key.expose().as_bytes()));
+                    }
+                }
+                None => return Err(ChannelError::NoTrust),
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let inner = endpoint
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
@@ -167,6 +187,9 @@ pub enum ChannelError {
     /// The address is not usable.
     #[error("invalid upstream address: {0}")]
     Address(#[from] tonic::transport::Error),
+    /// An `https://` upstream but no CA to verify it with.
+    #[error("an https:// upstream needs CARAVAN_UPSTREAM_CA to verify it")]
+    NoTrust,
     /// The service key cannot be sent in a header.
     #[error("the service key contains characters a header cannot carry")]
     InvalidKey,

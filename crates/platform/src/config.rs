@@ -223,6 +223,34 @@ pub struct ServiceConfig {
     pub service_key: Option<Secret<String>>,
     /// Per-principal request rate limits.
     pub rate: RateConfig,
+    /// TLS for the service port (off when `None`).
+    pub tls: Option<ServerTls>,
+    /// With TLS on: a plaintext port serving only health, for Kubernetes'
+    /// native `grpc:` probes, which cannot speak TLS.
+    pub health_addr: Option<SocketAddr>,
+    /// TLS towards upstreams (for `https://` upstream URLs).
+    pub upstream_tls: Option<ClientTls>,
+}
+
+/// A server's certificate and key, and optionally the CA its clients'
+/// certificates must chain to (mTLS).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// PEM certificate chain.
+    pub cert_pem: String,
+    /// PEM private key.
+    pub key_pem: Secret<String>,
+    /// PEM CA certificates; when set, clients must present a certificate.
+    pub client_ca_pem: Option<String>,
+}
+
+/// What a client trusts, and optionally who it is (mTLS).
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// PEM CA certificates that sign the servers' certificates.
+    pub ca_pem: String,
+    /// PEM certificate and key to present, for servers that require one.
+    pub identity: Option<(String, Secret<String>)>,
 }
 
 /// How callers are authenticated.
@@ -264,6 +292,9 @@ impl ServiceConfig {
             auth: Authentication::Missing,
             service_key: None,
             rate: RateConfig::default(),
+            tls: None,
+            health_addr: None,
+            upstream_tls: None,
         }
     }
 
@@ -322,6 +353,46 @@ impl ServiceConfig {
                 Some(Secret::new(key.trim().to_owned()))
             }
             (None, None) => None,
+        };
+        let pem = |var: &str| -> Result<Option<String>, ConfigError> {
+            get(env, var)
+                .map(|path| {
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::new(var, format!("cannot read {path}: {e}")))
+                })
+                .transpose()
+        };
+        config.tls = match (pem("CARAVAN_TLS_CERT")?, pem("CARAVAN_TLS_KEY")?) {
+            (Some(cert_pem), Some(key_pem)) => Some(ServerTls {
+                cert_pem,
+                key_pem: Secret::new(key_pem),
+                client_ca_pem: pem("CARAVAN_TLS_CLIENT_CA")?,
+            }),
+            (None, None) if get(env, "CARAVAN_TLS_CLIENT_CA").is_some() => {
+                return Err(ConfigError::new("CARAVAN_TLS_CLIENT_CA", "needs CARAVAN_TLS_CERT and CARAVAN_TLS_KEY"));
+            }
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::new("CARAVAN_TLS_KEY", "needed with CARAVAN_TLS_CERT")),
+            (None, Some(_)) => return Err(ConfigError::new("CARAVAN_TLS_CERT", "needed with CARAVAN_TLS_KEY")),
+        };
+        if config.tls.is_some() {
+            let default = SocketAddr::new(config.listen_addr.ip(), config.listen_addr.port().saturating_add(100));
+            config.health_addr = Some(parse_or(env, "CARAVAN_HEALTH_ADDR", default)?);
+        }
+        config.upstream_tls = match pem("CARAVAN_UPSTREAM_CA")? {
+            None => None,
+            Some(ca_pem) => {
+                let identity = match (pem("CARAVAN_UPSTREAM_CERT")?, pem("CARAVAN_UPSTREAM_KEY")?) {
+                    (Some(cert), Some(key)) => Some((cert, Secret::new(key))),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "CARAVAN_UPSTREAM_CERT",
+                            "set both CARAVAN_UPSTREAM_CERT and _KEY, or neither",
+                        ));
+                    }
+                };
+                Some(ClientTls { ca_pem, identity })
+            }
         };
         if config.service_key.is_none() && !service.upstreams().is_empty() && get(env, "CARAVAN_KEYS_FILE").is_some() {
             return Err(ConfigError::new(
@@ -416,6 +487,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CARAVAN_SERVICE_KEY", "the same key directly (prefer the file: environments leak)"),
     ("CARAVAN_RATE_LIMIT", "calls per second per partner or operator, per replica (default 2000; 0: off)"),
     ("CARAVAN_RATE_BURST", "calls allowed at once above that rate (default 4000)"),
+    ("CARAVAN_TLS_CERT", "PEM certificate chain: serve TLS on the service port"),
+    ("CARAVAN_TLS_KEY", "PEM private key of that certificate"),
+    ("CARAVAN_TLS_CLIENT_CA", "PEM CA: require client certificates signed by it (mTLS)"),
+    ("CARAVAN_HEALTH_ADDR", "with TLS on, plaintext health-only address for probes (default: service port + 100)"),
+    ("CARAVAN_UPSTREAM_CA", "PEM CA that signs the upstreams' certificates (for https:// upstream URLs)"),
+    ("CARAVAN_UPSTREAM_CERT", "PEM certificate this service presents to upstreams that require one"),
+    ("CARAVAN_UPSTREAM_KEY", "PEM private key of that certificate"),
     ("CARAVAN_METRICS_ADDR", "Prometheus /metrics address of the process (default 0.0.0.0:9464; `off` disables)"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP/gRPC collector for traces (no export when unset)"),
     ("OTEL_TRACES_SAMPLER", "always_on, always_off, traceidratio, parentbased_* (default parentbased_always_on)"),

@@ -13,13 +13,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{
     service::Routes,
-    transport::{Server, server::TcpIncoming},
+    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     auth::ServerAuth,
-    config::{MigrateMode, ServiceKind},
+    config::{MigrateMode, ServerTls, ServiceKind},
     db::{SchemaState, schema_state},
     rpc::ServerLayer,
     telemetry::ServiceTelemetry,
@@ -39,6 +39,7 @@ const SHUTTING_DOWN: &str = "shutting down";
 pub struct GrpcServer {
     listener: TcpListener,
     local_addr: SocketAddr,
+    health: Option<(TcpListener, SocketAddr)>,
 }
 
 /// What the server needs to know about the service it serves.
@@ -52,6 +53,8 @@ pub struct ServeOptions {
     pub max_concurrent_calls: usize,
     /// Who may call.
     pub auth: ServerAuth,
+    /// TLS on the service port.
+    pub tls: Option<ServerTls>,
     /// Fully qualified gRPC name of the service, e.g. `caravan.catalog.v1.CatalogService`.
     pub service_name: &'static str,
     /// The service's database, watched by health.
@@ -69,7 +72,21 @@ impl GrpcServer {
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        Ok(GrpcServer { listener, local_addr })
+        Ok(GrpcServer { listener, local_addr, health: None })
+    }
+
+    /// Also binds `addr` for a plaintext port that serves only health (for
+    /// probes that cannot speak TLS).
+    pub async fn with_health_port(mut self, addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        self.health = Some((listener, bound));
+        Ok(self)
+    }
+
+    /// The plaintext health address, when there is one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The address actually bound.
@@ -92,6 +109,7 @@ impl GrpcServer {
             telemetry,
             max_concurrent_calls,
             auth,
+            tls,
             service_name,
             db,
             migrate,
@@ -105,6 +123,20 @@ impl GrpcServer {
         let first = check::<M>(&db, migrate, health_check_interval).await;
         health.set(first.clone()).await;
 
+        if let Some((listener, addr)) = self.health {
+            let health_only = health_service.clone();
+            let shutdown = shutdown.clone();
+            tracing::info!(service = service_name, %addr, "serving plaintext health for probes");
+            tokio::spawn(async move {
+                let served = Server::builder()
+                    .add_service(health_only)
+                    .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "plaintext health port failed");
+                }
+            });
+        }
         let reflection_v1 = reflection_builder(service_name).build_v1()?;
         let reflection_v1alpha = reflection_builder(service_name).build_v1alpha()?;
         let routes = routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
@@ -145,7 +177,16 @@ impl GrpcServer {
                 tracing::info!(service = service_name, "shutdown: draining in-flight calls");
             }
         };
-        let serve = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            let mut config = ServerTlsConfig::new()
+                .identity(Identity::from_pem(tls.cert_pem.as_bytes(), tls.key_pem.expose().as_bytes()));
+            if let Some(ca) = &tls.client_ca_pem {
+                config = config.client_ca_root(Certificate::from_pem(ca.as_bytes()));
+            }
+            builder = builder.tls_config(config)?;
+        }
+        let serve = builder
             .layer(layer)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))

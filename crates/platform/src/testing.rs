@@ -313,6 +313,7 @@ pub fn service_config(
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
     token: crate::CancellationToken,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     database: TestDatabase,
@@ -340,14 +341,20 @@ impl TestServer {
     ) -> anyhow::Result<Self> {
         let app = crate::app::Application::<S>::build(config).await?;
         let addr = app.local_addr();
+        let health_addr = app.health_addr();
         let token = crate::CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(token.clone()));
-        Ok(TestServer { addr, token, handle: Some(handle), database })
+        Ok(TestServer { addr, health_addr, token, handle: Some(handle), database })
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its plaintext health address, when it serves TLS.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     /// Its database.

@@ -127,6 +127,7 @@ async fn start(mode: Mode, telemetry: ServiceTelemetry, max_concurrent_calls: us
         telemetry,
         max_concurrent_calls,
         auth: ServerAuth { check: Check::Insecure, rate: RateLimits::new(RateConfig { per_second: 0, burst: 0 }) },
+        tls: None,
         service_name: "caravan.orders.v1.OrdersService",
         db: database.connect().await.unwrap(),
         migrate: MigrateMode::Apply,
@@ -150,6 +151,7 @@ fn traced_client(addr: SocketAddr, default_deadline: Duration) -> OrdersServiceC
         connect_timeout: Duration::from_secs(1),
         default_deadline,
         service_key: None,
+        tls: None,
     };
     OrdersServiceClient::new(TracedChannel::new(&loopback_url(addr.port()), options).unwrap())
 }
