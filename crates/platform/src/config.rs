@@ -625,6 +625,47 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let key = crate::auth::keys::generate();
+        let keys = write(
+            "keys.txt",
+            &crate::auth::keys::KeyEntry::for_key(&key, crate::auth::Principal::operator("ops")).to_line(),
+        );
+        let config = ServiceConfig::from_env(
+            ServiceKind::Orders,
+            &env(&[
+                ("CARAVAN_KEYS_FILE", &keys),
+                ("CARAVAN_SERVICE_KEY", "cvn_service_secret"),
+                ("CARAVAN_TLS_CERT", &write("cert.pem", "CERTIFICATE")),
+                ("CARAVAN_TLS_KEY", &write("key.pem", "PRIVATE-KEY-MATERIAL")),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{config:?}");
+        for secret in ["cvn_service_secret", "PRIVATE-KEY-MATERIAL", &key, &hex::encode(crate::auth::keys::hash(&key))]
+        {
+            assert!(!printed.contains(secret), "{secret} printed");
+        }
+        assert_eq!(config.health_addr.unwrap().port(), 50154, "TLS on: plaintext health next to the service port");
+    }
+
+    #[test]
+    fn callers_of_other_services_need_their_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys.txt");
+        std::fs::write(&keys, "").unwrap();
+        let err = ServiceConfig::from_env(ServiceKind::Orders, &env(&[("CARAVAN_KEYS_FILE", keys.to_str().unwrap())]))
+            .unwrap_err();
+        assert_eq!(err.variable, "CARAVAN_SERVICE_KEY_FILE");
+        let config =
+            ServiceConfig::from_env(ServiceKind::Catalog, &env(&[("CARAVAN_KEYS_FILE", keys.to_str().unwrap())]));
+        assert!(config.is_ok(), "catalog calls no one");
     }
 
     #[test]
