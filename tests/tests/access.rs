@@ -152,3 +152,48 @@ async fn a_principal_over_its_rate_is_refused_with_retry_info_then_recovers() {
     tokio::time::sleep(wait).await;
     hema.get_country(request()).await.unwrap();
 }
+
+#[tokio::test]
+async fn keys_added_to_or_removed_from_the_keys_file_take_effect_without_a_restart() {
+    use caravan_platform::{
+        auth::keys::{KeyEntry, KeyStore},
+        config::Authentication,
+        testing::{TestServer, eventually},
+    };
+    use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.txt");
+    let line = |caller: Caller| KeyEntry::for_key(caller.key(), caller.principal()).to_line();
+    std::fs::write(&file, format!("{}\n", line(Caller::Hema))).unwrap();
+
+    let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let mut config = service_config(ServiceKind::Catalog, database.config(), &[]);
+    let reload = std::time::Duration::from_millis(50);
+    config.auth = Authentication::Keys { store: KeyStore::load(&file).unwrap(), file: Some(file.clone()), reload };
+    let server = TestServer::start_with::<caravan_catalog::Catalog>(config, database).await.unwrap();
+    let code_for = |caller: Caller| {
+        let mut client = CatalogServiceClient::new(server.channel_as(caller));
+        async move {
+            match client.get_country(GetCountryRequest { name: "countries/UZ".into(), as_of: None }).await {
+                Ok(_) => Code::Ok,
+                Err(status) => status.code(),
+            }
+        }
+    };
+    assert_eq!(code_for(Caller::Hema).await, Code::Ok);
+    assert_eq!(code_for(Caller::Douyin).await, Code::Unauthenticated);
+
+    // Revoke hema, add douyin.
+    std::fs::write(&file, format!("# rotated\n{}\n", line(Caller::Douyin))).unwrap();
+    let rotated = eventually(std::time::Duration::from_secs(10), || async {
+        code_for(Caller::Hema).await == Code::Unauthenticated && code_for(Caller::Douyin).await == Code::Ok
+    })
+    .await;
+    assert!(rotated, "the running server picked up the new keys file");
+
+    // A broken file is not half-applied: the last good keys stay.
+    std::fs::write(&file, "this is not a keys file\n").unwrap();
+    tokio::time::sleep(reload * 4).await;
+    assert_eq!(code_for(Caller::Douyin).await, Code::Ok);
+}
