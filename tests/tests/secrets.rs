@@ -47,13 +47,13 @@ fn capturing(captured: &Captured) -> Dispatch {
 #[tokio::test]
 async fn no_key_appears_in_any_log_line() {
     let captured = Captured::default();
-    // Everything outside the services' own dispatches too.
+    // One subscriber for the process, as in production.
     tracing::dispatcher::set_global_default(capturing(&captured)).unwrap();
 
     let catalog_db = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
     let catalog = Application::<caravan_catalog::Catalog>::build_with_telemetry(
         service_config(ServiceKind::Catalog, catalog_db.config(), &[]),
-        ServiceTelemetry { dispatch: capturing(&captured) },
+        ServiceTelemetry::global(),
     )
     .await
     .unwrap();
@@ -63,7 +63,7 @@ async fn no_key_appears_in_any_log_line() {
     let scheduling_db = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
     let scheduling = Application::<caravan_scheduling::Scheduling>::build_with_telemetry(
         service_config(ServiceKind::Scheduling, scheduling_db.config(), &[(ServiceKind::Catalog, catalog_addr)]),
-        ServiceTelemetry { dispatch: capturing(&captured) },
+        ServiceTelemetry::global(),
     )
     .await
     .unwrap();

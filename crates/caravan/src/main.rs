@@ -169,18 +169,23 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return config_failure(&e),
     };
-    let telemetry = match Telemetry::init(&log, &otel) {
-        Ok(telemetry) => Arc::new(telemetry),
-        Err(e) => {
-            eprintln!("caravan: {e:#}");
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("caravan: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    let service_name = match &plan {
+        Plan::Serve { config, .. } => config.service.as_str(),
+        _ => "caravan",
+    };
+    // The exporter's channel needs the runtime.
+    let telemetry = match runtime.block_on(async { Telemetry::init(&log, &otel, service_name) }) {
+        Ok(telemetry) => Arc::new(telemetry),
+        Err(e) => {
+            eprintln!("caravan: {e:#}");
+            return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
     let result = runtime.block_on(async move {
@@ -238,7 +243,7 @@ async fn start_metrics(addr: Option<SocketAddr>, token: &CancellationToken) -> a
 async fn serve(config: ServiceConfig, metrics: Option<SocketAddr>, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     shutdown::cancel_on_signal(token.clone());
-    let service_telemetry = telemetry.service(config.service)?;
+    let service_telemetry = telemetry.service(config.service);
     let app = suite::build(config, service_telemetry).await?;
     start_metrics(metrics, &token).await?;
     app.run(token).await?;

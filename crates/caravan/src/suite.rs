@@ -42,7 +42,7 @@ impl Suite {
                 config.upstreams.insert(*upstream, loopback_url(addr.port()));
             }
             let service_telemetry = match telemetry {
-                Some(telemetry) => telemetry.service(kind)?,
+                Some(telemetry) => telemetry.service(kind),
                 None => ServiceTelemetry::global(),
             };
             let app = build(config, service_telemetry).await?;

@@ -1,16 +1,18 @@
 //! Logs and traces.
 //!
-//! The process has one global subscriber that only writes logs. Each service
-//! gets its own [`ServiceTelemetry`]: a tracing `Dispatch` with the same logs
-//! plus, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, an OpenTelemetry layer whose
-//! tracer provider carries that service's `service.name`. The server layer
-//! enters it around every request and the worker around every run, so under
-//! `caravan up` four services in one process still report four names, without
-//! stacking OpenTelemetry layers on one subscriber (which panics).
+//! One subscriber per process, installed as the global default: logs (pretty
+//! or JSON, filtered by `CARAVAN_LOG`) and, when `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! is set, an OpenTelemetry layer exporting over OTLP/gRPC with the sampler
+//! of `OTEL_TRACES_SAMPLER`. Under `caravan serve` its `service.name` is the
+//! service; under `caravan up`, four services share the process and the name
+//! `caravan`, and the span attribute `rpc.service` tells them apart (see
+//! ARCHITECTURE.md: one registry per process, because libraries such as the
+//! SQLite driver carry span handles across threads, which is unsafe across
+//! several registries).
 //!
-//! The OTLP exporter's own gRPC traffic runs in tasks of its own, under the
-//! global logs-only subscriber and without the client layer, and the batch
-//! processor's thread suppresses telemetry: exporting never produces spans.
+//! The OTLP exporter's own gRPC calls do not pass through caravan's client
+//! layer, the libraries underneath are filtered out of the exported spans, and
+//! the batch processor's thread suppresses telemetry: exporting makes no spans.
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
@@ -106,26 +108,24 @@ impl OtelConfig {
     }
 }
 
-/// The process's telemetry: create once in `main`, hand each service its
-/// [`ServiceTelemetry`], call [`Telemetry::shutdown`] before exiting so the
-/// last spans are exported.
+/// The process's telemetry: create once in `main`, then call
+/// [`Telemetry::shutdown`] before exiting so the last spans are exported.
 #[derive(Debug)]
 pub struct Telemetry {
-    log: LogConfig,
-    otel: OtelConfig,
-    providers: Mutex<Vec<SdkTracerProvider>>,
+    provider: Mutex<Option<SdkTracerProvider>>,
 }
 
-/// One service's telemetry: the dispatch its requests and background work run
-/// under.
+/// The dispatch a service's requests and background work run under: the
+/// process's global subscriber in production; tests may give a service one of
+/// its own (for instance with an in-memory span exporter).
 #[derive(Debug, Clone)]
 pub struct ServiceTelemetry {
-    /// Logs, and traces with this service's `service.name` when export is on.
+    /// Logs, and traces when export is on.
     pub dispatch: Dispatch,
 }
 
 impl ServiceTelemetry {
-    /// Whatever subscriber is the global default (tests, tools): logs only.
+    /// The global default subscriber.
     pub fn global() -> Self {
         ServiceTelemetry { dispatch: tracing::dispatcher::get_default(Dispatch::clone) }
     }
@@ -141,51 +141,59 @@ impl ServiceTelemetry {
 }
 
 impl Telemetry {
-    /// Installs the global logs-only subscriber.
-    pub fn init(log: &LogConfig, otel: &OtelConfig) -> anyhow::Result<Self> {
-        let subscriber = Registry::default().with(log_layer(log)?);
+    /// Installs the process's subscriber; spans carry `service_name`. Call
+    /// inside the tokio runtime when export is on: the exporter's channel is
+    /// created here.
+    pub fn init(log: &LogConfig, otel: &OtelConfig, service_name: &str) -> anyhow::Result<Self> {
+        let provider = match &otel.endpoint {
+            None => None,
+            Some(endpoint) => {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.clone())
+                    .with_timeout(Duration::from_secs(5))
+                    .build()?;
+                Some(
+                    SdkTracerProvider::builder()
+                        .with_batch_exporter(exporter)
+                        .with_sampler(otel.sampler())
+                        .with_resource(resource(service_name))
+                        .build(),
+                )
+            }
+        };
+        let otel_layer = provider.as_ref().map(|provider| {
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(service_name.to_owned()))
+                .with_filter(otel_filter())
+        });
+        let subscriber = Registry::default().with(log_layer(log)?).with(otel_layer);
         tracing::subscriber::set_global_default(subscriber)
             .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
-        Ok(Telemetry { log: log.clone(), otel: otel.clone(), providers: Mutex::new(Vec::new()) })
+        Ok(Telemetry { provider: Mutex::new(provider) })
     }
 
-    /// The telemetry of one service. Call inside the tokio runtime: the OTLP
-    /// exporter's channel is created here.
-    pub fn service(&self, service: ServiceKind) -> anyhow::Result<ServiceTelemetry> {
-        let Some(endpoint) = &self.otel.endpoint else {
-            return Ok(ServiceTelemetry { dispatch: Dispatch::new(Registry::default().with(log_layer(&self.log)?)) });
-        };
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .with_timeout(Duration::from_secs(5))
-            .build()?;
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_sampler(self.otel.sampler())
-            .with_resource(resource(service))
-            .build();
-        let telemetry = ServiceTelemetry::with_provider(service, &self.log, &provider)?;
-        self.providers.lock().unwrap_or_else(|e| e.into_inner()).push(provider);
-        Ok(telemetry)
+    /// The telemetry of one service of this process.
+    pub fn service(&self, _service: ServiceKind) -> ServiceTelemetry {
+        ServiceTelemetry::global()
     }
 
-    /// Flushes and stops every exporter, so the last spans leave before exit.
+    /// Flushes and stops the exporter, so the last spans leave before exit.
     pub fn shutdown(&self) {
-        let providers = std::mem::take(&mut *self.providers.lock().unwrap_or_else(|e| e.into_inner()));
-        for provider in providers {
-            if let Err(e) = provider.shutdown_with_timeout(Duration::from_secs(5)) {
-                tracing::warn!(error = %e, "flushing traces at exit");
-            }
+        let provider = self.provider.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(provider) = provider
+            && let Err(e) = provider.shutdown_with_timeout(Duration::from_secs(5))
+        {
+            tracing::warn!(error = %e, "flushing traces at exit");
         }
     }
 }
 
-/// The OpenTelemetry resource of a service: `service.name` is the service,
+/// The OpenTelemetry resource of a process: `service.name` as given,
 /// `service.namespace` is `caravan`.
-pub fn resource(service: ServiceKind) -> Resource {
+pub fn resource(service_name: &str) -> Resource {
     Resource::builder()
-        .with_service_name(service.as_str())
+        .with_service_name(service_name.to_owned())
         .with_attributes([
             KeyValue::new("service.namespace", "caravan"),
             KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
