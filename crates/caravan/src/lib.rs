@@ -2,4 +2,5 @@
 //! by `caravan up` and the in-process cross-service tests.
 
 pub mod keys;
+pub mod loadgen;
 pub mod suite;

@@ -5,6 +5,10 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCod
 
 use caravan::{
     keys,
+    loadgen::{
+        LoadgenArgs,
+        baseline::{self, EchoMode},
+    },
     suite::{self, Suite},
 };
 use caravan_platform::{
@@ -49,6 +53,19 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Drive load against a running suite and/or baselines, and report
+    /// throughput, latency percentiles, errors and CPU per call.
+    Loadgen(Box<LoadgenArgs>),
+    /// An echo server for the load generator's baselines (started by it).
+    #[command(hide = true)]
+    EchoServer {
+        /// bare or platform.
+        #[arg(long, value_enum)]
+        mode: EchoMode,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +131,8 @@ impl UpArgs {
 enum Plan {
     Up(UpArgs),
     CreateKey { principal: Principal, keys_file: Option<PathBuf> },
+    Loadgen(Box<LoadgenArgs>),
+    EchoServer { mode: EchoMode, addr: SocketAddr, key: Option<String> },
     Serve { config: ServiceConfig, metrics: Option<SocketAddr> },
     Migrate(ServiceConfig),
 }
@@ -157,6 +176,10 @@ fn main() -> ExitCode {
                 }
                 Plan::Serve { config, metrics: metrics_addr_from_env(&env)? }
             }
+            Command::Loadgen(args) => Plan::Loadgen(args),
+            Command::EchoServer { mode, addr } => {
+                Plan::EchoServer { mode, addr, key: env.get(baseline::KEY_VARIABLE).cloned() }
+            }
             Command::Keys(KeysCommand::Create { kind, partner, id, keys_file }) => {
                 let principal =
                     keys::principal(kind, id, partner).map_err(|e| ConfigError::new("--kind", e.to_string()))?;
@@ -192,6 +215,12 @@ fn main() -> ExitCode {
         let result = match plan {
             Plan::Up(args) => up(args, &telemetry).await,
             Plan::CreateKey { principal, keys_file } => create_key(principal, keys_file.as_deref()),
+            Plan::Loadgen(args) => loadgen(*args).await,
+            Plan::EchoServer { mode, addr, key } => {
+                let token = CancellationToken::new();
+                shutdown::cancel_on_signal(token.clone());
+                baseline::serve_echo(mode, addr, key, token).await.map(|()| ExitCode::SUCCESS)
+            }
             Plan::Serve { config, metrics } => serve(config, metrics, &telemetry).await,
             Plan::Migrate(config) => {
                 let service = config.service;
@@ -247,6 +276,22 @@ async fn serve(config: ServiceConfig, metrics: Option<SocketAddr>, telemetry: &T
     let app = suite::build(config, service_telemetry).await?;
     start_metrics(metrics, &token).await?;
     app.run(token).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    let output = caravan::loadgen::run(args).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else {
+        for report in &output.reports {
+            println!("{report}");
+        }
+        for ratio in &output.ratios {
+            println!("{ratio}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,6 +46,14 @@ pub mod orders {
     }
 }
 
+/// The load generator's echo baseline.
+pub mod loadgen {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("caravan.loadgen.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every caravan proto and its imports,
 /// served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/caravan_descriptor.bin"));

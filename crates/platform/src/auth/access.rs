@@ -72,6 +72,8 @@ pub const TABLE: &[(&str, &[Kind])] = &[
     ("caravan.orders.v1.OrdersService/ConfirmPayment", &[P]),
     ("caravan.orders.v1.OrdersService/CancelOrder", &[P]),
     ("caravan.orders.v1.OrdersService/GetShowSalesReport", &[P, O]),
+    // the load generator's echo baseline, served only by `caravan loadgen`
+    ("caravan.loadgen.v1.EchoService/Echo", &[P, O, S]),
 ];
 
 /// The kinds allowed to call `method` (`pkg.Service/Method`); `None` for a
@@ -95,7 +97,7 @@ mod tests {
         for file in &fds.file {
             for service in &file.service {
                 let full = format!("{}.{}", file.package(), service.name());
-                if caravan_proto::SERVICE_NAMES.contains(&full.as_str()) {
+                if caravan_proto::SERVICE_NAMES.contains(&full.as_str()) || full == "caravan.loadgen.v1.EchoService" {
                     for method in &service.method {
                         methods.insert(format!("{full}/{}", method.name()));
                     }

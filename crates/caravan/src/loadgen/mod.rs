@@ -1,0 +1,208 @@
+//! `caravan loadgen`: the one measuring instrument. It drives a scenario (one
+//! call or a short sequence, plus a check of the result) at a concurrency, or
+//! at a fixed offered rate, and reports throughput, latency percentiles from an
+//! HDR histogram, errors by gRPC code, and the CPU seconds the servers and the
+//! load generator itself spent in the measured window. Baselines run in the
+//! same invocation, so figures are ratios on a noisy shared machine.
+
+pub mod baseline;
+pub mod channel;
+pub mod cpu;
+pub mod engine;
+pub mod report;
+pub mod scenario;
+pub mod svg;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use self::{
+    baseline::{EchoChild, EchoMode},
+    channel::Authed,
+    engine::{LoadConfig, Measurement},
+    report::{CpuUsed, Ratio, Report},
+    scenario::Scenario,
+};
+
+/// A baseline to measure in the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// A bare tonic echo server (no middleware).
+    Echo,
+    /// The same echo through caravan's full server stack.
+    EchoPlatform,
+    /// The database's single-row conditional UPDATE rate (needs --database-url).
+    Db,
+}
+
+/// `caravan loadgen` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    /// Scenario to drive against a running suite: `read` (catalog reads).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Catalog's address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub catalog: String,
+    /// API key for the scenario's calls.
+    #[arg(long, env = "CARAVAN_LOADGEN_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// PEM CA to verify the suite's TLS certificates (turns TLS on).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Baselines measured in the same run (repeatable).
+    #[arg(long = "baseline", value_enum)]
+    pub baselines: Vec<Baseline>,
+    /// Database of the `db` baseline: sqlite://… or postgres://….
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Measured calls per run (default: run for --duration).
+    #[arg(long, conflicts_with = "duration")]
+    pub count: Option<u64>,
+    /// Measured window per run, e.g. 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Unmeasured warm-up before each run.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub warmup: Duration,
+    /// Open loop: offer this many calls per second whatever the latency.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Client connections (HTTP/2 channels) to spread calls over.
+    #[arg(long, default_value_t = 4)]
+    pub channels: usize,
+    /// Server processes whose CPU the scenario is charged (repeatable).
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+    /// Print figures as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw throughput and latency over time to this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Print every run's ratios to the first baseline (or the scenario's to each baseline).
+    #[arg(long)]
+    pub compare: bool,
+}
+
+/// Everything `--json` prints.
+#[derive(Debug, Serialize)]
+pub struct Output {
+    /// One per run, baselines first.
+    pub reports: Vec<Report>,
+    /// `--compare` lines.
+    pub ratios: Vec<Ratio>,
+}
+
+/// Runs what the flags ask for and prints the figures.
+pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
+    anyhow::ensure!(
+        args.scenario.is_some() || !args.baselines.is_empty(),
+        "nothing to run: give --scenario and/or --baseline"
+    );
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    let config = LoadConfig {
+        concurrency: args.concurrency,
+        count: args.count,
+        duration: if args.count.is_some() { None } else { Some(args.duration.unwrap_or(Duration::from_secs(10))) },
+        warmup: args.warmup,
+        rate: args.rate,
+    };
+    let mut runs: Vec<(Report, Measurement)> = Vec::new();
+    for baseline in &args.baselines {
+        runs.push(match baseline {
+            Baseline::Echo | Baseline::EchoPlatform => {
+                let mode = if *baseline == Baseline::Echo { EchoMode::Bare } else { EchoMode::Platform };
+                let key = caravan_platform::auth::keys::generate();
+                let server = EchoChild::spawn(mode, &key)?;
+                let channels = Authed::many(&server.addr.to_string(), Some(&key), None, args.channels)?;
+                let name = if mode == EchoMode::Bare { "baseline echo" } else { "baseline echo-platform" };
+                measure(name, Arc::new(scenario::Echo::new(channels)), &config, &[server.pid()]).await?
+            }
+            Baseline::Db => {
+                let url = args.database_url.as_deref().context("--baseline db needs --database-url")?;
+                let mut database = caravan_platform::config::DatabaseConfig::new(url);
+                database.max_connections = u32::try_from(args.concurrency).unwrap_or(u32::MAX);
+                let db = caravan_platform::db::connect(&database).await.context("connecting to --database-url")?;
+                let scenario = Arc::new(scenario::DbDecrement::prepare(db, i64::MAX / 2).await?);
+                let result = measure("baseline db", scenario.clone(), &config, &[]).await;
+                scenario.cleanup().await?;
+                result?
+            }
+        });
+    }
+    if let Some(name) = &args.scenario {
+        let ca = args.tls_ca.as_ref().map(std::fs::read_to_string).transpose()?;
+        let channels = |addr: &str| Authed::many(addr, args.key.as_deref(), ca.as_deref(), args.channels);
+        let run = match name.as_str() {
+            "read" => {
+                measure("read", Arc::new(scenario::Read::new(channels(&args.catalog)?)), &config, &args.server_pids)
+                    .await?
+            }
+            other => anyhow::bail!("unknown scenario `{other}` (known: read)"),
+        };
+        runs.push(run);
+    }
+
+    let reports: Vec<Report> = runs.iter().map(|(r, _)| r.clone()).collect();
+    let mut ratios = Vec::new();
+    if args.compare && reports.len() > 1 {
+        match args.scenario {
+            Some(_) => {
+                let (scenario, baselines) = reports.split_last().context("reports")?;
+                ratios.extend(baselines.iter().map(|b| Ratio::between(scenario, b)));
+            }
+            None => ratios.extend(reports[1..].iter().map(|r| Ratio::between(r, &reports[0]))),
+        }
+    }
+    if let Some(path) = &args.svg {
+        let series: Vec<(String, &Measurement)> = runs.iter().map(|(r, m)| (r.name.clone(), m)).collect();
+        svg::draw(path, &series)?;
+    }
+    Ok(Output { reports, ratios })
+}
+
+async fn measure<S: Scenario>(
+    name: &str,
+    scenario: Arc<S>,
+    config: &LoadConfig,
+    server_pids: &[u32],
+) -> anyhow::Result<(Report, Measurement)> {
+    let progress = match config.count {
+        Some(count) => ProgressBar::new(count),
+        None => ProgressBar::new_spinner(),
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{prefix:>24} {spinner} [{elapsed_precise}] {wide_bar} {pos} calls ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress.set_prefix(name.to_owned());
+    progress.enable_steady_tick(Duration::from_millis(200));
+
+    // CPU is sampled over the measured window only: warm-up first.
+    let warmup_config = LoadConfig { count: None, duration: Some(Duration::ZERO), ..config.clone() };
+    if !config.warmup.is_zero() {
+        engine::run(scenario.clone(), &warmup_config, None).await;
+    }
+    let measured_config = LoadConfig { warmup: Duration::ZERO, ..config.clone() };
+    let server_before = cpu::total_cpu_time(server_pids).filter(|_| !server_pids.is_empty());
+    let client_before = cpu::own_cpu_time();
+    let measurement = engine::run(scenario.clone(), &measured_config, Some(progress.clone())).await;
+    let server_after = cpu::total_cpu_time(server_pids).filter(|_| !server_pids.is_empty());
+    let client_after = cpu::own_cpu_time();
+    progress.finish_and_clear();
+
+    let cpu = CpuUsed {
+        server: server_before.zip(server_after).map(|(b, a)| a.saturating_sub(b)),
+        client: client_before.zip(client_after).map(|(b, a)| a.saturating_sub(b)),
+        cores: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+    };
+    let correctness = scenario.check().await?;
+    Ok((Report::new(name, &measurement, cpu, correctness), measurement))
+}

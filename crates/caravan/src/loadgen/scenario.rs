@@ -1,0 +1,150 @@
+//! Scenarios: what one unit of load is. Each service issue adds its own here
+//! (a struct, its `call`, its `check`) and a line in [`by_name`].
+
+use std::future::Future;
+
+use caravan_proto::{
+    catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient},
+    loadgen::v1::{EchoRequest, echo_service_client::EchoServiceClient},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use tonic::Status;
+
+use super::channel::Authed;
+
+/// One unit of load and the check of the run.
+pub trait Scenario: Send + Sync + 'static {
+    /// Short name, as on the command line.
+    fn name(&self) -> &str;
+
+    /// One call (or short sequence of calls); `worker` picks the channel.
+    fn call(&self, worker: usize, seq: u64) -> impl Future<Output = Result<(), Status>> + Send;
+
+    /// A correctness line for the report (e.g. oversell count), checked
+    /// after the run.
+    fn check(&self) -> impl Future<Output = anyhow::Result<Option<String>>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// The echo baseline: one unary call that does nothing.
+#[derive(Debug)]
+pub struct Echo {
+    clients: Vec<EchoServiceClient<Authed>>,
+}
+
+impl Echo {
+    /// Echo calls spread over `channels`.
+    pub fn new(channels: Vec<Authed>) -> Self {
+        Echo { clients: channels.into_iter().map(EchoServiceClient::new).collect() }
+    }
+}
+
+impl Scenario for Echo {
+    fn name(&self) -> &str {
+        "echo"
+    }
+
+    async fn call(&self, worker: usize, _seq: u64) -> Result<(), Status> {
+        let mut client = self.clients[worker % self.clients.len()].clone();
+        let payload = b"caravan".to_vec();
+        let response = client.echo(EchoRequest { payload: payload.clone() }).await?.into_inner();
+        if response.payload != payload {
+            return Err(Status::data_loss("echo answered other bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// `read`: catalog reads, the partner's browsing load.
+#[derive(Debug)]
+pub struct Read {
+    clients: Vec<CatalogServiceClient<Authed>>,
+}
+
+impl Read {
+    /// Catalog reads spread over `channels`.
+    pub fn new(channels: Vec<Authed>) -> Self {
+        Read { clients: channels.into_iter().map(CatalogServiceClient::new).collect() }
+    }
+}
+
+/// Countries the read scenario cycles through.
+const COUNTRIES: [&str; 6] = ["UZ", "PK", "KH", "RU", "KZ", "CN"];
+
+impl Scenario for Read {
+    fn name(&self) -> &str {
+        "read"
+    }
+
+    async fn call(&self, worker: usize, seq: u64) -> Result<(), Status> {
+        let mut client = self.clients[worker % self.clients.len()].clone();
+        let code = COUNTRIES[(seq % COUNTRIES.len() as u64) as usize];
+        let country = client.get_country(GetCountryRequest { name: format!("countries/{code}"), as_of: None }).await?;
+        if country.into_inner().code != code {
+            return Err(Status::data_loss("catalog answered another country"));
+        }
+        Ok(())
+    }
+}
+
+/// The database baseline: the raw single-row conditional decrement, one
+/// statement per transaction — the ceiling of a hot product done naively.
+#[derive(Debug)]
+pub struct DbDecrement {
+    db: DatabaseConnection,
+    start: i64,
+}
+
+const DB_TABLE: &str = "caravan_loadgen_baseline";
+
+impl DbDecrement {
+    /// Creates the baseline's one-row table with `start` units.
+    pub async fn prepare(db: DatabaseConnection, start: i64) -> anyhow::Result<Self> {
+        let backend = db.get_database_backend();
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS {DB_TABLE}")).await?;
+        db.execute_unprepared(&format!("CREATE TABLE {DB_TABLE} (id INTEGER PRIMARY KEY, available BIGINT NOT NULL)"))
+            .await?;
+        db.execute_raw(Statement::from_string(
+            backend,
+            format!("INSERT INTO {DB_TABLE} (id, available) VALUES (1, {start})"),
+        ))
+        .await?;
+        Ok(DbDecrement { db, start })
+    }
+
+    /// Drops the table.
+    pub async fn cleanup(&self) -> anyhow::Result<()> {
+        self.db.execute_unprepared(&format!("DROP TABLE IF EXISTS {DB_TABLE}")).await?;
+        Ok(())
+    }
+}
+
+impl Scenario for DbDecrement {
+    fn name(&self) -> &str {
+        "db"
+    }
+
+    async fn call(&self, _worker: usize, _seq: u64) -> Result<(), Status> {
+        let sql = format!("UPDATE {DB_TABLE} SET available = available - 1 WHERE id = 1 AND available >= 1");
+        let result = self.db.execute_unprepared(&sql).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        if result.rows_affected() != 1 {
+            return Err(Status::failed_precondition("sold out"));
+        }
+        Ok(())
+    }
+
+    /// Units taken must equal successful decrements: the row never went below zero.
+    async fn check(&self) -> anyhow::Result<Option<String>> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT available FROM {DB_TABLE} WHERE id = 1"),
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("baseline row missing"))?;
+        let available: i64 = row.try_get_by_index(0)?;
+        Ok(Some(format!("units taken: {} of {}; below zero: {}", self.start - available, self.start, available < 0)))
+    }
+}

@@ -1,0 +1,102 @@
+//! `caravan loadgen` end to end: the echo baselines in child processes and the
+//! database baseline, counted and checked (never timed).
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
+use std::process::{Command, Stdio};
+
+use caravan_platform::{config::ServiceKind, testing::TestDatabase};
+
+fn loadgen(args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_caravan"))
+        .arg("loadgen")
+        .args(args)
+        .args(["--json", "--warmup", "0s", "--concurrency", "4", "--channels", "2"])
+        .env_clear()
+        .env("CARAVAN_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn echo_baselines_run_every_call_without_error_and_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("run.svg");
+    let out = loadgen(&[
+        "--baseline",
+        "echo",
+        "--baseline",
+        "echo-platform",
+        "--count",
+        "300",
+        "--compare",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let reports = out["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    for (report, name) in reports.iter().zip(["baseline echo", "baseline echo-platform"]) {
+        assert_eq!(report["name"], name);
+        assert_eq!(report["calls"], 300, "{report}");
+        assert!(report["errors"].as_object().unwrap().is_empty(), "{report}");
+        assert!(report["throughput"].as_f64().unwrap() > 0.0);
+        assert!(report["server_cpu_seconds"].as_f64().is_some(), "the child server's CPU is read from /proc");
+        let p = &report["latency_ms"];
+        assert!(p["p50"].as_f64().unwrap() <= p["p99"].as_f64().unwrap());
+    }
+    let ratios = out["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 1);
+    assert_eq!(ratios[0]["baseline"], "baseline echo");
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.starts_with("<svg") && drawn.contains("throughput"));
+}
+
+#[tokio::test]
+async fn the_database_baseline_counts_each_decrement_once() {
+    let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let url = database.config().url.expose().clone();
+    let out =
+        tokio::task::spawn_blocking(move || loadgen(&["--baseline", "db", "--database-url", &url, "--count", "200"]))
+            .await
+            .unwrap();
+    let report = &out["reports"][0];
+    assert_eq!(report["calls"], 200);
+    assert!(report["errors"].as_object().unwrap().is_empty(), "{report}");
+    assert!(report["correctness"].as_str().unwrap().contains("units taken: 200 of"), "{report}");
+}
+
+#[test]
+fn nothing_to_run_is_an_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_caravan")).args(["loadgen"]).env_clear().output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--scenario"));
+}
+
+#[tokio::test]
+async fn the_read_scenario_reads_the_catalog_of_a_running_service() {
+    use caravan_platform::testing::{Caller, TestServer};
+
+    let catalog = TestServer::start::<caravan_catalog::Catalog>(&[]).await.unwrap();
+    let addr = catalog.addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        loadgen(&["--scenario", "read", "--catalog", &addr, "--key", Caller::Hema.key(), "--count", "150"])
+    })
+    .await
+    .unwrap();
+    let report = &out["reports"][0];
+    assert_eq!(report["name"], "read");
+    assert_eq!(report["calls"], 150);
+    assert!(report["errors"].as_object().unwrap().is_empty(), "{report}");
+
+    // A wrong key is counted, by code, not hidden.
+    let addr = catalog.addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        loadgen(&["--scenario", "read", "--catalog", &addr, "--key", "cvn_wrong", "--count", "20"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out["reports"][0]["errors"]["UNAUTHENTICATED"], 20);
+}
