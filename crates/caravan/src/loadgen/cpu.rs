@@ -1,6 +1,6 @@
 //! CPU time of processes, from `/proc/<pid>/stat` (Linux).
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 /// Clock ticks per second of `/proc` times (`USER_HZ`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -28,9 +28,24 @@ pub fn parse_stat(stat: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64((utime + stime) as f64 / TICKS_PER_SECOND))
 }
 
-/// CPU time of several processes, summed (`None` if any cannot be read).
-pub fn total_cpu_time(pids: &[u32]) -> Option<Duration> {
-    pids.iter().map(|pid| cpu_time(*pid)).sum()
+/// CPU time so far of every process whose command name is `name`, by pid
+/// (e.g. all PostgreSQL backends, which come and go with connections).
+pub fn by_command(name: &str) -> HashMap<u32, Duration> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == name))
+        .filter_map(|pid| Some((pid, cpu_time(pid)?)))
+        .collect()
+}
+
+/// CPU used between two [`by_command`] samples; processes that appeared in
+/// between count from zero, those that ended are lost (a floor).
+pub fn used_between(before: &HashMap<u32, Duration>, after: &HashMap<u32, Duration>) -> Duration {
+    after.iter().map(|(pid, a)| a.saturating_sub(before.get(pid).copied().unwrap_or_default())).sum()
 }
 
 #[cfg(test)]
@@ -42,6 +57,13 @@ mod tests {
         let stat = "4242 (caravan (w 1)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 50 0 0 20 0 9 0 100 0 0";
         assert_eq!(parse_stat(stat), Some(Duration::from_secs(3)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn usage_between_samples_counts_new_processes_from_zero() {
+        let before = HashMap::from([(1, Duration::from_secs(5)), (2, Duration::from_secs(1))]);
+        let after = HashMap::from([(1, Duration::from_secs(7)), (3, Duration::from_millis(500))]);
+        assert_eq!(used_between(&before, &after), Duration::from_millis(2500));
     }
 
     #[test]

@@ -123,7 +123,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
                 let server = EchoChild::spawn(mode, &key)?;
                 let channels = Authed::many(&server.addr.to_string(), Some(&key), None, args.channels)?;
                 let name = if mode == EchoMode::Bare { "baseline echo" } else { "baseline echo-platform" };
-                measure(name, Arc::new(scenario::Echo::new(channels)), &config, &[server.pid()]).await?
+                measure(name, Arc::new(scenario::Echo::new(channels)), &config, ServerCpu::Pids(vec![server.pid()]))
+                    .await?
             }
             Baseline::Db => {
                 let url = args.database_url.as_deref().context("--baseline db needs --database-url")?;
@@ -131,7 +132,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
                 database.max_connections = u32::try_from(args.concurrency).unwrap_or(u32::MAX);
                 let db = caravan_platform::db::connect(&database).await.context("connecting to --database-url")?;
                 let scenario = Arc::new(scenario::DbDecrement::prepare(db, i64::MAX / 2).await?);
-                let result = measure("baseline db", scenario.clone(), &config, &[]).await;
+                // PostgreSQL on this machine is charged by its backends' CPU;
+                // SQLite runs inside the generator, so it has no server CPU.
+                let server = if url.starts_with("postgres") { ServerCpu::Command("postgres") } else { ServerCpu::None };
+                let result = measure("baseline db", scenario.clone(), &config, server).await;
                 scenario.cleanup().await?;
                 result?
             }
@@ -142,8 +146,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
         let channels = |addr: &str| Authed::many(addr, args.key.as_deref(), ca.as_deref(), args.channels);
         let run = match name.as_str() {
             "read" => {
-                measure("read", Arc::new(scenario::Read::new(channels(&args.catalog)?)), &config, &args.server_pids)
-                    .await?
+                let server = ServerCpu::Pids(args.server_pids.clone());
+                measure("read", Arc::new(scenario::Read::new(channels(&args.catalog)?)), &config, server).await?
             }
             other => anyhow::bail!("unknown scenario `{other}` (known: read)"),
         };
@@ -168,11 +172,33 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
     Ok(Output { reports, ratios })
 }
 
+/// Whose CPU a run is charged.
+#[derive(Debug, Clone)]
+enum ServerCpu {
+    /// Nobody known.
+    None,
+    /// These processes.
+    Pids(Vec<u32>),
+    /// Every process with this command name.
+    Command(&'static str),
+}
+
+impl ServerCpu {
+    fn sample(&self) -> Option<std::collections::HashMap<u32, Duration>> {
+        match self {
+            ServerCpu::None => None,
+            ServerCpu::Pids(pids) if pids.is_empty() => None,
+            ServerCpu::Pids(pids) => pids.iter().map(|pid| Some((*pid, cpu::cpu_time(*pid)?))).collect(),
+            ServerCpu::Command(name) => Some(cpu::by_command(name)).filter(|m| !m.is_empty()),
+        }
+    }
+}
+
 async fn measure<S: Scenario>(
     name: &str,
     scenario: Arc<S>,
     config: &LoadConfig,
-    server_pids: &[u32],
+    server: ServerCpu,
 ) -> anyhow::Result<(Report, Measurement)> {
     let progress = match config.count {
         Some(count) => ProgressBar::new(count),
@@ -191,15 +217,15 @@ async fn measure<S: Scenario>(
         engine::run(scenario.clone(), &warmup_config, None).await;
     }
     let measured_config = LoadConfig { warmup: Duration::ZERO, ..config.clone() };
-    let server_before = cpu::total_cpu_time(server_pids).filter(|_| !server_pids.is_empty());
+    let server_before = server.sample();
     let client_before = cpu::own_cpu_time();
     let measurement = engine::run(scenario.clone(), &measured_config, Some(progress.clone())).await;
-    let server_after = cpu::total_cpu_time(server_pids).filter(|_| !server_pids.is_empty());
+    let server_after = server.sample();
     let client_after = cpu::own_cpu_time();
     progress.finish_and_clear();
 
     let cpu = CpuUsed {
-        server: server_before.zip(server_after).map(|(b, a)| a.saturating_sub(b)),
+        server: server_before.zip(server_after).map(|(b, a)| cpu::used_between(&b, &a)),
         client: client_before.zip(client_after).map(|(b, a)| a.saturating_sub(b)),
         cores: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
     };
