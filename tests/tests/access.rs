@@ -93,7 +93,8 @@ async fn every_rpc_admits_exactly_the_kinds_in_the_access_table() {
         (Presented::As(Caller::Service(ServiceKind::Orders)), Kind::Service),
     ];
     let mut failures = Vec::new();
-    for (method, allowed) in access::TABLE {
+    // The four services' RPCs (the echo baseline is served only by `caravan loadgen`).
+    for (method, allowed) in access::TABLE.iter().filter(|(m, _)| !m.starts_with("caravan.loadgen.")) {
         let addr = suite.addr(service_of(method));
         for presented in [Presented::NoKey, Presented::BadKey] {
             let code = call(addr, method, presented).await;
