@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
-use std::{collections::HashMap, net::SocketAddr};
+mod common;
 
-use caravan::suite::Suite;
+use std::net::SocketAddr;
+
 use caravan_platform::{
-    CancellationToken,
     auth::{Kind, access},
     config::ServiceKind,
     testing::{Caller, KeyedChannel, TestDatabase, service_config},
@@ -68,24 +68,7 @@ fn service_of(method: &str) -> ServiceKind {
 
 #[tokio::test]
 async fn every_rpc_admits_exactly_the_kinds_in_the_access_table() {
-    let mut databases = HashMap::new();
-    databases.insert(
-        ServiceKind::Catalog,
-        TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap(),
-    );
-    databases.insert(
-        ServiceKind::Scheduling,
-        TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap(),
-    );
-    databases.insert(
-        ServiceKind::Inventory,
-        TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap(),
-    );
-    databases
-        .insert(ServiceKind::Orders, TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap());
-    let token = CancellationToken::new();
-    let suite =
-        Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone()).await.unwrap();
+    let common::RunningSuite { suite, token, .. } = common::start_suite().await;
 
     let callers = [
         (Presented::As(Caller::Hema), Kind::Partner),

@@ -3,49 +3,20 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
-use std::collections::HashMap;
+mod common;
 
 use caravan::suite::Suite;
 use caravan_platform::{
-    CancellationToken,
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, TestDatabase, health_status, service_config},
+    testing::{Caller, KeyedChannel, health_status},
 };
 use caravan_proto::scheduling::v1::{
     CreateHostRequest, GetHostRequest, Host, scheduling_service_client::SchedulingServiceClient,
 };
+use common::start_suite;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
-
-struct RunningSuite {
-    suite: Suite,
-    token: CancellationToken,
-    _databases: Vec<TestDatabase>,
-}
-
-async fn start_suite() -> RunningSuite {
-    caravan_platform::telemetry::init_for_tests();
-    let mut databases = HashMap::new();
-    databases.insert(
-        ServiceKind::Catalog,
-        TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap(),
-    );
-    databases.insert(
-        ServiceKind::Scheduling,
-        TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap(),
-    );
-    databases.insert(
-        ServiceKind::Inventory,
-        TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap(),
-    );
-    databases
-        .insert(ServiceKind::Orders, TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap());
-    let token = CancellationToken::new();
-    let suite =
-        Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone()).await.unwrap();
-    RunningSuite { suite, token, _databases: databases.into_values().collect() }
-}
 
 fn scheduling(suite: &Suite) -> SchedulingServiceClient<KeyedChannel> {
     SchedulingServiceClient::new(KeyedChannel::new(suite.addr(ServiceKind::Scheduling), Some(Caller::Operator)))

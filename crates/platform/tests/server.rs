@@ -71,6 +71,17 @@ impl MigratorTrait for Empty {
     }
 }
 
+/// Builds the probe service and runs it until the token is cancelled.
+async fn start(
+    config: caravan_platform::config::ServiceConfig,
+) -> (std::net::SocketAddr, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let app = Application::<Probe>::build(config).await.expect("a schema behind is not a start failure");
+    let addr = app.local_addr();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    (addr, token, running)
+}
+
 async fn status(addr: std::net::SocketAddr, service: &str) -> ServingStatus {
     health_status(addr, service).await.expect("health answers")
 }
@@ -80,10 +91,7 @@ async fn verify_mode_stays_not_serving_until_the_schema_is_migrated() {
     let database = TestDatabase::new::<Empty>(ServiceKind::Inventory).await.unwrap();
     let mut config = service_config(ServiceKind::Inventory, database.config(), &[]);
     config.migrate = MigrateMode::Verify;
-    let app = Application::<Probe>::build(config.clone()).await.expect("a schema behind is not a start failure");
-    let addr = app.local_addr();
-    let token = CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    let (addr, token, running) = start(config.clone()).await;
 
     assert_eq!(status(addr, "").await, ServingStatus::NotServing);
     assert_eq!(status(addr, NAME).await, ServingStatus::NotServing);
@@ -104,10 +112,7 @@ async fn verify_mode_stays_not_serving_until_the_schema_is_migrated() {
 async fn apply_mode_migrates_at_start() {
     let database = TestDatabase::new::<Empty>(ServiceKind::Inventory).await.unwrap();
     let config = service_config(ServiceKind::Inventory, database.config(), &[]);
-    let app = Application::<Probe>::build(config.clone()).await.unwrap();
-    let addr = app.local_addr();
-    let token = CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    let (addr, token, running) = start(config.clone()).await;
     assert_eq!(status(addr, "").await, ServingStatus::Serving);
     assert_eq!(app::migrate::<ProbeMigrator>(&config).await.unwrap(), 0, "nothing left to apply");
     token.cancel();
@@ -118,10 +123,7 @@ async fn apply_mode_migrates_at_start() {
 async fn shutdown_stops_accepting_and_returns() {
     let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Inventory).await.unwrap();
     let config = service_config(ServiceKind::Inventory, database.config(), &[]);
-    let app = Application::<Probe>::build(config).await.unwrap();
-    let addr = app.local_addr();
-    let token = CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    let (addr, token, running) = start(config).await;
     assert_eq!(status(addr, "").await, ServingStatus::Serving);
 
     token.cancel();
@@ -150,10 +152,7 @@ async fn reflection_v1alpha_lists_the_service_health_and_reflection() {
 
     let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Inventory).await.unwrap();
     let config = service_config(ServiceKind::Inventory, database.config(), &[]);
-    let app = Application::<Probe>::build(config).await.unwrap();
-    let addr = app.local_addr();
-    let token = CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    let (addr, token, running) = start(config).await;
 
     // grpcurl 1.8 speaks only v1alpha.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
@@ -188,10 +187,7 @@ async fn reflection_v1alpha_lists_the_service_health_and_reflection() {
 async fn health_follows_the_database_going_away_and_coming_back() {
     let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Inventory).await.unwrap();
     let config = service_config(ServiceKind::Inventory, database.config(), &[]);
-    let app = Application::<Probe>::build(config).await.unwrap();
-    let addr = app.local_addr();
-    let token = CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    let (addr, token, running) = start(config).await;
     assert_eq!(status(addr, "").await, ServingStatus::Serving);
 
     if !database.set_reachable(false).await.unwrap() {

@@ -1,0 +1,39 @@
+//! Shared by the cross-service tests: all four services, each with its own
+//! fresh database.
+
+use std::collections::HashMap;
+
+use caravan::suite::Suite;
+use caravan_platform::{
+    CancellationToken,
+    config::ServiceKind,
+    testing::{TestDatabase, service_config},
+};
+
+/// The four services, running.
+pub struct RunningSuite {
+    /// Their addresses.
+    pub suite: Suite,
+    /// Cancel to stop them.
+    pub token: CancellationToken,
+    _databases: Vec<TestDatabase>,
+}
+
+/// Starts all four services on port 0 with the test keys.
+pub async fn start_suite() -> RunningSuite {
+    caravan_platform::telemetry::init_for_tests();
+    let mut databases = HashMap::new();
+    databases.insert(ServiceKind::Catalog, database::<caravan_catalog::Migrator>(ServiceKind::Catalog).await);
+    databases.insert(ServiceKind::Scheduling, database::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await);
+    databases.insert(ServiceKind::Inventory, database::<caravan_inventory::Migrator>(ServiceKind::Inventory).await);
+    databases.insert(ServiceKind::Orders, database::<caravan_orders::Migrator>(ServiceKind::Orders).await);
+    let token = CancellationToken::new();
+    let suite = Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone())
+        .await
+        .expect("the suite starts");
+    RunningSuite { suite, token, _databases: databases.into_values().collect() }
+}
+
+async fn database<M: sea_orm_migration::MigratorTrait>(kind: ServiceKind) -> TestDatabase {
+    TestDatabase::new::<M>(kind).await.expect("a test database")
+}
