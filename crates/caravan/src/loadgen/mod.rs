@@ -228,6 +228,7 @@ async fn measure<S: Scenario>(
         server: server_before.zip(server_after).map(|(b, a)| cpu::used_between(&b, &a)),
         client: client_before.zip(client_after).map(|(b, a)| a.saturating_sub(b)),
         cores: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        offered_rate: config.rate,
     };
     let correctness = scenario.check().await?;
     Ok((Report::new(name, &measurement, cpu, correctness), measurement))

@@ -57,6 +57,8 @@ pub struct CpuUsed {
     pub client: Option<Duration>,
     /// Cores on the machine.
     pub cores: usize,
+    /// The offered rate of an open-loop run.
+    pub offered_rate: Option<f64>,
 }
 
 impl Report {
@@ -70,17 +72,20 @@ impl Report {
         let client_share = client.map(|c| c / (seconds * cpu.cores.max(1) as f64));
         // On a shared box the generator competes with the server: if it burnt
         // more CPU than the server, or most of a core, it was the limit.
-        let client_bound = match (client, server) {
-            (Some(c), Some(s)) => c > s || c / seconds > 0.9,
-            (Some(c), None) => c / seconds > 0.9,
-            _ => false,
-        };
+        let throughput = m.ok as f64 / seconds;
+        let kept_up = cpu.offered_rate.is_some_and(|rate| throughput >= 0.95 * rate);
+        let client_bound = !kept_up
+            && match (client, server) {
+                (Some(c), Some(s)) => c > s || c / seconds > 0.9,
+                (Some(c), None) => c / seconds > 0.9,
+                _ => false,
+            };
         Report {
             name: name.to_owned(),
             calls: m.ok + errors_total,
             errors: m.errors.clone(),
             seconds,
-            throughput: m.ok as f64 / seconds,
+            throughput,
             latency_ms: Percentiles { p50: ms(0.5), p90: ms(0.9), p99: ms(0.99), p999: ms(0.999) },
             server_cpu_seconds: server,
             calls_per_server_cpu_second: server.filter(|s| *s > 0.0).map(|s| m.ok as f64 / s),
@@ -188,8 +193,12 @@ mod tests {
         // 1..=1000 µs, one each: p50 ≈ 500 µs, p99 ≈ 990 µs.
         let latencies: Vec<u64> = (1..=1000).collect();
         let m = measurement(&latencies, 990, &[("UNAVAILABLE", 10)], 2);
-        let cpu =
-            CpuUsed { server: Some(Duration::from_millis(500)), client: Some(Duration::from_millis(200)), cores: 2 };
+        let cpu = CpuUsed {
+            server: Some(Duration::from_millis(500)),
+            client: Some(Duration::from_millis(200)),
+            cores: 2,
+            offered_rate: None,
+        };
         let r = Report::new("echo", &m, cpu, None);
         assert_eq!(r.calls, 1000);
         assert!((r.throughput - 495.0).abs() < 1e-9);
@@ -205,16 +214,22 @@ mod tests {
     #[test]
     fn a_generator_that_outspends_the_server_is_flagged() {
         let m = measurement(&[100, 200], 2, &[], 1);
-        let cpu =
-            CpuUsed { server: Some(Duration::from_millis(100)), client: Some(Duration::from_millis(300)), cores: 2 };
+        let cpu = CpuUsed {
+            server: Some(Duration::from_millis(100)),
+            client: Some(Duration::from_millis(300)),
+            cores: 2,
+            offered_rate: None,
+        };
         assert!(Report::new("x", &m, cpu, None).client_bound);
-        let cpu = CpuUsed { server: None, client: Some(Duration::from_millis(950)), cores: 2 };
+        let kept_up = CpuUsed { offered_rate: Some(2.0), ..cpu };
+        assert!(!Report::new("x", &m, kept_up, None).client_bound, "an open loop that kept its rate was not limited");
+        let cpu = CpuUsed { server: None, client: Some(Duration::from_millis(950)), cores: 2, offered_rate: None };
         assert!(Report::new("x", &m, cpu, None).client_bound, "most of a core");
     }
 
     #[test]
     fn ratios_divide_like_for_like() {
-        let cpu = |s| CpuUsed { server: Some(Duration::from_secs(s)), client: None, cores: 2 };
+        let cpu = |s| CpuUsed { server: Some(Duration::from_secs(s)), client: None, cores: 2, offered_rate: None };
         let fast = Report::new("echo", &measurement(&[100; 10], 1000, &[], 1), cpu(1), None);
         let slow = Report::new("echo-platform", &measurement(&[400; 10], 250, &[], 1), cpu(1), None);
         let ratio = Ratio::between(&slow, &fast);
