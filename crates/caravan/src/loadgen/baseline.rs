@@ -72,9 +72,14 @@ pub async fn serve_echo(
         EchoMode::Bare => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             println!("listening {}", listener.local_addr()?);
+            // The same socket options as the platform server, so only the
+            // middleware differs.
             tonic::transport::Server::builder()
                 .add_service(EchoServiceServer::new(EchoImpl))
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    shutdown.cancelled_owned(),
+                )
                 .await?;
         }
         EchoMode::Platform => {
