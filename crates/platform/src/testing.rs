@@ -302,8 +302,11 @@ pub fn service_config(
     config.auth =
         Authentication::Keys { store: test_key_store(), file: None, reload: std::time::Duration::from_secs(10) };
     config.service_key = Some(Secret::new(Caller::Service(service).key().to_owned()));
-    for &(kind, addr) in upstreams {
-        config.upstreams.insert(kind, crate::config::loopback_url(addr.port()));
+    // Upstreams the test did not start are a closed port, never a default
+    // port where a developer's own `caravan up` may be listening.
+    for kind in service.upstreams() {
+        let port = upstreams.iter().find(|(k, _)| k == kind).map_or(1, |(_, addr)| addr.port());
+        config.upstreams.insert(*kind, crate::config::loopback_url(port));
     }
     config
 }
@@ -325,12 +328,7 @@ impl TestServer {
     pub async fn start<S: crate::app::Service>(upstreams: &[(ServiceKind, SocketAddr)]) -> anyhow::Result<Self> {
         crate::telemetry::init_for_tests();
         let database = TestDatabase::new::<S::Migrator>(S::KIND).await?;
-        let mut config = service_config(S::KIND, database.config(), upstreams);
-        for kind in S::KIND.upstreams() {
-            // An upstream the test did not start is a closed port: calls fail
-            // fast with UNAVAILABLE instead of reaching a stray server.
-            config.upstreams.entry(*kind).or_insert_with(|| crate::config::loopback_url(1));
-        }
+        let config = service_config(S::KIND, database.config(), upstreams);
         Self::start_with::<S>(config, database).await
     }
 
