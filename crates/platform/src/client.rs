@@ -131,6 +131,7 @@ impl Service<http::Request<Body>> for TracedChannel {
             rpc.grpc.status_code = Empty,
             server.address = %self.authority,
             server.port = self.port,
+            peer.service = %self.options.target,
         );
         TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(request.headers_mut()));
         if let Some(key) = &self.authorization {
