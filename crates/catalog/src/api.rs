@@ -1,8 +1,11 @@
 //! gRPC handlers: protobuf in, domain values through the store, protobuf out.
 //! The only module of the crate that sees prost types.
 
+mod products;
+
 use caravan_platform::{
     error::{FieldViolations, invalid_argument},
+    idempotency::Idempotency,
     paging,
     time::SharedClock,
 };
@@ -14,7 +17,7 @@ use chrono::{Datelike as _, NaiveDate};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{Country, CountryCode, ScoStatus},
+    domain::{Country, CountryCode, ScoStatus, product::ProductState},
     store::Store,
 };
 
@@ -25,13 +28,15 @@ const COUNTRY_PAGE: (u64, u64) = (100, 500);
 #[derive(Debug, Clone)]
 pub struct CatalogApi {
     store: Store,
+    idempotency: Idempotency,
     clock: SharedClock,
 }
 
 impl CatalogApi {
-    /// Handlers over `store`, reading the time from `clock`.
-    pub fn new(store: Store, clock: SharedClock) -> Self {
-        CatalogApi { store, clock }
+    /// Handlers over `store`, with request ids kept by `idempotency`,
+    /// reading the time from `clock`.
+    pub fn new(store: Store, idempotency: Idempotency, clock: SharedClock) -> Self {
+        CatalogApi { store, idempotency, clock }
     }
 
     fn today(&self) -> NaiveDate {
@@ -39,8 +44,8 @@ impl CatalogApi {
     }
 }
 
-/// Products and imports arrive with the catalog issue; until then their RPCs
-/// answer UNIMPLEMENTED rather than pretend.
+/// Listing and importing products arrive with the rest of the catalog issue;
+/// until then those RPCs answer UNIMPLEMENTED rather than pretend.
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
 }
@@ -104,15 +109,17 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(pb::ListCountriesResponse { countries, next_page_token }))
     }
 
-    async fn get_product(&self, _: Request<pb::GetProductRequest>) -> Result<Response<pb::Product>, Status> {
-        Err(not_yet("GetProduct"))
+    #[tracing::instrument(skip_all)]
+    async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Result<Response<pb::Product>, Status> {
+        self.get_product(request.into_inner()).await.map(Response::new)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn batch_get_products(
         &self,
-        _: Request<pb::BatchGetProductsRequest>,
+        request: Request<pb::BatchGetProductsRequest>,
     ) -> Result<Response<pb::BatchGetProductsResponse>, Status> {
-        Err(not_yet("BatchGetProducts"))
+        self.batch_get_products(request.into_inner()).await.map(Response::new)
     }
 
     async fn list_products(
@@ -122,20 +129,38 @@ impl CatalogService for CatalogApi {
         Err(not_yet("ListProducts"))
     }
 
-    async fn create_product(&self, _: Request<pb::CreateProductRequest>) -> Result<Response<pb::Product>, Status> {
-        Err(not_yet("CreateProduct"))
+    #[tracing::instrument(skip_all)]
+    async fn create_product(
+        &self,
+        request: Request<pb::CreateProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        self.create_product(request.into_inner()).await.map(Response::new)
     }
 
-    async fn update_product(&self, _: Request<pb::UpdateProductRequest>) -> Result<Response<pb::Product>, Status> {
-        Err(not_yet("UpdateProduct"))
+    #[tracing::instrument(skip_all)]
+    async fn update_product(
+        &self,
+        request: Request<pb::UpdateProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        self.update_product(request.into_inner()).await.map(Response::new)
     }
 
-    async fn activate_product(&self, _: Request<pb::ActivateProductRequest>) -> Result<Response<pb::Product>, Status> {
-        Err(not_yet("ActivateProduct"))
+    #[tracing::instrument(skip_all)]
+    async fn activate_product(
+        &self,
+        request: Request<pb::ActivateProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        let pb::ActivateProductRequest { name, etag, request_id: _ } = request.into_inner();
+        self.change_state(&name, &etag, ProductState::Active).await.map(Response::new)
     }
 
-    async fn retire_product(&self, _: Request<pb::RetireProductRequest>) -> Result<Response<pb::Product>, Status> {
-        Err(not_yet("RetireProduct"))
+    #[tracing::instrument(skip_all)]
+    async fn retire_product(
+        &self,
+        request: Request<pb::RetireProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        let pb::RetireProductRequest { name, etag, request_id: _ } = request.into_inner();
+        self.change_state(&name, &etag, ProductState::Retired).await.map(Response::new)
     }
 
     async fn import_products(

@@ -1,5 +1,7 @@
 //! Catalog rules, free of I/O.
 
+pub mod product;
+
 use std::fmt;
 
 use chrono::NaiveDate;

@@ -10,6 +10,12 @@ pub enum Error {
     /// A country that is not in the reference data.
     #[error("country `{0}` not found")]
     CountryNotFound(String),
+    /// A product that does not exist.
+    #[error("product `{0}` not found")]
+    ProductNotFound(String),
+    /// A product id that is taken.
+    #[error("product `{0}` already exists")]
+    ProductExists(String),
     /// A stored value that our own code could not have written.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -35,6 +41,8 @@ impl From<Error> for Status {
     fn from(error: Error) -> Status {
         match error {
             Error::CountryNotFound(code) => rpc::not_found("caravan.catalog.v1.Country", &format!("countries/{code}")),
+            Error::ProductNotFound(id) => rpc::not_found("caravan.catalog.v1.Product", &format!("products/{id}")),
+            Error::ProductExists(id) => rpc::already_exists("caravan.catalog.v1.Product", &format!("products/{id}")),
             Error::Corrupt(what) => rpc::internal("reading the catalog", &Error::Corrupt(what)),
             Error::Database { context, source } => rpc::database(context, source),
         }

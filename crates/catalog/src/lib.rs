@@ -32,7 +32,8 @@ impl app::Service for Catalog {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let api = api::CatalogApi::new(store::Store::new(host.db().clone()), Arc::new(SystemClock));
+        let api =
+            api::CatalogApi::new(store::Store::new(host.db().clone()), host.start_idempotency(), Arc::new(SystemClock));
         let server = CatalogServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_countries;
 mod m20261129_000002_seed_countries;
+mod m20261129_000003_create_products;
 
 /// Every catalog migration, in order.
 #[derive(Debug)]
@@ -18,6 +19,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_create_countries::Migration),
             Box::new(m20261129_000002_seed_countries::Migration),
+            Box::new(m20261129_000003_create_products::Migration),
+            caravan_platform::idempotency::migration(),
         ]
     }
 

@@ -2,6 +2,9 @@
 //! sees sea-orm.
 
 mod entity;
+mod products;
+
+pub use products::Changed;
 
 use std::collections::BTreeMap;
 

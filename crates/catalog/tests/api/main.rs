@@ -5,3 +5,4 @@
 
 mod countries;
 mod helpers;
+mod products;

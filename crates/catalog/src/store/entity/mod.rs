@@ -2,3 +2,4 @@
 
 pub mod country;
 pub mod country_status;
+pub mod product;

@@ -1,0 +1,236 @@
+//! Product queries. Every change bumps `version` in the same conditional
+//! statement that makes it, so a stale etag or a state that moved meanwhile
+//! changes nothing.
+
+use caravan_platform::time::Micros;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, SqlErr,
+    sea_query::{Expr, ExprTrait as _},
+};
+
+use super::{Store, entity::product};
+use crate::{
+    domain::{
+        CountryCode,
+        product::{Category, Localized, Price, Product, ProductFields, ProductState},
+    },
+    error::Error,
+};
+
+/// What a conditional change found.
+#[derive(Debug)]
+pub enum Changed {
+    /// Done; the product as it is now.
+    Yes(Product),
+    /// Not done: the product is in another version or state; as it is now.
+    Conflict(Product),
+}
+
+impl Store {
+    /// Inserts a new product; a taken id is `ProductExists`.
+    pub async fn insert_product(
+        &self,
+        id: &str,
+        fields: &ProductFields,
+        state: ProductState,
+        now: Micros,
+    ) -> Result<Product, Error> {
+        let product = Product {
+            id: id.to_owned(),
+            fields: fields.clone(),
+            state,
+            version: 1,
+            create_time: now,
+            update_time: now,
+        };
+        match product::Entity::insert(to_row(&product)).exec(&self.db).await {
+            Ok(_) => Ok(product),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(Error::ProductExists(id.to_owned()))
+            }
+            Err(e) => Err(Error::db("inserting a product")(e)),
+        }
+    }
+
+    /// One product.
+    pub async fn product(&self, id: &str) -> Result<Product, Error> {
+        product::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(Error::db("reading a product"))?
+            .ok_or_else(|| Error::ProductNotFound(id.to_owned()))
+            .and_then(to_domain)
+    }
+
+    /// The products that exist among `ids`, in no particular order.
+    pub async fn products(&self, ids: &[String]) -> Result<Vec<Product>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        product::Entity::find()
+            .filter(product::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await
+            .map_err(Error::db("reading products"))?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
+    /// Replaces the fields of version `version` (any version when `None`).
+    pub async fn update_product(
+        &self,
+        id: &str,
+        version: Option<i64>,
+        fields: &ProductFields,
+        now: Micros,
+    ) -> Result<Changed, Error> {
+        let mut update = product::Entity::update_many()
+            .col_expr(product::Column::Version, Expr::col(product::Column::Version).add(1))
+            .col_expr(product::Column::UpdateTime, Expr::value(now.0))
+            .filter(product::Column::Id.eq(id));
+        if let Some(version) = version {
+            update = update.filter(product::Column::Version.eq(version));
+        }
+        for (column, value) in field_values(fields) {
+            update = update.col_expr(column, Expr::value(value));
+        }
+        let result = update.exec(&self.db).await.map_err(Error::db("updating a product"))?;
+        let now_stored = self.product(id).await?;
+        Ok(if result.rows_affected == 1 { Changed::Yes(now_stored) } else { Changed::Conflict(now_stored) })
+    }
+
+    /// Moves the product to `to` if it is in one of `from` (and at `version`
+    /// when given).
+    pub async fn set_product_state(
+        &self,
+        id: &str,
+        from: &[ProductState],
+        to: ProductState,
+        version: Option<i64>,
+        now: Micros,
+    ) -> Result<Changed, Error> {
+        let mut update = product::Entity::update_many()
+            .col_expr(product::Column::State, Expr::value(to.as_db()))
+            .col_expr(product::Column::Version, Expr::col(product::Column::Version).add(1))
+            .col_expr(product::Column::UpdateTime, Expr::value(now.0))
+            .filter(product::Column::Id.eq(id))
+            .filter(product::Column::State.is_in(from.iter().map(|s| s.as_db())));
+        if let Some(version) = version {
+            update = update.filter(product::Column::Version.eq(version));
+        }
+        let result = update.exec(&self.db).await.map_err(Error::db("changing a product's state"))?;
+        let now_stored = self.product(id).await?;
+        Ok(if result.rows_affected == 1 { Changed::Yes(now_stored) } else { Changed::Conflict(now_stored) })
+    }
+}
+
+/// The columns an update of the fields writes, with their values.
+fn field_values(fields: &ProductFields) -> Vec<(product::Column, sea_orm::Value)> {
+    use product::Column as C;
+    let ProductFields { country, category, title, description, list_price, unit, image_urls, tags } = fields;
+    vec![
+        (C::Country, country.to_string().into()),
+        (C::Category, category.as_db().into()),
+        (C::TitleZhCn, title.zh_cn.clone().into()),
+        (C::TitleEn, title.en.clone().into()),
+        (C::TitleRu, title.ru.clone().into()),
+        (C::TitleOrigin, title.origin.clone().into()),
+        (C::TitleOriginLanguage, title.origin_language.clone().into()),
+        (C::DescriptionZhCn, description.zh_cn.clone().into()),
+        (C::DescriptionEn, description.en.clone().into()),
+        (C::DescriptionRu, description.ru.clone().into()),
+        (C::DescriptionOrigin, description.origin.clone().into()),
+        (C::DescriptionOriginLanguage, description.origin_language.clone().into()),
+        (C::PriceCurrency, list_price.currency.clone().into()),
+        (C::PriceMinor, list_price.minor.into()),
+        (C::Unit, unit.clone().into()),
+        (C::ImageUrls, json_list(image_urls).into()),
+        (C::Tags, json_list(tags).into()),
+    ]
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn to_row(p: &Product) -> product::ActiveModel {
+    let ProductFields { country, category, title, description, list_price, unit, image_urls, tags } = &p.fields;
+    product::ActiveModel {
+        id: Set(p.id.clone()),
+        country: Set(country.to_string()),
+        category: Set(category.as_db().to_owned()),
+        title_zh_cn: Set(title.zh_cn.clone()),
+        title_en: Set(title.en.clone()),
+        title_ru: Set(title.ru.clone()),
+        title_origin: Set(title.origin.clone()),
+        title_origin_language: Set(title.origin_language.clone()),
+        description_zh_cn: Set(description.zh_cn.clone()),
+        description_en: Set(description.en.clone()),
+        description_ru: Set(description.ru.clone()),
+        description_origin: Set(description.origin.clone()),
+        description_origin_language: Set(description.origin_language.clone()),
+        price_currency: Set(list_price.currency.clone()),
+        price_minor: Set(list_price.minor),
+        unit: Set(unit.clone()),
+        image_urls: Set(json_list(image_urls)),
+        tags: Set(json_list(tags)),
+        state: Set(p.state.as_db().to_owned()),
+        version: Set(p.version),
+        create_time: Set(p.create_time.0),
+        update_time: Set(p.update_time.0),
+    }
+}
+
+fn to_domain(row: product::Model) -> Result<Product, Error> {
+    let product::Model {
+        id,
+        country,
+        category,
+        title_zh_cn,
+        title_en,
+        title_ru,
+        title_origin,
+        title_origin_language,
+        description_zh_cn,
+        description_en,
+        description_ru,
+        description_origin,
+        description_origin_language,
+        price_currency,
+        price_minor,
+        unit,
+        image_urls,
+        tags,
+        state,
+        version,
+        create_time,
+        update_time,
+    } = row;
+    let corrupt = |what: &str| Error::Corrupt(format!("products.{what} of {id}"));
+    let fields = ProductFields {
+        country: CountryCode::parse(&country).map_err(|_| corrupt("country"))?,
+        category: Category::from_db(&category).ok_or_else(|| corrupt("category"))?,
+        title: Localized {
+            zh_cn: title_zh_cn,
+            en: title_en,
+            ru: title_ru,
+            origin: title_origin,
+            origin_language: title_origin_language,
+        },
+        description: Localized {
+            zh_cn: description_zh_cn,
+            en: description_en,
+            ru: description_ru,
+            origin: description_origin,
+            origin_language: description_origin_language,
+        },
+        list_price: Price { currency: price_currency, minor: price_minor },
+        unit,
+        image_urls: serde_json::from_str(&image_urls).map_err(|_| corrupt("image_urls"))?,
+        tags: serde_json::from_str(&tags).map_err(|_| corrupt("tags"))?,
+    };
+    let state = ProductState::from_db(&state).ok_or_else(|| corrupt("state"))?;
+    Ok(Product { id, fields, state, version, create_time: Micros(create_time), update_time: Micros(update_time) })
+}

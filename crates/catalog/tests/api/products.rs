@@ -1,0 +1,267 @@
+use caravan_proto::{
+    catalog::v1::{
+        ActivateProductRequest, BatchGetProductsRequest, Category, CreateProductRequest, GetProductRequest, Product,
+        RetireProductRequest, UpdateProductRequest, product::State,
+    },
+    r#type::v1::{LocalizedText, Money},
+};
+use prost_types::FieldMask;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{TestApp, spawn_app};
+
+fn walnuts() -> Product {
+    Product {
+        country: "countries/UZ".into(),
+        category: Category::Food.into(),
+        title: Some(LocalizedText {
+            zh_cn: "乌兹别克斯坦核桃".into(),
+            en: "Uzbek walnuts".into(),
+            ..Default::default()
+        }),
+        description: Some(LocalizedText {
+            zh_cn: "费尔干纳谷地的核桃".into(),
+            en: "Walnuts from the Fergana valley".into(),
+            ..Default::default()
+        }),
+        list_price: Some(Money { currency_code: "CNY".into(), minor_units: 3990 }),
+        unit: "500 g bag".into(),
+        image_urls: vec!["https://images.caravan.example/uz/walnuts.jpg".into()],
+        tags: vec!["nuts".into(), "uzbekistan".into()],
+        ..Default::default()
+    }
+}
+
+async fn create(app: &mut TestApp, id: &str, product: Product) -> Result<Product, tonic::Status> {
+    app.client
+        .create_product(CreateProductRequest {
+            product: Some(product),
+            product_id: id.into(),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn violations(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_created_product_is_a_draft_that_reads_back() {
+    let mut app = spawn_app().await;
+    let created = create(&mut app, "uz-walnuts", walnuts()).await.unwrap();
+    assert_eq!(created.name, "products/uz-walnuts");
+    assert_eq!(created.state(), State::Draft);
+    assert!(!created.etag.is_empty());
+    let read = app.client.get_product(GetProductRequest { name: created.name.clone() }).await.unwrap().into_inner();
+    assert_eq!(read, created);
+    assert_eq!(read.title.unwrap().zh_cn, "乌兹别克斯坦核桃");
+
+    let generated = create(&mut app, "", walnuts()).await.unwrap();
+    assert!(generated.name.starts_with("products/p"), "{}", generated.name);
+
+    let status = create(&mut app, "uz-walnuts", walnuts()).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    let status = app.client.get_product(GetProductRequest { name: "products/nothing-here".into() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_create_repeated_with_its_request_id_makes_one_product() {
+    let mut app = spawn_app().await;
+    let request =
+        CreateProductRequest { product: Some(walnuts()), product_id: String::new(), request_id: "r-1".into() };
+    let first = app.client.create_product(request.clone()).await.unwrap().into_inner();
+    let again = app.client.create_product(request).await.unwrap().into_inner();
+    assert_eq!(again, first, "the same generated product, not a second one");
+}
+
+#[tokio::test]
+async fn every_invalid_field_is_reported_at_once() {
+    let app = spawn_app().await;
+    let check = |product: Product, id: &str, expected: &[&str]| {
+        let mut client = app.client.clone();
+        let expected: Vec<String> = expected.iter().map(|e| (*e).to_owned()).collect();
+        let id = id.to_owned();
+        async move {
+            let status = client
+                .create_product(CreateProductRequest {
+                    product: Some(product),
+                    product_id: id,
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument);
+            assert_eq!(violations(&status), expected);
+        }
+    };
+    check(
+        Product::default(),
+        "Bad Id",
+        &[
+            "product_id",
+            "product.country",
+            "product.category",
+            "product.title.zh_cn",
+            "product.title.en",
+            "product.description.zh_cn",
+            "product.description.en",
+            "product.list_price",
+            "product.unit",
+        ],
+    )
+    .await;
+    let mut bad = walnuts();
+    bad.country = "countries/ZZ".into();
+    bad.list_price = Some(Money { currency_code: "YUAN".into(), minor_units: -5 });
+    bad.image_urls = vec!["http://insecure.example/a.jpg".into()];
+    bad.tags = vec!["Nuts".into()];
+    check(
+        bad,
+        "ok-id",
+        &[
+            "product.country",
+            "product.list_price.currency_code",
+            "product.list_price.minor_units",
+            "product.image_urls[0]",
+            "product.tags[0]",
+        ],
+    )
+    .await;
+    let mut bad = walnuts();
+    bad.category = 42;
+    bad.title.as_mut().unwrap().en = "x".repeat(201);
+    check(bad, "ok-id", &["product.category", "product.title.en"]).await;
+}
+
+#[tokio::test]
+async fn batch_get_keeps_the_order_asked_and_reports_what_is_missing() {
+    let mut app = spawn_app().await;
+    for id in ["p-aaa", "p-bbb"] {
+        create(&mut app, id, walnuts()).await.unwrap();
+    }
+    let names = ["products/p-bbb", "products/p-zzz", "products/p-aaa", "products/p-bbb"].map(String::from).to_vec();
+    let got = app.client.batch_get_products(BatchGetProductsRequest { names }).await.unwrap().into_inner();
+    let found: Vec<_> = got.products.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(found, ["products/p-bbb", "products/p-aaa", "products/p-bbb"]);
+    assert_eq!(got.missing, ["products/p-zzz"]);
+
+    let too_many = (0..1001).map(|i| format!("products/p-{i:04}")).collect();
+    let status = app.client.batch_get_products(BatchGetProductsRequest { names: too_many }).await.unwrap_err();
+    assert_eq!(violations(&status), ["names"]);
+    let status =
+        app.client.batch_get_products(BatchGetProductsRequest { names: vec!["p-aaa".into()] }).await.unwrap_err();
+    assert_eq!(violations(&status), ["names[0]"]);
+}
+
+#[tokio::test]
+async fn update_changes_only_the_masked_fields_and_respects_the_etag() {
+    let mut app = spawn_app().await;
+    let created = create(&mut app, "uz-walnuts", walnuts()).await.unwrap();
+    let mask = |paths: &[&str]| Some(FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() });
+
+    let mut change = walnuts();
+    change.name = created.name.clone();
+    change.etag = created.etag.clone();
+    change.unit = "1 kg bag".into();
+    change.list_price = Some(Money { currency_code: "CNY".into(), minor_units: 6990 });
+    change.tags = vec!["changed-but-not-masked".into()];
+    let updated = app
+        .client
+        .update_product(UpdateProductRequest {
+            product: Some(change.clone()),
+            update_mask: mask(&["unit", "list_price"]),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.unit, "1 kg bag");
+    assert_eq!(updated.list_price.as_ref().unwrap().minor_units, 6990);
+    assert_eq!(updated.tags, created.tags, "unmasked fields keep their values");
+    assert_ne!(updated.etag, created.etag);
+
+    // The old etag is stale now.
+    let status = app
+        .client
+        .update_product(UpdateProductRequest {
+            product: Some(change.clone()),
+            update_mask: mask(&["unit"]),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "ETAG_MISMATCH");
+
+    change.etag = updated.etag.clone();
+    for (paths, field) in [
+        (&["state"][..], "update_mask.paths[0]"),
+        (&["unit", "colour"][..], "update_mask.paths[1]"),
+        (&["etag"][..], "update_mask.paths[0]"),
+    ] {
+        let status = app
+            .client
+            .update_product(UpdateProductRequest {
+                product: Some(change.clone()),
+                update_mask: mask(paths),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{paths:?}");
+        assert_eq!(violations(&status), [field], "{paths:?}");
+    }
+    // A masked field must still be valid.
+    change.unit = String::new();
+    let status = app
+        .client
+        .update_product(UpdateProductRequest {
+            product: Some(change),
+            update_mask: mask(&["unit"]),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status), ["product.unit"]);
+}
+
+#[tokio::test]
+async fn state_moves_only_forward_through_activate_and_retire() {
+    let mut app = spawn_app().await;
+    let created = create(&mut app, "pk-salt-lamp", walnuts()).await.unwrap();
+    let activate = |etag: &str| ActivateProductRequest {
+        name: created.name.clone(),
+        etag: etag.into(),
+        request_id: String::new(),
+    };
+
+    let status = app.client.activate_product(activate("\"v999\"")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "a stale etag changes nothing");
+    let active = app.client.activate_product(activate(&created.etag)).await.unwrap().into_inner();
+    assert_eq!(active.state(), State::Active);
+    let again = app.client.activate_product(activate("")).await.unwrap().into_inner();
+    assert_eq!(again, active, "activating an active product is a no-op");
+
+    let retired = app
+        .client
+        .retire_product(RetireProductRequest {
+            name: created.name.clone(),
+            etag: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retired.state(), State::Retired);
+    let status = app.client.activate_product(activate("")).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "PRODUCT_RETIRED");
+}
