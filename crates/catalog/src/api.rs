@@ -44,8 +44,8 @@ impl CatalogApi {
     }
 }
 
-/// Listing and importing products arrive with the rest of the catalog issue;
-/// until then those RPCs answer UNIMPLEMENTED rather than pretend.
+/// Importing products arrives with the rest of the catalog issue; until then
+/// that RPC answers UNIMPLEMENTED rather than pretend.
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
 }
@@ -122,11 +122,12 @@ impl CatalogService for CatalogApi {
         self.batch_get_products(request.into_inner()).await.map(Response::new)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_products(
         &self,
-        _: Request<pb::ListProductsRequest>,
+        request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        Err(not_yet("ListProducts"))
+        self.list_products(request.into_inner()).await.map(Response::new)
     }
 
     #[tracing::instrument(skip_all)]

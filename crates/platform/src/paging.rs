@@ -42,6 +42,30 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     text.strip_prefix(TOKEN_VERSION).map(|key| Some(key.to_owned())).ok_or_else(bad)
 }
 
+/// A token resuming after `last_key` that is valid only with the same
+/// `filter` (a canonical text of the request's filters).
+pub fn encode_bound_token(filter: &str, last_key: &str) -> String {
+    encode_token(&format!("{}|{last_key}", filter_digest(filter)))
+}
+
+/// The key a bound token resumes after; a token issued for other filters is
+/// `INVALID_ARGUMENT`.
+pub fn decode_bound_token(token: &str, filter: &str) -> Result<Option<String>, Status> {
+    let Some(inner) = decode_token(token)? else {
+        return Ok(None);
+    };
+    match inner.split_once('|') {
+        Some((digest, key)) if digest == filter_digest(filter) => Ok(Some(key.to_owned())),
+        Some(_) => Err(invalid_argument("page_token", "was issued for other filters; start again without a token")),
+        None => Err(invalid_argument("page_token", "not a token returned by this method")),
+    }
+}
+
+fn filter_digest(filter: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(&Sha256::digest(filter.as_bytes())[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use tonic::Code;
@@ -57,6 +81,15 @@ mod tests {
         for garbage in ["x", "zz", "abc", "6b323a"[..4].as_ref(), "6869"] {
             assert_eq!(decode_token(garbage).unwrap_err().code(), Code::InvalidArgument, "{garbage}");
         }
+    }
+
+    #[test]
+    fn bound_tokens_refuse_other_filters() {
+        let token = encode_bound_token("country=UZ", "uz-walnuts");
+        assert_eq!(decode_bound_token(&token, "country=UZ").unwrap(), Some("uz-walnuts".to_owned()));
+        assert_eq!(decode_bound_token(&token, "country=PK").unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(decode_bound_token("", "anything").unwrap(), None);
+        assert_eq!(decode_bound_token(&encode_token("plain"), "x").unwrap_err().code(), Code::InvalidArgument);
     }
 
     #[test]

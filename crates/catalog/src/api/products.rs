@@ -3,6 +3,7 @@
 use caravan_platform::{
     error::{FieldViolations, etag_mismatch, failed_precondition, invalid_argument},
     idempotency::{ANONYMOUS, Scope},
+    paging,
     resource::{self, ID_RULE},
 };
 use caravan_proto::{catalog::v1 as pb, timestamp_from_micros, r#type::v1 as types};
@@ -15,13 +16,17 @@ use crate::{
         product::{self, Category, Localized, Price, Product, ProductFields, ProductState, limits},
     },
     error::Error,
-    store::Changed,
+    store::{Changed, ProductFilter},
 };
 
 const PRODUCT: &str = "caravan.catalog.v1.Product";
 /// Fields UpdateProduct may change; state changes only through Activate/Retire.
 const MUTABLE: [&str; 8] = ["country", "category", "title", "description", "list_price", "unit", "image_urls", "tags"];
 const OUTPUT_ONLY: [&str; 5] = ["name", "state", "etag", "create_time", "update_time"];
+/// Default and largest page of ListProducts.
+const PAGE: (u64, u64) = (50, 500);
+/// Longest text query.
+const MAX_QUERY: usize = 100;
 
 impl CatalogApi {
     pub(super) async fn create_product(&self, request: pb::CreateProductRequest) -> Result<pb::Product, Status> {
@@ -92,6 +97,63 @@ impl CatalogApi {
             }
         }
         Ok(pb::BatchGetProductsResponse { products, missing })
+    }
+
+    pub(super) async fn list_products(
+        &self,
+        request: pb::ListProductsRequest,
+    ) -> Result<pb::ListProductsResponse, Status> {
+        let pb::ListProductsRequest { page_size, page_token, country, category, state, query } = request;
+        let mut violations = FieldViolations::new();
+        let size = paging::page_size(page_size, PAGE.0, PAGE.1)
+            .map_err(|_| violations.add("page_size", "must not be negative"))
+            .ok();
+        let country = if country.is_empty() {
+            None
+        } else {
+            CountryCode::from_resource_name(&country).map_err(|e| violations.add("country", e)).ok()
+        };
+        let category = match category {
+            0 => None,
+            value => {
+                let parsed = category_from_pb(value);
+                if parsed.is_none() {
+                    violations.add("category", format!("unknown category value {value}"));
+                }
+                parsed
+            }
+        };
+        let state = match pb::product::State::try_from(state) {
+            Ok(pb::product::State::Unspecified) => None,
+            Ok(pb::product::State::Draft) => Some(ProductState::Draft),
+            Ok(pb::product::State::Active) => Some(ProductState::Active),
+            Ok(pb::product::State::Retired) => Some(ProductState::Retired),
+            Err(_) => {
+                violations.add("state", format!("unknown state value {state}"));
+                None
+            }
+        };
+        let query = query.trim().to_owned();
+        if query.chars().count() > MAX_QUERY {
+            violations.add("query", format!("must be at most {MAX_QUERY} characters"));
+        }
+        let filter = ProductFilter { country, category, state, query: (!query.is_empty()).then_some(query) };
+        let after = paging::decode_bound_token(&page_token, &filter.canonical())
+            .map_err(|_| violations.add("page_token", "not a token of ListProducts with these filters"))
+            .ok();
+        violations.into_result()?;
+        let (Some(size), Some(after)) = (size, after) else {
+            return Err(invalid_argument("request", "is invalid"));
+        };
+        // One more than asked tells whether another page exists.
+        let mut products = self.store.list_products(&filter, after.as_deref(), size + 1).await?;
+        let next_page_token = if products.len() as u64 > size {
+            products.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            products.last().map(|p| paging::encode_bound_token(&filter.canonical(), &p.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect(), next_page_token })
     }
 
     pub(super) async fn update_product(&self, request: pb::UpdateProductRequest) -> Result<pb::Product, Status> {

@@ -4,7 +4,7 @@
 mod entity;
 mod products;
 
-pub use products::Changed;
+pub use products::{Changed, ProductFilter};
 
 use std::collections::BTreeMap;
 

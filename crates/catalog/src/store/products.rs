@@ -18,6 +18,32 @@ use crate::{
     error::Error,
 };
 
+/// Which products a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    /// Only of this origin.
+    pub country: Option<CountryCode>,
+    /// Only of this category.
+    pub category: Option<Category>,
+    /// Only in this state.
+    pub state: Option<ProductState>,
+    /// Only with this text in a title (any locale).
+    pub query: Option<String>,
+}
+
+impl ProductFilter {
+    /// A canonical text of the filter, to bind page tokens to it.
+    pub fn canonical(&self) -> String {
+        format!(
+            "country={};category={};state={};query={}",
+            self.country.as_ref().map(CountryCode::as_str).unwrap_or(""),
+            self.category.map(Category::as_db).unwrap_or(""),
+            self.state.map(ProductState::as_db).unwrap_or(""),
+            self.query.as_deref().unwrap_or(""),
+        )
+    }
+}
+
 /// What a conditional change found.
 #[derive(Debug)]
 pub enum Changed {
@@ -76,6 +102,48 @@ impl Store {
             .into_iter()
             .map(to_domain)
             .collect()
+    }
+
+    /// Up to `limit` products matching `filter`, ordered by id, after `after`
+    /// (keyset pagination: the cost of a page does not grow with the catalog
+    /// for the indexed filters).
+    pub async fn list_products(
+        &self,
+        filter: &ProductFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Product>, Error> {
+        use sea_orm::{Condition, QueryOrder, QuerySelect};
+        let mut query = product::Entity::find().order_by_asc(product::Column::Id).limit(limit);
+        if let Some(after) = after {
+            query = query.filter(product::Column::Id.gt(after));
+        }
+        if let Some(country) = &filter.country {
+            query = query.filter(product::Column::Country.eq(country.as_str()));
+        }
+        if let Some(category) = filter.category {
+            query = query.filter(product::Column::Category.eq(category.as_db()));
+        }
+        if let Some(state) = filter.state {
+            query = query.filter(product::Column::State.eq(state.as_db()));
+        }
+        if let Some(text) = &filter.query {
+            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            let mut any = Condition::any();
+            for column in [
+                product::Column::TitleZhCn,
+                product::Column::TitleEn,
+                product::Column::TitleRu,
+                product::Column::TitleOrigin,
+            ] {
+                any = any.add(
+                    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(column)))
+                        .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')),
+                );
+            }
+            query = query.filter(any);
+        }
+        query.all(&self.db).await.map_err(Error::db("listing products"))?.into_iter().map(to_domain).collect()
     }
 
     /// Replaces the fields of version `version` (any version when `None`).
@@ -149,6 +217,18 @@ fn field_values(fields: &ProductFields) -> Vec<(product::Column, sea_orm::Value)
         (C::ImageUrls, json_list(image_urls).into()),
         (C::Tags, json_list(tags).into()),
     ]
+}
+
+/// Escapes LIKE's wildcards in user text.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn json_list(items: &[String]) -> String {

@@ -265,3 +265,155 @@ async fn state_moves_only_forward_through_activate_and_retire() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(status.get_error_details().error_info().unwrap().reason, "PRODUCT_RETIRED");
 }
+
+fn product(country: &str, category: Category, zh: &str, en: &str) -> Product {
+    let mut p = walnuts();
+    p.country = format!("countries/{country}");
+    p.category = category.into();
+    p.title = Some(LocalizedText { zh_cn: zh.into(), en: en.into(), ru: format!("{en} (ru)"), ..Default::default() });
+    p
+}
+
+async fn list_all(app: &TestApp, request: caravan_proto::catalog::v1::ListProductsRequest) -> Vec<String> {
+    let mut client = app.client.clone();
+    let mut request = request;
+    let mut names = Vec::new();
+    loop {
+        let page = client.list_products(request.clone()).await.unwrap().into_inner();
+        assert!(page.products.len() as i32 <= request.page_size.max(1));
+        names.extend(page.products.into_iter().map(|p| p.name));
+        if page.next_page_token.is_empty() {
+            return names;
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+#[tokio::test]
+async fn list_filters_and_pages_in_a_stable_order() {
+    use caravan_proto::catalog::v1::ListProductsRequest;
+
+    let mut app = spawn_app().await;
+    let items = [
+        ("uz-walnuts", "UZ", Category::Food, "核桃", "Walnuts"),
+        ("uz-raisins", "UZ", Category::Food, "葡萄干", "Golden raisins"),
+        ("uz-biscuits", "UZ", Category::Confectionery, "饼干", "Tea biscuits"),
+        ("pk-salt-lamp", "PK", Category::HomeDecor, "喜马拉雅盐灯", "Himalayan salt lamp"),
+        ("pk-rice", "PK", Category::Food, "巴斯马蒂大米", "Basmati rice"),
+        ("pk-woodcraft", "PK", Category::Handicraft, "木雕", "Walnut wood carving"),
+        ("ru-honey", "RU", Category::Health, "蜂蜜", "Altai honey"),
+    ];
+    for (id, country, category, zh, en) in items {
+        create(&mut app, id, product(country, category, zh, en)).await.unwrap();
+    }
+    app.client
+        .activate_product(ActivateProductRequest {
+            name: "products/pk-rice".into(),
+            etag: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+
+    let mut all: Vec<String> = items.iter().map(|(id, ..)| format!("products/{id}")).collect();
+    all.sort();
+    assert_eq!(list_all(&app, ListProductsRequest { page_size: 3, ..Default::default() }).await, all);
+
+    let names = |ids: &[&str]| ids.iter().map(|id| format!("products/{id}")).collect::<Vec<_>>();
+    let by = |request: ListProductsRequest| list_all(&app, ListProductsRequest { page_size: 2, ..request });
+    assert_eq!(
+        by(ListProductsRequest { country: "countries/PK".into(), ..Default::default() }).await,
+        names(&["pk-rice", "pk-salt-lamp", "pk-woodcraft"])
+    );
+    assert_eq!(
+        by(ListProductsRequest { category: Category::Food.into(), ..Default::default() }).await,
+        names(&["pk-rice", "uz-raisins", "uz-walnuts"])
+    );
+    assert_eq!(
+        by(ListProductsRequest { state: State::Active.into(), ..Default::default() }).await,
+        names(&["pk-rice"])
+    );
+    // Text in any locale; Latin case-insensitive; wildcards are literal.
+    assert_eq!(
+        by(ListProductsRequest { query: "WALNUT".into(), ..Default::default() }).await,
+        names(&["pk-woodcraft", "uz-walnuts"])
+    );
+    assert_eq!(by(ListProductsRequest { query: "盐灯".into(), ..Default::default() }).await, names(&["pk-salt-lamp"]));
+    assert_eq!(
+        by(ListProductsRequest { query: "honey (RU)".into(), ..Default::default() }).await,
+        names(&["ru-honey"])
+    );
+    assert!(by(ListProductsRequest { query: "%".into(), ..Default::default() }).await.is_empty());
+    assert_eq!(
+        by(ListProductsRequest {
+            country: "countries/UZ".into(),
+            category: Category::Food.into(),
+            ..Default::default()
+        })
+        .await,
+        names(&["uz-raisins", "uz-walnuts"])
+    );
+
+    // A token belongs to its filters.
+    let first = app
+        .client
+        .list_products(ListProductsRequest { page_size: 1, country: "countries/UZ".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = app
+        .client
+        .list_products(ListProductsRequest {
+            page_size: 1,
+            country: "countries/PK".into(),
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status), ["page_token"]);
+    let status = app
+        .client
+        .list_products(ListProductsRequest {
+            page_size: -1,
+            country: "PK".into(),
+            category: 99,
+            state: 9,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status), ["page_size", "country", "category", "state"]);
+}
+
+#[tokio::test]
+async fn paging_while_others_insert_repeats_nothing_and_skips_nothing_that_existed() {
+    use caravan_proto::catalog::v1::ListProductsRequest;
+
+    let mut app = spawn_app().await;
+    let before: Vec<String> = (0..20).map(|i| format!("p-{:03}", i * 2)).collect();
+    for id in &before {
+        create(&mut app, id, walnuts()).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut request = ListProductsRequest { page_size: 3, ..Default::default() };
+    let mut inserted = 0;
+    loop {
+        let page = app.client.list_products(request.clone()).await.unwrap().into_inner();
+        seen.extend(page.products.into_iter().map(|p| p.name));
+        // Others insert between our pages, before and after where we are.
+        create(&mut app, &format!("p-{:03}", inserted * 2 + 1), walnuts()).await.unwrap();
+        inserted += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no product twice");
+    for id in &before {
+        assert!(seen.contains(&format!("products/{id}")), "{id} skipped");
+    }
+}
