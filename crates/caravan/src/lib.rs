@@ -1,6 +1,7 @@
 //! The `caravan` command's library: the whole suite in one process, shared
 //! by `caravan up` and the in-process cross-service tests.
 
+pub mod catalog_import;
 pub mod keys;
 pub mod loadgen;
 pub mod suite;

@@ -56,6 +56,9 @@ enum Command {
     /// Drive load against a running suite and/or baselines, and report
     /// throughput, latency percentiles, errors and CPU per call.
     Loadgen(Box<LoadgenArgs>),
+    /// Catalog tools.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// An echo server for the load generator's baselines (started by it).
     #[command(hide = true)]
     EchoServer {
@@ -65,6 +68,28 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Load products from a JSON Lines (.jsonl) or CSV (.csv) file into a
+    /// running catalog, upserting by id; bad rows are reported by line.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Catalog's address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        catalog: String,
+        /// An operator's API key (default: the operator of ./data/dev-keys.txt).
+        #[arg(long, env = "CARAVAN_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Rows per call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Create new products ACTIVE (default DRAFT).
+        #[arg(long)]
+        activate: bool,
     },
 }
 
@@ -133,6 +158,7 @@ enum Plan {
     CreateKey { principal: Principal, keys_file: Option<PathBuf> },
     Loadgen(Box<LoadgenArgs>),
     EchoServer { mode: EchoMode, addr: SocketAddr, key: Option<String> },
+    Import { file: PathBuf, catalog: String, key: Option<String>, batch: usize, activate: bool },
     Serve { config: ServiceConfig, metrics: Option<SocketAddr> },
     Migrate(ServiceConfig),
 }
@@ -177,6 +203,9 @@ fn main() -> ExitCode {
                 Plan::Serve { config, metrics: metrics_addr_from_env(&env)? }
             }
             Command::Loadgen(args) => Plan::Loadgen(args),
+            Command::Catalog(CatalogCommand::Import { file, catalog, key, batch, activate }) => {
+                Plan::Import { file, catalog, key, batch, activate }
+            }
             Command::EchoServer { mode, addr } => {
                 Plan::EchoServer { mode, addr, key: env.get(baseline::KEY_VARIABLE).cloned() }
             }
@@ -216,6 +245,7 @@ fn main() -> ExitCode {
             Plan::Up(args) => up(args, &telemetry).await,
             Plan::CreateKey { principal, keys_file } => create_key(principal, keys_file.as_deref()),
             Plan::Loadgen(args) => loadgen(*args).await,
+            Plan::Import { file, catalog, key, batch, activate } => import(&file, &catalog, key, batch, activate).await,
             Plan::EchoServer { mode, addr, key } => {
                 let token = CancellationToken::new();
                 shutdown::cancel_on_signal(token.clone());
@@ -277,6 +307,34 @@ async fn serve(config: ServiceConfig, metrics: Option<SocketAddr>, telemetry: &T
     start_metrics(metrics, &token).await?;
     app.run(token).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn import(
+    file: &std::path::Path,
+    catalog: &str,
+    key: Option<String>,
+    batch: usize,
+    activate: bool,
+) -> anyhow::Result<ExitCode> {
+    let key = match key {
+        Some(key) => key,
+        None => {
+            let dev = std::path::Path::new("data/dev-keys.txt");
+            let text = std::fs::read_to_string(dev)
+                .map_err(|_| anyhow::anyhow!("give an operator key with --key or CARAVAN_API_KEY"))?;
+            eprintln!("using the development operator key of {}", dev.display());
+            text.lines()
+                .find_map(|l| l.strip_prefix("operator "))
+                .map(|k| k.trim().to_owned())
+                .ok_or_else(|| anyhow::anyhow!("{} has no operator key", dev.display()))?
+        }
+    };
+    let totals = caravan::catalog_import::import(file, catalog, &key, batch, activate).await?;
+    println!(
+        "created {}, updated {}, unchanged {}, rows refused {}",
+        totals.created, totals.updated, totals.unchanged, totals.failed
+    );
+    Ok(if totals.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {

@@ -44,12 +44,6 @@ impl CatalogApi {
     }
 }
 
-/// Importing products arrives with the rest of the catalog issue; until then
-/// that RPC answers UNIMPLEMENTED rather than pretend.
-fn not_yet(method: &str) -> Status {
-    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
-}
-
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
     #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
@@ -164,11 +158,12 @@ impl CatalogService for CatalogApi {
         self.change_state(&name, &etag, ProductState::Retired).await.map(Response::new)
     }
 
+    #[tracing::instrument(skip_all, fields(products = request.get_ref().products.len()))]
     async fn import_products(
         &self,
-        _: Request<pb::ImportProductsRequest>,
+        request: Request<pb::ImportProductsRequest>,
     ) -> Result<Response<pb::ImportProductsResponse>, Status> {
-        Err(not_yet("ImportProducts"))
+        self.import_products(request.into_inner()).await.map(Response::new)
     }
 }
 

@@ -156,6 +156,69 @@ impl CatalogApi {
         Ok(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect(), next_page_token })
     }
 
+    pub(super) async fn import_products(
+        &self,
+        request: pb::ImportProductsRequest,
+    ) -> Result<pb::ImportProductsResponse, Status> {
+        let request_id = request.request_id.clone();
+        let scope = Scope {
+            principal: ANONYMOUS,
+            method: "caravan.catalog.v1.CatalogService/ImportProducts",
+            request_id: &request_id,
+        };
+        let import = self.import_products_once(request.clone());
+        self.idempotency.run(scope, &request, || import).await
+    }
+
+    async fn import_products_once(
+        &self,
+        request: pb::ImportProductsRequest,
+    ) -> Result<pb::ImportProductsResponse, Status> {
+        let pb::ImportProductsRequest { products, initial_state, request_id: _ } = request;
+        let mut violations = FieldViolations::new();
+        if products.is_empty() || products.len() > limits::IMPORT {
+            violations.add("products", format!("send 1 to {} products per call", limits::IMPORT));
+        }
+        let initial = match pb::product::State::try_from(initial_state) {
+            Ok(pb::product::State::Unspecified | pb::product::State::Draft) => ProductState::Draft,
+            Ok(pb::product::State::Active) => ProductState::Active,
+            _ => {
+                violations.add("initial_state", "must be STATE_DRAFT or STATE_ACTIVE");
+                ProductState::Draft
+            }
+        };
+        let mut rows = Vec::with_capacity(products.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, product) in products.into_iter().enumerate() {
+            let id = match resource::parse_name(&product.name, "products") {
+                Ok(id) => Some(id.to_owned()),
+                Err(e) => {
+                    violations.add(format!("products[{i}].name"), e);
+                    None
+                }
+            };
+            if let Some(id) = &id
+                && !seen.insert(id.clone())
+            {
+                violations.add(format!("products[{i}].name"), format!("{} appears twice in this call", product.name));
+            }
+            let fields = self.fields(&format!("products[{i}]."), product, &mut violations).await?;
+            if let (Some(id), Some(fields)) = (id, fields) {
+                rows.push((id, fields));
+            }
+        }
+        // All or nothing: one bad row sends the whole call back, every problem named.
+        violations.into_result()?;
+        let (created_count, updated_count, unchanged_count) =
+            self.store.import_products(&rows, initial, self.clock.now()).await?;
+        let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(pb::ImportProductsResponse {
+            created_count: count(created_count),
+            updated_count: count(updated_count),
+            unchanged_count: count(unchanged_count),
+        })
+    }
+
     pub(super) async fn update_product(&self, request: pb::UpdateProductRequest) -> Result<pb::Product, Status> {
         let pb::UpdateProductRequest { product, update_mask, request_id: _ } = request;
         let Some(product) = product else {

@@ -191,6 +191,8 @@ pub mod limits {
     pub const PRICE_MINOR: i64 = 10_000_000_000;
     /// Most names in one BatchGetProducts.
     pub const BATCH_GET: usize = 1000;
+    /// Most products in one ImportProducts.
+    pub const IMPORT: usize = 2000;
 }
 
 /// ISO 4217 codes of currencies in use.

@@ -146,6 +146,62 @@ impl Store {
         query.all(&self.db).await.map_err(Error::db("listing products"))?.into_iter().map(to_domain).collect()
     }
 
+    /// Creates or updates `rows` in one transaction: all or nothing. New
+    /// products start in `initial`; existing ones keep their state and change
+    /// only if their fields differ. Returns (created, updated, unchanged).
+    pub async fn import_products(
+        &self,
+        rows: &[(String, ProductFields)],
+        initial: ProductState,
+        now: Micros,
+    ) -> Result<(u32, u32, u32), Error> {
+        use sea_orm::TransactionTrait as _;
+        let txn = self.db.begin().await.map_err(Error::db("starting an import"))?;
+        let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+        let existing: std::collections::HashMap<String, Product> = product::Entity::find()
+            .filter(product::Column::Id.is_in(ids))
+            .all(&txn)
+            .await
+            .map_err(Error::db("reading products to import"))?
+            .into_iter()
+            .map(|row| to_domain(row).map(|p| (p.id.clone(), p)))
+            .collect::<Result<_, _>>()?;
+        let (mut created, mut updated, mut unchanged) = (0, 0, 0);
+        for (id, fields) in rows {
+            match existing.get(id) {
+                None => {
+                    let product = Product {
+                        id: id.clone(),
+                        fields: fields.clone(),
+                        state: initial,
+                        version: 1,
+                        create_time: now,
+                        update_time: now,
+                    };
+                    product::Entity::insert(to_row(&product))
+                        .exec(&txn)
+                        .await
+                        .map_err(Error::db("importing a product"))?;
+                    created += 1;
+                }
+                Some(current) if current.fields == *fields => unchanged += 1,
+                Some(_) => {
+                    let mut update = product::Entity::update_many()
+                        .col_expr(product::Column::Version, Expr::col(product::Column::Version).add(1))
+                        .col_expr(product::Column::UpdateTime, Expr::value(now.0))
+                        .filter(product::Column::Id.eq(id.as_str()));
+                    for (column, value) in field_values(fields) {
+                        update = update.col_expr(column, Expr::value(value));
+                    }
+                    update.exec(&txn).await.map_err(Error::db("updating an imported product"))?;
+                    updated += 1;
+                }
+            }
+        }
+        txn.commit().await.map_err(Error::db("committing an import"))?;
+        Ok((created, updated, unchanged))
+    }
+
     /// Replaces the fields of version `version` (any version when `None`).
     pub async fn update_product(
         &self,

@@ -417,3 +417,43 @@ async fn paging_while_others_insert_repeats_nothing_and_skips_nothing_that_exist
         assert!(seen.contains(&format!("products/{id}")), "{id} skipped");
     }
 }
+
+#[tokio::test]
+async fn import_upserts_by_id_all_or_nothing_and_a_rerun_changes_nothing() {
+    use caravan_proto::catalog::v1::{ImportProductsRequest, ImportProductsResponse};
+
+    let app = spawn_app().await;
+    let mut reader = app.client.clone();
+    let named = |id: &str| Product { name: format!("products/{id}"), ..walnuts() };
+    let batch = vec![named("uz-walnuts"), named("uz-raisins"), named("uz-biscuits")];
+    let import = |products: Vec<Product>| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .import_products(ImportProductsRequest {
+                    products,
+                    initial_state: State::Active.into(),
+                    request_id: String::new(),
+                })
+                .await
+        }
+    };
+    let counts = |r: ImportProductsResponse| (r.created_count, r.updated_count, r.unchanged_count);
+    assert_eq!(counts(import(batch.clone()).await.unwrap().into_inner()), (3, 0, 0));
+    assert_eq!(counts(import(batch.clone()).await.unwrap().into_inner()), (0, 0, 3), "a re-run changes nothing");
+    let got = reader.get_product(GetProductRequest { name: "products/uz-raisins".into() }).await.unwrap().into_inner();
+    assert_eq!(got.state(), State::Active);
+
+    let mut changed = batch.clone();
+    changed[1].unit = "1 kg".into();
+    assert_eq!(counts(import(changed).await.unwrap().into_inner()), (0, 1, 2));
+
+    // One bad row: nothing is written, every problem is named by row.
+    let mut bad = vec![named("pk-rice"), named("pk-salt-lamp"), named("pk-rice")];
+    bad[1].list_price = None;
+    let status = import(bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violations(&status), ["products[1].list_price", "products[2].name"]);
+    let status = reader.get_product(GetProductRequest { name: "products/pk-rice".into() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "no half import");
+}
