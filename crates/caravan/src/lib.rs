@@ -2,6 +2,7 @@
 //! by `caravan up` and the in-process cross-service tests.
 
 pub mod catalog_import;
+pub mod dataset;
 pub mod keys;
 pub mod loadgen;
 pub mod suite;

@@ -73,6 +73,16 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum CatalogCommand {
+    /// Write the festival's catalog dataset (JSON Lines) made by the seeded
+    /// generator; the repository ships the output of the default seed.
+    Dataset {
+        /// Generator seed.
+        #[arg(long, default_value_t = caravan::dataset::SEED)]
+        seed: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Load products from a JSON Lines (.jsonl) or CSV (.csv) file into a
     /// running catalog, upserting by id; bad rows are reported by line.
     Import {
@@ -159,6 +169,7 @@ enum Plan {
     Loadgen(Box<LoadgenArgs>),
     EchoServer { mode: EchoMode, addr: SocketAddr, key: Option<String> },
     Import { file: PathBuf, catalog: String, key: Option<String>, batch: usize, activate: bool },
+    Dataset { seed: u64, out: Option<PathBuf> },
     Serve { config: ServiceConfig, metrics: Option<SocketAddr> },
     Migrate(ServiceConfig),
 }
@@ -203,6 +214,7 @@ fn main() -> ExitCode {
                 Plan::Serve { config, metrics: metrics_addr_from_env(&env)? }
             }
             Command::Loadgen(args) => Plan::Loadgen(args),
+            Command::Catalog(CatalogCommand::Dataset { seed, out }) => Plan::Dataset { seed, out },
             Command::Catalog(CatalogCommand::Import { file, catalog, key, batch, activate }) => {
                 Plan::Import { file, catalog, key, batch, activate }
             }
@@ -246,6 +258,19 @@ fn main() -> ExitCode {
             Plan::CreateKey { principal, keys_file } => create_key(principal, keys_file.as_deref()),
             Plan::Loadgen(args) => loadgen(*args).await,
             Plan::Import { file, catalog, key, batch, activate } => import(&file, &catalog, key, batch, activate).await,
+            Plan::Dataset { seed, out } => {
+                let text = caravan::dataset::to_jsonl(&caravan::dataset::generate(seed))?;
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+                    }
+                    None => {
+                        print!("{text}");
+                        Ok(())
+                    }
+                }
+                .map(|()| ExitCode::SUCCESS)
+            }
             Plan::EchoServer { mode, addr, key } => {
                 let token = CancellationToken::new();
                 shutdown::cancel_on_signal(token.clone());
