@@ -6,6 +6,7 @@ set -euo pipefail
 CARAVAN=$1
 GRPCURL=$2
 DIR=$3
+DATASET=$4
 cd "$DIR"
 
 "$CARAVAN" up --catalog-port 51051 --scheduling-port 51052 --inventory-port 51053 --orders-port 51054 \
@@ -64,6 +65,14 @@ if out=$("$GRPCURL" -plaintext -H "authorization: Bearer $OPERATOR" -d '{"host":
 fi
 grep -q InvalidArgument <<<"$out" && grep -q '"field":"host.country"' <<<"$out" ||
   { echo "CreateHost unknown country: $out"; exit 1; }
+
+# The festival's dataset loads, and partners page it by country.
+"$CARAVAN" catalog import "$DATASET" --catalog localhost:51051 --key "$OPERATOR" --activate >import.txt
+grep -q "rows refused 0" import.txt || { echo "import: $(cat import.txt)"; exit 1; }
+out=$("$GRPCURL" -plaintext -H "authorization: Bearer $HEMA" -d '{"country":"countries/PK","page_size":500}' \
+  localhost:51051 caravan.catalog.v1.CatalogService/ListProducts)
+pk=$(grep -c '"name": "products/pk-' <<<"$out" || true)
+[ "$pk" -ge 20 ] || { echo "ListProducts by country found $pk Pakistani products"; exit 1; }
 
 # One Prometheus endpoint for the process, a service label per service.
 curl -fsS http://127.0.0.1:51464/metrics >metrics.txt

@@ -73,4 +73,35 @@ async fn a_catalog_accepts_the_whole_dataset_and_pages_it_by_country() {
     }
     assert_eq!(seen.len(), expected);
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "ordered, no repeats");
+
+    // The whole catalog, while an operator keeps adding products between pages.
+    let mut operator = CatalogServiceClient::new(catalog.channel());
+    let mut request = ListProductsRequest { page_size: 97, ..Default::default() };
+    let mut seen = Vec::new();
+    let mut added = 0;
+    loop {
+        let page = client.list_products(request.clone()).await.unwrap().into_inner();
+        seen.extend(page.products.into_iter().map(|p| p.name));
+        let mut extra = rows[added % rows.len()].1.to_product();
+        extra.name = String::new();
+        let id = format!("{}-new-{added}", if added % 2 == 0 { "aa" } else { "zz" });
+        operator
+            .create_product(caravan_proto::catalog::v1::CreateProductRequest {
+                product: Some(extra),
+                product_id: id,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        added += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no product twice");
+    for (_, row) in &rows {
+        assert!(unique.contains(&format!("products/{}", row.id)), "{} skipped", row.id);
+    }
 }

@@ -147,7 +147,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
         let run = match name.as_str() {
             "read" => {
                 let server = ServerCpu::Pids(args.server_pids.clone());
-                measure("read", Arc::new(scenario::Read::new(channels(&args.catalog)?)), &config, server).await?
+                let scenario = scenario::Read::prepare(channels(&args.catalog)?).await?;
+                measure("read", Arc::new(scenario), &config, server).await?
             }
             other => anyhow::bail!("unknown scenario `{other}` (known: read)"),
         };

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use caravan_proto::{
-    catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient},
+    catalog::v1::{GetProductRequest, ListProductsRequest, catalog_service_client::CatalogServiceClient},
     loadgen::v1::{EchoRequest, echo_service_client::EchoServiceClient},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -56,21 +56,28 @@ impl Scenario for Echo {
     }
 }
 
-/// `read`: catalog reads, the partner's browsing load.
+/// `read`: GetProduct on the catalog's products, the partner's browsing load
+/// during a show (the hottest partner traffic).
 #[derive(Debug)]
 pub struct Read {
     clients: Vec<CatalogServiceClient<Authed>>,
+    names: Vec<String>,
 }
 
 impl Read {
-    /// Catalog reads spread over `channels`.
-    pub fn new(channels: Vec<Authed>) -> Self {
-        Read { clients: channels.into_iter().map(CatalogServiceClient::new).collect() }
+    /// Reads spread over `channels`, cycling through the first 500 products.
+    pub async fn prepare(channels: Vec<Authed>) -> anyhow::Result<Self> {
+        let mut clients: Vec<_> = channels.into_iter().map(CatalogServiceClient::new).collect();
+        let page = clients[0]
+            .list_products(ListProductsRequest { page_size: 500, ..Default::default() })
+            .await
+            .map_err(|s| anyhow::anyhow!("listing products to read: {}", s.message()))?
+            .into_inner();
+        let names: Vec<String> = page.products.into_iter().map(|p| p.name).collect();
+        anyhow::ensure!(!names.is_empty(), "the catalog has no products: import the dataset first");
+        Ok(Read { clients, names })
     }
 }
-
-/// Countries the read scenario cycles through.
-const COUNTRIES: [&str; 6] = ["UZ", "PK", "KH", "RU", "KZ", "CN"];
 
 impl Scenario for Read {
     fn name(&self) -> &str {
@@ -79,10 +86,10 @@ impl Scenario for Read {
 
     async fn call(&self, worker: usize, seq: u64) -> Result<(), Status> {
         let mut client = self.clients[worker % self.clients.len()].clone();
-        let code = COUNTRIES[(seq % COUNTRIES.len() as u64) as usize];
-        let country = client.get_country(GetCountryRequest { name: format!("countries/{code}"), as_of: None }).await?;
-        if country.into_inner().code != code {
-            return Err(Status::data_loss("catalog answered another country"));
+        let name = &self.names[(seq % self.names.len() as u64) as usize];
+        let product = client.get_product(GetProductRequest { name: name.clone() }).await?;
+        if &product.into_inner().name != name {
+            return Err(Status::data_loss("catalog answered another product"));
         }
         Ok(())
     }
