@@ -73,6 +73,19 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum CatalogCommand {
+    /// Add synthetic products, to measure reads at a large catalog size
+    /// (ids `zz-synthetic-…`; never on a real festival's catalog).
+    Fill {
+        /// How many.
+        #[arg(long)]
+        count: u64,
+        /// Catalog's address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        catalog: String,
+        /// An operator's API key.
+        #[arg(long, env = "CARAVAN_API_KEY", hide_env_values = true)]
+        key: String,
+    },
     /// Write the festival's catalog dataset (JSON Lines) made by the seeded
     /// generator; the repository ships the output of the default seed.
     Dataset {
@@ -170,6 +183,7 @@ enum Plan {
     EchoServer { mode: EchoMode, addr: SocketAddr, key: Option<String> },
     Import { file: PathBuf, catalog: String, key: Option<String>, batch: usize, activate: bool },
     Dataset { seed: u64, out: Option<PathBuf> },
+    Fill { count: u64, catalog: String, key: String },
     Serve { config: ServiceConfig, metrics: Option<SocketAddr> },
     Migrate(ServiceConfig),
 }
@@ -215,6 +229,7 @@ fn main() -> ExitCode {
             }
             Command::Loadgen(args) => Plan::Loadgen(args),
             Command::Catalog(CatalogCommand::Dataset { seed, out }) => Plan::Dataset { seed, out },
+            Command::Catalog(CatalogCommand::Fill { count, catalog, key }) => Plan::Fill { count, catalog, key },
             Command::Catalog(CatalogCommand::Import { file, catalog, key, batch, activate }) => {
                 Plan::Import { file, catalog, key, batch, activate }
             }
@@ -258,6 +273,11 @@ fn main() -> ExitCode {
             Plan::CreateKey { principal, keys_file } => create_key(principal, keys_file.as_deref()),
             Plan::Loadgen(args) => loadgen(*args).await,
             Plan::Import { file, catalog, key, batch, activate } => import(&file, &catalog, key, batch, activate).await,
+            Plan::Fill { count, catalog, key } => {
+                let created = caravan::catalog_import::fill(&catalog, &key, count, 2000).await?;
+                println!("created {created} synthetic products");
+                Ok(ExitCode::SUCCESS)
+            }
             Plan::Dataset { seed, out } => {
                 let text = caravan::dataset::to_jsonl(&caravan::dataset::generate(seed))?;
                 match out {

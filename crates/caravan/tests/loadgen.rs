@@ -93,6 +93,42 @@ async fn the_read_scenario_reads_the_catalog_of_a_running_service() {
     assert_eq!(report["calls"], 150);
     assert!(report["errors"].as_object().unwrap().is_empty(), "{report}");
 
+    // Synthetic products to grow the catalog, and the list scenario on it.
+    let addr = catalog.addr().to_string();
+    let filled = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_caravan"))
+            .args(["catalog", "fill", "--count", "2500", "--catalog", &addr, "--key", Caller::Operator.key()])
+            .env_clear()
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&filled.stdout).contains("created 2500"),
+        "{}",
+        String::from_utf8_lossy(&filled.stderr)
+    );
+    let addr = catalog.addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        loadgen(&[
+            "--scenario",
+            "list",
+            "--list-country",
+            "countries/PK",
+            "--catalog",
+            &addr,
+            "--key",
+            Caller::Hema.key(),
+            "--count",
+            "50",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out["reports"][0]["calls"], 50);
+    assert!(out["reports"][0]["errors"].as_object().unwrap().is_empty());
+
     // A wrong key cannot even list what to read.
     let addr = catalog.addr().to_string();
     let output = tokio::task::spawn_blocking(move || {

@@ -41,9 +41,13 @@ pub enum Baseline {
 /// `caravan loadgen` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadgenArgs {
-    /// Scenario to drive against a running suite: `read` (catalog reads).
+    /// Scenario to drive against a running suite: `read` (GetProduct) or
+    /// `list` (the first page of ListProducts, see --list-country).
     #[arg(long)]
     pub scenario: Option<String>,
+    /// For `list`: filter by this country (`countries/XX`).
+    #[arg(long, default_value = "")]
+    pub list_country: String,
     /// Catalog's address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub catalog: String,
@@ -150,7 +154,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
                 let scenario = scenario::Read::prepare(channels(&args.catalog)?).await?;
                 measure("read", Arc::new(scenario), &config, server).await?
             }
-            other => anyhow::bail!("unknown scenario `{other}` (known: read)"),
+            "list" => {
+                let server = ServerCpu::Pids(args.server_pids.clone());
+                let scenario = scenario::List::new(channels(&args.catalog)?, args.list_country.clone());
+                measure("list", Arc::new(scenario), &config, server).await?
+            }
+            other => anyhow::bail!("unknown scenario `{other}` (known: read, list)"),
         };
         runs.push(run);
     }

@@ -95,6 +95,37 @@ impl Scenario for Read {
     }
 }
 
+/// `list`: the first page of ListProducts, optionally filtered by country
+/// (keyset pages cost the same at any catalog size).
+#[derive(Debug)]
+pub struct List {
+    clients: Vec<CatalogServiceClient<Authed>>,
+    country: String,
+}
+
+impl List {
+    /// Pages of 50, filtered by `country` (`countries/XX`) when not empty.
+    pub fn new(channels: Vec<Authed>, country: String) -> Self {
+        List { clients: channels.into_iter().map(CatalogServiceClient::new).collect(), country }
+    }
+}
+
+impl Scenario for List {
+    fn name(&self) -> &str {
+        "list"
+    }
+
+    async fn call(&self, worker: usize, _seq: u64) -> Result<(), Status> {
+        let mut client = self.clients[worker % self.clients.len()].clone();
+        let request = ListProductsRequest { page_size: 50, country: self.country.clone(), ..Default::default() };
+        let page = client.list_products(request).await?.into_inner();
+        if page.products.is_empty() {
+            return Err(Status::data_loss("an empty page"));
+        }
+        Ok(())
+    }
+}
+
 /// The database baseline: the raw single-row conditional decrement, one
 /// statement per transaction — the ceiling of a hot product done naively.
 #[derive(Debug)]
