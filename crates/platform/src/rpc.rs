@@ -259,9 +259,13 @@ fn log_outcome(method: &str, code: Code, message: &str, elapsed: Duration, serve
         Code::Internal | Code::Unknown | Code::DataLoss => {
             tracing::error!(method, code = code_name, message, elapsed_ms = millis, "{side}")
         }
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unimplemented => {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unimplemented => {
             tracing::warn!(method, code = code_name, message, elapsed_ms = millis, "{side}")
         }
+        // Shed or rate-limited calls come in floods exactly when the server is
+        // busiest; one log line each would add to the load. The metrics count
+        // them (code label, rpc_server_shed_total).
+        Code::ResourceExhausted => tracing::debug!(method, code = code_name, message, elapsed_ms = millis, "{side}"),
         _ => tracing::info!(method, code = code_name, message, elapsed_ms = millis, "{side}"),
     }
 }
@@ -275,11 +279,20 @@ where
     let (parts, body) = response.into_parts();
     if let Some(code) = status_in(&parts.headers) {
         // Trailers-only response: the status is already known.
-        let message = parts.headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let message = grpc_message(&parts.headers);
         outcome.finish(code, &message);
         return http::Response::from_parts(parts, Body::new(body));
     }
     http::Response::from_parts(parts, Body::new(ObservedBody { inner: Box::pin(body), outcome: Some(outcome) }))
+}
+
+/// The `grpc-message` of a response, percent-decoded as the protocol encodes it.
+fn grpc_message(headers: &http::HeaderMap) -> String {
+    headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| percent_encoding::percent_decode_str(m).decode_utf8_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn status_in(headers: &http::HeaderMap) -> Option<Code> {
@@ -305,7 +318,7 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(trailers) = frame.trailers_ref() {
                     let code = status_in(trailers).unwrap_or(Code::Unknown);
-                    let message = trailers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let message = grpc_message(trailers);
                     if let Some(outcome) = self.outcome.take() {
                         outcome.finish(code, &message);
                     }
