@@ -1,3 +1,4 @@
+use caravan_platform::testing::violated_fields;
 use caravan_proto::{
     catalog::v1::{
         ActivateProductRequest, BatchGetProductsRequest, Category, CreateProductRequest, GetProductRequest, Product,
@@ -42,14 +43,6 @@ async fn create(app: &mut TestApp, id: &str, product: Product) -> Result<Product
         })
         .await
         .map(|r| r.into_inner())
-}
-
-fn violations(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -99,7 +92,7 @@ async fn every_invalid_field_is_reported_at_once() {
                 .await
                 .unwrap_err();
             assert_eq!(status.code(), Code::InvalidArgument);
-            assert_eq!(violations(&status), expected);
+            assert_eq!(violated_fields(&status), expected);
         }
     };
     check(
@@ -155,10 +148,10 @@ async fn batch_get_keeps_the_order_asked_and_reports_what_is_missing() {
 
     let too_many = (0..1001).map(|i| format!("products/p-{i:04}")).collect();
     let status = app.client.batch_get_products(BatchGetProductsRequest { names: too_many }).await.unwrap_err();
-    assert_eq!(violations(&status), ["names"]);
+    assert_eq!(violated_fields(&status), ["names"]);
     let status =
         app.client.batch_get_products(BatchGetProductsRequest { names: vec!["p-aaa".into()] }).await.unwrap_err();
-    assert_eq!(violations(&status), ["names[0]"]);
+    assert_eq!(violated_fields(&status), ["names[0]"]);
 }
 
 #[tokio::test]
@@ -217,7 +210,7 @@ async fn update_changes_only_the_masked_fields_and_respects_the_etag() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{paths:?}");
-        assert_eq!(violations(&status), [field], "{paths:?}");
+        assert_eq!(violated_fields(&status), [field], "{paths:?}");
     }
     // A masked field must still be valid.
     change.unit = String::new();
@@ -230,7 +223,7 @@ async fn update_changes_only_the_masked_fields_and_respects_the_etag() {
         })
         .await
         .unwrap_err();
-    assert_eq!(violations(&status), ["product.unit"]);
+    assert_eq!(violated_fields(&status), ["product.unit"]);
 }
 
 #[tokio::test]
@@ -371,7 +364,7 @@ async fn list_filters_and_pages_in_a_stable_order() {
         })
         .await
         .unwrap_err();
-    assert_eq!(violations(&status), ["page_token"]);
+    assert_eq!(violated_fields(&status), ["page_token"]);
     let status = app
         .client
         .list_products(ListProductsRequest {
@@ -383,7 +376,7 @@ async fn list_filters_and_pages_in_a_stable_order() {
         })
         .await
         .unwrap_err();
-    assert_eq!(violations(&status), ["page_size", "country", "category", "state"]);
+    assert_eq!(violated_fields(&status), ["page_size", "country", "category", "state"]);
 }
 
 #[tokio::test]
@@ -453,7 +446,7 @@ async fn import_upserts_by_id_all_or_nothing_and_a_rerun_changes_nothing() {
     bad[1].list_price = None;
     let status = import(bad).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(violations(&status), ["products[1].list_price", "products[2].name"]);
+    assert_eq!(violated_fields(&status), ["products[1].list_price", "products[2].name"]);
     let status = reader.get_product(GetProductRequest { name: "products/pk-rice".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "no half import");
 }

@@ -1,3 +1,4 @@
+use caravan_platform::testing::violated_fields;
 use caravan_proto::scheduling::v1::{CreateHostRequest, GetHostRequest, Host, ListHostsRequest};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -12,14 +13,6 @@ fn host(display_name: &str, country: &str) -> Host {
         embassy: "Embassy in Beijing".into(),
         ..Default::default()
     }
-}
-
-fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 #[tokio::test]
