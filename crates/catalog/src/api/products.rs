@@ -243,7 +243,7 @@ impl CatalogApi {
         let etag = product.etag.clone();
         // Read, merge the masked fields, write only if nothing changed meanwhile.
         for _ in 0..3 {
-            let current = self.store.product(&id).await?;
+            let current = self.store.product_from_db(&id).await?;
             if !etag.is_empty() && etag != current.etag() {
                 return Err(etag_mismatch(PRODUCT, &format!("products/{id}")));
             }
@@ -268,7 +268,7 @@ impl CatalogApi {
 
     pub(super) async fn change_state(&self, name: &str, etag: &str, to: ProductState) -> Result<pb::Product, Status> {
         let id = resource::parse_name(name, "products").map_err(|e| invalid_argument("name", e))?.to_owned();
-        let current = self.store.product(&id).await?;
+        let current = self.store.product_from_db(&id).await?;
         if !etag.is_empty() && etag != current.etag() {
             return Err(etag_mismatch(PRODUCT, name));
         }

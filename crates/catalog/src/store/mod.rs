@@ -16,16 +16,24 @@ use crate::{
 };
 use entity::{country, country_status};
 
+/// How long a product read from the database may be answered from memory.
+/// A change made through another replica is visible here within this long;
+/// changes made through this replica are visible at once (they evict it).
+pub const PRODUCT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Queries against the catalog's own database.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Products by id, for the hottest partner read (GetProduct, BatchGet).
+    products: moka::sync::Cache<String, crate::domain::product::Product>,
 }
 
 impl Store {
     /// A store on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Store { db }
+        let products = moka::sync::Cache::builder().max_capacity(200_000).time_to_live(PRODUCT_CACHE_TTL).build();
+        Store { db, products }
     }
 
     /// One country with its history.

@@ -71,7 +71,10 @@ impl Store {
             update_time: now,
         };
         match product::Entity::insert(to_row(&product)).exec(&self.db).await {
-            Ok(_) => Ok(product),
+            Ok(_) => {
+                self.evict([id]);
+                Ok(product)
+            }
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 Err(Error::ProductExists(id.to_owned()))
             }
@@ -79,8 +82,20 @@ impl Store {
         }
     }
 
-    /// One product.
+    /// One product, from memory when read within [`super::PRODUCT_CACHE_TTL`].
     pub async fn product(&self, id: &str) -> Result<Product, Error> {
+        if let Some(product) = self.products.get(id) {
+            return Ok(product);
+        }
+        let product = self.product_from_db(id).await?;
+        self.products.insert(id.to_owned(), product.clone());
+        Ok(product)
+    }
+
+    /// One product, from the database: what a write reads before its
+    /// conditional update (never a cached copy, which may be another
+    /// replica's past).
+    pub async fn product_from_db(&self, id: &str) -> Result<Product, Error> {
         product::Entity::find_by_id(id.to_owned())
             .one(&self.db)
             .await
@@ -89,19 +104,38 @@ impl Store {
             .and_then(to_domain)
     }
 
-    /// The products that exist among `ids`, in no particular order.
-    pub async fn products(&self, ids: &[String]) -> Result<Vec<Product>, Error> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+    /// Forgets cached products after a write through this replica.
+    fn evict<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        for id in ids {
+            self.products.invalidate(id);
         }
-        product::Entity::find()
-            .filter(product::Column::Id.is_in(ids.iter().cloned()))
+    }
+
+    /// The products that exist among `ids`, in no particular order (cached
+    /// ones from memory, the rest in one query).
+    pub async fn products(&self, ids: &[String]) -> Result<Vec<Product>, Error> {
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.products.get(id) {
+                Some(product) => found.push(product),
+                None => missing.push(id.clone()),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let rows = product::Entity::find()
+            .filter(product::Column::Id.is_in(missing))
             .all(&self.db)
             .await
-            .map_err(Error::db("reading products"))?
-            .into_iter()
-            .map(to_domain)
-            .collect()
+            .map_err(Error::db("reading products"))?;
+        for row in rows {
+            let product = to_domain(row)?;
+            self.products.insert(product.id.clone(), product.clone());
+            found.push(product);
+        }
+        Ok(found)
     }
 
     /// Up to `limit` products matching `filter`, ordered by id, after `after`
@@ -199,6 +233,7 @@ impl Store {
             }
         }
         txn.commit().await.map_err(Error::db("committing an import"))?;
+        self.evict(rows.iter().map(|(id, _)| id.as_str()));
         Ok((created, updated, unchanged))
     }
 
@@ -221,7 +256,8 @@ impl Store {
             update = update.col_expr(column, Expr::value(value));
         }
         let result = update.exec(&self.db).await.map_err(Error::db("updating a product"))?;
-        let now_stored = self.product(id).await?;
+        self.evict([id]);
+        let now_stored = self.product_from_db(id).await?;
         Ok(if result.rows_affected == 1 { Changed::Yes(now_stored) } else { Changed::Conflict(now_stored) })
     }
 
@@ -245,7 +281,8 @@ impl Store {
             update = update.filter(product::Column::Version.eq(version));
         }
         let result = update.exec(&self.db).await.map_err(Error::db("changing a product's state"))?;
-        let now_stored = self.product(id).await?;
+        self.evict([id]);
+        let now_stored = self.product_from_db(id).await?;
         Ok(if result.rows_affected == 1 { Changed::Yes(now_stored) } else { Changed::Conflict(now_stored) })
     }
 }

@@ -450,3 +450,55 @@ async fn import_upserts_by_id_all_or_nothing_and_a_rerun_changes_nothing() {
     let status = reader.get_product(GetProductRequest { name: "products/pk-rice".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "no half import");
 }
+
+#[tokio::test]
+async fn another_replicas_change_shows_within_the_cache_ttl_and_writes_read_fresh() {
+    use caravan_platform::testing::{KeyedChannel, eventually, service_config};
+    use caravan_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+
+    let mut a = spawn_app().await;
+    let created = create(&mut a, "uz-walnuts", walnuts()).await.unwrap();
+    // A second replica on the same database.
+    let config = service_config(caravan_platform::config::ServiceKind::Catalog, a.server.database().config(), &[]);
+    let replica = caravan_catalog::Application::build(config).await.unwrap();
+    let b_addr = replica.local_addr();
+    let token = caravan_platform::CancellationToken::new();
+    tokio::spawn(replica.run_until_stopped(token.clone()));
+    let mut b = CatalogServiceClient::new(KeyedChannel::new(b_addr, Some(caravan_platform::testing::Caller::Operator)));
+
+    // A caches the product; B changes it.
+    a.client.get_product(GetProductRequest { name: created.name.clone() }).await.unwrap();
+    let mut change = walnuts();
+    change.name = created.name.clone();
+    change.unit = "1 kg bag".into();
+    let mask = Some(FieldMask { paths: vec!["unit".into()] });
+    let changed = b
+        .update_product(UpdateProductRequest {
+            product: Some(change.clone()),
+            update_mask: mask.clone(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // B caches its own version…
+    b.get_product(GetProductRequest { name: created.name.clone() }).await.unwrap();
+    // …a write through A reads fresh: B's etag is accepted at once, though A
+    // had cached the version before.
+    change.etag = changed.etag.clone();
+    change.unit = "2 kg bag".into();
+    a.client
+        .update_product(UpdateProductRequest { product: Some(change), update_mask: mask, request_id: String::new() })
+        .await
+        .unwrap();
+    // And B, which cached the version before, sees A's write within the TTL.
+    let seen = eventually(caravan_catalog::store::PRODUCT_CACHE_TTL * 3, || {
+        let mut b = b.clone();
+        let name = created.name.clone();
+        async move { b.get_product(GetProductRequest { name }).await.unwrap().into_inner().unit == "2 kg bag" }
+    })
+    .await;
+    assert!(seen, "another replica's change becomes visible within the cache TTL");
+    token.cancel();
+}
