@@ -46,7 +46,7 @@ impl CatalogApi {
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn get_country(&self, request: Request<pb::GetCountryRequest>) -> Result<Response<pb::Country>, Status> {
         let pb::GetCountryRequest { name, as_of } = request.into_inner();
         let mut violations = FieldViolations::new();
@@ -60,7 +60,7 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(country_to_pb(&country, as_of.unwrap_or_else(|| self.today()))))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_countries(
         &self,
         request: Request<pb::ListCountriesRequest>,
@@ -103,12 +103,12 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(pb::ListCountriesResponse { countries, next_page_token }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Result<Response<pb::Product>, Status> {
         self.get_product(request.into_inner()).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn batch_get_products(
         &self,
         request: Request<pb::BatchGetProductsRequest>,
@@ -116,7 +116,7 @@ impl CatalogService for CatalogApi {
         self.batch_get_products(request.into_inner()).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_products(
         &self,
         request: Request<pb::ListProductsRequest>,
@@ -124,7 +124,7 @@ impl CatalogService for CatalogApi {
         self.list_products(request.into_inner()).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_product(
         &self,
         request: Request<pb::CreateProductRequest>,
@@ -132,7 +132,7 @@ impl CatalogService for CatalogApi {
         self.create_product(request.into_inner()).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_product(
         &self,
         request: Request<pb::UpdateProductRequest>,
@@ -140,7 +140,7 @@ impl CatalogService for CatalogApi {
         self.update_product(request.into_inner()).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn activate_product(
         &self,
         request: Request<pb::ActivateProductRequest>,
@@ -149,7 +149,7 @@ impl CatalogService for CatalogApi {
         self.change_state(&name, &etag, ProductState::Active).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn retire_product(
         &self,
         request: Request<pb::RetireProductRequest>,
@@ -158,7 +158,7 @@ impl CatalogService for CatalogApi {
         self.change_state(&name, &etag, ProductState::Retired).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all, fields(products = request.get_ref().products.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(products = request.get_ref().products.len()))]
     async fn import_products(
         &self,
         request: Request<pb::ImportProductsRequest>,

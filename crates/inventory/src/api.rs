@@ -79,7 +79,7 @@ fn not_yet(method: &str) -> Status {
 impl InventoryService for InventoryApi {
     type WatchStockStream = BoxStream<'static, Result<pb::WatchStockResponse, Status>>;
 
-    #[tracing::instrument(skip_all, fields(warehouse_id = %request.get_ref().warehouse_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(warehouse_id = %request.get_ref().warehouse_id))]
     async fn create_warehouse(
         &self,
         request: Request<pb::CreateWarehouseRequest>,
@@ -91,7 +91,7 @@ impl InventoryService for InventoryApi {
         self.idempotency.run(scope, &request, || create).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn get_warehouse(
         &self,
         request: Request<pb::GetWarehouseRequest>,
@@ -101,7 +101,7 @@ impl InventoryService for InventoryApi {
         Ok(Response::new(warehouse_to_pb(self.store.warehouse(id).await?)))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_warehouses(
         &self,
         request: Request<pb::ListWarehousesRequest>,

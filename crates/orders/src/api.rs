@@ -46,7 +46,7 @@ fn not_yet(method: &str) -> Status {
 
 #[tonic::async_trait]
 impl OrdersService for OrdersApi {
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
         let partner = partner_scope(auth::principal(&request)?)?;
         let pb::GetOrderRequest { name } = request.into_inner();
@@ -54,7 +54,7 @@ impl OrdersService for OrdersApi {
         Ok(Response::new(order_to_pb(self.store.order(id, partner.as_deref()).await?)))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_orders(
         &self,
         request: Request<pb::ListOrdersRequest>,

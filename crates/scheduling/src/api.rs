@@ -84,7 +84,7 @@ fn not_yet(method: &str) -> Status {
 impl SchedulingService for SchedulingApi {
     type WatchShowStream = BoxStream<'static, Result<pb::WatchShowResponse, Status>>;
 
-    #[tracing::instrument(skip_all, fields(host_id = %request.get_ref().host_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(host_id = %request.get_ref().host_id))]
     async fn create_host(&self, request: Request<pb::CreateHostRequest>) -> Result<Response<pb::Host>, Status> {
         let request = request.into_inner();
         let request_id = request.request_id.clone();
@@ -94,7 +94,7 @@ impl SchedulingService for SchedulingApi {
         self.idempotency.run(scope, &request, || create).await.map(Response::new)
     }
 
-    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn get_host(&self, request: Request<pb::GetHostRequest>) -> Result<Response<pb::Host>, Status> {
         let pb::GetHostRequest { name } = request.into_inner();
         let id =
@@ -103,7 +103,7 @@ impl SchedulingService for SchedulingApi {
         Ok(Response::new(host_to_pb(host)))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_hosts(
         &self,
         request: Request<pb::ListHostsRequest>,
