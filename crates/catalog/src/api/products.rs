@@ -57,13 +57,14 @@ impl CatalogApi {
         let fields = fields.ok_or_else(|| invalid_argument("product", "is invalid"))?;
         let id = if product_id.is_empty() { resource::new_id('p') } else { product_id };
         let product = self.store.insert_product(&id, &fields, ProductState::Draft, self.clock.now()).await?;
-        Ok(product_to_pb(product))
+        Ok(product_to_pb(&product))
     }
 
     pub(super) async fn get_product(&self, request: pb::GetProductRequest) -> Result<pb::Product, Status> {
         let pb::GetProductRequest { name } = request;
         let id = resource::parse_name(&name, "products").map_err(|e| invalid_argument("name", e))?;
-        Ok(product_to_pb(self.store.product(id).await?))
+        let product = self.store.product(id).await?;
+        Ok(product_to_pb(&product))
     }
 
     pub(super) async fn batch_get_products(
@@ -86,13 +87,13 @@ impl CatalogApi {
         let mut unique = ids.clone();
         unique.sort();
         unique.dedup();
-        let found: std::collections::HashMap<String, Product> =
+        let found: std::collections::HashMap<String, std::sync::Arc<Product>> =
             self.store.products(&unique).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
         let mut products = Vec::new();
         let mut missing = Vec::new();
         for (name, id) in names.into_iter().zip(ids) {
             match found.get(&id) {
-                Some(product) => products.push(product_to_pb(product.clone())),
+                Some(product) => products.push(product_to_pb(product)),
                 None => missing.push(name),
             }
         }
@@ -153,7 +154,7 @@ impl CatalogApi {
         } else {
             String::new()
         };
-        Ok(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect(), next_page_token })
+        Ok(pb::ListProductsResponse { products: products.iter().map(product_to_pb).collect(), next_page_token })
     }
 
     pub(super) async fn import_products(
@@ -247,7 +248,7 @@ impl CatalogApi {
             if !etag.is_empty() && etag != current.etag() {
                 return Err(etag_mismatch(PRODUCT, &format!("products/{id}")));
             }
-            let mut merged = product_to_pb(current.clone());
+            let mut merged = product_to_pb(&current);
             for path in &paths {
                 copy_field(&mut merged, &product, path);
             }
@@ -256,7 +257,7 @@ impl CatalogApi {
             violations.into_result()?;
             let fields = fields.ok_or_else(|| invalid_argument("product", "is invalid"))?;
             match self.store.update_product(&id, Some(current.version), &fields, self.clock.now()).await? {
-                Changed::Yes(updated) => return Ok(product_to_pb(updated)),
+                Changed::Yes(updated) => return Ok(product_to_pb(&updated)),
                 Changed::Conflict(_) if !etag.is_empty() => {
                     return Err(etag_mismatch(PRODUCT, &format!("products/{id}")));
                 }
@@ -273,7 +274,7 @@ impl CatalogApi {
             return Err(etag_mismatch(PRODUCT, name));
         }
         if current.state == to {
-            return Ok(product_to_pb(current));
+            return Ok(product_to_pb(&current));
         }
         let from: &[ProductState] = match to {
             ProductState::Active => &[ProductState::Draft],
@@ -289,7 +290,7 @@ impl CatalogApi {
             ));
         }
         match self.store.set_product_state(&id, from, to, Some(current.version), self.clock.now()).await? {
-            Changed::Yes(product) => Ok(product_to_pb(product)),
+            Changed::Yes(product) => Ok(product_to_pb(&product)),
             Changed::Conflict(_) => Err(etag_mismatch(PRODUCT, name)),
         }
     }
@@ -418,22 +419,21 @@ fn state_to_pb(state: ProductState) -> pb::product::State {
     }
 }
 
-pub(super) fn product_to_pb(product: Product) -> pb::Product {
-    let etag = product.etag();
+pub(super) fn product_to_pb(product: &Product) -> pb::Product {
     let Product { id, fields, state, version: _, create_time, update_time } = product;
     let ProductFields { country, category, title, description, list_price, unit, image_urls, tags } = fields;
     pb::Product {
         name: format!("products/{id}"),
         country: format!("countries/{country}"),
-        category: category_to_pb(category).into(),
-        title: Some(localized_to_pb(title)),
-        description: Some(localized_to_pb(description)),
-        list_price: Some(types::Money { currency_code: list_price.currency, minor_units: list_price.minor }),
-        unit,
-        image_urls,
-        tags,
-        state: state_to_pb(state).into(),
-        etag,
+        category: category_to_pb(*category).into(),
+        title: Some(localized_to_pb(title.clone())),
+        description: Some(localized_to_pb(description.clone())),
+        list_price: Some(types::Money { currency_code: list_price.currency.clone(), minor_units: list_price.minor }),
+        unit: unit.clone(),
+        image_urls: image_urls.clone(),
+        tags: tags.clone(),
+        state: state_to_pb(*state).into(),
+        etag: product.etag(),
         create_time: Some(timestamp_from_micros(create_time.0)),
         update_time: Some(timestamp_from_micros(update_time.0)),
     }

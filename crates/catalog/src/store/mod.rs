@@ -26,7 +26,7 @@ pub const PRODUCT_CACHE_TTL: std::time::Duration = std::time::Duration::from_sec
 pub struct Store {
     db: DatabaseConnection,
     /// Products by id, for the hottest partner read (GetProduct, BatchGet).
-    products: moka::sync::Cache<String, crate::domain::product::Product>,
+    products: moka::sync::Cache<String, std::sync::Arc<crate::domain::product::Product>>,
 }
 
 impl Store {

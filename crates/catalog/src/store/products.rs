@@ -2,6 +2,8 @@
 //! statement that makes it, so a stale etag or a state that moved meanwhile
 //! changes nothing.
 
+use std::sync::Arc;
+
 use caravan_platform::time::Micros;
 use sea_orm::{
     ActiveValue::Set,
@@ -82,12 +84,13 @@ impl Store {
         }
     }
 
-    /// One product, from memory when read within [`super::PRODUCT_CACHE_TTL`].
-    pub async fn product(&self, id: &str) -> Result<Product, Error> {
+    /// One product, from memory when read within [`super::PRODUCT_CACHE_TTL`]
+    /// (shared, not copied: this is the hottest partner read).
+    pub async fn product(&self, id: &str) -> Result<Arc<Product>, Error> {
         if let Some(product) = self.products.get(id) {
             return Ok(product);
         }
-        let product = self.product_from_db(id).await?;
+        let product = Arc::new(self.product_from_db(id).await?);
         self.products.insert(id.to_owned(), product.clone());
         Ok(product)
     }
@@ -113,7 +116,7 @@ impl Store {
 
     /// The products that exist among `ids`, in no particular order (cached
     /// ones from memory, the rest in one query).
-    pub async fn products(&self, ids: &[String]) -> Result<Vec<Product>, Error> {
+    pub async fn products(&self, ids: &[String]) -> Result<Vec<Arc<Product>>, Error> {
         let mut found = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
@@ -131,7 +134,7 @@ impl Store {
             .await
             .map_err(Error::db("reading products"))?;
         for row in rows {
-            let product = to_domain(row)?;
+            let product = Arc::new(to_domain(row)?);
             self.products.insert(product.id.clone(), product.clone());
             found.push(product);
         }
