@@ -9,12 +9,14 @@ DIR=$3
 DATASET=$4
 cd "$DIR"
 
-"$CARAVAN" up --catalog-port 51051 --scheduling-port 51052 --inventory-port 51053 --orders-port 51054 \
-  --metrics-port 51464 >up.log 2>&1 &
+# Ports below the ephemeral range (32768+), which outgoing connections of the
+# test phases before may still hold.
+"$CARAVAN" up --catalog-port 31051 --scheduling-port 31052 --inventory-port 31053 --orders-port 31054 \
+  --metrics-port 31464 >up.log 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 
-for port in 51051 51052 51053 51054; do
+for port in 31051 31052 31053 31054; do
   for _ in $(seq 1 100); do
     "$GRPCURL" -plaintext -max-time 1 localhost:$port list >/dev/null 2>&1 && break
     sleep 0.1
@@ -38,44 +40,44 @@ OPERATOR=$(awk '$1 == "operator" {print $2}' data/dev-keys.txt)
 HEMA=$(awk '$1 == "partner:hema" {print $2}' data/dev-keys.txt)
 grep -q "$OPERATOR" data/keys.txt && { echo "a plain key is stored in keys.txt"; exit 1; }
 
-expect 51051 caravan.catalog.v1.CatalogService
-expect 51052 caravan.scheduling.v1.SchedulingService
-expect 51053 caravan.inventory.v1.InventoryService
-expect 51054 caravan.orders.v1.OrdersService
+expect 31051 caravan.catalog.v1.CatalogService
+expect 31052 caravan.scheduling.v1.SchedulingService
+expect 31053 caravan.inventory.v1.InventoryService
+expect 31054 caravan.orders.v1.OrdersService
 
 # No key: refused; a partner may read the catalog but not create hosts.
-if out=$("$GRPCURL" -plaintext -d '{"name":"countries/IR"}' localhost:51051 caravan.catalog.v1.CatalogService/GetCountry 2>&1); then
+if out=$("$GRPCURL" -plaintext -d '{"name":"countries/IR"}' localhost:31051 caravan.catalog.v1.CatalogService/GetCountry 2>&1); then
   echo "GetCountry without a key succeeded: $out"; exit 1
 fi
 grep -q Unauthenticated <<<"$out" || { echo "GetCountry without a key: $out"; exit 1; }
 out=$("$GRPCURL" -plaintext -H "authorization: Bearer $HEMA" -d '{"name":"countries/IR","as_of":{"year":2022,"month":1,"day":10}}' \
-  localhost:51051 caravan.catalog.v1.CatalogService/GetCountry)
+  localhost:31051 caravan.catalog.v1.CatalogService/GetCountry)
 grep -q SCO_STATUS_OBSERVER <<<"$out" || { echo "GetCountry: $out"; exit 1; }
 if out=$("$GRPCURL" -plaintext -H "authorization: Bearer $HEMA" -d '{"host":{"display_name":"X","country":"countries/UZ"}}' \
-  localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost 2>&1); then
+  localhost:31052 caravan.scheduling.v1.SchedulingService/CreateHost 2>&1); then
   echo "a partner created a host: $out"; exit 1
 fi
 grep -q PermissionDenied <<<"$out" || { echo "CreateHost as a partner: $out"; exit 1; }
 out=$("$GRPCURL" -plaintext -H "authorization: Bearer $OPERATOR" -d '{"host_id":"olimkhonov","host":{"display_name":"Akmalkhon Olimkhonov","title":"Economic Counselor","country":"countries/UZ","embassy":"Embassy of Uzbekistan in China"}}' \
-  localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost)
+  localhost:31052 caravan.scheduling.v1.SchedulingService/CreateHost)
 grep -q '"name": "hosts/olimkhonov"' <<<"$out" || { echo "CreateHost: $out"; exit 1; }
 if out=$("$GRPCURL" -plaintext -H "authorization: Bearer $OPERATOR" -d '{"host":{"display_name":"Nobody","country":"countries/ZZ"}}' \
-  localhost:51052 caravan.scheduling.v1.SchedulingService/CreateHost 2>&1); then
+  localhost:31052 caravan.scheduling.v1.SchedulingService/CreateHost 2>&1); then
   echo "CreateHost with an unknown country succeeded: $out"; exit 1
 fi
 grep -q InvalidArgument <<<"$out" && grep -q '"field":"host.country"' <<<"$out" ||
   { echo "CreateHost unknown country: $out"; exit 1; }
 
 # The festival's dataset loads, and partners page it by country.
-"$CARAVAN" catalog import "$DATASET" --catalog localhost:51051 --key "$OPERATOR" --activate >import.txt
+"$CARAVAN" catalog import "$DATASET" --catalog localhost:31051 --key "$OPERATOR" --activate >import.txt
 grep -q "rows refused 0" import.txt || { echo "import: $(cat import.txt)"; exit 1; }
 out=$("$GRPCURL" -plaintext -H "authorization: Bearer $HEMA" -d '{"country":"countries/PK","page_size":500}' \
-  localhost:51051 caravan.catalog.v1.CatalogService/ListProducts)
+  localhost:31051 caravan.catalog.v1.CatalogService/ListProducts)
 pk=$(grep -c '"name": "products/pk-' <<<"$out" || true)
 [ "$pk" -ge 20 ] || { echo "ListProducts by country found $pk Pakistani products"; exit 1; }
 
 # One Prometheus endpoint for the process, a service label per service.
-curl -fsS http://127.0.0.1:51464/metrics >metrics.txt
+curl -fsS http://127.0.0.1:31464/metrics >metrics.txt
 for want in 'rpc_server_duration_seconds_count{code="OK",method="caravan.catalog.v1.CatalogService/GetCountry",service="catalog"}' \
             'rpc_client_duration_seconds_count{code="OK",method="caravan.catalog.v1.CatalogService/GetCountry",service="scheduling"}' \
             'rpc_server_duration_seconds_count{code="INVALID_ARGUMENT",method="caravan.scheduling.v1.SchedulingService/CreateHost",service="scheduling"}'; do
