@@ -32,7 +32,7 @@ use crate::{
     auth,
     config::{ClientTls, Secret, ServiceKind},
     deadline,
-    rpc::{HeaderInjector, Kind, Outcome, observe_response, split_path, status_response},
+    rpc::{HeaderInjector, Kind, Outcome, observe_response, split_path},
 };
 
 /// How a service reaches another.
@@ -163,7 +163,7 @@ impl Service<http::Request<Body>> for TracedChannel {
         if timeout.is_zero() {
             let status =
                 Status::deadline_exceeded(format!("no time left to call {path}: the caller's deadline passed"));
-            return Box::pin(async move { Ok(observe_response(status_response(status), outcome)) });
+            return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
         }
         if let Ok(value) = http::HeaderValue::from_str(&deadline::format_grpc_timeout(timeout)) {
             request.headers_mut().insert("grpc-timeout", value);

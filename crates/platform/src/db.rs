@@ -80,3 +80,12 @@ pub async fn schema_state<M: MigratorTrait>(db: &DatabaseConnection) -> Result<S
     let pending = M::get_pending_migrations(db).await?.len();
     Ok(if pending == 0 { SchemaState::Current } else { SchemaState::Behind(pending) })
 }
+
+/// `$n` on PostgreSQL, `?` elsewhere, for hand-written statements. SQLite's
+/// `?` binds in order, so a value used twice must be passed twice.
+pub fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}

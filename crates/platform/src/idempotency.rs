@@ -31,10 +31,10 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::{
+    db::placeholder,
     deadline,
     error::{ERROR_DOMAIN, invalid_argument},
     time::{Micros, SharedClock},
-    worker::placeholder,
 };
 
 /// The principal of every caller until partner authentication exists.
@@ -200,6 +200,12 @@ impl Idempotency {
         }
     }
 
+    /// Runs one statement; returns the rows it changed.
+    async fn exec<const N: usize>(&self, sql: String, values: [Value; N]) -> Result<u64, DbErr> {
+        let statement = Statement::from_sql_and_values(self.db.get_database_backend(), sql, values);
+        Ok(self.db.execute_raw(statement).await?.rows_affected())
+    }
+
     fn p(&self, n: usize) -> String {
         placeholder(self.db.get_database_backend(), n)
     }
@@ -225,10 +231,7 @@ impl Idempotency {
             Value::from(now.plus(self.config.lease).0),
             Value::from(now.0),
         ];
-        self.db
-            .execute_raw(Statement::from_sql_and_values(self.db.get_database_backend(), sql, values))
-            .await
-            .map(|_| ())
+        self.exec(sql, values).await.map(|_| ())
     }
 
     async fn read(&self, scope: Scope<'_>) -> Result<Option<Record>, DbErr> {
@@ -281,9 +284,7 @@ impl Idempotency {
             Value::from(scope.request_id),
             Value::from(old_owner),
         ];
-        let result =
-            self.db.execute_raw(Statement::from_sql_and_values(self.db.get_database_backend(), sql, values)).await?;
-        Ok(result.rows_affected() == 1)
+        Ok(self.exec(sql, values).await? == 1)
     }
 
     async fn finish(
@@ -317,10 +318,7 @@ impl Idempotency {
             Value::from(scope.request_id),
             Value::from(owner),
         ];
-        self.db
-            .execute_raw(Statement::from_sql_and_values(self.db.get_database_backend(), sql, values))
-            .await
-            .map(|_| ())
+        self.exec(sql, values).await.map(|_| ())
     }
 
     async fn abandon(&self, scope: Scope<'_>, owner: &str) -> Result<(), DbErr> {
@@ -337,10 +335,7 @@ impl Idempotency {
             Value::from(scope.request_id),
             Value::from(owner),
         ];
-        self.db
-            .execute_raw(Statement::from_sql_and_values(self.db.get_database_backend(), sql, values))
-            .await
-            .map(|_| ())
+        self.exec(sql, values).await.map(|_| ())
     }
 
     /// Deletes up to `batch` finished records older than the retention;

@@ -18,11 +18,7 @@ const TOKEN_VERSION: &str = "k1:";
 
 /// An opaque token resuming after `last_key`.
 pub fn encode_token(last_key: &str) -> String {
-    let mut out = String::with_capacity((TOKEN_VERSION.len() + last_key.len()) * 2);
-    for byte in TOKEN_VERSION.bytes().chain(last_key.bytes()) {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    hex::encode(format!("{TOKEN_VERSION}{last_key}"))
 }
 
 /// The key a token resumes after; `None` for an empty token (first page).
@@ -31,13 +27,7 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
         return Ok(None);
     }
     let bad = || invalid_argument("page_token", "not a token returned by this method");
-    if !token.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
-        .collect::<Result<Vec<u8>, Status>>()?;
+    let bytes = hex::decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     text.strip_prefix(TOKEN_VERSION).map(|key| Some(key.to_owned())).ok_or_else(bad)
 }

@@ -17,7 +17,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::sync::Semaphore;
-use tonic::{Code, Status, body::Body};
+use tonic::{Code, body::Body};
 use tower::{Layer, Service};
 use tracing::{Dispatch, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -149,7 +149,7 @@ where
             Ok(principal) => principal,
             Err(status) => {
                 let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
-                return Box::pin(async move { Ok(observe_response(status_response(status), outcome)) });
+                return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
             }
         };
         // A service says on whose behalf it calls; that is recorded, never trusted.
@@ -401,9 +401,4 @@ pub fn span_context_of(traceparent: &str) -> Option<opentelemetry::trace::SpanCo
     let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
     let span_context = cx.span().span_context().clone();
     span_context.is_valid().then_some(span_context)
-}
-
-/// A status a layer answers by itself.
-pub(crate) fn status_response(status: Status) -> http::Response<Body> {
-    status.into_http()
 }

@@ -28,23 +28,6 @@ impl Micros {
         DateTime::from_timestamp_micros(self.0).unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
-    /// From protobuf `Timestamp` parts; `None` when out of range.
-    pub fn from_parts(seconds: i64, nanos: i32) -> Option<Self> {
-        if !(0..1_000_000_000).contains(&nanos) {
-            return None;
-        }
-        let micros = seconds.checked_mul(1_000_000)?.checked_add(i64::from(nanos / 1000))?;
-        Some(Micros(micros))
-    }
-
-    /// As protobuf `Timestamp` parts `(seconds, nanos)`.
-    pub fn to_parts(self) -> (i64, i32) {
-        let seconds = self.0.div_euclid(1_000_000);
-        // rem_euclid of 1_000_000 always fits an i32 after scaling.
-        let nanos = (self.0.rem_euclid(1_000_000) * 1000) as i32;
-        (seconds, nanos)
-    }
-
     /// This instant plus `d` (saturating).
     pub fn plus(self, d: Duration) -> Self {
         Micros(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
@@ -107,17 +90,6 @@ pub type SharedClock = Arc<dyn Clock>;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parts_round_trip_including_before_the_epoch() {
-        for micros in [0, 1, 999_999, 1_000_000, -1, -1_000_001, 1_641_772_800_123_456] {
-            let (s, n) = Micros(micros).to_parts();
-            assert!((0..1_000_000_000).contains(&n));
-            assert_eq!(Micros::from_parts(s, n), Some(Micros(micros)));
-        }
-        assert_eq!(Micros::from_parts(0, -1), None);
-        assert_eq!(Micros::from_parts(i64::MAX, 0), None);
-    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

@@ -22,6 +22,7 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
+    db::placeholder,
     rpc::span_context_of,
     telemetry::ServiceTelemetry,
     time::{Micros, SharedClock},
@@ -267,15 +268,6 @@ impl<J: Job> Worker<J> {
             ))
             .await?;
         Ok(())
-    }
-}
-
-/// `$n` on PostgreSQL, `?` elsewhere. SQLite's `?` binds in order, so a
-/// value used twice must be passed twice.
-pub(crate) fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
-    match backend {
-        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
     }
 }
 

@@ -73,6 +73,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timestamps_round_trip_including_before_the_epoch() {
+        for micros in [0, 1, 999_999, 1_000_000, -1, -1_000_001, 1_641_772_800_123_456] {
+            let ts = timestamp_from_micros(micros);
+            assert!((0..1_000_000_000).contains(&ts.nanos));
+            assert_eq!(micros_from_timestamp(&ts), Some(micros));
+        }
+        assert_eq!(micros_from_timestamp(&prost_types::Timestamp { seconds: 0, nanos: -1 }), None);
+        assert_eq!(micros_from_timestamp(&prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }), None);
+    }
+
+    #[test]
     fn descriptor_set_holds_all_four_services_and_their_imports() {
         let fds = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("descriptor set decodes");
         let services: Vec<String> = fds
