@@ -10,12 +10,9 @@ pub mod error;
 pub mod migration;
 pub mod store;
 
-use std::sync::Arc;
-
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
-    time::SystemClock,
 };
 use caravan_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -32,8 +29,7 @@ impl app::Service for Catalog {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let api =
-            api::CatalogApi::new(store::Store::new(host.db().clone()), host.start_idempotency(), Arc::new(SystemClock));
+        let api = api::CatalogApi::new(store::Store::new(host.db().clone()), host.start_idempotency(), host.clock());
         let server = CatalogServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -1,8 +1,13 @@
 //! Inventory's errors and their gRPC mapping.
 
-use caravan_platform::error as rpc;
+use std::collections::HashMap;
+
+use caravan_platform::error::{self as rpc, ERROR_DOMAIN};
 use sea_orm::DbErr;
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::domain::ReservationState;
 
 /// What can go wrong in inventory.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,53 @@ pub enum Error {
         /// Its resource name.
         name: String,
     },
+    /// Not enough stock for a line: nothing was changed.
+    #[error("not enough stock of `products/{product}`: {requested} requested, {available} available")]
+    InsufficientStock {
+        /// The product id.
+        product: String,
+        /// Units asked for.
+        requested: i64,
+        /// Units that could have been had.
+        available: i64,
+        /// `shows/{show}` when drawing from a show's allocation.
+        pool: Option<String>,
+    },
+    /// A reservation id used before with other lines.
+    #[error("reservation `reservations/{id}` already exists with other lines")]
+    ReservationReused {
+        /// The reservation id.
+        id: String,
+    },
+    /// A reservation that cannot take this step any more.
+    #[error("reservation `reservations/{id}` is {state}")]
+    ReservationClosed {
+        /// The reservation id.
+        id: String,
+        /// Where it is.
+        state: &'static str,
+        /// The ErrorInfo reason.
+        reason: &'static str,
+    },
+    /// A show's allocation that was returned.
+    #[error("the allocation of `shows/{show}` is closed")]
+    AllocationClosed {
+        /// The show id.
+        show: String,
+    },
+    /// An allocation lowered below what is already reserved or sold.
+    #[error("the allocation of `products/{product}` to `shows/{show}` cannot go below {used} (reserved or sold)")]
+    AllocationInUse {
+        /// The show id.
+        show: String,
+        /// The product id.
+        product: String,
+        /// Units reserved or sold from it.
+        used: i64,
+    },
+    /// A bookkeeping rule broke: a bug, never the caller's fault.
+    #[error("inventory invariant broken: {0}")]
+    Invariant(String),
     /// The database failed.
     #[error("database error while {context}")]
     Database {
@@ -39,14 +91,70 @@ impl Error {
     pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
         move |source| Error::Database { context, source }
     }
+
+    /// The error for a reservation that left ACTIVE, asked to take `step`.
+    pub fn closed_reservation(id: &str, state: ReservationState) -> Error {
+        let (state, reason) = match state {
+            ReservationState::Active => ("active", "RESERVATION_ACTIVE"),
+            ReservationState::Committed => ("committed", "RESERVATION_COMMITTED"),
+            ReservationState::Released => ("released", "RESERVATION_RELEASED"),
+            ReservationState::Expired => ("expired", "RESERVATION_EXPIRED"),
+        };
+        Error::ReservationClosed { id: id.to_owned(), state, reason }
+    }
 }
 
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
+        let message = error.to_string();
         match error {
             Error::NotFound { kind, name } => rpc::not_found(kind, &name),
             Error::AlreadyExists { kind, name } => rpc::already_exists(kind, &name),
+            Error::InsufficientStock { product, requested, available, pool } => {
+                let mut metadata = HashMap::from([
+                    ("product".to_owned(), format!("products/{product}")),
+                    ("requested".to_owned(), requested.to_string()),
+                    ("available".to_owned(), available.to_string()),
+                ]);
+                if let Some(pool) = pool {
+                    metadata.insert("show".to_owned(), pool);
+                }
+                rpc::failed_precondition("INSUFFICIENT_STOCK", &format!("products/{product}"), message, metadata)
+            }
+            Error::ReservationReused { id } => {
+                let name = format!("reservations/{id}");
+                let mut details = ErrorDetails::with_error_info(
+                    "RESERVATION_ID_REUSED",
+                    ERROR_DOMAIN,
+                    HashMap::from([("reservation".to_owned(), name.clone())]),
+                );
+                details.set_resource_info("caravan.inventory.v1.Reservation", name, "", "exists with other lines");
+                Status::with_error_details(Code::AlreadyExists, message, details)
+            }
+            Error::ReservationClosed { id, state, reason } => rpc::failed_precondition(
+                reason,
+                &format!("reservations/{id}"),
+                message,
+                HashMap::from([("state".to_owned(), state.to_owned())]),
+            ),
+            Error::AllocationClosed { show } => {
+                rpc::failed_precondition("ALLOCATION_CLOSED", &format!("allocations/{show}"), message, HashMap::new())
+            }
+            Error::AllocationInUse { show, product, used } => rpc::failed_precondition(
+                "ALLOCATION_IN_USE",
+                &format!("allocations/{show}"),
+                message,
+                HashMap::from([
+                    ("product".to_owned(), format!("products/{product}")),
+                    ("used".to_owned(), used.to_string()),
+                ]),
+            ),
+            Error::Invariant(_) => rpc::internal("keeping the stock books", &error_source(message)),
             Error::Database { context, source } => rpc::database(context, source),
         }
     }
+}
+
+fn error_source(message: String) -> std::io::Error {
+    std::io::Error::other(message)
 }

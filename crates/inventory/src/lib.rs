@@ -9,14 +9,15 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod migration;
+pub mod reaper;
 pub mod store;
-
-use std::sync::Arc;
+pub mod watch;
 
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
-    time::SystemClock,
+    stream::{Hub, HubConfig},
+    worker::{Worker, WorkerConfig},
 };
 use caravan_proto::inventory::v1::inventory_service_server::{InventoryServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -33,11 +34,17 @@ impl app::Service for Inventory {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let api = api::InventoryApi::new(
-            store::Store::new(host.db().clone()),
-            host.start_idempotency(),
-            Arc::new(SystemClock),
+        let store = store::Store::new(host.db().clone());
+        let hub = Hub::start(watch::StockFeed::new(store.clone()), HubConfig::default(), host.background());
+        let reaper = Worker::new(
+            reaper::Reaper::new(store.clone(), host.clock(), Some(hub.clone())),
+            host.db().clone(),
+            host.clock(),
+            WorkerConfig::default(),
+            host.telemetry().clone(),
         );
+        tokio::spawn(reaper.run(host.background()));
+        let api = api::InventoryApi::new(store, host.start_idempotency(), host.clock(), hub);
         let server = InventoryServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -12,12 +12,9 @@ pub mod error;
 pub mod migration;
 pub mod store;
 
-use std::sync::Arc;
-
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
-    time::SystemClock,
 };
 use caravan_proto::orders::v1::orders_service_server::{OrdersServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -34,7 +31,7 @@ impl app::Service for Orders {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let api = api::OrdersApi::new(store::Store::new(host.db().clone()), Arc::new(SystemClock));
+        let api = api::OrdersApi::new(store::Store::new(host.db().clone()), host.clock());
         let server = OrdersServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -1,7 +1,7 @@
 //! What every service's `Application::build` does before it adds its own
 //! handlers: connect its database, apply or verify migrations, bind its port.
 
-use std::{marker::PhantomData, net::SocketAddr, sync::Arc, time::Duration};
+use std::{marker::PhantomData, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
@@ -17,7 +17,7 @@ use crate::{
     idempotency::{Idempotency, IdempotencyConfig},
     server::{GrpcServer, ServeOptions},
     telemetry::ServiceTelemetry,
-    time::SystemClock,
+    time::SharedClock,
     worker::spawn_periodic,
 };
 
@@ -102,6 +102,11 @@ impl<M: MigratorTrait> ServiceHost<M> {
         Ok(TracedChannel::new(self.config.upstream(target), options)?)
     }
 
+    /// The service's clock (the system's, or a test's manual clock).
+    pub fn clock(&self) -> SharedClock {
+        self.config.clock.clone()
+    }
+
     /// Cancelled when shutdown begins: background work (workers, purges,
     /// stream pollers) started while building stops with it.
     pub fn background(&self) -> CancellationToken {
@@ -111,7 +116,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
     /// The idempotency mechanism on the service's database, with its purge
     /// running hourly in the background.
     pub fn start_idempotency(&self) -> Idempotency {
-        let idempotency = Idempotency::new(self.db.clone(), Arc::new(SystemClock), IdempotencyConfig::default());
+        let idempotency = Idempotency::new(self.db.clone(), self.clock(), IdempotencyConfig::default());
         let purging = idempotency.clone();
         spawn_periodic("idempotency-purge", Duration::from_secs(3600), &self.telemetry, self.background(), move || {
             let purging = purging.clone();

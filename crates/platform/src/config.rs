@@ -11,12 +11,16 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     str::FromStr,
+    sync::Arc,
     time::Duration,
 };
 
 use url::Url;
 
-use crate::auth::{keys::KeyStore, rate::RateConfig};
+use crate::{
+    auth::{keys::KeyStore, rate::RateConfig},
+    time::{SharedClock, SystemClock},
+};
 
 /// The four services of caravan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -230,6 +234,9 @@ pub struct ServiceConfig {
     pub health_addr: Option<SocketAddr>,
     /// TLS towards upstreams (for `https://` upstream URLs).
     pub upstream_tls: Option<ClientTls>,
+    /// Where the service reads the time: the system clock, or a
+    /// [`crate::time::ManualClock`] that tests move instead of sleeping.
+    pub clock: SharedClock,
 }
 
 /// A server's certificate and key, and optionally the CA its clients'
@@ -295,6 +302,7 @@ impl ServiceConfig {
             tls: None,
             health_addr: None,
             upstream_tls: None,
+            clock: Arc::new(SystemClock),
         }
     }
 

@@ -13,6 +13,7 @@ use std::{
     hash::{Hash, Hasher},
     net::SocketAddr,
     path::Path,
+    sync::Arc,
 };
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -319,7 +320,7 @@ pub struct TestServer {
     health_addr: Option<SocketAddr>,
     token: crate::CancellationToken,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    database: TestDatabase,
+    database: Arc<TestDatabase>,
 }
 
 impl TestServer {
@@ -335,8 +336,9 @@ impl TestServer {
     /// Starts service `S` with `config` (its database must be `database`).
     pub async fn start_with<S: crate::app::Service>(
         config: ServiceConfig,
-        database: TestDatabase,
+        database: impl Into<Arc<TestDatabase>>,
     ) -> anyhow::Result<Self> {
+        let database = database.into();
         let app = crate::app::Application::<S>::build(config).await?;
         let addr = app.local_addr();
         let health_addr = app.health_addr();
@@ -358,6 +360,11 @@ impl TestServer {
     /// Its database.
     pub fn database(&self) -> &TestDatabase {
         &self.database
+    }
+
+    /// Its database, to start another replica on it with [`Self::start_with`].
+    pub fn shared_database(&self) -> Arc<TestDatabase> {
+        self.database.clone()
     }
 
     /// A channel to it calling as an operator (connected on first use).

@@ -12,12 +12,9 @@ pub mod migration;
 pub mod store;
 pub mod upstream;
 
-use std::sync::Arc;
-
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
-    time::SystemClock,
 };
 use caravan_proto::scheduling::v1::scheduling_service_server::{SERVICE_NAME, SchedulingServiceServer};
 use tonic::service::Routes;
@@ -39,7 +36,7 @@ impl app::Service for Scheduling {
             store::Store::new(host.db().clone()),
             upstream,
             host.start_idempotency(),
-            Arc::new(SystemClock),
+            host.clock(),
         );
         let server = SchedulingServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))

@@ -1,7 +1,15 @@
 //! Inventory's storage: sea-orm entities and queries. The only module that
-//! sees sea-orm.
+//! sees sea-orm. Stock changes are hand-written SQL (see [`sql`]): one
+//! conditional statement per change, shown as it runs.
 
+mod allocations;
 mod entity;
+mod reservations;
+mod sql;
+mod stock;
+
+pub use reservations::Ending;
+pub use stock::Correction;
 
 use caravan_platform::time::Micros;
 use sea_orm::{
@@ -21,6 +29,13 @@ const WAREHOUSE: &str = "caravan.inventory.v1.Warehouse";
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+}
+
+impl Store {
+    /// The database (for the reaper's worker).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
 }
 
 impl Store {

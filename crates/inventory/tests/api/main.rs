@@ -2,5 +2,9 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
+mod allocations;
 mod helpers;
+mod reservations;
+mod stock;
 mod warehouses;
+mod watch;

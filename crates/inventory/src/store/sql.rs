@@ -1,0 +1,152 @@
+//! The statements that change stock, shared by every operation.
+//!
+//! Every change of a stock or allocation row is **one conditional statement**
+//! (the condition is the rule, checked by the database under the row lock);
+//! application code never reads a level and writes it back. Statements are
+//! written once with `$n` placeholders, which PostgreSQL and SQLite (through
+//! sqlx) both bind by number. Rows are touched in one global order — product
+//! id, then warehouse `(priority, id)`, and for each warehouse the allocation
+//! line before the stock row — so concurrent transactions on PostgreSQL wait
+//! for each other but never deadlock.
+
+use caravan_platform::time::Micros;
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+
+use crate::{domain::MovementKind, error::Error};
+
+/// Runs a statement, returning the number of rows it changed.
+pub async fn exec(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+    Ok(c.execute_raw(Statement::from_sql_and_values(c.get_database_backend(), sql, values)).await?.rows_affected())
+}
+
+/// Runs a query (or a statement with `RETURNING`).
+pub async fn query(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, DbErr> {
+    c.query_all_raw(Statement::from_sql_and_values(c.get_database_backend(), sql, values)).await
+}
+
+/// `$from, $from+1, …` for `n` values (an `IN (…)` list).
+pub fn params(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Which column of a stock row a take moves units into.
+#[derive(Debug, Clone, Copy)]
+pub enum Hold {
+    /// Held for a reservation.
+    Reserved,
+    /// Earmarked for a show.
+    Allocated,
+}
+
+/// Moves up to `want` units of the general pool of one stock row into
+/// `reserved` or `allocated`; returns how many it moved (0 when the pool is
+/// empty). `last_delta` is set in the same statement from the row's values
+/// before the update, which is how the statement reports what it took
+/// (`RETURNING` only sees values after it).
+pub async fn take_from_pool(
+    c: &impl ConnectionTrait,
+    product: &str,
+    warehouse: &str,
+    want: i64,
+    into: Hold,
+    now: Micros,
+) -> Result<i64, DbErr> {
+    let column = match into {
+        Hold::Reserved => "reserved",
+        Hold::Allocated => "allocated",
+    };
+    let take = "CASE WHEN on_hand - reserved - allocated >= $3 THEN $3 ELSE on_hand - reserved - allocated END";
+    let sql = format!(
+        "UPDATE stock SET {column} = {column} + {take}, last_delta = {take}, version = version + 1, update_time = $4 \
+         WHERE product_id = $1 AND warehouse_id = $2 AND on_hand - reserved - allocated > 0 \
+         RETURNING last_delta"
+    );
+    let rows = query(c, &sql, vec![product.into(), warehouse.into(), want.into(), now.0.into()]).await?;
+    match rows.first() {
+        Some(row) => row.try_get_by_index::<i64>(0),
+        None => Ok(0),
+    }
+}
+
+/// Shifts a stock row by the given deltas if the result keeps
+/// `0 <= reserved`, `0 <= allocated` and `reserved + allocated <= on_hand`;
+/// returns whether it did.
+pub async fn shift(
+    c: &impl ConnectionTrait,
+    product: &str,
+    warehouse: &str,
+    (on_hand, reserved, allocated): (i64, i64, i64),
+    now: Micros,
+) -> Result<bool, DbErr> {
+    let changed = exec(
+        c,
+        "UPDATE stock SET on_hand = on_hand + $3, reserved = reserved + $4, allocated = allocated + $5, \
+         version = version + 1, update_time = $6 \
+         WHERE product_id = $1 AND warehouse_id = $2 AND reserved + $4 >= 0 AND allocated + $5 >= 0 \
+         AND on_hand + $3 >= reserved + $4 + allocated + $5",
+        vec![product.into(), warehouse.into(), on_hand.into(), reserved.into(), allocated.into(), now.0.into()],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// [`shift`] where failing means the books are wrong (the units being moved
+/// were counted there by an earlier statement).
+pub async fn shift_held(
+    c: &impl ConnectionTrait,
+    product: &str,
+    warehouse: &str,
+    deltas: (i64, i64, i64),
+    now: Micros,
+) -> Result<(), Error> {
+    if shift(c, product, warehouse, deltas, now).await.map_err(Error::db("moving held stock"))? {
+        Ok(())
+    } else {
+        Err(Error::Invariant(format!("stock of {product} in {warehouse} cannot move by {deltas:?}")))
+    }
+}
+
+/// A ledger entry, appended in the transaction of the change it records.
+#[derive(Debug)]
+pub struct NewMovement<'a> {
+    /// What happened.
+    pub kind: MovementKind,
+    /// The product id.
+    pub product: &'a str,
+    /// The warehouse id.
+    pub warehouse: &'a str,
+    /// `(on_hand, reserved, allocated)` deltas.
+    pub deltas: (i64, i64, i64),
+    /// What caused it.
+    pub reference: &'a str,
+    /// Adjustment reason code.
+    pub reason: i16,
+    /// For receipts and adjustments: the request it records, unique.
+    pub request_key: Option<&'a str>,
+}
+
+/// Appends a movement; `false` if its request key was recorded before (the
+/// request already happened).
+pub async fn append_movement(c: &impl ConnectionTrait, movement: NewMovement<'_>, now: Micros) -> Result<bool, DbErr> {
+    let NewMovement { kind, product, warehouse, deltas, reference, reason, request_key } = movement;
+    let changed = exec(
+        c,
+        "INSERT INTO movements (product_id, warehouse_id, kind, on_hand_delta, reserved_delta, allocated_delta, \
+         reference, reason, request_key, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (request_key) DO NOTHING",
+        vec![
+            product.into(),
+            warehouse.into(),
+            (kind as i16).into(),
+            deltas.0.into(),
+            deltas.1.into(),
+            deltas.2.into(),
+            reference.into(),
+            reason.into(),
+            request_key.map(str::to_owned).into(),
+            now.0.into(),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
