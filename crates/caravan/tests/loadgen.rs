@@ -143,3 +143,50 @@ async fn the_read_scenario_reads_the_catalog_of_a_running_service() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown or revoked API key"));
 }
+
+#[tokio::test]
+async fn the_reserve_scenario_sells_out_the_hot_product_without_overselling() {
+    use caravan_platform::testing::{Caller, TestServer};
+
+    let inventory = TestServer::start::<caravan_inventory::Inventory>(&[]).await.unwrap();
+    let addr = inventory.addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        loadgen(&[
+            "--scenario",
+            "reserve",
+            "--inventory",
+            &addr,
+            "--key",
+            Caller::Service(ServiceKind::Orders).key(),
+            "--operator-key",
+            Caller::Operator.key(),
+            "--stock",
+            "120",
+            "--count",
+            "200",
+        ])
+    })
+    .await
+    .unwrap();
+    let report = &out["reports"][0];
+    assert_eq!(report["name"], "reserve");
+    assert_eq!(report["calls"], 200);
+    assert_eq!(report["errors"]["FAILED_PRECONDITION"], 80, "{report}");
+    let check = report["correctness"].as_str().unwrap();
+    assert!(check.contains("granted 120 of 120") && check.contains("oversold: 0"), "{check}");
+
+    // Without an operator key there is no stock to sell.
+    let addr = inventory.addr().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_caravan"))
+            .args(["loadgen", "--scenario", "reserve", "--inventory", &addr, "--count", "5"])
+            .args(["--key", Caller::Service(ServiceKind::Orders).key()])
+            .env_clear()
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--operator-key"));
+}

@@ -41,8 +41,10 @@ pub enum Baseline {
 /// `caravan loadgen` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadgenArgs {
-    /// Scenario to drive against a running suite: `read` (GetProduct) or
-    /// `list` (the first page of ListProducts, see --list-country).
+    /// Scenario to drive against a running suite: `read` (GetProduct),
+    /// `list` (the first page of ListProducts, see --list-country) or
+    /// `reserve` (ReserveStock of one unit of one hot product, checked for
+    /// oversell; --key must be a service key, see --operator-key).
     #[arg(long)]
     pub scenario: Option<String>,
     /// For `list`: filter by this country (`countries/XX`).
@@ -51,9 +53,19 @@ pub struct LoadgenArgs {
     /// Catalog's address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub catalog: String,
+    /// Inventory's address.
+    #[arg(long, default_value = "127.0.0.1:50053")]
+    pub inventory: String,
+    /// For `reserve`: units of the hot product received before the run
+    /// (fewer than the calls makes it sell out mid-run).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub stock: i64,
     /// API key for the scenario's calls.
     #[arg(long, env = "CARAVAN_LOADGEN_API_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Operator key for a scenario's setup (`reserve` receives its stock).
+    #[arg(long, env = "CARAVAN_LOADGEN_OPERATOR_KEY", hide_env_values = true)]
+    pub operator_key: Option<String>,
     /// PEM CA to verify the suite's TLS certificates (turns TLS on).
     #[arg(long)]
     pub tls_ca: Option<PathBuf>,
@@ -159,7 +171,18 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
                 let scenario = scenario::List::new(channels(&args.catalog)?, args.list_country.clone());
                 measure("list", Arc::new(scenario), &config, server).await?
             }
-            other => anyhow::bail!("unknown scenario `{other}` (known: read, list)"),
+            "reserve" => {
+                anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
+                let server = ServerCpu::Pids(args.server_pids.clone());
+                let setup = Authed::new(
+                    &args.inventory,
+                    Some(args.operator_key.as_deref().context("`reserve` needs --operator-key to receive its stock")?),
+                    ca.as_deref(),
+                )?;
+                let scenario = scenario::Reserve::prepare(channels(&args.inventory)?, setup, args.stock).await?;
+                measure("reserve", Arc::new(scenario), &config, server).await?
+            }
+            other => anyhow::bail!("unknown scenario `{other}` (known: read, list, reserve)"),
         };
         runs.push(run);
     }

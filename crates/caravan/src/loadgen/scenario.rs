@@ -1,10 +1,14 @@
 //! Scenarios: what one unit of load is. Each service issue adds its own here
 //! (a struct, its `call`, its `check`) and a line in [`by_name`].
 
-use std::future::Future;
+use std::{
+    future::Future,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use caravan_proto::{
     catalog::v1::{GetProductRequest, ListProductsRequest, catalog_service_client::CatalogServiceClient},
+    inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
     loadgen::v1::{EchoRequest, echo_service_client::EchoServiceClient},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -184,5 +188,120 @@ impl Scenario for DbDecrement {
             .ok_or_else(|| anyhow::anyhow!("baseline row missing"))?;
         let available: i64 = row.try_get_by_index(0)?;
         Ok(Some(format!("units taken: {} of {}; below zero: {}", self.start - available, self.start, available < 0)))
+    }
+}
+
+/// `reserve`: the flash sale on one hot product — every call reserves one
+/// unit of the same stock row through inventory's ReserveStock. The check
+/// compares what was granted with what inventory says is reserved: an
+/// oversell (or a lost grant) shows as a difference.
+#[derive(Debug)]
+pub struct Reserve {
+    clients: Vec<InventoryServiceClient<Authed>>,
+    product: String,
+    stock: i64,
+    run: String,
+    next: AtomicU64,
+    granted: AtomicU64,
+}
+
+/// The warehouse the `reserve` scenario receives its stock into.
+const LOADGEN_WAREHOUSE: &str = "loadgen";
+
+impl Reserve {
+    /// Receives `stock` units of a fresh product into the `loadgen`
+    /// warehouse (as the operator `setup` channel), then reserves it over
+    /// `channels` (which must carry a service key: ReserveStock is for
+    /// services).
+    pub async fn prepare(channels: Vec<Authed>, setup: Authed, stock: i64) -> anyhow::Result<Self> {
+        let mut operator = InventoryServiceClient::new(setup);
+        let warehouse = inventory::Warehouse {
+            display_name: "Load generator".into(),
+            location: "nowhere".into(),
+            priority: 1_000_000,
+            ..Default::default()
+        };
+        let created = operator
+            .create_warehouse(inventory::CreateWarehouseRequest {
+                warehouse: Some(warehouse),
+                warehouse_id: LOADGEN_WAREHOUSE.into(),
+                request_id: String::new(),
+            })
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(status) if status.code() == tonic::Code::AlreadyExists => {}
+            Err(status) => anyhow::bail!("creating the loadgen warehouse: {}", status.message()),
+        }
+        let run = format!("{:012x}", rand::random::<u64>() >> 16);
+        let product = format!("loadgen-hot-{run}");
+        operator
+            .receive_stock(inventory::ReceiveStockRequest {
+                product: format!("products/{product}"),
+                warehouse: format!("warehouses/{LOADGEN_WAREHOUSE}"),
+                quantity: stock,
+                request_id: format!("loadgen-{run}"),
+                reference: "caravan loadgen reserve".into(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("receiving the hot product's stock: {}", s.message()))?;
+        Ok(Reserve {
+            clients: channels.into_iter().map(InventoryServiceClient::new).collect(),
+            product,
+            stock,
+            run,
+            next: AtomicU64::new(0),
+            granted: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Scenario for Reserve {
+    fn name(&self) -> &str {
+        "reserve"
+    }
+
+    async fn call(&self, worker: usize, _seq: u64) -> Result<(), Status> {
+        let mut client = self.clients[worker % self.clients.len()].clone();
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let request = inventory::ReserveStockRequest {
+            reservation_id: format!("lg-{}-{n}", self.run),
+            show: String::new(),
+            lines: vec![inventory::ReservationRequestLine {
+                product: format!("products/{}", self.product),
+                quantity: 1,
+            }],
+            ttl_seconds: 0,
+            request_id: String::new(),
+        };
+        let reservation = client.reserve_stock(request).await?.into_inner();
+        if reservation.lines.iter().map(|l| l.quantity).sum::<i64>() != 1 {
+            return Err(Status::data_loss("a reservation that does not hold the unit asked for"));
+        }
+        self.granted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Granted units (warm-up included) must equal what inventory holds as
+    /// reserved, and never exceed the stock.
+    async fn check(&self) -> anyhow::Result<Option<String>> {
+        let mut client = self.clients[0].clone();
+        let level = client
+            .get_stock(inventory::GetStockRequest { name: format!("stockLevels/{}", self.product) })
+            .await
+            .map_err(|s| anyhow::anyhow!("reading the hot product's stock: {}", s.message()))?
+            .into_inner();
+        let granted = i64::try_from(self.granted.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let oversold = (granted - self.stock).max(0);
+        anyhow::ensure!(
+            level.reserved == granted && oversold == 0 && level.available >= 0,
+            "OVERSELL or lost grant: granted {granted}, inventory reserved {}, stock {}",
+            level.reserved,
+            self.stock
+        );
+        Ok(Some(format!(
+            "granted {granted} of {} units; inventory holds {} reserved, {} available; oversold: {oversold}",
+            self.stock, level.reserved, level.available
+        )))
     }
 }
