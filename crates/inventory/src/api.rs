@@ -73,9 +73,7 @@ impl InventoryApi {
         Resp: prost::Message + Default,
         Fut: Future<Output = Result<Resp, Status>>,
     {
-        let caller = principal(request)?.id.clone();
-        let scope = Scope { principal: &caller, method, request_id };
-        self.idempotency.run(scope, request.get_ref(), handler).await
+        self.idempotency.run_for(request, method, request_id, handler).await
     }
 
     /// CreateWarehouse itself, run at most once per request id.

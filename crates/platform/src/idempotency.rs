@@ -110,6 +110,26 @@ impl Idempotency {
         Idempotency { db, clock, config }
     }
 
+    /// [`Self::run`] for a gRPC request: the principal is its authenticated
+    /// caller, so two callers' request ids never meet.
+    pub async fn run_for<Req, Resp, F, Fut>(
+        &self,
+        request: &tonic::Request<Req>,
+        method: &str,
+        request_id: &str,
+        handler: F,
+    ) -> Result<Resp, Status>
+    where
+        Req: Message,
+        Resp: Message + Default,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Resp, Status>>,
+    {
+        let principal = crate::auth::principal(request)?.id.clone();
+        let scope = Scope { principal: &principal, method, request_id };
+        self.run(scope, request.get_ref(), handler).await
+    }
+
     /// Runs `handler` at most once per `(principal, method, request_id)` and
     /// request body; see the module docs. An empty request id runs it plainly.
     pub async fn run<Req, Resp, F, Fut>(&self, scope: Scope<'_>, request: &Req, handler: F) -> Result<Resp, Status>
