@@ -11,7 +11,7 @@ use caravan_platform::{
     testing::{Caller, KeyedChannel, health_status},
 };
 use caravan_proto::scheduling::v1::{
-    CreateHostRequest, GetHostRequest, Host, scheduling_service_client::SchedulingServiceClient,
+    CreateHostRequest, GetHostRequest, Host, UpdateHostRequest, scheduling_service_client::SchedulingServiceClient,
 };
 use common::start_suite;
 use tonic::Code;
@@ -88,6 +88,49 @@ async fn creating_a_host_asks_catalog_about_the_country() {
     let again = client.create_host(request).await.unwrap().into_inner();
     assert_eq!(again, first);
     assert!(first.name.starts_with("hosts/h"), "{}", first.name);
+
+    // Updates: a new country is checked with catalog too; other fields are not.
+    let update = |host: Host, paths: &[&str]| UpdateHostRequest {
+        host: Some(host),
+        update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+        request_id: String::new(),
+    };
+    let status = client
+        .update_host(update(
+            Host { name: created.name.clone(), country: "countries/ZZ".into(), ..Default::default() },
+            &["country"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.get_error_details().bad_request().unwrap().field_violations[0].field, "host.country");
+    let updated = client
+        .update_host(update(
+            Host {
+                name: created.name.clone(),
+                title: "Minister-Counselor".into(),
+                etag: created.etag.clone(),
+                ..Default::default()
+            },
+            &["title"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((updated.title.as_str(), updated.country.as_str()), ("Minister-Counselor", "countries/UZ"));
+    let moved = client
+        .update_host(update(
+            Host { name: created.name.clone(), country: "countries/KZ".into(), ..Default::default() },
+            &["country"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.country, "countries/KZ");
+    let status = client
+        .update_host(update(Host { name: created.name.clone(), etag: created.etag, ..Default::default() }, &["title"]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "a stale etag is refused");
 
     running.token.cancel();
     running.suite.wait().await.unwrap();

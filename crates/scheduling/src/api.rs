@@ -1,9 +1,11 @@
 //! gRPC handlers: protobuf in, domain values through the store, protobuf out.
 //! The only module of the crate that sees prost types.
 
+mod resources;
+
 use caravan_platform::{
-    error::FieldViolations,
-    idempotency::{ANONYMOUS, Idempotency, Scope},
+    error::{FieldViolations, invalid_argument},
+    idempotency::Idempotency,
     paging,
     resource::{self, ID_RULE},
     time::SharedClock,
@@ -73,9 +75,14 @@ impl SchedulingApi {
 }
 
 const CREATE_HOST: &str = "caravan.scheduling.v1.SchedulingService/CreateHost";
+const UPDATE_HOST: &str = "caravan.scheduling.v1.SchedulingService/UpdateHost";
+const CREATE_CAMPAIGN: &str = "caravan.scheduling.v1.SchedulingService/CreateCampaign";
+const UPDATE_CAMPAIGN: &str = "caravan.scheduling.v1.SchedulingService/UpdateCampaign";
+const CREATE_CHANNEL: &str = "caravan.scheduling.v1.SchedulingService/CreateChannel";
+const UPDATE_CHANNEL: &str = "caravan.scheduling.v1.SchedulingService/UpdateChannel";
 
-/// Campaigns, channels and shows arrive with the scheduling issue; until then
-/// their RPCs answer UNIMPLEMENTED rather than pretend.
+/// Shows arrive with the rest of the scheduling issue; until then their RPCs
+/// answer UNIMPLEMENTED rather than pretend.
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
 }
@@ -86,12 +93,12 @@ impl SchedulingService for SchedulingApi {
 
     #[tracing::instrument(level = "debug", skip_all, fields(host_id = %request.get_ref().host_id))]
     async fn create_host(&self, request: Request<pb::CreateHostRequest>) -> Result<Response<pb::Host>, Status> {
-        let request = request.into_inner();
-        let request_id = request.request_id.clone();
-        let scope = Scope { principal: ANONYMOUS, method: CREATE_HOST, request_id: &request_id };
         // A retry with the same request id gets the same host, even a generated id.
-        let create = self.create_host_once(request.clone());
-        self.idempotency.run(scope, &request, || create).await.map(Response::new)
+        let create = Box::pin(self.create_host_once(request.get_ref().clone()));
+        self.idempotency
+            .run_for(&request, CREATE_HOST, &request.get_ref().request_id, || create)
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
@@ -136,46 +143,140 @@ impl SchedulingService for SchedulingApi {
         Ok(Response::new(pb::ListHostsResponse { hosts: hosts.into_iter().map(host_to_pb).collect(), next_page_token }))
     }
 
-    async fn create_campaign(&self, _: Request<pb::CreateCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
-        Err(not_yet("CreateCampaign"))
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %request.get_ref().campaign_id))]
+    async fn create_campaign(
+        &self,
+        request: Request<pb::CreateCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, Status> {
+        let create = Box::pin(self.create_campaign_once(request.get_ref().clone()));
+        self.idempotency
+            .run_for(&request, CREATE_CAMPAIGN, &request.get_ref().request_id, || create)
+            .await
+            .map(Response::new)
     }
 
-    async fn get_campaign(&self, _: Request<pb::GetCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
-        Err(not_yet("GetCampaign"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn get_campaign(&self, request: Request<pb::GetCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
+        let pb::GetCampaignRequest { name } = request.into_inner();
+        let id = resource::parse_name(&name, "campaigns").map_err(|e| invalid_argument("name", e))?;
+        Ok(Response::new(resources::campaign_to_pb(self.store.campaign(id).await?)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_campaigns(
         &self,
-        _: Request<pb::ListCampaignsRequest>,
+        request: Request<pb::ListCampaignsRequest>,
     ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
-        Err(not_yet("ListCampaigns"))
+        let pb::ListCampaignsRequest { page_size, page_token } = request.into_inner();
+        let size = paging::page_size(page_size, PAGE.0, PAGE.1)?;
+        let bad_token = || invalid_argument("page_token", "not a token returned by ListCampaigns");
+        let after = match paging::decode_token(&page_token)? {
+            None => None,
+            Some(key) => {
+                let (start, id) = key.split_once('/').ok_or_else(bad_token)?;
+                Some((start.parse::<i32>().map_err(|_| bad_token())?, id.to_owned()))
+            }
+        };
+        let mut campaigns = self.store.campaigns(after.as_ref().map(|(s, id)| (*s, id.as_str())), size + 1).await?;
+        let next_page_token = if campaigns.len() as u64 > size {
+            campaigns.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            campaigns
+                .last()
+                .map(|c| {
+                    use chrono::Datelike as _;
+                    let d = c.fields.start_date;
+                    let key = d.year() * 10_000 + i32::try_from(d.month() * 100 + d.day()).unwrap_or(0);
+                    paging::encode_token(&format!("{key}/{}", c.id))
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListCampaignsResponse {
+            campaigns: campaigns.into_iter().map(resources::campaign_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn update_campaign(&self, _: Request<pb::UpdateCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {
-        Err(not_yet("UpdateCampaign"))
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_campaign(
+        &self,
+        request: Request<pb::UpdateCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, Status> {
+        let update = Box::pin(self.update_campaign_once(request.get_ref().clone()));
+        self.idempotency
+            .run_for(&request, UPDATE_CAMPAIGN, &request.get_ref().request_id, || update)
+            .await
+            .map(Response::new)
     }
 
-    async fn create_channel(&self, _: Request<pb::CreateChannelRequest>) -> Result<Response<pb::Channel>, Status> {
-        Err(not_yet("CreateChannel"))
+    #[tracing::instrument(level = "debug", skip_all, fields(channel_id = %request.get_ref().channel_id))]
+    async fn create_channel(
+        &self,
+        request: Request<pb::CreateChannelRequest>,
+    ) -> Result<Response<pb::Channel>, Status> {
+        let create = Box::pin(self.create_channel_once(request.get_ref().clone()));
+        self.idempotency
+            .run_for(&request, CREATE_CHANNEL, &request.get_ref().request_id, || create)
+            .await
+            .map(Response::new)
     }
 
-    async fn get_channel(&self, _: Request<pb::GetChannelRequest>) -> Result<Response<pb::Channel>, Status> {
-        Err(not_yet("GetChannel"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn get_channel(&self, request: Request<pb::GetChannelRequest>) -> Result<Response<pb::Channel>, Status> {
+        let pb::GetChannelRequest { name } = request.into_inner();
+        let id = resource::parse_name(&name, "channels").map_err(|e| invalid_argument("name", e))?;
+        Ok(Response::new(resources::channel_to_pb(self.store.channel(id).await?)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_channels(
         &self,
-        _: Request<pb::ListChannelsRequest>,
+        request: Request<pb::ListChannelsRequest>,
     ) -> Result<Response<pb::ListChannelsResponse>, Status> {
-        Err(not_yet("ListChannels"))
+        let pb::ListChannelsRequest { page_size, page_token, partner } = request.into_inner();
+        let mut violations = FieldViolations::new();
+        if !partner.is_empty()
+            && let Err(problem) = crate::domain::check_slug(&partner)
+        {
+            violations.add("partner", problem);
+        }
+        violations.into_result()?;
+        let size = paging::page_size(page_size, PAGE.0, PAGE.1)?;
+        let after = paging::decode_bound_token(&page_token, &partner)?;
+        let partner_filter = (!partner.is_empty()).then_some(partner.as_str());
+        let mut channels = self.store.channels(after.as_deref(), partner_filter, size + 1).await?;
+        let next_page_token = if channels.len() as u64 > size {
+            channels.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            channels.last().map(|c| paging::encode_bound_token(&partner, &c.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListChannelsResponse {
+            channels: channels.into_iter().map(resources::channel_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn update_channel(&self, _: Request<pb::UpdateChannelRequest>) -> Result<Response<pb::Channel>, Status> {
-        Err(not_yet("UpdateChannel"))
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_channel(
+        &self,
+        request: Request<pb::UpdateChannelRequest>,
+    ) -> Result<Response<pb::Channel>, Status> {
+        let update = Box::pin(self.update_channel_once(request.get_ref().clone()));
+        self.idempotency
+            .run_for(&request, UPDATE_CHANNEL, &request.get_ref().request_id, || update)
+            .await
+            .map(Response::new)
     }
 
-    async fn update_host(&self, _: Request<pb::UpdateHostRequest>) -> Result<Response<pb::Host>, Status> {
-        Err(not_yet("UpdateHost"))
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_host(&self, request: Request<pb::UpdateHostRequest>) -> Result<Response<pb::Host>, Status> {
+        let update = Box::pin(self.update_host_once(request.get_ref().clone()));
+        self.idempotency
+            .run_for(&request, UPDATE_HOST, &request.get_ref().request_id, || update)
+            .await
+            .map(Response::new)
     }
 
     async fn create_show(&self, _: Request<pb::CreateShowRequest>) -> Result<Response<pb::Show>, Status> {

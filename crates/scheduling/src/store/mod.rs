@@ -1,6 +1,7 @@
 //! Scheduling's storage: sea-orm entities and queries. The only module that
 //! sees sea-orm.
 
+mod campaigns;
 mod entity;
 
 use caravan_platform::time::Micros;
@@ -58,6 +59,34 @@ impl Store {
             .map_err(Error::db("reading a host"))?
             .ok_or_else(|| Error::NotFound { kind: HOST, name: format!("hosts/{id}") })
             .and_then(to_domain)
+    }
+
+    /// Replaces a host's fields if it is still at `version`; `None` when it
+    /// changed meanwhile.
+    pub async fn update_host(
+        &self,
+        id: &str,
+        version: i64,
+        fields: &HostFields,
+        now: Micros,
+    ) -> Result<Option<Host>, Error> {
+        let row = host::ActiveModel {
+            display_name: Set(fields.display_name.clone()),
+            title: Set(fields.title.clone()),
+            country: Set(fields.country.to_string()),
+            embassy: Set(fields.embassy.clone()),
+            version: Set(version + 1),
+            update_time: Set(now.0),
+            ..Default::default()
+        };
+        let result = host::Entity::update_many()
+            .set(row)
+            .filter(host::Column::Id.eq(id))
+            .filter(host::Column::Version.eq(version))
+            .exec(&self.db)
+            .await
+            .map_err(Error::db("updating a host"))?;
+        if result.rows_affected == 1 { self.host(id).await.map(Some) } else { Ok(None) }
     }
 
     /// Up to `limit` hosts after `after` (by id), optionally of one country.

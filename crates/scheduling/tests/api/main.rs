@@ -3,5 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
+mod campaigns;
+mod channels;
 mod helpers;
 mod hosts;
