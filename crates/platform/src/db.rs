@@ -89,3 +89,26 @@ pub fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
         _ => "?".to_owned(),
     }
 }
+
+/// Runs a hand-written statement with `$n` placeholders (PostgreSQL and, via
+/// sqlx, SQLite both bind them by number), returning the rows it changed.
+pub async fn exec(c: &impl sea_orm::ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> Result<u64, DbErr> {
+    Ok(c.execute_raw(sea_orm::Statement::from_sql_and_values(c.get_database_backend(), sql, values))
+        .await?
+        .rows_affected())
+}
+
+/// Runs a hand-written query (or a statement with `RETURNING`) with `$n`
+/// placeholders.
+pub async fn query(
+    c: &impl sea_orm::ConnectionTrait,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+    c.query_all_raw(sea_orm::Statement::from_sql_and_values(c.get_database_backend(), sql, values)).await
+}
+
+/// `$from, $from+1, …` for `n` values (an `IN (…)` list).
+pub fn params(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}

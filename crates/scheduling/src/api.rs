@@ -2,6 +2,7 @@
 //! The only module of the crate that sees prost types.
 
 mod resources;
+mod shows;
 
 use caravan_platform::{
     error::{FieldViolations, invalid_argument},
@@ -20,7 +21,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{CountryName, Host, HostFields, check_text},
     error::Error,
-    store::Store,
+    store::{Store, Transition},
     upstream::Upstream,
 };
 
@@ -80,6 +81,10 @@ const CREATE_CAMPAIGN: &str = "caravan.scheduling.v1.SchedulingService/CreateCam
 const UPDATE_CAMPAIGN: &str = "caravan.scheduling.v1.SchedulingService/UpdateCampaign";
 const CREATE_CHANNEL: &str = "caravan.scheduling.v1.SchedulingService/CreateChannel";
 const UPDATE_CHANNEL: &str = "caravan.scheduling.v1.SchedulingService/UpdateChannel";
+const CREATE_SHOW: &str = "caravan.scheduling.v1.SchedulingService/CreateShow";
+const START_SHOW: &str = "caravan.scheduling.v1.SchedulingService/StartShow";
+const END_SHOW: &str = "caravan.scheduling.v1.SchedulingService/EndShow";
+const CANCEL_SHOW: &str = "caravan.scheduling.v1.SchedulingService/CancelShow";
 
 /// Shows arrive with the rest of the scheduling issue; until then their RPCs
 /// answer UNIMPLEMENTED rather than pretend.
@@ -279,32 +284,56 @@ impl SchedulingService for SchedulingApi {
             .map(Response::new)
     }
 
-    async fn create_show(&self, _: Request<pb::CreateShowRequest>) -> Result<Response<pb::Show>, Status> {
-        Err(not_yet("CreateShow"))
+    #[tracing::instrument(level = "debug", skip_all, fields(show_id = %request.get_ref().show_id))]
+    async fn create_show(&self, request: Request<pb::CreateShowRequest>) -> Result<Response<pb::Show>, Status> {
+        let caller = caravan_platform::auth::principal(&request)?.id.clone();
+        let traceparent = caravan_platform::rpc::current_traceparent();
+        let create = Box::pin(self.create_show_once(request.get_ref().clone(), &caller, &traceparent));
+        self.idempotency
+            .run_for(&request, CREATE_SHOW, &request.get_ref().request_id, || create)
+            .await
+            .map(Response::new)
     }
 
-    async fn get_show(&self, _: Request<pb::GetShowRequest>) -> Result<Response<pb::Show>, Status> {
-        Err(not_yet("GetShow"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn get_show(&self, request: Request<pb::GetShowRequest>) -> Result<Response<pb::Show>, Status> {
+        let pb::GetShowRequest { name } = request.into_inner();
+        let id = resource::parse_name(&name, "shows").map_err(|e| invalid_argument("name", e))?;
+        Ok(Response::new(shows::show_to_pb(self.store.show(id).await?)))
     }
 
-    async fn list_shows(&self, _: Request<pb::ListShowsRequest>) -> Result<Response<pb::ListShowsResponse>, Status> {
-        Err(not_yet("ListShows"))
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_shows(
+        &self,
+        request: Request<pb::ListShowsRequest>,
+    ) -> Result<Response<pb::ListShowsResponse>, Status> {
+        self.list_shows_page(request.into_inner()).await.map(Response::new)
     }
 
     async fn update_show(&self, _: Request<pb::UpdateShowRequest>) -> Result<Response<pb::Show>, Status> {
         Err(not_yet("UpdateShow"))
     }
 
-    async fn start_show(&self, _: Request<pb::StartShowRequest>) -> Result<Response<pb::Show>, Status> {
-        Err(not_yet("StartShow"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn start_show(&self, request: Request<pb::StartShowRequest>) -> Result<Response<pb::Show>, Status> {
+        let start = Box::pin(self.change_state(&request.get_ref().name, Transition::Start { by_clock: false }));
+        self.idempotency.run_for(&request, START_SHOW, &request.get_ref().request_id, || start).await.map(Response::new)
     }
 
-    async fn end_show(&self, _: Request<pb::EndShowRequest>) -> Result<Response<pb::Show>, Status> {
-        Err(not_yet("EndShow"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn end_show(&self, request: Request<pb::EndShowRequest>) -> Result<Response<pb::Show>, Status> {
+        let end = Box::pin(self.change_state(&request.get_ref().name, Transition::End { by_clock: false }));
+        self.idempotency.run_for(&request, END_SHOW, &request.get_ref().request_id, || end).await.map(Response::new)
     }
 
-    async fn cancel_show(&self, _: Request<pb::CancelShowRequest>) -> Result<Response<pb::Show>, Status> {
-        Err(not_yet("CancelShow"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn cancel_show(&self, request: Request<pb::CancelShowRequest>) -> Result<Response<pb::Show>, Status> {
+        let pb::CancelShowRequest { name, reason, request_id } = request.get_ref();
+        crate::domain::check_text(reason, false).map_err(|e| invalid_argument("reason", e))?;
+        let cancel = Box::pin(self.change_state(name, Transition::Cancel));
+        let show = self.idempotency.run_for(&request, CANCEL_SHOW, request_id, || cancel).await?;
+        tracing::info!(show = %show.name, reason = %reason, "show cancelled");
+        Ok(Response::new(show))
     }
 
     async fn pin_product(&self, _: Request<pb::PinProductRequest>) -> Result<Response<pb::Show>, Status> {

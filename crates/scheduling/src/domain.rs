@@ -233,8 +233,174 @@ pub fn etag(version: i64) -> String {
     format!("v{version}")
 }
 
+/// Lifecycle of a show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum ShowState {
+    /// Planned; its stock is allocated.
+    Scheduled = 1,
+    /// On air.
+    Live = 2,
+    /// Over.
+    Ended = 3,
+    /// Called off before going live.
+    Cancelled = 4,
+}
+
+impl ShowState {
+    /// From its stored code.
+    pub fn from_code(code: i16) -> Option<Self> {
+        use ShowState::*;
+        [Scheduled, Live, Ended, Cancelled].into_iter().find(|s| *s as i16 == code)
+    }
+}
+
+/// Where a show's allocation in inventory stands (the saga's state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum AllocationSync {
+    /// Inventory holds what the line-up says.
+    Synced = 0,
+    /// The line-up's quantities are being allocated (re-driven if we crash).
+    Allocating = 1,
+    /// The show is over: its allocation is being returned (re-driven).
+    Returning = 2,
+    /// Returned.
+    Returned = 3,
+}
+
+impl AllocationSync {
+    /// From its stored code.
+    pub fn from_code(code: i16) -> Option<Self> {
+        use AllocationSync::*;
+        [Synced, Allocating, Returning, Returned].into_iter().find(|s| *s as i16 == code)
+    }
+}
+
+/// An amount of money: ISO 4217 code and integer minor units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Money {
+    /// E.g. "CNY".
+    pub currency: String,
+    /// E.g. 2990 for 29.90.
+    pub minor_units: i64,
+}
+
+/// A product on a show's line-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The product id.
+    pub product_id: String,
+    /// Price during the show.
+    pub price: Money,
+    /// Units allocated to the show.
+    pub allocated_quantity: i64,
+    /// Most units per buyer (0: no limit).
+    pub per_buyer_limit: i64,
+    /// Position on the line-up.
+    pub display_order: i32,
+}
+
+/// Most offers on one line-up.
+pub const MAX_OFFERS: usize = 100;
+/// Longest show.
+pub const MAX_SHOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Largest allocated quantity of one offer.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+/// Checks a line-up; problems are `(field under offers[i], message)`.
+pub fn check_offers(offers: &[Offer]) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if offers.len() > MAX_OFFERS {
+        problems.push(("offers".to_owned(), format!("at most {MAX_OFFERS} offers")));
+    }
+    for (i, offer) in offers.iter().enumerate() {
+        if offers[..i].iter().any(|o| o.product_id == offer.product_id) {
+            problems.push((format!("offers[{i}].product"), "appears in an earlier offer".to_owned()));
+        }
+        let currency = &offer.price.currency;
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            problems.push((
+                format!("offers[{i}].show_price.currency_code"),
+                "must be an ISO 4217 code, e.g. CNY".to_owned(),
+            ));
+        }
+        if offer.price.minor_units < 0 {
+            problems.push((format!("offers[{i}].show_price.minor_units"), "must not be negative".to_owned()));
+        }
+        if !(0..=MAX_QUANTITY).contains(&offer.allocated_quantity) {
+            problems.push((format!("offers[{i}].allocated_quantity"), format!("must be between 0 and {MAX_QUANTITY}")));
+        }
+        if offer.per_buyer_limit < 0 {
+            problems.push((format!("offers[{i}].per_buyer_limit"), "must not be negative (0: no limit)".to_owned()));
+        }
+    }
+    problems
+}
+
+/// A show's fields as given by an operator, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShowFields {
+    /// The campaign id.
+    pub campaign_id: String,
+    /// The channel id.
+    pub channel_id: String,
+    /// The host id.
+    pub host_id: String,
+    /// Title shown to viewers.
+    pub title: Text,
+    /// Scheduled start.
+    pub start_time: Micros,
+    /// Scheduled end (after the start).
+    pub end_time: Micros,
+    /// The line-up, by display order.
+    pub offers: Vec<Offer>,
+}
+
+/// A stored show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Show {
+    /// The id in `shows/{id}`.
+    pub id: String,
+    /// Its fields.
+    pub fields: ShowFields,
+    /// Lifecycle state.
+    pub state: ShowState,
+    /// The product being presented.
+    pub pinned_product: Option<String>,
+    /// When it went live.
+    pub live_time: Option<Micros>,
+    /// When it ended or was cancelled.
+    pub close_time: Option<Micros>,
+    /// Where its allocation stands.
+    pub allocation: AllocationSync,
+    /// Incremented on every change.
+    pub version: i64,
+    /// When it was created.
+    pub create_time: Micros,
+    /// When it last changed.
+    pub update_time: Micros,
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn line_ups_are_checked_offer_by_offer() {
+        let offer = |product: &str, currency: &str, quantity| Offer {
+            product_id: product.into(),
+            price: Money { currency: currency.into(), minor_units: 2990 },
+            allocated_quantity: quantity,
+            per_buyer_limit: 2,
+            display_order: 1,
+        };
+        assert!(check_offers(&[offer("walnuts", "CNY", 100), offer("raisins", "CNY", 0)]).is_empty());
+        let problems = check_offers(&[offer("walnuts", "CNY", 100), offer("walnuts", "yuan", -1)]);
+        let fields: Vec<_> = problems.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["offers[1].product", "offers[1].show_price.currency_code", "offers[1].allocated_quantity"]);
+        assert_eq!(ShowState::from_code(2), Some(ShowState::Live));
+        assert_eq!(AllocationSync::from_code(9), None);
+    }
+
     use super::*;
 
     fn nianhuo() -> CampaignFields {

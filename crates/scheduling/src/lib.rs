@@ -6,6 +6,7 @@
 //! schema, `upstream` the clients of the services it calls.
 
 pub mod api;
+pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod migration;
@@ -15,6 +16,7 @@ pub mod upstream;
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
+    worker::{Worker, WorkerConfig},
 };
 use caravan_proto::scheduling::v1::scheduling_service_server::{SERVICE_NAME, SchedulingServiceServer};
 use tonic::service::Routes;
@@ -32,12 +34,16 @@ impl app::Service for Scheduling {
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
         let upstream = upstream::Upstream::connect(host)?;
-        let api = api::SchedulingApi::new(
-            store::Store::new(host.db().clone()),
-            upstream,
-            host.start_idempotency(),
+        let store = store::Store::new(host.db().clone());
+        let clock = Worker::new(
+            clock::ShowClock::new(store.clone(), upstream.clone(), host.clock()),
+            host.db().clone(),
             host.clock(),
+            WorkerConfig::default(),
+            host.telemetry().clone(),
         );
+        tokio::spawn(clock.run(host.background()));
+        let api = api::SchedulingApi::new(store, upstream, host.start_idempotency(), host.clock());
         let server = SchedulingServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -10,11 +10,15 @@ use caravan_platform::{
 };
 use caravan_proto::{
     catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
-    inventory::v1::inventory_service_client::InventoryServiceClient,
+    inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
 };
 use tonic::Code;
 
-use crate::{Migrator, domain::CountryName, error::Error};
+use crate::{
+    Migrator,
+    domain::{CountryName, Offer},
+    error::Error,
+};
 
 /// Deadline of a catalog read when the caller sent none.
 const CATALOG_READ_DEADLINE: Duration = Duration::from_secs(2);
@@ -25,8 +29,6 @@ const INVENTORY_DEADLINE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Upstream {
     catalog: CatalogServiceClient<TracedChannel>,
-    // Line-up allocation arrives with the scheduling issue.
-    #[allow(dead_code)]
     inventory: InventoryServiceClient<TracedChannel>,
     retry: Retry,
 }
@@ -57,5 +59,92 @@ impl Upstream {
             Err(status) if status.code() == Code::NotFound => Ok(false),
             Err(status) => Err(Error::Upstream { service: "catalog", status }),
         }
+    }
+
+    /// Checks with catalog (one batch call) that every offered product exists
+    /// and is ACTIVE; the first that is not is named in the error.
+    pub async fn check_products(&self, offers: &[Offer]) -> Result<(), Error> {
+        if offers.is_empty() {
+            return Ok(());
+        }
+        let request = catalog::BatchGetProductsRequest {
+            names: offers.iter().map(|o| format!("products/{}", o.product_id)).collect(),
+        };
+        let answer = self
+            .retry
+            .idempotent(|| {
+                let mut client = self.catalog.clone();
+                let request = request.clone();
+                async move { client.batch_get_products(request).await }
+            })
+            .await
+            .map_err(|status| Error::Upstream { service: "catalog", status })?
+            .into_inner();
+        for (i, offer) in offers.iter().enumerate() {
+            let name = format!("products/{}", offer.product_id);
+            match answer.products.iter().find(|p| p.name == name) {
+                None => {
+                    return Err(Error::InvalidOffer { index: i, message: format!("{name} is not in the catalog") });
+                }
+                Some(product) if product.state != catalog::product::State::Active as i32 => {
+                    return Err(Error::InvalidOffer {
+                        index: i,
+                        message: format!("{name} is not ACTIVE in the catalog and cannot be offered"),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes inventory hold each offer's quantity for the show (a target, so
+    /// repeating it is harmless). Inventory's refusals (`INSUFFICIENT_STOCK`
+    /// naming the product, a closed allocation) come back as they are.
+    pub async fn allocate(&self, show: &str, offers: &[Offer]) -> Result<(), Error> {
+        if offers.is_empty() {
+            return Ok(());
+        }
+        let request = inventory::AllocateStockRequest {
+            show: format!("shows/{show}"),
+            lines: offers
+                .iter()
+                .map(|o| inventory::AllocationRequestLine {
+                    product: format!("products/{}", o.product_id),
+                    quantity: o.allocated_quantity,
+                })
+                .collect(),
+            request_id: String::new(),
+        };
+        let answer = self
+            .retry
+            .idempotent(|| {
+                let mut client = self.inventory.clone();
+                let request = request.clone();
+                async move { client.allocate_stock(request).await }
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                Err(Error::Refused { service: "inventory", status })
+            }
+            Err(status) => Err(Error::Upstream { service: "inventory", status }),
+        }
+    }
+
+    /// Closes the show's allocation in inventory (unsold stock goes back;
+    /// repeating it is harmless).
+    pub async fn return_allocation(&self, show: &str) -> Result<(), Error> {
+        let request = inventory::ReturnAllocationRequest { show: format!("shows/{show}"), request_id: String::new() };
+        self.retry
+            .idempotent(|| {
+                let mut client = self.inventory.clone();
+                let request = request.clone();
+                async move { client.return_allocation(request).await }
+            })
+            .await
+            .map(drop)
+            .map_err(|status| Error::Upstream { service: "inventory", status })
     }
 }

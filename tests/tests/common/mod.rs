@@ -20,7 +20,18 @@ pub struct RunningSuite {
 }
 
 /// Starts all four services on port 0 with the test keys.
+#[allow(dead_code)] // Each test binary uses what it needs.
 pub async fn start_suite() -> RunningSuite {
+    start_suite_at(None).await
+}
+
+/// [`start_suite`], every service reading `clock` (tests move it instead of sleeping).
+#[allow(dead_code)] // Each test binary uses what it needs.
+pub async fn start_suite_with_clock(clock: &caravan_platform::time::ManualClock) -> RunningSuite {
+    start_suite_at(Some(clock)).await
+}
+
+async fn start_suite_at(clock: Option<&caravan_platform::time::ManualClock>) -> RunningSuite {
     caravan_platform::telemetry::init_for_tests();
     let mut databases = HashMap::new();
     databases.insert(ServiceKind::Catalog, database::<caravan_catalog::Migrator>(ServiceKind::Catalog).await);
@@ -28,9 +39,14 @@ pub async fn start_suite() -> RunningSuite {
     databases.insert(ServiceKind::Inventory, database::<caravan_inventory::Migrator>(ServiceKind::Inventory).await);
     databases.insert(ServiceKind::Orders, database::<caravan_orders::Migrator>(ServiceKind::Orders).await);
     let token = CancellationToken::new();
-    let suite = Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone())
-        .await
-        .expect("the suite starts");
+    let config_for = |kind| {
+        let mut config = service_config(kind, databases[&kind].config(), &[]);
+        if let Some(clock) = clock {
+            config.clock = std::sync::Arc::new(clock.clone());
+        }
+        config
+    };
+    let suite = Suite::start(config_for, None, token.clone()).await.expect("the suite starts");
     RunningSuite { suite, token, _databases: databases.into_values().collect() }
 }
 

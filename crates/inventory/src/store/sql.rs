@@ -10,24 +10,11 @@
 //! for each other but never deadlock.
 
 use caravan_platform::time::Micros;
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{domain::MovementKind, error::Error};
 
-/// Runs a statement, returning the number of rows it changed.
-pub async fn exec(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
-    Ok(c.execute_raw(Statement::from_sql_and_values(c.get_database_backend(), sql, values)).await?.rows_affected())
-}
-
-/// Runs a query (or a statement with `RETURNING`).
-pub async fn query(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, DbErr> {
-    c.query_all_raw(Statement::from_sql_and_values(c.get_database_backend(), sql, values)).await
-}
-
-/// `$from, $from+1, …` for `n` values (an `IN (…)` list).
-pub fn params(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
+pub use caravan_platform::db::{exec, params, query};
 
 /// Which column of a stock row a take moves units into.
 #[derive(Debug, Clone, Copy)]

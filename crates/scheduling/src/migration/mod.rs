@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_hosts;
 mod m20261129_000002_create_campaigns_and_channels;
+mod m20261129_000003_create_shows;
 
 /// Every scheduling migration, in order.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_create_hosts::Migration),
             caravan_platform::idempotency::migration(),
             Box::new(m20261129_000002_create_campaigns_and_channels::Migration),
+            Box::new(m20261129_000003_create_shows::Migration),
         ]
     }
 

@@ -3,6 +3,9 @@
 
 mod campaigns;
 mod entity;
+mod shows;
+
+pub use shows::{ALLOCATION_GRACE, Transition};
 
 use caravan_platform::time::Micros;
 use sea_orm::{

@@ -1,0 +1,330 @@
+//! Shows: booking with the line-up saga, reads, and the lifecycle by hand.
+
+use caravan_platform::{
+    error::{FieldViolations, invalid_argument},
+    paging,
+    resource::{self, ID_RULE},
+};
+use caravan_proto::{micros_from_timestamp, scheduling::v1 as pb, timestamp_from_micros, r#type::v1 as types};
+use sha2::{Digest as _, Sha256};
+use tonic::Status;
+
+use super::SchedulingApi;
+use crate::{
+    domain::{self, AllocationSync, Money, Offer, Show, ShowFields, ShowState, Text},
+    error::Error,
+    store::Transition,
+};
+
+/// Default and largest page of ListShows.
+const PAGE: (u64, u64) = (50, 500);
+
+/// The id of a show: chosen, or derived from the caller and request id (so a
+/// retry after a crash resumes the same show), or generated.
+fn show_id(chosen: String, caller: &str, request_id: &str, violations: &mut FieldViolations) -> String {
+    if !chosen.is_empty() {
+        if !resource::valid_id(&chosen) {
+            violations.add("show_id", ID_RULE);
+        }
+        return chosen;
+    }
+    if request_id.is_empty() {
+        return resource::new_id('s');
+    }
+    let digest = Sha256::digest(format!("{caller}\n{request_id}").as_bytes());
+    format!("s{}", &hex::encode(digest)[..24])
+}
+
+fn text_from_pb(text: Option<types::LocalizedText>, field: &str, violations: &mut FieldViolations) -> Option<Text> {
+    let Some(types::LocalizedText { zh_cn, en, ru, origin, origin_language }) = text else {
+        violations.add(field, "is required");
+        return None;
+    };
+    let text = Text { zh_cn, en, ru, origin, origin_language };
+    let problems = text.check();
+    for (sub, problem) in &problems {
+        violations.add(format!("{field}.{sub}"), problem.clone());
+    }
+    problems.is_empty().then_some(text)
+}
+
+fn time_from_pb(time: Option<prost_types::Timestamp>, field: &str, violations: &mut FieldViolations) -> Option<i64> {
+    match time.as_ref().map(micros_from_timestamp) {
+        None => {
+            violations.add(field, "is required");
+            None
+        }
+        Some(None) => {
+            violations.add(field, "is not a valid instant");
+            None
+        }
+        Some(Some(micros)) => Some(micros),
+    }
+}
+
+/// Validates a show from a request (fields under `show.`).
+fn show_fields(show: pb::Show, violations: &mut FieldViolations) -> Option<ShowFields> {
+    let pb::Show { campaign, channel, host, title, start_time, end_time, offers, .. } = show;
+    let mut id = |name: &str, collection: &str, field: &str| match resource::parse_name(name, collection) {
+        Ok(id) => Some(id.to_owned()),
+        Err(problem) => {
+            violations.add(field, problem);
+            None
+        }
+    };
+    let campaign_id = id(&campaign, "campaigns", "show.campaign");
+    let channel_id = id(&channel, "channels", "show.channel");
+    let host_id = id(&host, "hosts", "show.host");
+    let title = text_from_pb(title, "show.title", violations);
+    let start = time_from_pb(start_time, "show.start_time", violations);
+    let end = time_from_pb(end_time, "show.end_time", violations);
+    if let (Some(start), Some(end)) = (start, end) {
+        let longest = i64::try_from(domain::MAX_SHOW.as_micros()).unwrap_or(i64::MAX);
+        if end <= start {
+            violations.add("show.end_time", "must be after start_time");
+        } else if end - start > longest {
+            violations
+                .add("show.end_time", format!("a show lasts at most {} hours", domain::MAX_SHOW.as_secs() / 3600));
+        }
+    }
+    let mut offer_list = Vec::with_capacity(offers.len());
+    for (i, offer) in offers.into_iter().enumerate() {
+        let pb::Offer { product, show_price, allocated_quantity, per_buyer_limit, display_order } = offer;
+        let product_id = match resource::parse_name(&product, "products") {
+            Ok(id) => id.to_owned(),
+            Err(problem) => {
+                violations.add(format!("show.offers[{i}].product"), problem);
+                String::new()
+            }
+        };
+        let price = match show_price {
+            Some(types::Money { currency_code, minor_units }) => Money { currency: currency_code, minor_units },
+            None => {
+                violations.add(format!("show.offers[{i}].show_price"), "is required");
+                Money { currency: "CNY".into(), minor_units: 0 }
+            }
+        };
+        offer_list.push(Offer { product_id, price, allocated_quantity, per_buyer_limit, display_order });
+    }
+    for (field, problem) in domain::check_offers(&offer_list) {
+        violations.add(format!("show.{field}"), problem);
+    }
+    offer_list.sort_by(|a, b| (a.display_order, &a.product_id).cmp(&(b.display_order, &b.product_id)));
+    if !violations.is_empty() {
+        return None;
+    }
+    Some(ShowFields {
+        campaign_id: campaign_id?,
+        channel_id: channel_id?,
+        host_id: host_id?,
+        title: title?,
+        start_time: caravan_platform::time::Micros(start?),
+        end_time: caravan_platform::time::Micros(end?),
+        offers: offer_list,
+    })
+}
+
+pub(super) fn show_to_pb(show: Show) -> pb::Show {
+    let Show {
+        id,
+        fields,
+        state,
+        pinned_product,
+        live_time,
+        close_time,
+        allocation: _,
+        version,
+        create_time,
+        update_time,
+    } = show;
+    let Text { zh_cn, en, ru, origin, origin_language } = fields.title;
+    let state = match state {
+        ShowState::Scheduled => pb::show::State::Scheduled,
+        ShowState::Live => pb::show::State::Live,
+        ShowState::Ended => pb::show::State::Ended,
+        ShowState::Cancelled => pb::show::State::Cancelled,
+    };
+    pb::Show {
+        name: format!("shows/{id}"),
+        campaign: format!("campaigns/{}", fields.campaign_id),
+        channel: format!("channels/{}", fields.channel_id),
+        host: format!("hosts/{}", fields.host_id),
+        title: Some(types::LocalizedText { zh_cn, en, ru, origin, origin_language }),
+        start_time: Some(timestamp_from_micros(fields.start_time.0)),
+        end_time: Some(timestamp_from_micros(fields.end_time.0)),
+        offers: fields
+            .offers
+            .into_iter()
+            .map(|o| pb::Offer {
+                product: format!("products/{}", o.product_id),
+                show_price: Some(types::Money { currency_code: o.price.currency, minor_units: o.price.minor_units }),
+                allocated_quantity: o.allocated_quantity,
+                per_buyer_limit: o.per_buyer_limit,
+                display_order: o.display_order,
+            })
+            .collect(),
+        state: state as i32,
+        pinned_product: pinned_product.map(|p| format!("products/{p}")).unwrap_or_default(),
+        live_time: live_time.map(|t| timestamp_from_micros(t.0)),
+        close_time: close_time.map(|t| timestamp_from_micros(t.0)),
+        version,
+        etag: domain::etag(version),
+        create_time: Some(timestamp_from_micros(create_time.0)),
+        update_time: Some(timestamp_from_micros(update_time.0)),
+    }
+}
+
+fn state_name(state: ShowState) -> &'static str {
+    match state {
+        ShowState::Scheduled => "SCHEDULED",
+        ShowState::Live => "LIVE",
+        ShowState::Ended => "ENDED",
+        ShowState::Cancelled => "CANCELLED",
+    }
+}
+
+impl SchedulingApi {
+    /// CreateShow: book the slot, check the products, allocate the line-up;
+    /// a refusal of any part forgets the show (nothing was allocated: the
+    /// allocation is all or nothing).
+    pub(super) async fn create_show_once(
+        &self,
+        request: pb::CreateShowRequest,
+        caller: &str,
+        traceparent: &str,
+    ) -> Result<pb::Show, Status> {
+        let pb::CreateShowRequest { show, show_id: chosen, request_id } = request;
+        let mut violations = FieldViolations::new();
+        let id = show_id(chosen, caller, &request_id, &mut violations);
+        let fields = match show {
+            None => {
+                violations.add("show", "is required");
+                None
+            }
+            Some(show) => show_fields(show, &mut violations),
+        };
+        violations.into_result()?;
+        let fields = fields.ok_or_else(|| invalid_argument("show", "is invalid"))?;
+        self.upstream.check_products(&fields.offers).await?;
+        let show = match self.store.insert_show(&id, &fields, traceparent, self.clock.now()).await {
+            Ok(show) => show,
+            // A retry of a create that did not finish resumes it.
+            Err(Error::AlreadyExists { kind, name }) => {
+                let existing = self.store.show(&id).await?;
+                if existing.fields != fields {
+                    return Err(Error::AlreadyExists { kind, name }.into());
+                }
+                existing
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if show.allocation != AllocationSync::Allocating {
+            return Ok(show_to_pb(show));
+        }
+        match self.upstream.allocate(&id, &fields.offers).await {
+            Ok(()) => {
+                self.store.allocation_done(&id, self.clock.now()).await?;
+                Ok(show_to_pb(self.store.show(&id).await?))
+            }
+            Err(refused @ Error::Refused { .. }) => {
+                self.store.forget_unallocated_show(&id).await?;
+                Err(refused.into())
+            }
+            // Transient: the show stays, its allocation re-driven by the
+            // clock worker; a retry with the same request id resumes it.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn list_shows_page(&self, request: pb::ListShowsRequest) -> Result<pb::ListShowsResponse, Status> {
+        let pb::ListShowsRequest { page_size, page_token, campaign, channel, state } = request;
+        let mut violations = FieldViolations::new();
+        let mut filter_id = |name: &str, collection: &str, field: &str| {
+            if name.is_empty() {
+                return None;
+            }
+            resource::parse_name(name, collection).map(str::to_owned).map_err(|e| violations.add(field, e)).ok()
+        };
+        let campaign_id = filter_id(&campaign, "campaigns", "campaign");
+        let channel_id = filter_id(&channel, "channels", "channel");
+        let state = match pb::show::State::try_from(state) {
+            Ok(pb::show::State::Unspecified) => None,
+            Ok(pb::show::State::Scheduled) => Some(ShowState::Scheduled),
+            Ok(pb::show::State::Live) => Some(ShowState::Live),
+            Ok(pb::show::State::Ended) => Some(ShowState::Ended),
+            Ok(pb::show::State::Cancelled) => Some(ShowState::Cancelled),
+            Err(_) => {
+                violations.add("state", "is not a show state");
+                None
+            }
+        };
+        violations.into_result()?;
+        let size = paging::page_size(page_size, PAGE.0, PAGE.1)?;
+        let filter = format!("{campaign}|{channel}|{}", state.map_or(0, |s| s as i16));
+        let bad_token = || invalid_argument("page_token", "not a token returned by ListShows");
+        let after = match paging::decode_bound_token(&page_token, &filter)? {
+            None => None,
+            Some(key) => {
+                let (start, id) = key.split_once('/').ok_or_else(bad_token)?;
+                Some((start.parse::<i64>().map_err(|_| bad_token())?, id.to_owned()))
+            }
+        };
+        let mut shows = self
+            .store
+            .shows(
+                after.as_ref().map(|(s, id)| (*s, id.as_str())),
+                campaign_id.as_deref(),
+                channel_id.as_deref(),
+                state,
+                size + 1,
+            )
+            .await?;
+        let next_page_token = if shows.len() as u64 > size {
+            shows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            shows
+                .last()
+                .map(|s| paging::encode_bound_token(&filter, &format!("{}/{}", s.fields.start_time.0, s.id)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::ListShowsResponse { shows: shows.into_iter().map(show_to_pb).collect(), next_page_token })
+    }
+
+    /// StartShow, EndShow, CancelShow: the transition if the show is where it
+    /// leaves from, the same answer if it is already where it goes.
+    pub(super) async fn change_state(&self, name: &str, transition: Transition) -> Result<pb::Show, Status> {
+        let id = resource::parse_name(name, "shows").map_err(|e| invalid_argument("name", e))?.to_owned();
+        let (target, action) = match transition {
+            Transition::Start { .. } => (ShowState::Live, "only a SCHEDULED show whose line-up is allocated can start"),
+            Transition::End { .. } => (ShowState::Ended, "only a LIVE show can end"),
+            Transition::Cancel => (ShowState::Cancelled, "only a SCHEDULED show can be cancelled"),
+        };
+        if !self.store.transition(&id, transition, self.clock.now()).await? {
+            let show = self.store.show(&id).await?;
+            if show.state == target {
+                return Ok(show_to_pb(show));
+            }
+            let reason =
+                if show.allocation == AllocationSync::Allocating { "LINE_UP_NOT_ALLOCATED" } else { "SHOW_STATE" };
+            return Err(Error::ShowState { show: id, state: state_name(show.state), action, reason }.into());
+        }
+        if target != ShowState::Live {
+            self.return_allocation(&id).await;
+        }
+        Ok(show_to_pb(self.store.show(&id).await?))
+    }
+
+    /// Returns a closed show's allocation now; if inventory cannot be reached
+    /// the clock worker re-drives it.
+    pub(crate) async fn return_allocation(&self, id: &str) {
+        match self.upstream.return_allocation(id).await {
+            Ok(()) => {
+                if let Err(e) = self.store.allocation_returned(id).await {
+                    tracing::warn!(show = id, error = %e, "allocation returned but not recorded; the worker will repeat it");
+                }
+            }
+            Err(e) => tracing::warn!(show = id, error = %e, "returning the allocation failed; the worker will retry"),
+        }
+    }
+}

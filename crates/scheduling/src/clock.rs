@@ -1,0 +1,91 @@
+//! The show clock: a platform [`Job`] over the `shows` table that starts each
+//! show at its start time, ends it at its end time and returns its allocation
+//! to inventory, and re-drives a line-up allocation whose request crashed.
+//!
+//! A show is due at its next step (`due_at`): the allocation grace while its
+//! line-up is being allocated, then its start, then its end, then at once
+//! while its allocation is to be returned. Each step is a conditional UPDATE
+//! on the state it leaves and each inventory call is idempotent, so with
+//! several replicas every transition and every return happens once.
+
+use caravan_platform::{
+    time::SharedClock,
+    worker::{Claimed, ItemTable, Job, Next},
+};
+
+use crate::{
+    domain::{AllocationSync, ShowState},
+    error::Error,
+    store::{Store, Transition},
+    upstream::Upstream,
+};
+
+/// Drives shows through their lifecycle by the clock.
+#[derive(Debug, Clone)]
+pub struct ShowClock {
+    store: Store,
+    upstream: Upstream,
+    clock: SharedClock,
+}
+
+impl ShowClock {
+    /// A clock over `store`, calling inventory through `upstream`.
+    pub fn new(store: Store, upstream: Upstream, clock: SharedClock) -> Self {
+        ShowClock { store, upstream, clock }
+    }
+
+    async fn return_allocation(&self, id: &str) -> anyhow::Result<Next> {
+        self.upstream.return_allocation(id).await?;
+        self.store.allocation_returned(id).await?;
+        Ok(Next::Done)
+    }
+}
+
+impl Job for ShowClock {
+    fn name(&self) -> &'static str {
+        "show-clock"
+    }
+
+    fn items(&self) -> ItemTable {
+        ItemTable { table: "shows", id: "id" }
+    }
+
+    async fn run(&self, item: &Claimed) -> anyhow::Result<Next> {
+        let show = match self.store.show(&item.id).await {
+            Ok(show) => show,
+            Err(Error::NotFound { .. }) => return Ok(Next::Done),
+            Err(e) => return Err(e.into()),
+        };
+        let now = self.clock.now();
+        let id = show.id.as_str();
+        match (show.state, show.allocation) {
+            // The request that booked it did not finish the allocation.
+            (ShowState::Scheduled, AllocationSync::Allocating) => {
+                match self.upstream.allocate(id, &show.fields.offers).await {
+                    Ok(()) => {
+                        self.store.allocation_done(id, now).await?;
+                        Ok(Next::At(show.fields.start_time))
+                    }
+                    Err(Error::Refused { status, .. }) => {
+                        tracing::warn!(show = id, reason = status.message(), "line-up cannot be allocated; cancelling");
+                        self.store.transition(id, Transition::Cancel, now).await?;
+                        self.return_allocation(id).await
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            (ShowState::Scheduled, _) if now >= show.fields.start_time => {
+                self.store.transition(id, Transition::Start { by_clock: true }, now).await?;
+                Ok(Next::At(show.fields.end_time))
+            }
+            (ShowState::Scheduled, _) => Ok(Next::At(show.fields.start_time)),
+            (ShowState::Live, _) if now >= show.fields.end_time => {
+                self.store.transition(id, Transition::End { by_clock: true }, now).await?;
+                self.return_allocation(id).await
+            }
+            (ShowState::Live, _) => Ok(Next::At(show.fields.end_time)),
+            (ShowState::Ended | ShowState::Cancelled, AllocationSync::Returning) => self.return_allocation(id).await,
+            (ShowState::Ended | ShowState::Cancelled, _) => Ok(Next::Done),
+        }
+    }
+}

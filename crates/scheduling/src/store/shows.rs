@@ -1,0 +1,365 @@
+//! Shows, their line-ups and their lifecycle.
+//!
+//! Every state change is one conditional UPDATE on the state it leaves
+//! (`… WHERE id = $1 AND state = SCHEDULED`), so of two replicas (or a
+//! replica and an operator) exactly one makes each transition. Bookings are
+//! serialized per channel and per host by bumping their `booking_version`
+//! (channel first, then host) before looking for overlaps in the same
+//! transaction.
+
+use caravan_platform::{
+    db::{exec, query},
+    time::Micros,
+};
+use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait, Value};
+
+use super::Store;
+use crate::{
+    domain::{AllocationSync, Money, Offer, Show, ShowFields, ShowState, Text},
+    error::Error,
+};
+
+const SHOW: &str = "caravan.scheduling.v1.Show";
+const COLUMNS: &str = "id, campaign_id, channel_id, host_id, title_zh_cn, title_en, title_ru, title_origin, \
+                       title_origin_language, start_time, end_time, state, pinned_product, live_time, close_time, \
+                       allocation, version, create_time, update_time";
+/// Shows that still hold a slot: scheduled or live.
+const BOOKED: &str = "state IN (1, 2)";
+
+/// How long a show's allocation may stay "being allocated" before the worker
+/// takes the saga over (the request that started it crashed or timed out).
+pub const ALLOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A state change of a show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// SCHEDULED → LIVE (by the clock only once the start time has come).
+    Start {
+        /// Only if the start time has come.
+        by_clock: bool,
+    },
+    /// LIVE → ENDED, allocation to be returned.
+    End {
+        /// Only if the end time has come.
+        by_clock: bool,
+    },
+    /// SCHEDULED → CANCELLED, allocation to be returned.
+    Cancel,
+}
+
+impl Store {
+    /// Books and stores a new show whose line-up is still to be allocated
+    /// (`AllocationSync::Allocating`). Refuses a slot outside the campaign's
+    /// window and overlaps on its channel or with its host.
+    pub async fn insert_show(
+        &self,
+        id: &str,
+        fields: &ShowFields,
+        traceparent: &str,
+        now: Micros,
+    ) -> Result<Show, Error> {
+        let context = "booking a show";
+        let txn = self.db.begin().await.map_err(Error::db(context))?;
+        let result = async {
+            book(&txn, None, fields).await?;
+            let due = now.plus(ALLOCATION_GRACE);
+            let inserted = exec(
+                &txn,
+                &format!(
+                    "INSERT INTO shows ({COLUMNS}, due_at, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                     $10, $11, $12, '', NULL, NULL, $13, 1, $14, $14, $15, $16) ON CONFLICT (id) DO NOTHING"
+                ),
+                vec![
+                    id.into(),
+                    fields.campaign_id.as_str().into(),
+                    fields.channel_id.as_str().into(),
+                    fields.host_id.as_str().into(),
+                    fields.title.zh_cn.as_str().into(),
+                    fields.title.en.as_str().into(),
+                    fields.title.ru.as_str().into(),
+                    fields.title.origin.as_str().into(),
+                    fields.title.origin_language.as_str().into(),
+                    fields.start_time.0.into(),
+                    fields.end_time.0.into(),
+                    (ShowState::Scheduled as i16).into(),
+                    (AllocationSync::Allocating as i16).into(),
+                    now.0.into(),
+                    due.0.into(),
+                    traceparent.into(),
+                ],
+            )
+            .await
+            .map_err(Error::db(context))?;
+            if inserted == 0 {
+                return Err(Error::AlreadyExists { kind: SHOW, name: format!("shows/{id}") });
+            }
+            for offer in &fields.offers {
+                exec(
+                    &txn,
+                    "INSERT INTO offers (show_id, product_id, currency, price_minor, allocated_quantity, \
+                     per_buyer_limit, display_order) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    vec![
+                        id.into(),
+                        offer.product_id.as_str().into(),
+                        offer.price.currency.as_str().into(),
+                        offer.price.minor_units.into(),
+                        offer.allocated_quantity.into(),
+                        offer.per_buyer_limit.into(),
+                        offer.display_order.into(),
+                    ],
+                )
+                .await
+                .map_err(Error::db(context))?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => txn.commit().await.map_err(Error::db(context))?,
+            Err(e) => {
+                txn.rollback().await.map_err(Error::db(context))?;
+                return Err(e);
+            }
+        }
+        self.show(id).await
+    }
+
+    /// The line-up is allocated: the show waits for its start.
+    pub async fn allocation_done(&self, id: &str, now: Micros) -> Result<bool, Error> {
+        let changed = exec(
+            &self.db,
+            "UPDATE shows SET allocation = $2, due_at = start_time, update_time = $4 WHERE id = $1 AND allocation = $3",
+            vec![
+                id.into(),
+                (AllocationSync::Synced as i16).into(),
+                (AllocationSync::Allocating as i16).into(),
+                now.0.into(),
+            ],
+        )
+        .await
+        .map_err(Error::db("finishing an allocation"))?;
+        Ok(changed == 1)
+    }
+
+    /// Forgets a show whose line-up could not be allocated (nothing was:
+    /// AllocateStock is all or nothing).
+    pub async fn forget_unallocated_show(&self, id: &str) -> Result<(), Error> {
+        let context = "forgetting a show";
+        let txn = self.db.begin().await.map_err(Error::db(context))?;
+        let deleted = exec(
+            &txn,
+            "DELETE FROM shows WHERE id = $1 AND allocation = $2 AND state = $3",
+            vec![id.into(), (AllocationSync::Allocating as i16).into(), (ShowState::Scheduled as i16).into()],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        if deleted == 1 {
+            exec(&txn, "DELETE FROM offers WHERE show_id = $1", vec![id.into()]).await.map_err(Error::db(context))?;
+        }
+        txn.commit().await.map_err(Error::db(context))
+    }
+
+    /// Makes a transition if the show is in the state it leaves; `false` if
+    /// it is not (another replica or an operator was first, or, by the
+    /// clock, its time has not come).
+    pub async fn transition(&self, id: &str, transition: Transition, now: Micros) -> Result<bool, Error> {
+        let (sql, values): (&str, Vec<Value>) = match transition {
+            Transition::Start { by_clock } => (
+                "UPDATE shows SET state = 2, live_time = $2, version = version + 1, update_time = $2, \
+                 due_at = end_time WHERE id = $1 AND state = 1 AND allocation = 0 AND ($3 = 0 OR start_time <= $2)",
+                vec![id.into(), now.0.into(), i32::from(by_clock).into()],
+            ),
+            Transition::End { by_clock } => (
+                "UPDATE shows SET state = 3, close_time = $2, allocation = 2, version = version + 1, \
+                 update_time = $2, due_at = $2 WHERE id = $1 AND state = 2 AND ($3 = 0 OR end_time <= $2)",
+                vec![id.into(), now.0.into(), i32::from(by_clock).into()],
+            ),
+            Transition::Cancel => (
+                "UPDATE shows SET state = 4, close_time = $2, allocation = 2, version = version + 1, \
+                 update_time = $2, due_at = $2 WHERE id = $1 AND state = 1",
+                vec![id.into(), now.0.into()],
+            ),
+        };
+        let changed = exec(&self.db, sql, values).await.map_err(Error::db("changing a show's state"))?;
+        Ok(changed == 1)
+    }
+
+    /// The show's allocation went back to inventory.
+    pub async fn allocation_returned(&self, id: &str) -> Result<bool, Error> {
+        let changed = exec(
+            &self.db,
+            "UPDATE shows SET allocation = $2, due_at = NULL WHERE id = $1 AND allocation = $3",
+            vec![id.into(), (AllocationSync::Returned as i16).into(), (AllocationSync::Returning as i16).into()],
+        )
+        .await
+        .map_err(Error::db("recording a returned allocation"))?;
+        Ok(changed == 1)
+    }
+
+    /// One show with its line-up.
+    pub async fn show(&self, id: &str) -> Result<Show, Error> {
+        let rows = query(&self.db, &format!("SELECT {COLUMNS} FROM shows WHERE id = $1"), vec![id.into()])
+            .await
+            .map_err(Error::db("reading a show"))?;
+        let row = rows.first().ok_or_else(|| Error::NotFound { kind: SHOW, name: format!("shows/{id}") })?;
+        let offers = offers_of(&self.db, id).await?;
+        show_from_row(row, offers)
+    }
+
+    /// Up to `limit` shows by start time after `(start, id)`, filtered.
+    pub async fn shows(
+        &self,
+        after: Option<(i64, &str)>,
+        campaign: Option<&str>,
+        channel: Option<&str>,
+        state: Option<ShowState>,
+        limit: u64,
+    ) -> Result<Vec<Show>, Error> {
+        let mut sql = format!("SELECT {COLUMNS} FROM shows WHERE 1 = 1");
+        let mut values: Vec<Value> = Vec::new();
+        let mut bind = |sql: &mut String, clause: &str, value: Value| {
+            values.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", values.len())));
+        };
+        if let Some((start, id)) = after {
+            bind(&mut sql, " AND (start_time > ?", start.into());
+            bind(&mut sql, " OR (start_time = ?", start.into());
+            bind(&mut sql, " AND id > ?))", id.into());
+        }
+        if let Some(campaign) = campaign {
+            bind(&mut sql, " AND campaign_id = ?", campaign.into());
+        }
+        if let Some(channel) = channel {
+            bind(&mut sql, " AND channel_id = ?", channel.into());
+        }
+        if let Some(state) = state {
+            bind(&mut sql, " AND state = ?", (state as i16).into());
+        }
+        bind(&mut sql, " ORDER BY start_time, id LIMIT ?", i64::try_from(limit).unwrap_or(i64::MAX).into());
+        let rows = query(&self.db, &sql, values).await.map_err(Error::db("listing shows"))?;
+        let mut shows = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get_by_index(0).map_err(Error::db("listing shows"))?;
+            shows.push(show_from_row(row, offers_of(&self.db, &id).await?)?);
+        }
+        Ok(shows)
+    }
+}
+
+/// Locks the channel and the host (in that order) and checks the slot: inside
+/// the campaign's window, no overlap on the channel or with the host (shows
+/// touching end to start do not overlap). `moving` is a show being moved.
+async fn book(c: &impl ConnectionTrait, moving: Option<&str>, fields: &ShowFields) -> Result<(), Error> {
+    let context = "booking a show";
+    let window = query(
+        c,
+        "SELECT window_start, window_end FROM campaigns WHERE id = $1",
+        vec![fields.campaign_id.as_str().into()],
+    )
+    .await
+    .map_err(Error::db(context))?;
+    let Some(window) = window.first() else {
+        return Err(Error::InvalidReference {
+            field: "show.campaign",
+            message: format!("campaigns/{} does not exist", fields.campaign_id),
+        });
+    };
+    let (from, to): (i64, i64) = (
+        window.try_get_by_index(0).map_err(Error::db(context))?,
+        window.try_get_by_index(1).map_err(Error::db(context))?,
+    );
+    if fields.start_time.0 < from || fields.end_time.0 > to {
+        return Err(Error::OutsideCampaign { campaign: fields.campaign_id.clone() });
+    }
+    for (table, id, field) in
+        [("channels", &fields.channel_id, "show.channel"), ("hosts", &fields.host_id, "show.host")]
+    {
+        let locked = exec(
+            c,
+            &format!("UPDATE {table} SET booking_version = booking_version + 1 WHERE id = $1"),
+            vec![id.as_str().into()],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        if locked == 0 {
+            return Err(Error::InvalidReference { field, message: format!("{table}/{id} does not exist") });
+        }
+    }
+    for (column, id, what) in [("channel_id", &fields.channel_id, "channel"), ("host_id", &fields.host_id, "host")] {
+        let rows = query(
+            c,
+            &format!(
+                "SELECT id FROM shows WHERE {column} = $1 AND {BOOKED} AND start_time < $2 AND $3 < end_time \
+                 AND id <> $4 ORDER BY start_time LIMIT 1"
+            ),
+            vec![id.as_str().into(), fields.end_time.0.into(), fields.start_time.0.into(), moving.unwrap_or("").into()],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        if let Some(row) = rows.first() {
+            let other: String = row.try_get_by_index(0).map_err(Error::db(context))?;
+            return Err(Error::Conflict { what, other });
+        }
+    }
+    Ok(())
+}
+
+async fn offers_of(c: &impl ConnectionTrait, show: &str) -> Result<Vec<Offer>, Error> {
+    let context = "reading a line-up";
+    let rows = query(
+        c,
+        "SELECT product_id, currency, price_minor, allocated_quantity, per_buyer_limit, display_order FROM offers \
+         WHERE show_id = $1 ORDER BY display_order, product_id",
+        vec![show.into()],
+    )
+    .await
+    .map_err(Error::db(context))?;
+    rows.iter()
+        .map(|r| {
+            Ok(Offer {
+                product_id: r.try_get_by_index(0)?,
+                price: Money { currency: r.try_get_by_index(1)?, minor_units: r.try_get_by_index(2)? },
+                allocated_quantity: r.try_get_by_index(3)?,
+                per_buyer_limit: r.try_get_by_index(4)?,
+                display_order: r.try_get_by_index(5)?,
+            })
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .map_err(Error::db(context))
+}
+
+fn show_from_row(row: &QueryResult, offers: Vec<Offer>) -> Result<Show, Error> {
+    let read = || -> Result<Show, sea_orm::DbErr> {
+        let state: i16 = row.try_get_by_index(11)?;
+        let allocation: i16 = row.try_get_by_index(15)?;
+        let pinned: String = row.try_get_by_index(12)?;
+        let corrupt = |what: &str, code: i16| sea_orm::DbErr::Custom(format!("show {what} {code}"));
+        Ok(Show {
+            id: row.try_get_by_index(0)?,
+            fields: ShowFields {
+                campaign_id: row.try_get_by_index(1)?,
+                channel_id: row.try_get_by_index(2)?,
+                host_id: row.try_get_by_index(3)?,
+                title: Text {
+                    zh_cn: row.try_get_by_index(4)?,
+                    en: row.try_get_by_index(5)?,
+                    ru: row.try_get_by_index(6)?,
+                    origin: row.try_get_by_index(7)?,
+                    origin_language: row.try_get_by_index(8)?,
+                },
+                start_time: Micros(row.try_get_by_index(9)?),
+                end_time: Micros(row.try_get_by_index(10)?),
+                offers,
+            },
+            state: ShowState::from_code(state).ok_or_else(|| corrupt("state", state))?,
+            pinned_product: (!pinned.is_empty()).then_some(pinned),
+            live_time: row.try_get_by_index::<Option<i64>>(13)?.map(Micros),
+            close_time: row.try_get_by_index::<Option<i64>>(14)?.map(Micros),
+            allocation: AllocationSync::from_code(allocation).ok_or_else(|| corrupt("allocation", allocation))?,
+            version: row.try_get_by_index(16)?,
+            create_time: Micros(row.try_get_by_index(17)?),
+            update_time: Micros(row.try_get_by_index(18)?),
+        })
+    };
+    read().map_err(|e| Error::Corrupt(e.to_string()))
+}

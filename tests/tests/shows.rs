@@ -1,0 +1,409 @@
+//! Shows across services: line-ups checked with catalog and allocated in
+//! inventory, bookings without conflicts, the lifecycle by the clock.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
+mod common;
+
+use std::time::Duration;
+
+use caravan::suite::Suite;
+use caravan_platform::{
+    config::ServiceKind,
+    testing::{Caller, KeyedChannel, eventually, violated_fields},
+    time::{ManualClock, Micros},
+};
+use caravan_proto::{
+    inventory::v1::{
+        CreateWarehouseRequest, GetAllocationRequest, GetStockRequest, ReceiveStockRequest, Warehouse,
+        allocation::State as AllocationState, inventory_service_client::InventoryServiceClient,
+    },
+    scheduling::v1::{
+        Campaign, CancelShowRequest, Channel, CreateCampaignRequest, CreateChannelRequest, CreateHostRequest,
+        CreateShowRequest, EndShowRequest, GetShowRequest, Host, ListShowsRequest, Offer, Show, StartShowRequest,
+        scheduling_service_client::SchedulingServiceClient, show::State,
+    },
+    timestamp_from_micros,
+    r#type::v1::{Date, LocalizedText, Money},
+};
+use common::{RunningSuite, start_suite_with_clock};
+use futures::future::join_all;
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+type Scheduling = SchedulingServiceClient<KeyedChannel>;
+type Inventory = InventoryServiceClient<KeyedChannel>;
+
+/// 2022-01-10T00:00+08:00, the festival's first midnight, in UTC micros.
+const FESTIVAL_START: i64 = 1_641_744_000_000_000;
+const HOUR: i64 = 3_600_000_000;
+
+/// An instant `hours` after the festival's first midnight.
+fn at(hours: f64) -> i64 {
+    FESTIVAL_START + (hours * HOUR as f64) as i64
+}
+
+struct Festival {
+    running: RunningSuite,
+    clock: ManualClock,
+    scheduling: Scheduling,
+    inventory: Inventory,
+}
+
+fn client_of(suite: &Suite, kind: ServiceKind) -> KeyedChannel {
+    KeyedChannel::new(suite.addr(kind), Some(Caller::Operator))
+}
+
+/// The suite with the Nianhuo festival, a Hema channel, two hosts, a dozen
+/// Uzbek products (active) with stock, and the clock on the festival's first morning.
+async fn festival() -> Festival {
+    let clock = ManualClock::new(Micros(at(9.0)));
+    let running = start_suite_with_clock(&clock).await;
+    let suite = &running.suite;
+    let dataset =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/caravan/data/products.jsonl")).unwrap();
+    let uzbek: Vec<&str> = dataset.lines().filter(|l| l.contains("\"id\":\"uz-")).take(12).collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), uzbek.join("\n")).unwrap();
+    caravan::catalog_import::import(
+        file.path(),
+        &suite.addr(ServiceKind::Catalog).to_string(),
+        Caller::Operator.key(),
+        50,
+        true,
+    )
+    .await
+    .unwrap();
+
+    let mut scheduling = SchedulingServiceClient::new(client_of(suite, ServiceKind::Scheduling));
+    let mut inventory = InventoryServiceClient::new(client_of(suite, ServiceKind::Inventory));
+    scheduling
+        .create_campaign(CreateCampaignRequest {
+            campaign: Some(Campaign {
+                title: Some(LocalizedText { en: "2022 National Nianhuo Festival".into(), ..Default::default() }),
+                organiser: "MOFCOM".into(),
+                start_date: Some(Date { year: 2022, month: 1, day: 10 }),
+                end_date: Some(Date { year: 2022, month: 2, day: 7 }),
+                time_zone: "Asia/Shanghai".into(),
+                ..Default::default()
+            }),
+            campaign_id: "nianhuo-2022".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    scheduling
+        .create_channel(CreateChannelRequest {
+            channel: Some(Channel {
+                platform: "hema".into(),
+                display_name: "盒马 上合好物".into(),
+                partner: "hema".into(),
+                ..Default::default()
+            }),
+            channel_id: "hema-sco".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    for (id, country) in [("olimkhonov", "countries/UZ"), ("khan", "countries/PK")] {
+        scheduling
+            .create_host(CreateHostRequest {
+                host: Some(Host { display_name: id.into(), country: country.into(), ..Default::default() }),
+                host_id: id.into(),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    inventory
+        .create_warehouse(CreateWarehouseRequest {
+            warehouse: Some(Warehouse { display_name: "Shanghai bonded".into(), priority: 1, ..Default::default() }),
+            warehouse_id: "sh-bonded".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    for product in uzbek_products().iter().take(3) {
+        inventory
+            .receive_stock(ReceiveStockRequest {
+                product: format!("products/{product}"),
+                warehouse: "warehouses/sh-bonded".into(),
+                quantity: 100,
+                request_id: format!("receipt-{product}"),
+                reference: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    Festival { running, clock, scheduling, inventory }
+}
+
+fn uzbek_products() -> Vec<String> {
+    let dataset =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/caravan/data/products.jsonl")).unwrap();
+    dataset
+        .lines()
+        .filter_map(|l| l.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()))
+        .filter(|id| id.starts_with("uz-"))
+        .take(12)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn show(host: &str, from: f64, to: f64, offers: &[(&str, i64)]) -> Show {
+    Show {
+        campaign: "campaigns/nianhuo-2022".into(),
+        channel: "channels/hema-sco".into(),
+        host: format!("hosts/{host}"),
+        title: Some(LocalizedText { en: "Uzbekistan on Hema".into(), ..Default::default() }),
+        start_time: Some(timestamp_from_micros(at(from))),
+        end_time: Some(timestamp_from_micros(at(to))),
+        offers: offers
+            .iter()
+            .enumerate()
+            .map(|(i, (product, quantity))| Offer {
+                product: format!("products/{product}"),
+                show_price: Some(Money { currency_code: "CNY".into(), minor_units: 2990 }),
+                allocated_quantity: *quantity,
+                per_buyer_limit: 2,
+                display_order: i32::try_from(i).unwrap(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn create(id: &str, show: Show) -> CreateShowRequest {
+    CreateShowRequest { show: Some(show), show_id: id.into(), request_id: String::new() }
+}
+
+async fn allocated(inventory: &mut Inventory, product: &str) -> i64 {
+    inventory
+        .get_stock(GetStockRequest { name: format!("stockLevels/{product}") })
+        .await
+        .unwrap()
+        .into_inner()
+        .allocated
+}
+
+async fn state_of(scheduling: &Scheduling, id: &str) -> i32 {
+    let mut client = scheduling.clone();
+    client.get_show(GetShowRequest { name: format!("shows/{id}") }).await.unwrap().into_inner().state
+}
+
+#[tokio::test]
+async fn a_show_allocates_its_line_up_goes_live_and_ends_by_the_clock() {
+    let Festival { running, clock, mut scheduling, mut inventory } = festival().await;
+    let products = uzbek_products();
+    let created = scheduling
+        .create_show(create("uz-on-hema", show("olimkhonov", 20.0, 21.0, &[(&products[0], 30), (&products[1], 20)])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.state, State::Scheduled as i32);
+    assert_eq!(created.offers.len(), 2);
+    assert_eq!(allocated(&mut inventory, &products[0]).await, 30);
+    assert_eq!(allocated(&mut inventory, &products[1]).await, 20);
+
+    // The clock reaches the start: the worker puts it live.
+    clock.set(Micros(at(20.0)));
+    let live = eventually(Duration::from_secs(10), || async {
+        state_of(&scheduling, "uz-on-hema").await == State::Live as i32
+    })
+    .await;
+    assert!(live, "the show went live at its start time");
+
+    // And the end: ENDED, and the unsold allocation goes back.
+    clock.set(Micros(at(21.0)));
+    let ended = eventually(Duration::from_secs(10), || async {
+        state_of(&scheduling, "uz-on-hema").await == State::Ended as i32
+    })
+    .await;
+    assert!(ended, "the show ended at its end time");
+    let mut probe = inventory.clone();
+    let returned = eventually(Duration::from_secs(10), || {
+        let mut probe = probe.clone();
+        async move {
+            probe
+                .get_allocation(GetAllocationRequest { name: "allocations/uz-on-hema".into() })
+                .await
+                .is_ok_and(|a| a.into_inner().state == AllocationState::Closed as i32)
+        }
+    })
+    .await;
+    assert!(returned, "the allocation was returned");
+    assert_eq!(allocated(&mut probe, &products[0]).await, 0);
+    let ended = scheduling.get_show(GetShowRequest { name: created.name }).await.unwrap().into_inner();
+    assert!(ended.live_time.is_some() && ended.close_time.is_some());
+    assert!(ended.version > created.version);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn bookings_never_overlap_on_a_channel_or_for_a_host() {
+    let Festival { running, mut scheduling, .. } = festival().await;
+    scheduling.create_show(create("first", show("olimkhonov", 20.0, 21.0, &[]))).await.unwrap();
+
+    let conflict = |status: &tonic::Status| {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        let info = status.get_error_details().error_info().cloned().unwrap();
+        (info.reason, info.metadata["conflicting_show"].clone())
+    };
+    // Same channel, overlapping.
+    let status = scheduling.create_show(create("overlap", show("khan", 20.5, 21.5, &[]))).await.unwrap_err();
+    assert_eq!(conflict(&status), ("SHOW_CONFLICT".into(), "shows/first".into()));
+    // Touching end to start is fine, on both sides.
+    scheduling.create_show(create("after", show("khan", 21.0, 22.0, &[]))).await.unwrap();
+    scheduling.create_show(create("before", show("khan", 19.0, 20.0, &[]))).await.unwrap();
+    // The host cannot be in two shows at once, even on another channel.
+    scheduling
+        .create_channel(CreateChannelRequest {
+            channel: Some(Channel {
+                platform: "douyin".into(),
+                display_name: "抖音".into(),
+                partner: "douyin".into(),
+                ..Default::default()
+            }),
+            channel_id: "douyin-sco".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let mut elsewhere = show("olimkhonov", 20.25, 20.75, &[]);
+    elsewhere.channel = "channels/douyin-sco".into();
+    let status = scheduling.create_show(create("elsewhere", elsewhere)).await.unwrap_err();
+    assert_eq!(conflict(&status).1, "shows/first");
+    // Inside the campaign's days only (the last day is inclusive, Shanghai time).
+    let last_evening = 28.0 * 24.0 + 20.0;
+    scheduling
+        .create_show(create("last-day", show("olimkhonov", last_evening, last_evening + 1.0, &[])))
+        .await
+        .unwrap();
+    let status = scheduling
+        .create_show(create("too-late", show("olimkhonov", 29.0 * 24.0 + 1.0, 29.0 * 24.0 + 2.0, &[])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "OUTSIDE_CAMPAIGN");
+
+    // A cancelled show frees its slot.
+    scheduling
+        .cancel_show(CancelShowRequest {
+            name: "shows/first".into(),
+            reason: "host ill".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    scheduling.create_show(create("replacement", show("khan", 20.0, 21.0, &[]))).await.unwrap();
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn of_conflicting_bookings_made_at_once_exactly_one_wins() {
+    let Festival { running, scheduling, .. } = festival().await;
+    let calls = (0..12).map(|i| {
+        let mut client = scheduling.clone();
+        let host = if i % 2 == 0 { "olimkhonov" } else { "khan" };
+        async move {
+            client.create_show(create(&format!("rival-{i}"), show(host, 20.0 + f64::from(i) * 0.05, 21.0, &[]))).await
+        }
+    });
+    let results = join_all(calls).await;
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.get_ref().name.clone()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for status in results.iter().filter_map(|r| r.as_ref().err()) {
+        let info = status.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.reason, "SHOW_CONFLICT", "{status:?}");
+        assert_eq!(&info.metadata["conflicting_show"], &winners[0]);
+    }
+    let listed = scheduling
+        .clone()
+        .list_shows(ListShowsRequest { channel: "channels/hema-sco".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .shows;
+    assert_eq!(listed.len(), 1);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_line_up_that_cannot_be_allocated_fails_whole_and_leaves_nothing() {
+    let Festival { running, mut scheduling, mut inventory, .. } = festival().await;
+    let products = uzbek_products();
+    // The second product has 100 units; 150 cannot be allocated.
+    let status = scheduling
+        .create_show(create("greedy", show("olimkhonov", 20.0, 21.0, &[(&products[0], 30), (&products[1], 150)])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let info = status.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["product"].as_str()),
+        ("INSUFFICIENT_STOCK", format!("products/{}", products[1]).as_str())
+    );
+    assert_eq!(
+        scheduling.get_show(GetShowRequest { name: "shows/greedy".into() }).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(allocated(&mut inventory, &products[0]).await, 0, "nothing stays allocated");
+    assert_eq!(allocated(&mut inventory, &products[1]).await, 0);
+
+    // A product the catalog does not have is named too.
+    let status = scheduling
+        .create_show(create("ghost", show("olimkhonov", 20.0, 21.0, &[(&products[0], 1), ("uz-no-such-thing", 1)])))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["show.offers[1].product"]);
+    // The slot is still free: the refused bookings held nothing.
+    scheduling.create_show(create("modest", show("olimkhonov", 20.0, 21.0, &[(&products[0], 30)]))).await.unwrap();
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn operators_start_end_and_cancel_by_hand_once() {
+    let Festival { running, mut scheduling, mut inventory, .. } = festival().await;
+    let products = uzbek_products();
+    scheduling.create_show(create("by-hand", show("olimkhonov", 20.0, 21.0, &[(&products[2], 10)]))).await.unwrap();
+    scheduling.create_show(create("called-off", show("khan", 22.0, 23.0, &[(&products[2], 5)]))).await.unwrap();
+    assert_eq!(allocated(&mut inventory, &products[2]).await, 15);
+
+    let start = || StartShowRequest { name: "shows/by-hand".into(), request_id: String::new() };
+    for _ in 0..2 {
+        assert_eq!(scheduling.start_show(start()).await.unwrap().into_inner().state, State::Live as i32);
+    }
+    let status = scheduling
+        .cancel_show(CancelShowRequest {
+            name: "shows/by-hand".into(),
+            reason: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "SHOW_STATE");
+    let ended =
+        scheduling.end_show(EndShowRequest { name: "shows/by-hand".into(), request_id: String::new() }).await.unwrap();
+    assert_eq!(ended.into_inner().state, State::Ended as i32);
+    let cancelled = scheduling
+        .cancel_show(CancelShowRequest {
+            name: "shows/called-off".into(),
+            reason: "flight cancelled".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.state, State::Cancelled as i32);
+    assert_eq!(allocated(&mut inventory, &products[2]).await, 0, "both allocations went back");
+    let status = scheduling
+        .start_show(StartShowRequest { name: "shows/called-off".into(), request_id: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
