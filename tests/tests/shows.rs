@@ -407,3 +407,73 @@ async fn operators_start_end_and_cancel_by_hand_once() {
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_host_pins_line_up_products_while_live_and_orders_read_live_offers() {
+    use caravan_proto::scheduling::v1::{GetLiveOffersRequest, PinProductRequest};
+
+    let Festival { running, mut scheduling, .. } = festival().await;
+    let products = uzbek_products();
+    scheduling
+        .create_show(create("uz-on-hema", show("olimkhonov", 20.0, 21.0, &[(&products[0], 10), (&products[1], 10)])))
+        .await
+        .unwrap();
+    let pin = |product: &str| PinProductRequest {
+        name: "shows/uz-on-hema".into(),
+        product: if product.is_empty() { String::new() } else { format!("products/{product}") },
+        request_id: String::new(),
+    };
+    let status = scheduling.pin_product(pin(&products[0])).await.unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "SHOW_STATE", "not live yet");
+
+    scheduling
+        .start_show(StartShowRequest { name: "shows/uz-on-hema".into(), request_id: String::new() })
+        .await
+        .unwrap();
+    let pinned = scheduling.pin_product(pin(&products[1])).await.unwrap().into_inner();
+    assert_eq!(pinned.pinned_product, format!("products/{}", products[1]));
+    let status = scheduling.pin_product(pin(&products[5])).await.unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "NOT_ON_LINE_UP");
+    let unpinned = scheduling.pin_product(pin("")).await.unwrap().into_inner();
+    assert!(unpinned.pinned_product.is_empty());
+    assert!(unpinned.version > pinned.version);
+
+    // The order path's read, as the orders service makes it.
+    let mut orders = SchedulingServiceClient::new(KeyedChannel::new(
+        running.suite.addr(ServiceKind::Scheduling),
+        Some(Caller::Service(ServiceKind::Orders)),
+    ));
+    let live = orders
+        .get_live_offers(GetLiveOffersRequest {
+            show: "shows/uz-on-hema".into(),
+            products: vec![format!("products/{}", products[0]), format!("products/{}", products[7])],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(live.state, State::Live as i32);
+    assert_eq!(live.offers.len(), 1);
+    assert_eq!(live.offers[0].show_price.as_ref().unwrap().minor_units, 2990);
+    assert_eq!(live.not_offered, [format!("products/{}", products[7])]);
+
+    // Within a second of the end, the read says so.
+    scheduling.end_show(EndShowRequest { name: "shows/uz-on-hema".into(), request_id: String::new() }).await.unwrap();
+    let ended = eventually(Duration::from_secs(3), || {
+        let mut orders = orders.clone();
+        async move {
+            orders
+                .get_live_offers(GetLiveOffersRequest { show: "shows/uz-on-hema".into(), products: vec![] })
+                .await
+                .unwrap()
+                .into_inner()
+                .state
+                == State::Ended as i32
+        }
+    })
+    .await;
+    assert!(ended);
+    let status = scheduling.pin_product(pin(&products[0])).await.unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "SHOW_STATE");
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}

@@ -85,6 +85,7 @@ const CREATE_SHOW: &str = "caravan.scheduling.v1.SchedulingService/CreateShow";
 const START_SHOW: &str = "caravan.scheduling.v1.SchedulingService/StartShow";
 const END_SHOW: &str = "caravan.scheduling.v1.SchedulingService/EndShow";
 const CANCEL_SHOW: &str = "caravan.scheduling.v1.SchedulingService/CancelShow";
+const PIN_PRODUCT: &str = "caravan.scheduling.v1.SchedulingService/PinProduct";
 
 /// Shows arrive with the rest of the scheduling issue; until then their RPCs
 /// answer UNIMPLEMENTED rather than pretend.
@@ -336,15 +337,18 @@ impl SchedulingService for SchedulingApi {
         Ok(Response::new(show))
     }
 
-    async fn pin_product(&self, _: Request<pb::PinProductRequest>) -> Result<Response<pb::Show>, Status> {
-        Err(not_yet("PinProduct"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn pin_product(&self, request: Request<pb::PinProductRequest>) -> Result<Response<pb::Show>, Status> {
+        let pin = Box::pin(self.pin(request.get_ref().clone()));
+        self.idempotency.run_for(&request, PIN_PRODUCT, &request.get_ref().request_id, || pin).await.map(Response::new)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(show = %request.get_ref().show))]
     async fn get_live_offers(
         &self,
-        _: Request<pb::GetLiveOffersRequest>,
+        request: Request<pb::GetLiveOffersRequest>,
     ) -> Result<Response<pb::GetLiveOffersResponse>, Status> {
-        Err(not_yet("GetLiveOffers"))
+        self.live_offers(request.into_inner()).await.map(Response::new)
     }
 
     async fn watch_show(&self, _: Request<pb::WatchShowRequest>) -> Result<Response<Self::WatchShowStream>, Status> {

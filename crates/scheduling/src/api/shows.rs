@@ -327,4 +327,80 @@ impl SchedulingApi {
             Err(e) => tracing::warn!(show = id, error = %e, "returning the allocation failed; the worker will retry"),
         }
     }
+
+    /// PinProduct: the product being presented, only while LIVE and only from
+    /// the line-up; an empty product unpins.
+    pub(super) async fn pin(&self, request: pb::PinProductRequest) -> Result<pb::Show, Status> {
+        let pb::PinProductRequest { name, product, request_id: _ } = request;
+        let mut violations = FieldViolations::new();
+        let id = resource::parse_name(&name, "shows").map(str::to_owned).map_err(|e| violations.add("name", e)).ok();
+        let product = if product.is_empty() {
+            None
+        } else {
+            resource::parse_name(&product, "products").map(str::to_owned).map_err(|e| violations.add("product", e)).ok()
+        };
+        violations.into_result()?;
+        let id = id.ok_or_else(|| invalid_argument("name", "is invalid"))?;
+        if self.store.pin(&id, product.as_deref(), self.clock.now()).await? {
+            return Ok(show_to_pb(self.store.show(&id).await?));
+        }
+        let show = self.store.show(&id).await?;
+        if show.state != ShowState::Live {
+            return Err(Error::ShowState {
+                show: id,
+                state: state_name(show.state),
+                action: "only a LIVE show can pin a product",
+                reason: "SHOW_STATE",
+            }
+            .into());
+        }
+        let product = product.unwrap_or_default();
+        Err(caravan_platform::error::failed_precondition(
+            "NOT_ON_LINE_UP",
+            &format!("products/{product}"),
+            format!("products/{product} is not on the line-up of shows/{id}"),
+            std::collections::HashMap::from([("product".to_owned(), format!("products/{product}"))]),
+        ))
+    }
+
+    /// GetLiveOffers: the show's state and the asked offers, from memory (at
+    /// most `store::LIVE_OFFERS_TTL` old).
+    pub(super) async fn live_offers(
+        &self,
+        request: pb::GetLiveOffersRequest,
+    ) -> Result<pb::GetLiveOffersResponse, Status> {
+        let pb::GetLiveOffersRequest { show, products } = request;
+        let mut violations = FieldViolations::new();
+        let id = resource::parse_name(&show, "shows").map(str::to_owned).map_err(|e| violations.add("show", e)).ok();
+        violations.check(products.len() <= domain::MAX_OFFERS, "products", format!("at most {}", domain::MAX_OFFERS));
+        let asked: Vec<String> = products
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                resource::parse_name(p, "products")
+                    .map(str::to_owned)
+                    .map_err(|e| violations.add(format!("products[{i}]"), e))
+                    .ok()
+            })
+            .collect();
+        violations.into_result()?;
+        let id = id.ok_or_else(|| invalid_argument("show", "is invalid"))?;
+        let cached = self.store.show_cached(&id).await?;
+        let pb::Show { name, state, offers, version, .. } = show_to_pb(Show::clone(&cached));
+        let (offers, not_offered) = if asked.is_empty() {
+            (offers, Vec::new())
+        } else {
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for product in &asked {
+                let name = format!("products/{product}");
+                match offers.iter().find(|o| o.product == name) {
+                    Some(offer) => found.push(offer.clone()),
+                    None => missing.push(name),
+                }
+            }
+            (found, missing)
+        };
+        Ok(pb::GetLiveOffersResponse { show: name, state, offers, not_offered, version })
+    }
 }

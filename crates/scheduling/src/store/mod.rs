@@ -5,7 +5,7 @@ mod campaigns;
 mod entity;
 mod shows;
 
-pub use shows::{ALLOCATION_GRACE, Transition};
+pub use shows::{ALLOCATION_GRACE, LIVE_OFFERS_TTL, Transition};
 
 use caravan_platform::time::Micros;
 use sea_orm::{
@@ -24,12 +24,15 @@ const HOST: &str = "caravan.scheduling.v1.Host";
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Shows read by GetLiveOffers, for at most [`LIVE_OFFERS_TTL`].
+    shows: moka::sync::Cache<String, std::sync::Arc<crate::domain::Show>>,
 }
 
 impl Store {
     /// A store on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Store { db }
+        let shows = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(LIVE_OFFERS_TTL).build();
+        Store { db, shows }
     }
 
     /// Inserts a new host; a taken id is `AlreadyExists`.

@@ -26,6 +26,9 @@ const COLUMNS: &str = "id, campaign_id, channel_id, host_id, title_zh_cn, title_
 /// Shows that still hold a slot: scheduled or live.
 const BOOKED: &str = "state IN (1, 2)";
 
+/// How stale GetLiveOffers may be.
+pub const LIVE_OFFERS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a show's allocation may stay "being allocated" before the worker
 /// takes the saga over (the request that started it crashed or timed out).
 pub const ALLOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -182,6 +185,33 @@ impl Store {
         };
         let changed = exec(&self.db, sql, values).await.map_err(Error::db("changing a show's state"))?;
         Ok(changed == 1)
+    }
+
+    /// Pins `product` (on the line-up) of a LIVE show, or unpins with `None`;
+    /// `false` if the show is not LIVE or the product not on its line-up.
+    pub async fn pin(&self, id: &str, product: Option<&str>, now: Micros) -> Result<bool, Error> {
+        let changed = exec(
+            &self.db,
+            "UPDATE shows SET pinned_product = $2, version = version + 1, update_time = $3 \
+             WHERE id = $1 AND state = 2 AND ($2 = '' OR EXISTS \
+             (SELECT 1 FROM offers WHERE offers.show_id = $1 AND offers.product_id = $2))",
+            vec![id.into(), product.unwrap_or("").into(), now.0.into()],
+        )
+        .await
+        .map_err(Error::db("pinning a product"))?;
+        Ok(changed == 1)
+    }
+
+    /// A show as of at most [`LIVE_OFFERS_TTL`] ago: the order path's read,
+    /// one per order of a flash sale, so it is served from memory. Staleness
+    /// is safe: inventory refuses reservations against a closed allocation.
+    pub async fn show_cached(&self, id: &str) -> Result<std::sync::Arc<Show>, Error> {
+        if let Some(show) = self.shows.get(id) {
+            return Ok(show);
+        }
+        let show = std::sync::Arc::new(self.show(id).await?);
+        self.shows.insert(id.to_owned(), show.clone());
+        Ok(show)
     }
 
     /// The show's allocation went back to inventory.
