@@ -477,3 +477,76 @@ async fn the_host_pins_line_up_products_while_live_and_orders_read_live_offers()
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }
+
+async fn next(
+    stream: &mut tonic::Streaming<caravan_proto::scheduling::v1::WatchShowResponse>,
+) -> caravan_proto::scheduling::v1::WatchShowResponse {
+    let message = tokio::time::timeout(Duration::from_secs(10), stream.message());
+    message.await.expect("a message within 10 s").unwrap().expect("the stream is open")
+}
+
+#[tokio::test]
+async fn a_show_watch_replays_every_version_after_its_cursor() {
+    use caravan_proto::scheduling::v1::{PinProductRequest, WatchShowRequest, watch_show_response::Kind};
+
+    let Festival { running, mut scheduling, .. } = festival().await;
+    let products = uzbek_products();
+    scheduling
+        .create_show(create("uz-on-hema", show("olimkhonov", 20.0, 21.0, &[(&products[0], 10), (&products[1], 10)])))
+        .await
+        .unwrap();
+    let watch = |after_version| WatchShowRequest { name: "shows/uz-on-hema".into(), after_version };
+    let mut stream = scheduling.watch_show(watch(0)).await.unwrap().into_inner();
+    let snapshot = next(&mut stream).await;
+    assert_eq!(snapshot.kind, Kind::Snapshot as i32);
+    let first = snapshot.show.unwrap();
+    assert_eq!(first.state, State::Scheduled as i32);
+
+    scheduling
+        .start_show(StartShowRequest { name: "shows/uz-on-hema".into(), request_id: String::new() })
+        .await
+        .unwrap();
+    for product in [&products[0], &products[1]] {
+        scheduling
+            .pin_product(PinProductRequest {
+                name: "shows/uz-on-hema".into(),
+                product: format!("products/{product}"),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let change = next(&mut stream).await;
+        assert_eq!(change.kind, Kind::Change as i32);
+        let show = change.show.unwrap();
+        seen.push((show.version, show.state, show.pinned_product));
+    }
+    let expected = vec![
+        (first.version + 1, State::Live as i32, String::new()),
+        (first.version + 2, State::Live as i32, format!("products/{}", products[0])),
+        (first.version + 3, State::Live as i32, format!("products/{}", products[1])),
+    ];
+    assert_eq!(seen, expected, "every version, in order, nothing coalesced");
+    drop(stream);
+
+    // A reconnect from the snapshot's version replays the same three changes.
+    let mut stream = scheduling.watch_show(watch(first.version)).await.unwrap().into_inner();
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let show = next(&mut stream).await.show.unwrap();
+        replayed.push((show.version, show.state, show.pinned_product));
+    }
+    assert_eq!(replayed, expected);
+
+    let status = scheduling.watch_show(watch(first.version + 10)).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["after_version"]);
+    let status = scheduling
+        .watch_show(WatchShowRequest { name: "shows/no-such-show".into(), after_version: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}

@@ -14,7 +14,8 @@ use std::{
 use chrono::{DateTime, Utc};
 
 /// An instant in UTC, microsecond precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Micros(pub i64);
 
 impl Micros {

@@ -9,6 +9,7 @@ use caravan_platform::{
     idempotency::Idempotency,
     paging,
     resource::{self, ID_RULE},
+    stream::{Delivery, Hub},
     time::SharedClock,
 };
 use caravan_proto::{
@@ -23,6 +24,7 @@ use crate::{
     error::Error,
     store::{Store, Transition},
     upstream::Upstream,
+    watch::ShowFeed,
 };
 
 /// Default and largest page of list methods.
@@ -35,13 +37,20 @@ pub struct SchedulingApi {
     upstream: Upstream,
     idempotency: Idempotency,
     clock: SharedClock,
+    hub: Hub<ShowFeed>,
 }
 
 impl SchedulingApi {
     /// Handlers over `store`, calling `upstream`, with request ids kept by
-    /// `idempotency`, reading the time from `clock`.
-    pub fn new(store: Store, upstream: Upstream, idempotency: Idempotency, clock: SharedClock) -> Self {
-        SchedulingApi { store, upstream, idempotency, clock }
+    /// `idempotency`, reading the time from `clock`, streaming shows through `hub`.
+    pub fn new(
+        store: Store,
+        upstream: Upstream,
+        idempotency: Idempotency,
+        clock: SharedClock,
+        hub: Hub<ShowFeed>,
+    ) -> Self {
+        SchedulingApi { store, upstream, idempotency, clock, hub }
     }
 
     /// CreateHost itself, run at most once per request id.
@@ -87,8 +96,8 @@ const END_SHOW: &str = "caravan.scheduling.v1.SchedulingService/EndShow";
 const CANCEL_SHOW: &str = "caravan.scheduling.v1.SchedulingService/CancelShow";
 const PIN_PRODUCT: &str = "caravan.scheduling.v1.SchedulingService/PinProduct";
 
-/// Shows arrive with the rest of the scheduling issue; until then their RPCs
-/// answer UNIMPLEMENTED rather than pretend.
+/// Line-up edits (UpdateShow) arrive with the rest of the scheduling issue;
+/// until then the RPC answers UNIMPLEMENTED rather than pretend.
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
 }
@@ -290,10 +299,10 @@ impl SchedulingService for SchedulingApi {
         let caller = caravan_platform::auth::principal(&request)?.id.clone();
         let traceparent = caravan_platform::rpc::current_traceparent();
         let create = Box::pin(self.create_show_once(request.get_ref().clone(), &caller, &traceparent));
-        self.idempotency
-            .run_for(&request, CREATE_SHOW, &request.get_ref().request_id, || create)
-            .await
-            .map(Response::new)
+        self.idempotency.run_for(&request, CREATE_SHOW, &request.get_ref().request_id, || create).await.map(|show| {
+            self.hub.wake();
+            Response::new(show)
+        })
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
@@ -318,13 +327,17 @@ impl SchedulingService for SchedulingApi {
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn start_show(&self, request: Request<pb::StartShowRequest>) -> Result<Response<pb::Show>, Status> {
         let start = Box::pin(self.change_state(&request.get_ref().name, Transition::Start { by_clock: false }));
-        self.idempotency.run_for(&request, START_SHOW, &request.get_ref().request_id, || start).await.map(Response::new)
+        let show = self.idempotency.run_for(&request, START_SHOW, &request.get_ref().request_id, || start).await?;
+        self.hub.wake();
+        Ok(Response::new(show))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn end_show(&self, request: Request<pb::EndShowRequest>) -> Result<Response<pb::Show>, Status> {
         let end = Box::pin(self.change_state(&request.get_ref().name, Transition::End { by_clock: false }));
-        self.idempotency.run_for(&request, END_SHOW, &request.get_ref().request_id, || end).await.map(Response::new)
+        let show = self.idempotency.run_for(&request, END_SHOW, &request.get_ref().request_id, || end).await?;
+        self.hub.wake();
+        Ok(Response::new(show))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
@@ -333,6 +346,7 @@ impl SchedulingService for SchedulingApi {
         crate::domain::check_text(reason, false).map_err(|e| invalid_argument("reason", e))?;
         let cancel = Box::pin(self.change_state(name, Transition::Cancel));
         let show = self.idempotency.run_for(&request, CANCEL_SHOW, request_id, || cancel).await?;
+        self.hub.wake();
         tracing::info!(show = %show.name, reason = %reason, "show cancelled");
         Ok(Response::new(show))
     }
@@ -340,7 +354,9 @@ impl SchedulingService for SchedulingApi {
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn pin_product(&self, request: Request<pb::PinProductRequest>) -> Result<Response<pb::Show>, Status> {
         let pin = Box::pin(self.pin(request.get_ref().clone()));
-        self.idempotency.run_for(&request, PIN_PRODUCT, &request.get_ref().request_id, || pin).await.map(Response::new)
+        let show = self.idempotency.run_for(&request, PIN_PRODUCT, &request.get_ref().request_id, || pin).await?;
+        self.hub.wake();
+        Ok(Response::new(show))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(show = %request.get_ref().show))]
@@ -351,8 +367,37 @@ impl SchedulingService for SchedulingApi {
         self.live_offers(request.into_inner()).await.map(Response::new)
     }
 
-    async fn watch_show(&self, _: Request<pb::WatchShowRequest>) -> Result<Response<Self::WatchShowStream>, Status> {
-        Err(not_yet("WatchShow"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn watch_show(
+        &self,
+        request: Request<pb::WatchShowRequest>,
+    ) -> Result<Response<Self::WatchShowStream>, Status> {
+        use futures::StreamExt as _;
+        let pb::WatchShowRequest { name, after_version } = request.into_inner();
+        let id = resource::parse_name(&name, "shows").map_err(|e| invalid_argument("name", e))?.to_owned();
+        if after_version < 0 {
+            return Err(invalid_argument("after_version", "must not be negative"));
+        }
+        let current = self.store.show(&id).await?;
+        if after_version > current.version {
+            return Err(invalid_argument("after_version", format!("the show is at version {}", current.version)));
+        }
+        let cursors = if after_version > 0 {
+            std::collections::HashMap::from([(id.clone(), after_version)])
+        } else {
+            std::collections::HashMap::new()
+        };
+        let subscription = self.hub.subscribe(vec![id], cursors)?;
+        let stream = subscription.map(|item| {
+            item.map(|(delivery, show)| {
+                let kind = match delivery {
+                    Delivery::Snapshot => pb::watch_show_response::Kind::Snapshot,
+                    Delivery::Change => pb::watch_show_response::Kind::Change,
+                };
+                pb::WatchShowResponse { kind: kind as i32, show: Some(shows::show_to_pb(show)) }
+            })
+        });
+        Ok(Response::new(stream.boxed()))
     }
 }
 

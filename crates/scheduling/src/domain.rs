@@ -81,7 +81,7 @@ impl Host {
 }
 
 /// Text in the festival's languages; at least Chinese or English is given.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Text {
     /// Simplified Chinese.
     pub zh_cn: String,
@@ -234,7 +234,7 @@ pub fn etag(version: i64) -> String {
 }
 
 /// Lifecycle of a show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(i16)]
 pub enum ShowState {
     /// Planned; its stock is allocated.
@@ -256,7 +256,7 @@ impl ShowState {
 }
 
 /// Where a show's allocation in inventory stands (the saga's state).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(i16)]
 pub enum AllocationSync {
     /// Inventory holds what the line-up says.
@@ -278,7 +278,7 @@ impl AllocationSync {
 }
 
 /// An amount of money: ISO 4217 code and integer minor units.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Money {
     /// E.g. "CNY".
     pub currency: String,
@@ -287,7 +287,7 @@ pub struct Money {
 }
 
 /// A product on a show's line-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Offer {
     /// The product id.
     pub product_id: String,
@@ -339,7 +339,7 @@ pub fn check_offers(offers: &[Offer]) -> Vec<(String, String)> {
 }
 
 /// A show's fields as given by an operator, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShowFields {
     /// The campaign id.
     pub campaign_id: String,
@@ -358,7 +358,7 @@ pub struct ShowFields {
 }
 
 /// A stored show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Show {
     /// The id in `shows/{id}`.
     pub id: String,

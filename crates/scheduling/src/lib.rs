@@ -12,10 +12,12 @@ pub mod error;
 pub mod migration;
 pub mod store;
 pub mod upstream;
+pub mod watch;
 
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
+    stream::{Hub, HubConfig},
     worker::{Worker, WorkerConfig},
 };
 use caravan_proto::scheduling::v1::scheduling_service_server::{SERVICE_NAME, SchedulingServiceServer};
@@ -43,7 +45,8 @@ impl app::Service for Scheduling {
             host.telemetry().clone(),
         );
         tokio::spawn(clock.run(host.background()));
-        let api = api::SchedulingApi::new(store, upstream, host.start_idempotency(), host.clock());
+        let hub = Hub::start(watch::ShowFeed::new(store.clone()), HubConfig::default(), host.background());
+        let api = api::SchedulingApi::new(store, upstream, host.start_idempotency(), host.clock(), hub);
         let server = SchedulingServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20261129_000001_create_hosts;
 mod m20261129_000002_create_campaigns_and_channels;
 mod m20261129_000003_create_shows;
+mod m20261129_000004_create_show_history;
 
 /// Every scheduling migration, in order.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             caravan_platform::idempotency::migration(),
             Box::new(m20261129_000002_create_campaigns_and_channels::Migration),
             Box::new(m20261129_000003_create_shows::Migration),
+            Box::new(m20261129_000004_create_show_history::Migration),
         ]
     }
 

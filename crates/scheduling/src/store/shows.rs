@@ -114,7 +114,7 @@ impl Store {
                 .await
                 .map_err(Error::db(context))?;
             }
-            Ok(())
+            record_history(&txn, id, now).await
         }
         .await;
         match result {
@@ -158,6 +158,9 @@ impl Store {
         .map_err(Error::db(context))?;
         if deleted == 1 {
             exec(&txn, "DELETE FROM offers WHERE show_id = $1", vec![id.into()]).await.map_err(Error::db(context))?;
+            exec(&txn, "DELETE FROM show_history WHERE show_id = $1", vec![id.into()])
+                .await
+                .map_err(Error::db(context))?;
         }
         txn.commit().await.map_err(Error::db(context))
     }
@@ -183,23 +186,59 @@ impl Store {
                 vec![id.into(), now.0.into()],
             ),
         };
-        let changed = exec(&self.db, sql, values).await.map_err(Error::db("changing a show's state"))?;
-        Ok(changed == 1)
+        self.versioned(id, sql, values, now, "changing a show's state").await
+    }
+
+    /// Runs a statement that bumps the show's version and, if it changed the
+    /// show, records the new version in the same transaction.
+    async fn versioned(
+        &self,
+        id: &str,
+        sql: &str,
+        values: Vec<Value>,
+        now: Micros,
+        context: &'static str,
+    ) -> Result<bool, Error> {
+        let txn = self.db.begin().await.map_err(Error::db(context))?;
+        let changed = exec(&txn, sql, values).await.map_err(Error::db(context))? == 1;
+        if changed && let Err(e) = record_history(&txn, id, now).await {
+            txn.rollback().await.map_err(Error::db(context))?;
+            return Err(e);
+        }
+        txn.commit().await.map_err(Error::db(context))?;
+        Ok(changed)
+    }
+
+    /// The versions of a show after `after`, oldest first, at most `limit`.
+    pub async fn history(&self, id: &str, after: i64, limit: u64) -> Result<Vec<Show>, Error> {
+        let rows = query(
+            &self.db,
+            "SELECT snapshot FROM show_history WHERE show_id = $1 AND version > $2 ORDER BY version LIMIT $3",
+            vec![id.into(), after.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
+        )
+        .await
+        .map_err(Error::db("reading a show's history"))?;
+        rows.iter()
+            .map(|row| {
+                let snapshot: String = row.try_get_by_index(0).map_err(Error::db("reading a show's history"))?;
+                serde_json::from_str(&snapshot).map_err(|e| Error::Corrupt(format!("show history of {id}: {e}")))
+            })
+            .collect()
     }
 
     /// Pins `product` (on the line-up) of a LIVE show, or unpins with `None`;
     /// `false` if the show is not LIVE or the product not on its line-up.
     pub async fn pin(&self, id: &str, product: Option<&str>, now: Micros) -> Result<bool, Error> {
-        let changed = exec(
-            &self.db,
+        self.versioned(
+            id,
             "UPDATE shows SET pinned_product = $2, version = version + 1, update_time = $3 \
              WHERE id = $1 AND state = 2 AND ($2 = '' OR EXISTS \
              (SELECT 1 FROM offers WHERE offers.show_id = $1 AND offers.product_id = $2))",
             vec![id.into(), product.unwrap_or("").into(), now.0.into()],
+            now,
+            "pinning a product",
         )
         .await
-        .map_err(Error::db("pinning a product"))?;
-        Ok(changed == 1)
     }
 
     /// A show as of at most [`LIVE_OFFERS_TTL`] ago: the order path's read,
@@ -228,12 +267,7 @@ impl Store {
 
     /// One show with its line-up.
     pub async fn show(&self, id: &str) -> Result<Show, Error> {
-        let rows = query(&self.db, &format!("SELECT {COLUMNS} FROM shows WHERE id = $1"), vec![id.into()])
-            .await
-            .map_err(Error::db("reading a show"))?;
-        let row = rows.first().ok_or_else(|| Error::NotFound { kind: SHOW, name: format!("shows/{id}") })?;
-        let offers = offers_of(&self.db, id).await?;
-        show_from_row(row, offers)
+        show_in(&self.db, id).await
     }
 
     /// Up to `limit` shows by start time after `(start, id)`, filtered.
@@ -274,6 +308,31 @@ impl Store {
         }
         Ok(shows)
     }
+}
+
+async fn show_in(c: &impl ConnectionTrait, id: &str) -> Result<Show, Error> {
+    let rows = query(c, &format!("SELECT {COLUMNS} FROM shows WHERE id = $1"), vec![id.into()])
+        .await
+        .map_err(Error::db("reading a show"))?;
+    let row = rows.first().ok_or_else(|| Error::NotFound { kind: SHOW, name: format!("shows/{id}") })?;
+    let offers = offers_of(c, id).await?;
+    show_from_row(row, offers)
+}
+
+/// Appends the show's current version to its history (same transaction as
+/// the change, so versions are recorded gaplessly and in commit order).
+async fn record_history(c: &impl ConnectionTrait, id: &str, now: Micros) -> Result<(), Error> {
+    let show = show_in(c, id).await?;
+    let snapshot = serde_json::to_string(&show).map_err(|e| Error::Corrupt(format!("encoding show {id}: {e}")))?;
+    exec(
+        c,
+        "INSERT INTO show_history (show_id, version, snapshot, create_time) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (show_id, version) DO NOTHING",
+        vec![id.into(), show.version.into(), snapshot.into(), now.0.into()],
+    )
+    .await
+    .map_err(Error::db("recording a show's version"))?;
+    Ok(())
 }
 
 /// Locks the channel and the host (in that order) and checks the slot: inside
