@@ -550,3 +550,103 @@ async fn a_show_watch_replays_every_version_after_its_cursor() {
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }
+
+/// Another scheduling replica on the suite's database and clock; its
+/// inventory is `inventory` (a closed port plays one that cannot be reached).
+async fn scheduling_replica(
+    running: &RunningSuite,
+    clock: &ManualClock,
+    inventory: std::net::SocketAddr,
+) -> caravan_platform::testing::TestServer {
+    let database = running.database(ServiceKind::Scheduling);
+    let upstreams =
+        [(ServiceKind::Catalog, running.suite.addr(ServiceKind::Catalog)), (ServiceKind::Inventory, inventory)];
+    let mut config = caravan_platform::testing::service_config(ServiceKind::Scheduling, database.config(), &upstreams);
+    config.clock = std::sync::Arc::new(clock.clone());
+    caravan_platform::testing::TestServer::start_with::<caravan_scheduling::Scheduling>(config, database).await.unwrap()
+}
+
+#[tokio::test]
+async fn two_replicas_make_each_transition_and_each_return_once() {
+    use caravan_proto::inventory::v1::{ListMovementsRequest, movement::Kind};
+
+    let Festival { running, clock, mut scheduling, mut inventory } = festival().await;
+    let _second = scheduling_replica(&running, &clock, running.suite.addr(ServiceKind::Inventory)).await;
+    let products = uzbek_products();
+    for i in 0..6 {
+        let from = 10.0 + f64::from(i);
+        scheduling
+            .create_show(create(&format!("show-{i}"), show("olimkhonov", from, from + 1.0, &[(&products[0], 5)])))
+            .await
+            .unwrap();
+    }
+    assert_eq!(allocated(&mut inventory, &products[0]).await, 30);
+
+    // Past every start and end at once: both replicas' clocks race for them.
+    clock.set(Micros(at(17.0)));
+    let done = eventually(Duration::from_secs(20), || {
+        let mut inventory = inventory.clone();
+        let product = products[0].clone();
+        async move { allocated(&mut inventory, &product).await == 0 }
+    })
+    .await;
+    assert!(done, "every allocation came back");
+    for i in 0..6 {
+        let show = scheduling.get_show(GetShowRequest { name: format!("shows/show-{i}") }).await.unwrap().into_inner();
+        assert_eq!(show.state, State::Ended as i32);
+        assert_eq!(show.version, 3, "created, started once, ended once");
+    }
+    let movements = inventory
+        .list_movements(ListMovementsRequest {
+            product: format!("products/{}", products[0]),
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .movements;
+    assert_eq!(movements.iter().filter(|m| m.kind == Kind::Return as i32).count(), 6, "each show returned once");
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_booking_whose_allocation_was_cut_short_is_re_driven_and_resumed() {
+    let Festival { running, clock, mut scheduling, mut inventory } = festival().await;
+    let products = uzbek_products();
+    // A replica that cannot reach inventory books the show but cannot allocate.
+    let closed_port = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    let cut_off = scheduling_replica(&running, &clock, closed_port).await;
+    let mut cut_off = SchedulingServiceClient::new(cut_off.channel());
+    let request = CreateShowRequest {
+        show: Some(show("olimkhonov", 20.0, 21.0, &[(&products[0], 25)])),
+        show_id: String::new(),
+        request_id: "book-uz-show".into(),
+    };
+    let status = cut_off.create_show(request.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(allocated(&mut inventory, &products[0]).await, 0);
+
+    // After the grace, a healthy replica's clock finishes the allocation (the
+    // cut-off replica's attempts fail and come due again as time passes).
+    clock.advance(Duration::from_secs(31));
+    let finished = eventually(Duration::from_secs(20), || {
+        let mut inventory = inventory.clone();
+        let product = products[0].clone();
+        clock.advance(Duration::from_secs(6));
+        async move { allocated(&mut inventory, &product).await == 25 }
+    })
+    .await;
+    assert!(finished, "the re-drive allocated the line-up");
+
+    // The operator's retry with the same request id gets the same show.
+    let resumed = scheduling.create_show(request).await.unwrap().into_inner();
+    assert_eq!(resumed.state, State::Scheduled as i32);
+    let listed = scheduling.list_shows(ListShowsRequest::default()).await.unwrap().into_inner().shows;
+    assert_eq!(listed.len(), 1, "one show, not two");
+    assert_eq!(listed[0].name, resumed.name);
+    assert_eq!(allocated(&mut inventory, &products[0]).await, 25);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}

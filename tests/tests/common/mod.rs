@@ -1,7 +1,7 @@
 //! Shared by the cross-service tests: all four services, each with its own
 //! fresh database.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use caravan::suite::Suite;
 use caravan_platform::{
@@ -16,7 +16,15 @@ pub struct RunningSuite {
     pub suite: Suite,
     /// Cancel to stop them.
     pub token: CancellationToken,
-    _databases: Vec<TestDatabase>,
+    databases: HashMap<ServiceKind, Arc<TestDatabase>>,
+}
+
+impl RunningSuite {
+    /// The database of one service (to start another replica on it).
+    #[allow(dead_code)] // Each test binary uses what it needs.
+    pub fn database(&self, kind: ServiceKind) -> Arc<TestDatabase> {
+        self.databases[&kind].clone()
+    }
 }
 
 /// Starts all four services on port 0 with the test keys.
@@ -47,7 +55,7 @@ async fn start_suite_at(clock: Option<&caravan_platform::time::ManualClock>) -> 
         config
     };
     let suite = Suite::start(config_for, None, token.clone()).await.expect("the suite starts");
-    RunningSuite { suite, token, _databases: databases.into_values().collect() }
+    RunningSuite { suite, token, databases: databases.into_iter().map(|(k, d)| (k, Arc::new(d))).collect() }
 }
 
 async fn database<M: sea_orm_migration::MigratorTrait>(kind: ServiceKind) -> TestDatabase {

@@ -64,7 +64,8 @@ impl Store {
         let context = "booking a show";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
         let result = async {
-            book(&txn, None, fields).await?;
+            // Excluding its own id: a retry of this booking is not a conflict with itself.
+            book(&txn, Some(id), fields).await?;
             let due = now.plus(ALLOCATION_GRACE);
             let inserted = exec(
                 &txn,
