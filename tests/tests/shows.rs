@@ -650,3 +650,74 @@ async fn a_booking_whose_allocation_was_cut_short_is_re_driven_and_resumed() {
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_line_up_edit_reallocates_and_a_refused_one_changes_nothing() {
+    use caravan_proto::scheduling::v1::UpdateShowRequest;
+
+    let Festival { running, mut scheduling, mut inventory, .. } = festival().await;
+    let products = uzbek_products();
+    let created = scheduling
+        .create_show(create("uz-on-hema", show("olimkhonov", 20.0, 21.0, &[(&products[0], 30), (&products[1], 20)])))
+        .await
+        .unwrap()
+        .into_inner();
+    scheduling.create_show(create("next", show("khan", 21.0, 22.0, &[]))).await.unwrap();
+    let update = |show: Show, paths: &[&str]| UpdateShowRequest {
+        show: Some(show),
+        update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+        request_id: String::new(),
+    };
+    let line_up = |offers: &[(&str, i64)]| show("olimkhonov", 20.0, 21.0, offers).offers;
+
+    // Drop the second product, lower the first, add a third.
+    let mut change = Show { name: created.name.clone(), etag: created.etag.clone(), ..Default::default() };
+    change.offers = line_up(&[(&products[0], 10), (&products[2], 15)]);
+    let updated = scheduling.update_show(update(change, &["offers"])).await.unwrap().into_inner();
+    let offered: Vec<_> = updated.offers.iter().map(|o| (o.product.clone(), o.allocated_quantity)).collect();
+    assert_eq!(offered, [(format!("products/{}", products[0]), 10), (format!("products/{}", products[2]), 15)]);
+    for (product, expected) in [(&products[0], 10), (&products[1], 0), (&products[2], 15)] {
+        assert_eq!(allocated(&mut inventory, product).await, expected, "{product}");
+    }
+
+    // More than there is: refused, naming the product; nothing moves.
+    let mut greedy = Show { name: created.name.clone(), ..Default::default() };
+    greedy.offers = line_up(&[(&products[0], 10), (&products[2], 1000)]);
+    let status = scheduling.update_show(update(greedy, &["offers"])).await.unwrap_err();
+    let info = status.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.reason, "INSUFFICIENT_STOCK");
+    assert_eq!(info.metadata["product"], format!("products/{}", products[2]));
+    let read = scheduling.get_show(GetShowRequest { name: created.name.clone() }).await.unwrap().into_inner();
+    assert_eq!(read.offers, updated.offers, "the previous line-up stands");
+    assert_eq!(allocated(&mut inventory, &products[2]).await, 15);
+
+    // Moving onto the next show is a conflict; a stale etag is refused.
+    let later = show("olimkhonov", 20.5, 21.5, &[]);
+    let moved = Show {
+        name: created.name.clone(),
+        start_time: later.start_time,
+        end_time: later.end_time,
+        ..Default::default()
+    };
+    let status = scheduling.update_show(update(moved.clone(), &["start_time", "end_time"])).await.unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "SHOW_CONFLICT");
+    let mut stale = moved;
+    stale.etag = created.etag;
+    let status = scheduling.update_show(update(stale, &["title"])).await.unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+
+    // A live show's line-up is fixed.
+    scheduling.start_show(StartShowRequest { name: created.name.clone(), request_id: String::new() }).await.unwrap();
+    let status = scheduling
+        .update_show(update(Show { name: created.name.clone(), ..Default::default() }, &["title"]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "SHOW_STATE");
+    let status = scheduling
+        .update_show(update(Show { name: created.name, ..Default::default() }, &["state"]))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["update_mask.paths[0]"]);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}

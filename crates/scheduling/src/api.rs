@@ -95,12 +95,7 @@ const START_SHOW: &str = "caravan.scheduling.v1.SchedulingService/StartShow";
 const END_SHOW: &str = "caravan.scheduling.v1.SchedulingService/EndShow";
 const CANCEL_SHOW: &str = "caravan.scheduling.v1.SchedulingService/CancelShow";
 const PIN_PRODUCT: &str = "caravan.scheduling.v1.SchedulingService/PinProduct";
-
-/// Line-up edits (UpdateShow) arrive with the rest of the scheduling issue;
-/// until then the RPC answers UNIMPLEMENTED rather than pretend.
-fn not_yet(method: &str) -> Status {
-    Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
-}
+const UPDATE_SHOW: &str = "caravan.scheduling.v1.SchedulingService/UpdateShow";
 
 #[tonic::async_trait]
 impl SchedulingService for SchedulingApi {
@@ -320,8 +315,12 @@ impl SchedulingService for SchedulingApi {
         self.list_shows_page(request.into_inner()).await.map(Response::new)
     }
 
-    async fn update_show(&self, _: Request<pb::UpdateShowRequest>) -> Result<Response<pb::Show>, Status> {
-        Err(not_yet("UpdateShow"))
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_show(&self, request: Request<pb::UpdateShowRequest>) -> Result<Response<pb::Show>, Status> {
+        let update = Box::pin(self.update_show_once(request.get_ref().clone()));
+        let show = self.idempotency.run_for(&request, UPDATE_SHOW, &request.get_ref().request_id, || update).await?;
+        self.hub.wake();
+        Ok(Response::new(show))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]

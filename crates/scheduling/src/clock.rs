@@ -67,9 +67,20 @@ impl Job for ShowClock {
                         Ok(Next::At(show.fields.start_time))
                     }
                     Err(Error::Refused { status, .. }) => {
-                        tracing::warn!(show = id, reason = status.message(), "line-up cannot be allocated; cancelling");
-                        self.store.transition(id, Transition::Cancel, now).await?;
-                        self.return_allocation(id).await
+                        // Inventory changed nothing: the line-up becomes what it holds.
+                        let held = self.upstream.allocated(id).await?;
+                        let mut offers = show.fields.offers.clone();
+                        for offer in &mut offers {
+                            offer.allocated_quantity =
+                                held.iter().find(|(p, _)| *p == offer.product_id).map_or(0, |(_, q)| *q);
+                        }
+                        tracing::warn!(
+                            show = id,
+                            reason = status.message(),
+                            "line-up cannot be allocated; keeping what inventory holds"
+                        );
+                        self.store.settle_line_up(id, &offers, now).await?;
+                        Ok(Next::At(show.fields.start_time))
                     }
                     Err(e) => Err(e.into()),
                 }

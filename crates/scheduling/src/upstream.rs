@@ -98,24 +98,52 @@ impl Upstream {
         Ok(())
     }
 
-    /// Makes inventory hold each offer's quantity for the show (a target, so
+    /// What inventory holds for the show, per product id (empty when it has
+    /// no allocation).
+    pub async fn allocated(&self, show: &str) -> Result<Vec<(String, i64)>, Error> {
+        let request = inventory::GetAllocationRequest { name: format!("allocations/{show}") };
+        let answer = self
+            .retry
+            .idempotent(|| {
+                let mut client = self.inventory.clone();
+                let request = request.clone();
+                async move { client.get_allocation(request).await }
+            })
+            .await;
+        match answer {
+            Ok(allocation) => Ok(allocation
+                .into_inner()
+                .lines
+                .into_iter()
+                .filter_map(|l| l.product.strip_prefix("products/").map(|p| (p.to_owned(), l.quantity)))
+                .collect()),
+            Err(status) if status.code() == Code::NotFound => Ok(Vec::new()),
+            Err(status) => Err(Error::Upstream { service: "inventory", status }),
+        }
+    }
+
+    /// Makes inventory hold exactly the line-up for the show: each offer's
+    /// quantity, and nothing of products no longer on it (targets, so
     /// repeating it is harmless). Inventory's refusals (`INSUFFICIENT_STOCK`
     /// naming the product, a closed allocation) come back as they are.
     pub async fn allocate(&self, show: &str, offers: &[Offer]) -> Result<(), Error> {
-        if offers.is_empty() {
+        let mut lines: Vec<inventory::AllocationRequestLine> = offers
+            .iter()
+            .map(|o| inventory::AllocationRequestLine {
+                product: format!("products/{}", o.product_id),
+                quantity: o.allocated_quantity,
+            })
+            .collect();
+        for (product, quantity) in self.allocated(show).await? {
+            if quantity > 0 && !offers.iter().any(|o| o.product_id == product) {
+                lines.push(inventory::AllocationRequestLine { product: format!("products/{product}"), quantity: 0 });
+            }
+        }
+        if lines.is_empty() {
             return Ok(());
         }
-        let request = inventory::AllocateStockRequest {
-            show: format!("shows/{show}"),
-            lines: offers
-                .iter()
-                .map(|o| inventory::AllocationRequestLine {
-                    product: format!("products/{}", o.product_id),
-                    quantity: o.allocated_quantity,
-                })
-                .collect(),
-            request_id: String::new(),
-        };
+        let request =
+            inventory::AllocateStockRequest { show: format!("shows/{show}"), lines, request_id: String::new() };
         let answer = self
             .retry
             .idempotent(|| {

@@ -22,7 +22,7 @@ const HOST: &str = "caravan.scheduling.v1.Host";
 const UPDATE_ATTEMPTS: usize = 3;
 
 /// The paths of `update_mask` (all `mutable` when empty), each checked.
-fn mask_paths(
+pub(super) fn mask_paths(
     mask: Option<prost_types::FieldMask>,
     mutable: &[&str],
     output_only: &[&str],

@@ -1,7 +1,7 @@
 //! Shows: booking with the line-up saga, reads, and the lifecycle by hand.
 
 use caravan_platform::{
-    error::{FieldViolations, invalid_argument},
+    error::{FieldViolations, etag_mismatch, invalid_argument},
     paging,
     resource::{self, ID_RULE},
 };
@@ -9,7 +9,7 @@ use caravan_proto::{micros_from_timestamp, scheduling::v1 as pb, timestamp_from_
 use sha2::{Digest as _, Sha256};
 use tonic::Status;
 
-use super::SchedulingApi;
+use super::{SchedulingApi, resources::mask_paths};
 use crate::{
     domain::{self, AllocationSync, Money, Offer, Show, ShowFields, ShowState, Text},
     error::Error,
@@ -402,5 +402,86 @@ impl SchedulingApi {
             (found, missing)
         };
         Ok(pb::GetLiveOffersResponse { show: name, state, offers, not_offered, version })
+    }
+
+    /// UpdateShow: title, host, times and line-up of a SCHEDULED show. A new
+    /// line-up is checked with catalog and allocated as CreateShow does; if
+    /// inventory refuses it, the show keeps its previous line-up.
+    pub(super) async fn update_show_once(&self, request: pb::UpdateShowRequest) -> Result<pb::Show, Status> {
+        let pb::UpdateShowRequest { show, update_mask, request_id: _ } = request;
+        let show = show.ok_or_else(|| invalid_argument("show", "is required"))?;
+        let id = resource::parse_name(&show.name, "shows").map_err(|e| invalid_argument("show.name", e))?.to_owned();
+        let paths = mask_paths(
+            update_mask,
+            &["title", "host", "start_time", "end_time", "offers"],
+            &[
+                "name",
+                "campaign",
+                "channel",
+                "state",
+                "pinned_product",
+                "live_time",
+                "close_time",
+                "version",
+                "etag",
+                "create_time",
+                "update_time",
+            ],
+            "Show",
+        )?;
+        let name = format!("shows/{id}");
+        let current = self.store.show(&id).await?;
+        if !show.etag.is_empty() && show.etag != domain::etag(current.version) {
+            return Err(etag_mismatch("caravan.scheduling.v1.Show", &name));
+        }
+        if current.state != ShowState::Scheduled || current.allocation != AllocationSync::Synced {
+            let reason =
+                if current.allocation == AllocationSync::Allocating { "LINE_UP_NOT_ALLOCATED" } else { "SHOW_STATE" };
+            return Err(Error::ShowState {
+                show: id,
+                state: state_name(current.state),
+                action: "only a SCHEDULED show whose line-up is allocated can be changed",
+                reason,
+            }
+            .into());
+        }
+        let mut merged = show_to_pb(current.clone());
+        for path in &paths {
+            match path.as_str() {
+                "title" => merged.title.clone_from(&show.title),
+                "host" => merged.host.clone_from(&show.host),
+                "start_time" => merged.start_time = show.start_time,
+                "end_time" => merged.end_time = show.end_time,
+                _ => merged.offers.clone_from(&show.offers),
+            }
+        }
+        let mut violations = FieldViolations::new();
+        let fields = show_fields(merged, &mut violations);
+        violations.into_result()?;
+        let fields = fields.ok_or_else(|| invalid_argument("show", "is invalid"))?;
+        let line_up_changed = fields.offers != current.fields.offers;
+        if line_up_changed {
+            self.upstream.check_products(&fields.offers).await?;
+        }
+        let now = self.clock.now();
+        let Some(updated) = self.store.update_show(&id, current.version, &fields, line_up_changed, now).await? else {
+            return Err(etag_mismatch("caravan.scheduling.v1.Show", &name));
+        };
+        if !line_up_changed {
+            return Ok(show_to_pb(updated));
+        }
+        match self.upstream.allocate(&id, &fields.offers).await {
+            Ok(()) => {
+                self.store.allocation_done(&id, self.clock.now()).await?;
+                Ok(show_to_pb(self.store.show(&id).await?))
+            }
+            Err(refused @ Error::Refused { .. }) => {
+                // Inventory changed nothing (all or nothing): so neither do we.
+                self.store.settle_line_up(&id, &current.fields.offers, self.clock.now()).await?;
+                Err(refused.into())
+            }
+            // Transient: the new line-up is re-driven by the clock worker.
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -97,24 +97,7 @@ impl Store {
             if inserted == 0 {
                 return Err(Error::AlreadyExists { kind: SHOW, name: format!("shows/{id}") });
             }
-            for offer in &fields.offers {
-                exec(
-                    &txn,
-                    "INSERT INTO offers (show_id, product_id, currency, price_minor, allocated_quantity, \
-                     per_buyer_limit, display_order) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    vec![
-                        id.into(),
-                        offer.product_id.as_str().into(),
-                        offer.price.currency.as_str().into(),
-                        offer.price.minor_units.into(),
-                        offer.allocated_quantity.into(),
-                        offer.per_buyer_limit.into(),
-                        offer.display_order.into(),
-                    ],
-                )
-                .await
-                .map_err(Error::db(context))?;
-            }
+            replace_offers(&txn, id, &fields.offers).await?;
             record_history(&txn, id, now).await
         }
         .await;
@@ -142,6 +125,99 @@ impl Store {
         )
         .await
         .map_err(Error::db("finishing an allocation"))?;
+        Ok(changed == 1)
+    }
+
+    /// Moves, re-titles or re-hosts a SCHEDULED show whose allocation is in
+    /// sync, if it is still at `version`, re-booking its slot; a new line-up
+    /// puts its allocation back to "allocating". `None` when the show changed
+    /// meanwhile (or left SCHEDULED, or is allocating).
+    pub async fn update_show(
+        &self,
+        id: &str,
+        version: i64,
+        fields: &ShowFields,
+        line_up_changed: bool,
+        now: Micros,
+    ) -> Result<Option<Show>, Error> {
+        let context = "updating a show";
+        let txn = self.db.begin().await.map_err(Error::db(context))?;
+        let result = async {
+            book(&txn, Some(id), fields).await?;
+            let changed = exec(
+                &txn,
+                "UPDATE shows SET title_zh_cn = $3, title_en = $4, title_ru = $5, title_origin = $6, \
+                 title_origin_language = $7, host_id = $8, start_time = $9, end_time = $10, version = version + 1, \
+                 update_time = $11, allocation = CASE WHEN $12 = 1 THEN 1 ELSE allocation END, \
+                 due_at = CASE WHEN $12 = 1 THEN $13 ELSE $9 END \
+                 WHERE id = $1 AND version = $2 AND state = 1 AND allocation = 0",
+                vec![
+                    id.into(),
+                    version.into(),
+                    fields.title.zh_cn.as_str().into(),
+                    fields.title.en.as_str().into(),
+                    fields.title.ru.as_str().into(),
+                    fields.title.origin.as_str().into(),
+                    fields.title.origin_language.as_str().into(),
+                    fields.host_id.as_str().into(),
+                    fields.start_time.0.into(),
+                    fields.end_time.0.into(),
+                    now.0.into(),
+                    i32::from(line_up_changed).into(),
+                    now.plus(ALLOCATION_GRACE).0.into(),
+                ],
+            )
+            .await
+            .map_err(Error::db(context))?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            if line_up_changed {
+                replace_offers(&txn, id, &fields.offers).await?;
+            }
+            record_history(&txn, id, now).await?;
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(true) => txn.commit().await.map_err(Error::db(context))?,
+            Ok(false) => {
+                txn.rollback().await.map_err(Error::db(context))?;
+                return Ok(None);
+            }
+            Err(e) => {
+                txn.rollback().await.map_err(Error::db(context))?;
+                return Err(e);
+            }
+        }
+        self.show(id).await.map(Some)
+    }
+
+    /// Ends an "allocating" line-up change with `offers` as the line-up —
+    /// what inventory holds after a refusal — and the allocation in sync.
+    pub async fn settle_line_up(&self, id: &str, offers: &[Offer], now: Micros) -> Result<bool, Error> {
+        let context = "settling a line-up";
+        let txn = self.db.begin().await.map_err(Error::db(context))?;
+        let changed = exec(
+            &txn,
+            "UPDATE shows SET allocation = 0, due_at = start_time, version = version + 1, update_time = $2 \
+             WHERE id = $1 AND allocation = 1",
+            vec![id.into(), now.0.into()],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        if changed == 1 {
+            let result = async {
+                replace_offers(&txn, id, offers).await?;
+                record_history(&txn, id, now).await
+            }
+            .await;
+            if let Err(e) = result {
+                txn.rollback().await.map_err(Error::db(context))?;
+                return Err(e);
+            }
+        }
+        txn.commit().await.map_err(Error::db(context))?;
         Ok(changed == 1)
     }
 
@@ -309,6 +385,30 @@ impl Store {
         }
         Ok(shows)
     }
+}
+
+async fn replace_offers(c: &impl ConnectionTrait, id: &str, offers: &[Offer]) -> Result<(), Error> {
+    let context = "replacing a line-up";
+    exec(c, "DELETE FROM offers WHERE show_id = $1", vec![id.into()]).await.map_err(Error::db(context))?;
+    for offer in offers {
+        exec(
+            c,
+            "INSERT INTO offers (show_id, product_id, currency, price_minor, allocated_quantity, per_buyer_limit, \
+             display_order) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                id.into(),
+                offer.product_id.as_str().into(),
+                offer.price.currency.as_str().into(),
+                offer.price.minor_units.into(),
+                offer.allocated_quantity.into(),
+                offer.per_buyer_limit.into(),
+                offer.display_order.into(),
+            ],
+        )
+        .await
+        .map_err(Error::db(context))?;
+    }
+    Ok(())
 }
 
 async fn show_in(c: &impl ConnectionTrait, id: &str) -> Result<Show, Error> {
