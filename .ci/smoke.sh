@@ -83,9 +83,9 @@ SVC_ORDERS=$(awk '$1 == "service:orders" {print $2}' data/dev-keys.txt)
   -d '{"warehouse_id":"sh-bonded","warehouse":{"display_name":"Shanghai bonded warehouse","location":"Waigaoqiao, Shanghai","priority":1}}' \
   localhost:31053 caravan.inventory.v1.InventoryService/CreateWarehouse >/dev/null
 "$GRPCURL" -plaintext -H "authorization: Bearer $OPERATOR" \
-  -d '{"product":"products/uz-walnuts-500g","warehouse":"warehouses/sh-bonded","quantity":300,"request_id":"receipt-0117"}' \
+  -d '{"product":"products/uz-walnuts-organic-500g","warehouse":"warehouses/sh-bonded","quantity":300,"request_id":"receipt-0117"}' \
   localhost:31053 caravan.inventory.v1.InventoryService/ReceiveStock >/dev/null
-out=$("$GRPCURL" -plaintext -max-time 2 -H "authorization: Bearer $HEMA" -d '{"products":["products/uz-walnuts-500g"]}' \
+out=$("$GRPCURL" -plaintext -max-time 2 -H "authorization: Bearer $HEMA" -d '{"products":["products/uz-walnuts-organic-500g"]}' \
   localhost:31053 caravan.inventory.v1.InventoryService/WatchStock 2>&1 || true)
 grep -q '"kind": "KIND_SNAPSHOT"' <<<"$out" && grep -q '"available": "300"' <<<"$out" ||
   { echo "WatchStock: $out"; exit 1; }
