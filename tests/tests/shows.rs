@@ -721,3 +721,97 @@ async fn a_line_up_edit_reallocates_and_a_refused_one_changes_nothing() {
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }
+
+/// The seed's timetable, as the demo will replay it: the Nianhuo festival on
+/// Hema and Douyin, Uzbekistan first with nine specialties, then Pakistan,
+/// Cambodia and Russia, one country's envoy after another.
+#[tokio::test]
+async fn the_seed_timetable_can_be_expressed() {
+    let Festival { running, mut scheduling, .. } = festival().await;
+    let dataset =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/caravan/data/products.jsonl")).unwrap();
+    let of = |country: &str| -> Vec<String> {
+        let prefix = format!("\"id\":\"{country}-");
+        let mut kinds: Vec<String> = Vec::new();
+        let mut ids = Vec::new();
+        for line in dataset.lines().filter(|l| l.contains(&prefix)) {
+            let id = line.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+            let kind = id.split('-').nth(1).unwrap().to_owned();
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+                ids.push(id);
+            }
+        }
+        ids
+    };
+    let lines: Vec<String> = ["pk", "kh", "ru"]
+        .iter()
+        .flat_map(|c| {
+            let ids = of(c);
+            dataset
+                .lines()
+                .filter(move |l| ids.iter().any(|id| l.contains(&format!("\"id\":\"{id}\""))))
+                .map(str::to_owned)
+        })
+        .collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), lines.join("\n")).unwrap();
+    let catalog = running.suite.addr(ServiceKind::Catalog).to_string();
+    caravan::catalog_import::import(file.path(), &catalog, Caller::Operator.key(), 100, true).await.unwrap();
+
+    scheduling
+        .create_channel(CreateChannelRequest {
+            channel: Some(Channel {
+                platform: "douyin".into(),
+                display_name: "抖音 上合直播间".into(),
+                partner: "douyin".into(),
+                ..Default::default()
+            }),
+            channel_id: "douyin-sco".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    // Nine specialties of Uzbekistan (the festival fixture imported a dozen).
+    let specialties: Vec<String> = uzbek_products().into_iter().take(9).collect();
+    let mut previous_end = 12.0;
+    for (i, (country, host)) in
+        [("uz", "olimkhonov"), ("pk", "khan"), ("kh", "sok"), ("ru", "ivanov")].into_iter().enumerate()
+    {
+        if !["olimkhonov", "khan"].contains(&host) {
+            scheduling
+                .create_host(CreateHostRequest {
+                    host: Some(Host {
+                        display_name: host.into(),
+                        country: format!("countries/{}", country.to_uppercase()),
+                        ..Default::default()
+                    }),
+                    host_id: host.into(),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        let products: Vec<String> = if country == "uz" { specialties.clone() } else { of(country) };
+        let offers: Vec<(&str, i64)> = products.iter().map(|p| (p.as_str(), 0)).collect();
+        let mut next = show(host, previous_end, previous_end + 1.0, &offers);
+        if i % 2 == 1 {
+            next.channel = "channels/douyin-sco".into();
+        }
+        let created = scheduling.create_show(create(&format!("{country}-show"), next)).await.unwrap().into_inner();
+        if country == "uz" {
+            assert_eq!(created.offers.len(), 9, "Uzbekistan's show presents nine specialties");
+        }
+        previous_end += 1.0;
+    }
+    let timetable = scheduling
+        .list_shows(ListShowsRequest { campaign: "campaigns/nianhuo-2022".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .shows;
+    let order: Vec<_> = timetable.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(order, ["shows/uz-show", "shows/pk-show", "shows/kh-show", "shows/ru-show"]);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
