@@ -180,3 +180,24 @@ async fn bad_watches_are_refused() {
     let status = app.client.watch_stock(watch(&products)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn an_expiry_reaches_the_watchers() {
+    let mut app = spawn_app().await;
+    app.warehouse("sh-bonded", 1).await;
+    app.receive("tea", "sh-bonded", 2).await;
+    let mut request = reserve("order-1", &[("tea", 2)]);
+    request.ttl_seconds = 30;
+    app.orders.reserve_stock(request).await.unwrap();
+    let mut stream = app.client.watch_stock(watch(&["tea"])).await.unwrap().into_inner();
+    let sold_out = next(&mut stream).await.stock_level.unwrap();
+    assert!(sold_out.sold_out);
+
+    // The background reaper expires the hold; the stream sees the units back.
+    app.clock.advance(Duration::from_secs(31));
+    let back = until(&mut stream, |m| m.stock_level.as_ref().is_some_and(|l| l.available == 2)).await;
+    let level = back.stock_level.unwrap();
+    assert!(!level.sold_out);
+    assert!(level.version > sold_out.version);
+    app.check_invariants().await;
+}
