@@ -815,3 +815,112 @@ async fn the_seed_timetable_can_be_expressed() {
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }
+
+/// A show's flash sale: 300 buyers at once for 100 units of one offer.
+#[tokio::test]
+async fn a_flash_sale_sells_exactly_the_allocation_and_payments_settle_it() {
+    use caravan_proto::orders::v1::{
+        CancelOrderRequest, ConfirmPaymentRequest, GetOrderRequest, PlaceOrderLine, PlaceOrderRequest,
+        order::State as OrderState, orders_service_client::OrdersServiceClient,
+    };
+
+    let Festival { running, clock, mut scheduling, mut inventory } = festival().await;
+    let products = uzbek_products();
+    let hot = products[0].clone();
+    scheduling.create_show(create("uz-on-hema", show("olimkhonov", 20.0, 21.0, &[(&hot, 100)]))).await.unwrap();
+    scheduling
+        .start_show(StartShowRequest { name: "shows/uz-on-hema".into(), request_id: String::new() })
+        .await
+        .unwrap();
+    let hema = OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Hema)));
+    let order = |buyer: &str, quantity: i64, request_id: &str| PlaceOrderRequest {
+        buyer: buyer.into(),
+        show: "shows/uz-on-hema".into(),
+        lines: vec![PlaceOrderLine { product: format!("products/{hot}"), quantity }],
+        request_id: request_id.into(),
+    };
+
+    let calls = (0..300).map(|i| {
+        let mut client = hema.clone();
+        let request = order(&format!("buyer-{i}"), 1, &format!("req-{i}"));
+        async move { client.place_order(request).await }
+    });
+    let results = join_all(calls).await;
+    let placed: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.get_ref().clone()).collect();
+    assert_eq!(placed.len(), 100, "exactly the allocation was sold");
+    assert!(placed.iter().all(|o| o.state == OrderState::AwaitingPayment as i32 && o.payment_deadline.is_some()));
+    assert_eq!(placed[0].lines[0].unit_price.as_ref().unwrap().minor_units, 2990, "the show price");
+    for status in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        let info = status.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.metadata["product"].as_str()),
+            ("INSUFFICIENT_STOCK", format!("products/{hot}").as_str())
+        );
+    }
+
+    // A repeat of a request id answers the first result; another body is refused.
+    let mut client = hema.clone();
+    let first = results.iter().position(Result::is_ok).unwrap();
+    let again = client.place_order(order(&format!("buyer-{first}"), 1, &format!("req-{first}"))).await.unwrap();
+    assert_eq!(again.into_inner().name, results[first].as_ref().unwrap().get_ref().name);
+    let status = client.place_order(order("someone-else", 1, &format!("req-{first}"))).await.unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "REQUEST_ID_REUSED");
+
+    // Pay ten, cancel five: sold units leave the shelf, cancelled ones return to the show.
+    for (i, o) in placed.iter().take(10).enumerate() {
+        let paid = client
+            .confirm_payment(ConfirmPaymentRequest {
+                name: o.name.clone(),
+                payment_reference: format!("pay-{i}"),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(paid.state, OrderState::Paid as i32);
+    }
+    for o in placed.iter().skip(10).take(5) {
+        let cancelled = client
+            .cancel_order(CancelOrderRequest {
+                name: o.name.clone(),
+                reason: "changed mind".into(),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(cancelled.state, OrderState::Cancelled as i32);
+    }
+    let level = inventory.get_stock(GetStockRequest { name: format!("stockLevels/{hot}") }).await.unwrap().into_inner();
+    assert_eq!((level.on_hand, level.reserved, level.allocated), (90, 85, 5));
+
+    // Past the payment deadline, a payment is refused and kept for a refund.
+    clock.advance(Duration::from_secs(11 * 60));
+    let late = &placed[20];
+    let status = client
+        .confirm_payment(ConfirmPaymentRequest {
+            name: late.name.clone(),
+            payment_reference: "pay-late".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "ORDER_EXPIRED");
+    let expired = client.get_order(GetOrderRequest { name: late.name.clone() }).await.unwrap().into_inner();
+    assert_eq!((expired.state, expired.payment_reference.as_str()), (OrderState::Expired as i32, "pay-late"));
+    // Another partner cannot touch Hema's orders.
+    let mut douyin =
+        OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Douyin)));
+    let status = douyin
+        .cancel_order(CancelOrderRequest {
+            name: placed[30].name.clone(),
+            reason: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}

@@ -1,9 +1,12 @@
 //! gRPC handlers: protobuf in, domain values through the store, protobuf out.
 //! The only module of the crate that sees prost types.
 
+mod saga;
+
 use caravan_platform::{
     auth::{self, Kind, Principal},
     error::{FieldViolations, invalid_argument},
+    idempotency::Idempotency,
     paging, resource,
     time::{Micros, SharedClock},
 };
@@ -17,6 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{Money, Order, OrderState},
     store::{OrderFilter, Store},
+    upstream::Upstream,
 };
 
 /// Default and largest page of ListOrders.
@@ -26,20 +30,30 @@ const PAGE: (u64, u64) = (50, 500);
 #[derive(Debug, Clone)]
 pub struct OrdersApi {
     store: Store,
-    // Payment deadlines arrive with PlaceOrder.
-    #[allow(dead_code)]
+    upstream: Upstream,
+    idempotency: Idempotency,
     clock: SharedClock,
 }
 
 impl OrdersApi {
-    /// Handlers over `store`, reading the time from `clock`.
-    pub fn new(store: Store, clock: SharedClock) -> Self {
-        OrdersApi { store, clock }
+    /// Handlers over `store`, calling `upstream`, with request ids kept by
+    /// `idempotency`, reading the time from `clock`.
+    pub fn new(store: Store, upstream: Upstream, idempotency: Idempotency, clock: SharedClock) -> Self {
+        OrdersApi { store, upstream, idempotency, clock }
     }
 }
 
-/// The order saga arrives with the orders issue; until then its RPCs answer
-/// UNIMPLEMENTED rather than pretend.
+const PLACE_ORDER: &str = "caravan.orders.v1.OrdersService/PlaceOrder";
+const CONFIRM_PAYMENT: &str = "caravan.orders.v1.OrdersService/ConfirmPayment";
+const CANCEL_ORDER: &str = "caravan.orders.v1.OrdersService/CancelOrder";
+
+/// The partner a partner-only call acts for.
+fn acting_partner(principal: &Principal) -> Result<String, Status> {
+    partner_scope(principal)?.ok_or_else(|| Status::permission_denied("only a partner may do this"))
+}
+
+/// The sales report arrives with the rest of the orders issue; until then it
+/// answers UNIMPLEMENTED rather than pretend.
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!("{method} is not available yet in this version of caravan"))
 }
@@ -112,16 +126,38 @@ impl OrdersService for OrdersApi {
         }))
     }
 
-    async fn place_order(&self, _: Request<pb::PlaceOrderRequest>) -> Result<Response<pb::Order>, Status> {
-        Err(not_yet("PlaceOrder"))
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn place_order(&self, request: Request<pb::PlaceOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let partner = acting_partner(auth::principal(&request)?)?;
+        let traceparent = caravan_platform::rpc::current_traceparent();
+        let place = Box::pin(self.place_order_once(request.get_ref().clone(), &partner, &traceparent));
+        self.idempotency
+            .run_for(&request, PLACE_ORDER, &request.get_ref().request_id, || place)
+            .await
+            .map(Response::new)
     }
 
-    async fn confirm_payment(&self, _: Request<pb::ConfirmPaymentRequest>) -> Result<Response<pb::Order>, Status> {
-        Err(not_yet("ConfirmPayment"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn confirm_payment(
+        &self,
+        request: Request<pb::ConfirmPaymentRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let partner = acting_partner(auth::principal(&request)?)?;
+        let confirm = Box::pin(self.confirm_payment_once(request.get_ref().clone(), &partner));
+        self.idempotency
+            .run_for(&request, CONFIRM_PAYMENT, &request.get_ref().request_id, || confirm)
+            .await
+            .map(Response::new)
     }
 
-    async fn cancel_order(&self, _: Request<pb::CancelOrderRequest>) -> Result<Response<pb::Order>, Status> {
-        Err(not_yet("CancelOrder"))
+    #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
+    async fn cancel_order(&self, request: Request<pb::CancelOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let partner = acting_partner(auth::principal(&request)?)?;
+        let cancel = Box::pin(self.cancel_order_once(request.get_ref().clone(), &partner));
+        self.idempotency
+            .run_for(&request, CANCEL_ORDER, &request.get_ref().request_id, || cancel)
+            .await
+            .map(Response::new)
     }
 
     async fn get_show_sales_report(

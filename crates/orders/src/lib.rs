@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod migration;
 pub mod store;
+pub mod upstream;
 
 use caravan_platform::{
     app::{self, ServiceHost},
@@ -31,7 +32,9 @@ impl app::Service for Orders {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let api = api::OrdersApi::new(store::Store::new(host.db().clone()), host.clock());
+        let upstream = upstream::Upstream::connect(host)?;
+        let api =
+            api::OrdersApi::new(store::Store::new(host.db().clone()), upstream, host.start_idempotency(), host.clock());
         let server = OrdersServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -13,7 +13,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261129_000001_create_orders::Migration)]
+        vec![Box::new(m20261129_000001_create_orders::Migration), caravan_platform::idempotency::migration()]
     }
 
     fn migration_table_name() -> DynIden {

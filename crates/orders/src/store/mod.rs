@@ -30,6 +30,17 @@ pub struct OrderFilter {
     pub state: Option<OrderState>,
 }
 
+/// What a state change also records (empty / `None`: unchanged).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StateChange<'a> {
+    /// Why (rejections, cancellations, expiries).
+    pub reason: &'a str,
+    /// When payment is due.
+    pub payment_deadline: Option<Micros>,
+    /// The partner's payment reference.
+    pub payment_reference: &'a str,
+}
+
 /// Queries against orders' own database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -71,6 +82,52 @@ impl Store {
         });
         order_line::Entity::insert_many(lines).exec(&txn).await.map_err(Error::db("inserting order lines"))?;
         txn.commit().await.map_err(Error::db("committing an order"))
+    }
+
+    /// Moves an order from `from` to `to` if it is still in `from` (one
+    /// conditional UPDATE: of two racing callers, one moves it); sets the
+    /// reason, the payment deadline or the payment reference when given.
+    pub async fn move_state(
+        &self,
+        id: &str,
+        from: OrderState,
+        to: OrderState,
+        change: StateChange<'_>,
+        now: Micros,
+    ) -> Result<bool, Error> {
+        let StateChange { reason, payment_deadline, payment_reference } = change;
+        let changed = caravan_platform::db::exec(
+            &self.db,
+            "UPDATE orders SET state = $3, update_time = $4, \
+             state_reason = CASE WHEN $5 = '' THEN state_reason ELSE $5 END, \
+             payment_deadline = CASE WHEN $6 = 0 THEN payment_deadline ELSE $6 END, \
+             payment_reference = CASE WHEN $7 = '' THEN payment_reference ELSE $7 END \
+             WHERE id = $1 AND state = $2",
+            vec![
+                id.into(),
+                from.as_db().into(),
+                to.as_db().into(),
+                now.0.into(),
+                reason.into(),
+                payment_deadline.map_or(0, |t| t.0).into(),
+                payment_reference.into(),
+            ],
+        )
+        .await
+        .map_err(Error::db("changing an order's state"))?;
+        Ok(changed == 1)
+    }
+
+    /// Records a payment that came too late, for the partner's refund.
+    pub async fn record_late_payment(&self, id: &str, reference: &str, now: Micros) -> Result<(), Error> {
+        caravan_platform::db::exec(
+            &self.db,
+            "UPDATE orders SET payment_reference = $2, update_time = $3 WHERE id = $1 AND payment_reference = ''",
+            vec![id.into(), reference.into(), now.0.into()],
+        )
+        .await
+        .map_err(Error::db("recording a late payment"))?;
+        Ok(())
     }
 
     /// One order with its lines; with `partner`, only if it is that

@@ -1,0 +1,221 @@
+//! Clients of the services orders calls: catalog (products and list prices),
+//! scheduling (is the show live, its offers) and inventory (reservations).
+
+use std::time::Duration;
+
+use caravan_platform::{
+    app::ServiceHost,
+    client::{Retry, TracedChannel},
+    config::ServiceKind,
+};
+use caravan_proto::{
+    catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
+    inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
+    scheduling::v1::{self as scheduling, scheduling_service_client::SchedulingServiceClient},
+};
+use tonic::{Code, Status};
+
+use crate::{Migrator, domain::Money};
+
+/// Deadline of a read when the caller sent none.
+const READ_DEADLINE: Duration = Duration::from_secs(2);
+/// Deadline of an inventory call when the caller sent none.
+const INVENTORY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What a callee answered, sorted for the saga.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A deterministic refusal the partner must see as it is (e.g.
+    /// inventory's `INSUFFICIENT_STOCK`, with its details).
+    Final(Status),
+    /// Transient (`UNAVAILABLE`, deadline): the order stays PENDING and a
+    /// retry with the same request id resumes it.
+    Transient(Status),
+}
+
+impl Refusal {
+    fn of(status: Status) -> Refusal {
+        match status.code() {
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Internal
+            | Code::Unknown
+            | Code::Cancelled => Refusal::Transient(status),
+            _ => Refusal::Final(status),
+        }
+    }
+}
+
+/// A product as orders needs it.
+#[derive(Debug, Clone)]
+pub struct Priced {
+    /// Product id.
+    pub id: String,
+    /// Whether it can be sold.
+    pub active: bool,
+    /// List price.
+    pub price: Money,
+}
+
+/// An offer of a live show as orders needs it.
+#[derive(Debug, Clone)]
+pub struct LiveOffer {
+    /// Product id.
+    pub product: String,
+    /// Show price.
+    pub price: Money,
+    /// Most units per buyer (0: no limit).
+    pub per_buyer_limit: i64,
+}
+
+/// Channels to catalog, scheduling and inventory, shared by all handlers.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    catalog: CatalogServiceClient<TracedChannel>,
+    scheduling: SchedulingServiceClient<TracedChannel>,
+    inventory: InventoryServiceClient<TracedChannel>,
+    retry: Retry,
+}
+
+impl Upstream {
+    /// Lazily connected channels to the configured addresses.
+    pub fn connect(host: &ServiceHost<Migrator>) -> anyhow::Result<Self> {
+        Ok(Upstream {
+            catalog: CatalogServiceClient::new(host.channel(ServiceKind::Catalog, READ_DEADLINE)?),
+            scheduling: SchedulingServiceClient::new(host.channel(ServiceKind::Scheduling, READ_DEADLINE)?),
+            inventory: InventoryServiceClient::new(host.channel(ServiceKind::Inventory, INVENTORY_DEADLINE)?),
+            retry: Retry::default(),
+        })
+    }
+
+    /// The products (one batch call), in the order asked; `None` for one the
+    /// catalog does not have.
+    pub async fn products(&self, ids: &[String]) -> Result<Vec<Option<Priced>>, Refusal> {
+        let request =
+            catalog::BatchGetProductsRequest { names: ids.iter().map(|id| format!("products/{id}")).collect() };
+        let answer = self
+            .retry
+            .idempotent(|| {
+                let mut client = self.catalog.clone();
+                let request = request.clone();
+                async move { client.batch_get_products(request).await }
+            })
+            .await
+            .map_err(Refusal::of)?
+            .into_inner();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let name = format!("products/{id}");
+                answer.products.iter().find(|p| p.name == name).map(|p| Priced {
+                    id: id.clone(),
+                    active: p.state == catalog::product::State::Active as i32,
+                    price: p
+                        .list_price
+                        .as_ref()
+                        .map(|m| Money { currency: m.currency_code.clone(), minor: m.minor_units })
+                        .unwrap_or(Money { currency: String::new(), minor: 0 }),
+                })
+            })
+            .collect())
+    }
+
+    /// Whether the show is LIVE, and its offers of `products`.
+    pub async fn live_offers(&self, show: &str, products: &[String]) -> Result<(bool, Vec<LiveOffer>), Refusal> {
+        let request = scheduling::GetLiveOffersRequest {
+            show: format!("shows/{show}"),
+            products: products.iter().map(|p| format!("products/{p}")).collect(),
+        };
+        let answer = self
+            .retry
+            .idempotent(|| {
+                let mut client = self.scheduling.clone();
+                let request = request.clone();
+                async move { client.get_live_offers(request).await }
+            })
+            .await
+            .map_err(Refusal::of)?
+            .into_inner();
+        let live = answer.state == scheduling::show::State::Live as i32;
+        let offers = answer
+            .offers
+            .into_iter()
+            .filter_map(|o| {
+                let product = o.product.strip_prefix("products/")?.to_owned();
+                let price = o.show_price.map(|m| Money { currency: m.currency_code, minor: m.minor_units })?;
+                Some(LiveOffer { product, price, per_buyer_limit: o.per_buyer_limit })
+            })
+            .collect();
+        Ok((live, offers))
+    }
+
+    /// Holds the lines' stock for the order (reservation id = order id;
+    /// idempotent, so retried on `UNAVAILABLE`); returns its expiry.
+    pub async fn reserve(
+        &self,
+        order: &str,
+        show: Option<&str>,
+        lines: &[(String, i64)],
+        ttl: Duration,
+    ) -> Result<Option<prost_types::Timestamp>, Refusal> {
+        let request = inventory::ReserveStockRequest {
+            reservation_id: order.to_owned(),
+            show: show.map(|s| format!("shows/{s}")).unwrap_or_default(),
+            lines: lines
+                .iter()
+                .map(|(p, q)| inventory::ReservationRequestLine { product: format!("products/{p}"), quantity: *q })
+                .collect(),
+            ttl_seconds: i32::try_from(ttl.as_secs()).unwrap_or(i32::MAX),
+            request_id: String::new(),
+        };
+        let reservation = self
+            .retry
+            .idempotent(|| {
+                let mut client = self.inventory.clone();
+                let request = request.clone();
+                async move { client.reserve_stock(request).await }
+            })
+            .await
+            .map_err(Refusal::of)?
+            .into_inner();
+        if reservation.state != inventory::reservation::State::Active as i32 {
+            return Err(Refusal::Final(Status::failed_precondition(format!(
+                "the reservation of order {order} is no longer active"
+            ))));
+        }
+        Ok(reservation.expire_time)
+    }
+
+    /// Sells the order's reservation (idempotent).
+    pub async fn commit(&self, order: &str) -> Result<(), Refusal> {
+        let request =
+            inventory::CommitReservationRequest { name: format!("reservations/{order}"), request_id: String::new() };
+        self.retry
+            .idempotent(|| {
+                let mut client = self.inventory.clone();
+                let request = request.clone();
+                async move { client.commit_reservation(request).await }
+            })
+            .await
+            .map(drop)
+            .map_err(Refusal::of)
+    }
+
+    /// Gives the order's reservation back (idempotent; a tombstone if it was
+    /// never made).
+    pub async fn release(&self, order: &str) -> Result<(), Refusal> {
+        let request =
+            inventory::ReleaseReservationRequest { name: format!("reservations/{order}"), request_id: String::new() };
+        self.retry
+            .idempotent(|| {
+                let mut client = self.inventory.clone();
+                let request = request.clone();
+                async move { client.release_reservation(request).await }
+            })
+            .await
+            .map(drop)
+            .map_err(Refusal::of)
+    }
+}
