@@ -909,6 +909,21 @@ async fn a_flash_sale_sells_exactly_the_allocation_and_payments_settle_it() {
     assert_eq!(status.get_error_details().error_info().unwrap().reason, "ORDER_EXPIRED");
     let expired = client.get_order(GetOrderRequest { name: late.name.clone() }).await.unwrap().into_inner();
     assert_eq!((expired.state, expired.payment_reference.as_str()), (OrderState::Expired as i32, "pay-late"));
+    // The expiry job gives every unpaid hold back to the show.
+    let mut probe = inventory.clone();
+    let hot_name = format!("stockLevels/{hot}");
+    let settled = eventually(Duration::from_secs(20), || {
+        let mut probe = probe.clone();
+        let name = hot_name.clone();
+        async move {
+            let level = probe.get_stock(GetStockRequest { name }).await.unwrap().into_inner();
+            (level.on_hand, level.reserved, level.allocated) == (90, 0, 90)
+        }
+    })
+    .await;
+    assert!(settled, "{:?}", probe.get_stock(GetStockRequest { name: hot_name }).await.unwrap().into_inner());
+    let unpaid = client.get_order(GetOrderRequest { name: placed[40].name.clone() }).await.unwrap().into_inner();
+    assert_eq!(unpaid.state, OrderState::Expired as i32);
     // Another partner cannot touch Hema's orders.
     let mut douyin =
         OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Douyin)));

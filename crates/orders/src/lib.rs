@@ -9,6 +9,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod expiry;
 pub mod migration;
 pub mod store;
 pub mod upstream;
@@ -16,6 +17,7 @@ pub mod upstream;
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
+    worker::{Worker, WorkerConfig},
 };
 use caravan_proto::orders::v1::orders_service_server::{OrdersServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -33,8 +35,16 @@ impl app::Service for Orders {
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
         let upstream = upstream::Upstream::connect(host)?;
-        let api =
-            api::OrdersApi::new(store::Store::new(host.db().clone()), upstream, host.start_idempotency(), host.clock());
+        let store = store::Store::new(host.db().clone());
+        let expiry = Worker::new(
+            expiry::Expiry::new(store.clone(), upstream.clone(), host.clock()),
+            host.db().clone(),
+            host.clock(),
+            WorkerConfig::default(),
+            host.telemetry().clone(),
+        );
+        tokio::spawn(expiry.run(host.background()));
+        let api = api::OrdersApi::new(store, upstream, host.start_idempotency(), host.clock());
         let server = OrdersServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -5,6 +5,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_orders;
+mod m20261129_000002_order_expiry;
 
 /// Every orders migration, in order.
 #[derive(Debug)]
@@ -13,7 +14,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261129_000001_create_orders::Migration), caravan_platform::idempotency::migration()]
+        vec![
+            Box::new(m20261129_000001_create_orders::Migration),
+            caravan_platform::idempotency::migration(),
+            Box::new(m20261129_000002_order_expiry::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

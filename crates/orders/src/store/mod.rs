@@ -86,7 +86,8 @@ impl Store {
 
     /// Moves an order from `from` to `to` if it is still in `from` (one
     /// conditional UPDATE: of two racing callers, one moves it); sets the
-    /// reason, the payment deadline or the payment reference when given.
+    /// reason, the payment deadline or the payment reference when given. The
+    /// order is due for the expiry job at its new payment deadline, if any.
     pub async fn move_state(
         &self,
         id: &str,
@@ -101,6 +102,7 @@ impl Store {
             "UPDATE orders SET state = $3, update_time = $4, \
              state_reason = CASE WHEN $5 = '' THEN state_reason ELSE $5 END, \
              payment_deadline = CASE WHEN $6 = 0 THEN payment_deadline ELSE $6 END, \
+             due_at = CASE WHEN $6 = 0 THEN NULL ELSE $6 END, \
              payment_reference = CASE WHEN $7 = '' THEN payment_reference ELSE $7 END \
              WHERE id = $1 AND state = $2",
             vec![
