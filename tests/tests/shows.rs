@@ -820,8 +820,8 @@ async fn the_seed_timetable_can_be_expressed() {
 #[tokio::test]
 async fn a_flash_sale_sells_exactly_the_allocation_and_payments_settle_it() {
     use caravan_proto::orders::v1::{
-        CancelOrderRequest, ConfirmPaymentRequest, GetOrderRequest, PlaceOrderLine, PlaceOrderRequest,
-        order::State as OrderState, orders_service_client::OrdersServiceClient,
+        CancelOrderRequest, ConfirmPaymentRequest, GetOrderRequest, GetShowSalesReportRequest, PlaceOrderLine,
+        PlaceOrderRequest, order::State as OrderState, orders_service_client::OrdersServiceClient,
     };
 
     let Festival { running, clock, mut scheduling, mut inventory } = festival().await;
@@ -859,6 +859,17 @@ async fn a_flash_sale_sells_exactly_the_allocation_and_payments_settle_it() {
         );
     }
 
+    // The organiser's live numbers: every hold awaits payment, and the offer sold out.
+    let mut operator =
+        OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Operator)));
+    let report = operator
+        .get_show_sales_report(GetShowSalesReportRequest { show: "shows/uz-on-hema".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((report.order_count, report.units_awaiting_payment, report.units_paid), (100, 100, 0));
+    assert_eq!(report.revenue_awaiting_payment[0].minor_units, 100 * 2990);
+    assert!(report.products[0].sold_out_time.is_some(), "200 buyers were refused for lack of stock");
     // A repeat of a request id answers the first result; another body is refused.
     let mut client = hema.clone();
     let first = results.iter().position(Result::is_ok).unwrap();
@@ -924,6 +935,14 @@ async fn a_flash_sale_sells_exactly_the_allocation_and_payments_settle_it() {
     assert!(settled, "{:?}", probe.get_stock(GetStockRequest { name: hot_name }).await.unwrap().into_inner());
     let unpaid = client.get_order(GetOrderRequest { name: placed[40].name.clone() }).await.unwrap().into_inner();
     assert_eq!(unpaid.state, OrderState::Expired as i32);
+    let report = operator
+        .get_show_sales_report(GetShowSalesReportRequest { show: "shows/uz-on-hema".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((report.order_count, report.units_paid, report.units_awaiting_payment), (10, 10, 0));
+    assert_eq!(report.revenue_paid[0].minor_units, 10 * 2990);
+    assert_eq!(report.products[0].revenue_paid.as_ref().unwrap().currency_code, "CNY");
     // Another partner cannot touch Hema's orders.
     let mut douyin =
         OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Douyin)));

@@ -204,9 +204,13 @@ impl OrdersApi {
             Err(Refusal::Final(status)) => {
                 let reason = status.message().to_owned();
                 let change = StateChange { reason: &reason, ..StateChange::default() };
-                self.store
+                let rejected = self
+                    .store
                     .move_state(&order.id, OrderState::Pending, OrderState::Rejected, change, self.clock.now())
                     .await?;
+                if rejected && let Some(product) = short_product(&status) {
+                    self.store.record_rejected_product(&order.id, &product).await?;
+                }
                 Err(status)
             }
             Err(Refusal::Transient(status)) => Err(upstream_status(Refusal::Transient(status))),
@@ -303,6 +307,14 @@ impl OrdersApi {
             )),
         }
     }
+}
+
+/// The product an `INSUFFICIENT_STOCK` refusal names.
+fn short_product(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    let details = status.get_error_details();
+    let info = details.error_info()?;
+    (info.reason == "INSUFFICIENT_STOCK").then(|| info.metadata.get("product").cloned()).flatten()
 }
 
 /// A callee's answer as the partner sees it: refusals as they are, transient

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_orders;
 mod m20261129_000002_order_expiry;
+mod m20261129_000003_rejected_product;
 
 /// Every orders migration, in order.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_create_orders::Migration),
             caravan_platform::idempotency::migration(),
             Box::new(m20261129_000002_order_expiry::Migration),
+            Box::new(m20261129_000003_rejected_product::Migration),
         ]
     }
 

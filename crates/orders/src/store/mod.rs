@@ -30,6 +30,34 @@ pub struct OrderFilter {
     pub state: Option<OrderState>,
 }
 
+/// One group of a show's sales.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesLine {
+    /// `products/{id}`.
+    pub product: String,
+    /// Paid (else awaiting payment).
+    pub paid: bool,
+    /// Currency of the prices.
+    pub currency: String,
+    /// Orders holding the product.
+    pub orders: i64,
+    /// Units.
+    pub units: i64,
+    /// Units × unit price, in minor units.
+    pub revenue: i64,
+}
+
+/// A show's sales, as the store computes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sales {
+    /// By product, state and currency.
+    pub lines: Vec<SalesLine>,
+    /// Paid or awaiting-payment orders.
+    pub order_count: i64,
+    /// Per product (`products/{id}`), the first refusal for lack of stock.
+    pub sold_out: Vec<(String, Micros)>,
+}
+
 /// What a state change also records (empty / `None`: unchanged).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StateChange<'a> {
@@ -118,6 +146,87 @@ impl Store {
         .await
         .map_err(Error::db("changing an order's state"))?;
         Ok(changed == 1)
+    }
+
+    /// Records which product an order was refused for lack of stock of.
+    pub async fn record_rejected_product(&self, id: &str, product: &str) -> Result<(), Error> {
+        caravan_platform::db::exec(
+            &self.db,
+            "UPDATE orders SET rejected_product = $2 WHERE id = $1",
+            vec![id.into(), product.into()],
+        )
+        .await
+        .map_err(Error::db("recording a refusal"))?;
+        Ok(())
+    }
+
+    /// A show's sales, from its orders (the `orders_by_show` index; no
+    /// counter row that every order would update): per product and state
+    /// (`paid` or `awaiting_payment`) and currency — orders, units, revenue —
+    /// and per product the first refusal for lack of stock. With `partner`,
+    /// only that partner's orders.
+    pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
+        let context = "computing a sales report";
+        let partner_filter = if partner.is_some() { "AND o.partner = $2" } else { "" };
+        let mut values: Vec<sea_orm::Value> = vec![show.into()];
+        if let Some(partner) = partner {
+            values.push(partner.into());
+        }
+        let rows = caravan_platform::db::query(
+            &self.db,
+            &format!(
+                "SELECT l.product, o.state, l.currency, CAST(COUNT(DISTINCT o.id) AS BIGINT), \
+                 CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price_minor) AS BIGINT) \
+                 FROM orders o JOIN order_lines l ON l.order_id = o.id \
+                 WHERE o.show = $1 AND o.state IN ('paid', 'awaiting_payment') {partner_filter} \
+                 GROUP BY l.product, o.state, l.currency ORDER BY l.product"
+            ),
+            values.clone(),
+        )
+        .await
+        .map_err(Error::db(context))?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let read = || -> Result<SalesLine, sea_orm::DbErr> {
+                Ok(SalesLine {
+                    product: row.try_get_by_index(0)?,
+                    paid: row.try_get_by_index::<String>(1)? == OrderState::Paid.as_db(),
+                    currency: row.try_get_by_index(2)?,
+                    orders: row.try_get_by_index(3)?,
+                    units: row.try_get_by_index(4)?,
+                    revenue: row.try_get_by_index(5)?,
+                })
+            };
+            lines.push(read().map_err(Error::db(context))?);
+        }
+        let count = caravan_platform::db::query(
+            &self.db,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM orders o WHERE o.show = $1 \
+                 AND o.state IN ('paid', 'awaiting_payment') {partner_filter}"
+            ),
+            values.clone(),
+        )
+        .await
+        .map_err(Error::db(context))?;
+        let order_count = match count.first() {
+            Some(row) => row.try_get_by_index(0).map_err(Error::db(context))?,
+            None => 0,
+        };
+        // Sold out is a fact of the show, not of one partner's orders.
+        let sold_out = caravan_platform::db::query(
+            &self.db,
+            "SELECT rejected_product, CAST(MIN(update_time) AS BIGINT) FROM orders WHERE show = $1 \
+             AND state = 'rejected' AND rejected_product <> '' GROUP BY rejected_product",
+            vec![show.into()],
+        )
+        .await
+        .map_err(Error::db(context))?
+        .iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, Micros(r.try_get_by_index(1)?))))
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .map_err(Error::db(context))?;
+        Ok(Sales { lines, order_count, sold_out })
     }
 
     /// Records a payment that came too late, for the partner's refund.
