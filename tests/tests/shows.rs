@@ -812,6 +812,13 @@ async fn the_seed_timetable_can_be_expressed() {
         .shows;
     let order: Vec<_> = timetable.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(order, ["shows/uz-show", "shows/pk-show", "shows/kh-show", "shows/ru-show"]);
+    // Each listed show carries its own line-up.
+    assert_eq!(timetable[0].offers.len(), 9);
+    for (show, country) in timetable.iter().zip(["uz", "pk", "kh", "ru"]) {
+        assert!(!show.offers.is_empty());
+        let prefix = format!("products/{country}-");
+        assert!(show.offers.iter().all(|o| o.product.starts_with(&prefix)), "{}: {:?}", show.name, show.offers);
+    }
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }

@@ -92,7 +92,7 @@ impl Error {
         move |source| Error::Database { context, source }
     }
 
-    /// The error for a reservation that left ACTIVE, asked to take `step`.
+    /// The refusal for a reservation that cannot take a step in `state`.
     pub fn closed_reservation(id: &str, state: ReservationState) -> Error {
         let (state, reason) = match state {
             ReservationState::Active => ("active", "RESERVATION_ACTIVE"),

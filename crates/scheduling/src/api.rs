@@ -192,12 +192,7 @@ impl SchedulingService for SchedulingApi {
             campaigns.truncate(usize::try_from(size).unwrap_or(usize::MAX));
             campaigns
                 .last()
-                .map(|c| {
-                    use chrono::Datelike as _;
-                    let d = c.fields.start_date;
-                    let key = d.year() * 10_000 + i32::try_from(d.month() * 100 + d.day()).unwrap_or(0);
-                    paging::encode_token(&format!("{key}/{}", c.id))
-                })
+                .map(|c| paging::encode_token(&format!("{}/{}", crate::domain::date_key(c.fields.start_date), c.id)))
                 .unwrap_or_default()
         } else {
             String::new()

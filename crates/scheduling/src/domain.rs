@@ -169,6 +169,13 @@ impl CampaignFields {
     }
 }
 
+/// `yyyymmdd`: sorts like the date, on every engine (how campaigns store
+/// their dates, and the key of ListCampaigns pages).
+pub fn date_key(date: NaiveDate) -> i32 {
+    use chrono::Datelike as _;
+    date.year() * 10_000 + i32::try_from(date.month() * 100 + date.day()).unwrap_or(0)
+}
+
 /// Parses an IANA time zone name.
 pub fn parse_time_zone(name: &str) -> Result<Tz, String> {
     Tz::from_str(name).map_err(|_| format!("`{name}` is not an IANA time zone (e.g. Asia/Shanghai)"))

@@ -32,13 +32,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// The database (for the reaper's worker).
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-}
-
-impl Store {
     /// A store on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
         Store { db }

@@ -69,7 +69,11 @@ fn date_to_pb(date: NaiveDate) -> types::Date {
     }
 }
 
-fn text_from_pb(text: Option<types::LocalizedText>, field: &str, violations: &mut FieldViolations) -> Option<Text> {
+pub(super) fn text_from_pb(
+    text: Option<types::LocalizedText>,
+    field: &str,
+    violations: &mut FieldViolations,
+) -> Option<Text> {
     let Some(types::LocalizedText { zh_cn, en, ru, origin, origin_language }) = text else {
         violations.add(field, "is required");
         return None;

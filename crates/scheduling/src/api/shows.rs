@@ -9,7 +9,10 @@ use caravan_proto::{micros_from_timestamp, scheduling::v1 as pb, timestamp_from_
 use sha2::{Digest as _, Sha256};
 use tonic::Status;
 
-use super::{SchedulingApi, resources::mask_paths};
+use super::{
+    SchedulingApi,
+    resources::{mask_paths, text_from_pb},
+};
 use crate::{
     domain::{self, AllocationSync, Money, Offer, Show, ShowFields, ShowState, Text},
     error::Error,
@@ -33,19 +36,6 @@ fn show_id(chosen: String, caller: &str, request_id: &str, violations: &mut Fiel
     }
     let digest = Sha256::digest(format!("{caller}\n{request_id}").as_bytes());
     format!("s{}", &hex::encode(digest)[..24])
-}
-
-fn text_from_pb(text: Option<types::LocalizedText>, field: &str, violations: &mut FieldViolations) -> Option<Text> {
-    let Some(types::LocalizedText { zh_cn, en, ru, origin, origin_language }) = text else {
-        violations.add(field, "is required");
-        return None;
-    };
-    let text = Text { zh_cn, en, ru, origin, origin_language };
-    let problems = text.check();
-    for (sub, problem) in &problems {
-        violations.add(format!("{field}.{sub}"), problem.clone());
-    }
-    problems.is_empty().then_some(text)
 }
 
 fn time_from_pb(time: Option<prost_types::Timestamp>, field: &str, violations: &mut FieldViolations) -> Option<i64> {

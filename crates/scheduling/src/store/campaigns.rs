@@ -1,7 +1,7 @@
 //! Campaigns and channels.
 
 use caravan_platform::time::Micros;
-use chrono::{Datelike as _, NaiveDate};
+use chrono::NaiveDate;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 
 use super::{
@@ -9,17 +9,12 @@ use super::{
     entity::{campaign, channel},
 };
 use crate::{
-    domain::{Campaign, CampaignFields, Channel, ChannelFields, Text, parse_time_zone},
+    domain::{Campaign, CampaignFields, Channel, ChannelFields, Text, date_key, parse_time_zone},
     error::Error,
 };
 
 const CAMPAIGN: &str = "caravan.scheduling.v1.Campaign";
 const CHANNEL: &str = "caravan.scheduling.v1.Channel";
-
-/// `yyyymmdd`: sorts like the date, on every engine.
-fn date_key(date: NaiveDate) -> i32 {
-    date.year() * 10_000 + i32::try_from(date.month() * 100 + date.day()).unwrap_or(0)
-}
 
 fn date_of(key: i32) -> Result<NaiveDate, Error> {
     let (year, month, day) = (key / 10_000, (key / 100) % 100, key % 100);

@@ -378,12 +378,14 @@ impl Store {
         }
         bind(&mut sql, " ORDER BY start_time, id LIMIT ?", i64::try_from(limit).unwrap_or(i64::MAX).into());
         let rows = query(&self.db, &sql, values).await.map_err(Error::db("listing shows"))?;
-        let mut shows = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = row.try_get_by_index(0).map_err(Error::db("listing shows"))?;
-            shows.push(show_from_row(row, offers_of(&self.db, &id).await?)?);
-        }
-        Ok(shows)
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::db("listing shows"))?;
+        // The page's line-ups in one query, not one per show.
+        let mut offers = offers_of_many(&self.db, &ids).await?;
+        rows.iter().zip(&ids).map(|(row, id)| show_from_row(row, offers.remove(id).unwrap_or_default())).collect()
     }
 }
 
@@ -495,27 +497,47 @@ async fn book(c: &impl ConnectionTrait, moving: Option<&str>, fields: &ShowField
 }
 
 async fn offers_of(c: &impl ConnectionTrait, show: &str) -> Result<Vec<Offer>, Error> {
-    let context = "reading a line-up";
+    Ok(offers_of_many(c, &[show.to_owned()]).await?.remove(show).unwrap_or_default())
+}
+
+/// The line-ups of `shows`, each by display order.
+async fn offers_of_many(
+    c: &impl ConnectionTrait,
+    shows: &[String],
+) -> Result<std::collections::HashMap<String, Vec<Offer>>, Error> {
+    let context = "reading line-ups";
+    let mut offers: std::collections::HashMap<String, Vec<Offer>> = std::collections::HashMap::new();
+    if shows.is_empty() {
+        return Ok(offers);
+    }
     let rows = query(
         c,
-        "SELECT product_id, currency, price_minor, allocated_quantity, per_buyer_limit, display_order FROM offers \
-         WHERE show_id = $1 ORDER BY display_order, product_id",
-        vec![show.into()],
+        &format!(
+            "SELECT show_id, product_id, currency, price_minor, allocated_quantity, per_buyer_limit, display_order \
+             FROM offers WHERE show_id IN ({}) ORDER BY show_id, display_order, product_id",
+            caravan_platform::db::params(1, shows.len())
+        ),
+        shows.iter().map(|s| Value::from(s.as_str())).collect(),
     )
     .await
     .map_err(Error::db(context))?;
-    rows.iter()
-        .map(|r| {
-            Ok(Offer {
-                product_id: r.try_get_by_index(0)?,
-                price: Money { currency: r.try_get_by_index(1)?, minor_units: r.try_get_by_index(2)? },
-                allocated_quantity: r.try_get_by_index(3)?,
-                per_buyer_limit: r.try_get_by_index(4)?,
-                display_order: r.try_get_by_index(5)?,
-            })
-        })
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(Error::db(context))
+    for r in &rows {
+        let read = || -> Result<(String, Offer), sea_orm::DbErr> {
+            Ok((
+                r.try_get_by_index(0)?,
+                Offer {
+                    product_id: r.try_get_by_index(1)?,
+                    price: Money { currency: r.try_get_by_index(2)?, minor_units: r.try_get_by_index(3)? },
+                    allocated_quantity: r.try_get_by_index(4)?,
+                    per_buyer_limit: r.try_get_by_index(5)?,
+                    display_order: r.try_get_by_index(6)?,
+                },
+            ))
+        };
+        let (show, offer) = read().map_err(Error::db(context))?;
+        offers.entry(show).or_default().push(offer);
+    }
+    Ok(offers)
 }
 
 fn show_from_row(row: &QueryResult, offers: Vec<Offer>) -> Result<Show, Error> {
