@@ -14,6 +14,7 @@ use crate::{
     client::{ChannelOptions, TracedChannel},
     config::{Authentication, MigrateMode, ServiceConfig, ServiceKind},
     db::{self, SchemaState},
+    failpoint::Failpoints,
     idempotency::{Idempotency, IdempotencyConfig},
     server::{GrpcServer, ServeOptions},
     telemetry::ServiceTelemetry,
@@ -113,10 +114,17 @@ impl<M: MigratorTrait> ServiceHost<M> {
         self.background.clone()
     }
 
+    /// The failpoint armed for this process (crash drills), if any.
+    pub fn failpoints(&self) -> Failpoints {
+        Failpoints::new(self.config.failpoint.as_deref())
+    }
+
     /// The idempotency mechanism on the service's database, with its purge
-    /// running hourly in the background.
+    /// running hourly in the background. A claim is leased for twice the
+    /// call limit: after a crash, a retry takes the request over that soon.
     pub fn start_idempotency(&self) -> Idempotency {
-        let idempotency = Idempotency::new(self.db.clone(), self.clock(), IdempotencyConfig::default());
+        let config = IdempotencyConfig { lease: self.config.call_limit * 2, ..IdempotencyConfig::default() };
+        let idempotency = Idempotency::new(self.db.clone(), self.clock(), config);
         let purging = idempotency.clone();
         spawn_periodic("idempotency-purge", Duration::from_secs(3600), &self.telemetry, self.background(), move || {
             let purging = purging.clone();

@@ -237,6 +237,19 @@ pub struct ServiceConfig {
     /// Where the service reads the time: the system clock, or a
     /// [`crate::time::ManualClock`] that tests move instead of sleeping.
     pub clock: SharedClock,
+    /// The longest a saga call (PlaceOrder) may run. Work a crash or a
+    /// timeout left unfinished is re-driven after twice this, and claims on
+    /// request ids and background items are leased for twice this.
+    pub call_limit: Duration,
+    /// Orders: how long a buyer has to pay an order.
+    pub payment_window: Duration,
+    /// Orders: how long inventory holds an order's stock; longer than the
+    /// payment window plus the call limit, so every payment made in time
+    /// finds its hold.
+    pub reservation_ttl: Duration,
+    /// A named step at which the process aborts (crash drills and tests;
+    /// see [`crate::failpoint`]).
+    pub failpoint: Option<String>,
 }
 
 /// A server's certificate and key, and optionally the CA its clients'
@@ -303,6 +316,10 @@ impl ServiceConfig {
             health_addr: None,
             upstream_tls: None,
             clock: Arc::new(SystemClock),
+            call_limit: Duration::from_secs(10),
+            payment_window: Duration::from_secs(10 * 60),
+            reservation_ttl: Duration::from_secs(15 * 60),
+            failpoint: None,
         }
     }
 
@@ -339,6 +356,34 @@ impl ServiceConfig {
         }
         config.health_check_interval = duration_or(env, "CARAVAN_HEALTH_CHECK_INTERVAL", config.health_check_interval)?;
         config.connect_timeout = duration_or(env, "CARAVAN_CONNECT_TIMEOUT", config.connect_timeout)?;
+        config.call_limit = duration_or(env, "CARAVAN_CALL_LIMIT", config.call_limit)?;
+        if config.call_limit < Duration::from_millis(100) {
+            return Err(ConfigError::new("CARAVAN_CALL_LIMIT", "must be at least 100ms"));
+        }
+        config.payment_window = duration_or(env, "CARAVAN_PAYMENT_WINDOW", config.payment_window)?;
+        config.reservation_ttl = duration_or(env, "CARAVAN_RESERVATION_TTL", config.reservation_ttl)?;
+        if config.payment_window < Duration::from_secs(1) {
+            return Err(ConfigError::new("CARAVAN_PAYMENT_WINDOW", "must be at least 1s"));
+        }
+        if config.reservation_ttl <= config.payment_window + config.call_limit {
+            return Err(ConfigError::new(
+                "CARAVAN_RESERVATION_TTL",
+                format!(
+                    "must be longer than CARAVAN_PAYMENT_WINDOW plus CARAVAN_CALL_LIMIT ({}), so a payment made in \
+                     time finds its hold",
+                    humantime::format_duration(config.payment_window + config.call_limit)
+                ),
+            ));
+        }
+        config.failpoint = get(env, "CARAVAN_FAILPOINT").map(str::to_owned);
+        if let Some(name) = &config.failpoint
+            && !crate::failpoint::is_known(name)
+        {
+            return Err(ConfigError::new(
+                "CARAVAN_FAILPOINT",
+                format!("`{name}` is not a failpoint (known: {})", crate::failpoint::KNOWN.join(", ")),
+            ));
+        }
         config.max_concurrent_calls = parse_or(env, "CARAVAN_MAX_CONCURRENT_CALLS", config.max_concurrent_calls)?;
         config.rate = RateConfig {
             per_second: parse_or(env, "CARAVAN_RATE_LIMIT", config.rate.per_second)?,
@@ -483,6 +528,16 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CARAVAN_HEALTH_CHECK_INTERVAL", "how often health re-checks the database (default 2s)"),
     ("CARAVAN_CONNECT_TIMEOUT", "connect timeout to other services (default 2s)"),
     (
+        "CARAVAN_CALL_LIMIT",
+        "longest a saga call (PlaceOrder) runs; unfinished work is re-driven after twice this (default 10s)",
+    ),
+    ("CARAVAN_PAYMENT_WINDOW", "orders: how long a buyer has to pay (default 10m)"),
+    (
+        "CARAVAN_RESERVATION_TTL",
+        "orders: how long inventory holds an order's stock; > payment window + call limit (default 15m)",
+    ),
+    ("CARAVAN_FAILPOINT", "crash drills only: abort the process at this saga step (e.g. orders.place.after_reserve)"),
+    (
         "CARAVAN_MAX_CONCURRENT_CALLS",
         "calls in flight beyond which new ones get RESOURCE_EXHAUSTED (default 1024; 0: no limit)",
     ),
@@ -623,6 +678,9 @@ mod tests {
         check("CARAVAN_MAX_REQUEST_BYTES", "10");
         check("CARAVAN_CATALOG_URL", "catalog:50051");
         check("CARAVAN_INVENTORY_URL", "ftp://inventory");
+        check("CARAVAN_CALL_LIMIT", "1ms");
+        check("CARAVAN_RESERVATION_TTL", "5m");
+        check("CARAVAN_FAILPOINT", "orders.nowhere");
     }
 
     #[test]

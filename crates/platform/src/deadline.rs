@@ -23,6 +23,22 @@ pub fn remaining() -> Option<Duration> {
     DEADLINE.try_with(|deadline| deadline.map(|d| d.saturating_duration_since(Instant::now()))).ok().flatten()
 }
 
+/// What a call bounded by [`within`] answers when its time is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the call ran out of time")]
+pub struct Elapsed;
+
+/// Runs `fut` for at most `limit`, and ending a little before the caller's
+/// own deadline, so the caller hears why instead of timing out blind; calls
+/// `fut` makes to other services inherit that shorter deadline.
+pub async fn within<F: Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    let budget = remaining().map_or(limit, |left| left.min(limit));
+    // Leave a tenth (at most 100 ms) for the answer to travel back.
+    let budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(100)));
+    let deadline = Instant::now() + budget;
+    tokio::time::timeout_at(deadline, scope(Some(deadline), fut)).await.map_err(|_| Elapsed)
+}
+
 /// Parses a `grpc-timeout` header value: up to 8 digits and a unit
 /// (`H`, `M`, `S`, `m`, `u`, `n`).
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
@@ -73,5 +89,21 @@ mod tests {
         let left = scope(Some(deadline), async { remaining() }).await.unwrap();
         assert!(left <= Duration::from_secs(10) && left > Duration::from_secs(9));
         assert_eq!(scope(None, async { remaining() }).await, None);
+    }
+
+    #[tokio::test]
+    async fn within_ends_before_the_callers_deadline_and_passes_it_on() {
+        let limit = Duration::from_secs(10);
+        let inner = within(limit, async { remaining() }).await.unwrap().unwrap();
+        assert!(inner <= limit - Duration::from_millis(100) && inner > Duration::from_secs(9), "{inner:?}");
+
+        let caller = Instant::now() + Duration::from_millis(500);
+        let inner = scope(Some(caller), within(limit, async { remaining() })).await.unwrap().unwrap();
+        assert!(inner <= Duration::from_millis(450), "a tenth is kept for the answer: {inner:?}");
+
+        let started = Instant::now();
+        let outcome = scope(Some(caller), within(limit, std::future::pending::<()>())).await;
+        assert_eq!(outcome, Err(Elapsed));
+        assert!(started.elapsed() < Duration::from_millis(500), "answered before the caller gave up");
     }
 }

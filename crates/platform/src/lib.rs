@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod deadline;
 pub mod error;
+pub mod failpoint;
 pub mod idempotency;
 pub mod metrics;
 pub mod paging;
