@@ -5,12 +5,14 @@ mod saga;
 
 use caravan_platform::{
     auth::{self, Kind, Principal},
+    deadline,
     error::{FieldViolations, invalid_argument},
     idempotency::Idempotency,
     paging, resource,
     time::{Micros, SharedClock},
 };
 use caravan_proto::{
+    micros_from_timestamp,
     orders::v1::{self as pb, orders_service_server::OrdersService},
     timestamp_from_micros,
     r#type::v1 as types,
@@ -19,8 +21,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     domain::{Money, Order, OrderState},
+    saga::Saga,
     store::{OrderFilter, Store},
-    upstream::Upstream,
 };
 
 /// Default and largest page of ListOrders.
@@ -29,17 +31,17 @@ const PAGE: (u64, u64) = (50, 500);
 /// Orders' gRPC service.
 #[derive(Debug, Clone)]
 pub struct OrdersApi {
+    saga: Saga,
     store: Store,
-    upstream: Upstream,
     idempotency: Idempotency,
     clock: SharedClock,
 }
 
 impl OrdersApi {
-    /// Handlers over `store`, calling `upstream`, with request ids kept by
-    /// `idempotency`, reading the time from `clock`.
-    pub fn new(store: Store, upstream: Upstream, idempotency: Idempotency, clock: SharedClock) -> Self {
-        OrdersApi { store, upstream, idempotency, clock }
+    /// Handlers running `saga`, with request ids kept by `idempotency`,
+    /// reading the time from `clock`.
+    pub fn new(saga: Saga, idempotency: Idempotency, clock: SharedClock) -> Self {
+        OrdersApi { store: saga.store().clone(), saga, idempotency, clock }
     }
 }
 
@@ -68,16 +70,45 @@ impl OrdersService for OrdersApi {
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         let partner = partner_scope(auth::principal(&request)?)?;
-        let pb::ListOrdersRequest { page_size, page_token, show, buyer, state } = request.into_inner();
+        let pb::ListOrdersRequest { page_size, page_token, show, buyer, state, start_time, end_time } =
+            request.into_inner();
         let mut violations = FieldViolations::new();
         let size = paging::page_size(page_size, PAGE.0, PAGE.1)
             .map_err(|_| violations.add("page_size", "must not be negative"))
             .ok();
-        let after = match paging::decode_token(&page_token).map(|key| key.map(|k| parse_order_key(&k))) {
+        let created_from = start_time.map(|t| micros_from_timestamp(&t).map(Micros));
+        let created_before = end_time.map(|t| micros_from_timestamp(&t).map(Micros));
+        let (created_from, created_before) = match (created_from, created_before) {
+            (Some(None), _) => {
+                violations.add("start_time", "is not a valid timestamp");
+                (None, None)
+            }
+            (_, Some(None)) => {
+                violations.add("end_time", "is not a valid timestamp");
+                (None, None)
+            }
+            (from, before) => (from.flatten(), before.flatten()),
+        };
+        if let (Some(from), Some(before)) = (created_from, created_before)
+            && before <= from
+        {
+            violations.add("end_time", "must be after start_time");
+        }
+        // Page tokens are bound to the filters they were issued for.
+        let bound = format!(
+            "{partner:?}|{show}|{buyer}|{state}|{}|{}",
+            created_from.map_or(0, |t| t.0),
+            created_before.map_or(0, |t| t.0)
+        );
+        let after = match paging::decode_bound_token(&page_token, &bound).map(|key| key.map(|k| parse_order_key(&k))) {
             Ok(None) => Some(None),
             Ok(Some(Some(key))) => Some(Some(key)),
-            Ok(Some(None)) | Err(_) => {
+            Ok(Some(None)) => {
                 violations.add("page_token", "not a token returned by ListOrders");
+                None
+            }
+            Err(status) => {
+                violations.add("page_token", status.message().trim_start_matches("page_token: "));
                 None
             }
         };
@@ -106,11 +137,16 @@ impl OrdersService for OrdersApi {
             show: (!show.is_empty()).then_some(show),
             buyer: (!buyer.is_empty()).then_some(buyer),
             state,
+            created_from,
+            created_before,
         };
         let mut orders = self.store.orders(&filter, after.as_ref().map(|(t, id)| (*t, id.as_str())), size + 1).await?;
         let next_page_token = if orders.len() as u64 > size {
             orders.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            orders.last().map(|o| paging::encode_token(&format!("{}/{}", o.create_time.0, o.id))).unwrap_or_default()
+            orders
+                .last()
+                .map(|o| paging::encode_bound_token(&bound, &format!("{}/{}", o.create_time.0, o.id)))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -123,8 +159,20 @@ impl OrdersService for OrdersApi {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn place_order(&self, request: Request<pb::PlaceOrderRequest>) -> Result<Response<pb::Order>, Status> {
         let partner = acting_partner(auth::principal(&request)?)?;
+        let new = saga::new_order(request.get_ref(), &partner)?;
         let traceparent = caravan_platform::rpc::current_traceparent();
-        let place = Box::pin(self.place_order_once(request.get_ref().clone(), &partner, &traceparent));
+        // Never longer than the call limit (the driver recovers what is left
+        // after twice that), and answered before the partner's own deadline:
+        // UNAVAILABLE tells it to retry with the same request id.
+        let limit = self.saga.timers().call_limit;
+        let place = Box::pin(async {
+            match deadline::within(limit, self.saga.place(new, &traceparent)).await {
+                Ok(placed) => placed.map(order_to_pb),
+                Err(deadline::Elapsed) => Err(Status::unavailable(
+                    "the order could not be completed in time; retry with the same request_id to resume it",
+                )),
+            }
+        });
         self.idempotency
             .run_for(&request, PLACE_ORDER, &request.get_ref().request_id, || place)
             .await
@@ -137,7 +185,8 @@ impl OrdersService for OrdersApi {
         request: Request<pb::ConfirmPaymentRequest>,
     ) -> Result<Response<pb::Order>, Status> {
         let partner = acting_partner(auth::principal(&request)?)?;
-        let confirm = Box::pin(self.confirm_payment_once(request.get_ref().clone(), &partner));
+        let (id, reference) = saga::payment(request.get_ref())?;
+        let confirm = Box::pin(async { self.saga.confirm_payment(&id, &partner, &reference).await.map(order_to_pb) });
         self.idempotency
             .run_for(&request, CONFIRM_PAYMENT, &request.get_ref().request_id, || confirm)
             .await
@@ -147,7 +196,8 @@ impl OrdersService for OrdersApi {
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
     async fn cancel_order(&self, request: Request<pb::CancelOrderRequest>) -> Result<Response<pb::Order>, Status> {
         let partner = acting_partner(auth::principal(&request)?)?;
-        let cancel = Box::pin(self.cancel_order_once(request.get_ref().clone(), &partner));
+        let (id, reason) = saga::cancellation(request.get_ref())?;
+        let cancel = Box::pin(async { self.saga.cancel(&id, &partner, &reason).await.map(order_to_pb) });
         self.idempotency
             .run_for(&request, CANCEL_ORDER, &request.get_ref().request_id, || cancel)
             .await
@@ -167,48 +217,86 @@ impl OrdersService for OrdersApi {
     }
 }
 
+/// Adds `minor` in `currency` to a per-currency sum.
+fn add(sums: &mut std::collections::BTreeMap<String, i64>, currency: &str, minor: i64) {
+    let sum = sums.entry(currency.to_owned()).or_insert(0);
+    *sum = sum.saturating_add(minor);
+}
+
+fn money_list(sums: std::collections::BTreeMap<String, i64>) -> Vec<types::Money> {
+    sums.into_iter().map(|(currency_code, minor_units)| types::Money { currency_code, minor_units }).collect()
+}
+
 /// A show's sales as the report shows them.
 fn report_to_pb(show: &str, sales: crate::store::Sales, now: Micros) -> pb::ShowSalesReport {
     use std::collections::BTreeMap;
-    let money = |(currency, minor): (String, i64)| types::Money { currency_code: currency, minor_units: minor };
+    let crate::store::Sales { lines, countries, orders_paid, orders_awaiting_payment, sold_out } = sales;
     let mut products: BTreeMap<String, pb::ProductSales> = BTreeMap::new();
     let (mut paid_revenue, mut awaiting_revenue) = (BTreeMap::new(), BTreeMap::new());
     let (mut units_paid, mut units_awaiting) = (0, 0);
-    for line in sales.lines {
-        let entry = products
-            .entry(line.product.clone())
-            .or_insert_with(|| pb::ProductSales { product: line.product.clone(), ..Default::default() });
+    for line in lines {
+        let entry = products.entry(line.product.clone()).or_insert_with(|| pb::ProductSales {
+            product: line.product.clone(),
+            country: if line.country.is_empty() { String::new() } else { format!("countries/{}", line.country) },
+            ..Default::default()
+        });
         entry.order_count += line.orders;
-        if line.paid {
+        let revenue = if line.paid {
             entry.units_paid += line.units;
             units_paid += line.units;
-            let revenue = entry
-                .revenue_paid
-                .get_or_insert_with(|| types::Money { currency_code: line.currency.clone(), minor_units: 0 });
-            revenue.minor_units += line.revenue;
-            *paid_revenue.entry(line.currency).or_insert(0) += line.revenue;
+            add(&mut paid_revenue, &line.currency, line.revenue);
+            &mut entry.revenue_paid
         } else {
             entry.units_awaiting_payment += line.units;
             units_awaiting += line.units;
-            *awaiting_revenue.entry(line.currency).or_insert(0) += line.revenue;
-        }
+            add(&mut awaiting_revenue, &line.currency, line.revenue);
+            &mut entry.revenue_awaiting_payment
+        };
+        let revenue = revenue.get_or_insert_with(|| types::Money { currency_code: line.currency, minor_units: 0 });
+        revenue.minor_units = revenue.minor_units.saturating_add(line.revenue);
     }
-    for (product, at) in sales.sold_out {
+    for (product, at) in sold_out {
         products
             .entry(product.clone())
             .or_insert_with(|| pb::ProductSales { product: product.clone(), ..Default::default() })
             .sold_out_time = Some(timestamp_from_micros(at.0));
     }
+    type CountrySums = (pb::CountrySales, BTreeMap<String, i64>, BTreeMap<String, i64>);
+    let mut by_country: BTreeMap<String, CountrySums> = BTreeMap::new();
+    for group in countries {
+        let (entry, paid, awaiting) = by_country.entry(group.country.clone()).or_insert_with(|| {
+            let country = if group.country.is_empty() { String::new() } else { format!("countries/{}", group.country) };
+            (pb::CountrySales { country, ..Default::default() }, BTreeMap::new(), BTreeMap::new())
+        });
+        entry.order_count += group.orders;
+        if group.paid {
+            entry.units_paid += group.units;
+            add(paid, &group.currency, group.revenue);
+        } else {
+            entry.units_awaiting_payment += group.units;
+            add(awaiting, &group.currency, group.revenue);
+        }
+    }
     pb::ShowSalesReport {
         name: format!("shows/{show}/salesReport"),
         show: format!("shows/{show}"),
         products: products.into_values().collect(),
-        order_count: sales.order_count,
+        order_count: orders_paid + orders_awaiting_payment,
         units_paid,
         units_awaiting_payment: units_awaiting,
-        revenue_paid: paid_revenue.into_iter().map(money).collect(),
-        revenue_awaiting_payment: awaiting_revenue.into_iter().map(money).collect(),
+        revenue_paid: money_list(paid_revenue),
+        revenue_awaiting_payment: money_list(awaiting_revenue),
         compute_time: Some(timestamp_from_micros(now.0)),
+        orders_paid,
+        orders_awaiting_payment,
+        countries: by_country
+            .into_values()
+            .map(|(mut country, paid, awaiting)| {
+                country.revenue_paid = money_list(paid);
+                country.revenue_awaiting_payment = money_list(awaiting);
+                country
+            })
+            .collect(),
     }
 }
 

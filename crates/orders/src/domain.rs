@@ -48,6 +48,47 @@ impl OrderState {
     pub fn from_db(s: &str) -> Option<Self> {
         OrderState::ALL.into_iter().find(|state| state.as_db() == s)
     }
+
+    /// Whether the order's units count against the buyer's limit: while it
+    /// may still sell (pending, awaiting payment) or has sold (paid).
+    pub fn counts_for_limit(self) -> bool {
+        matches!(self, OrderState::Pending | OrderState::AwaitingPayment | OrderState::Paid)
+    }
+}
+
+/// What the order driver does with an order that came due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// PENDING past its recovery time: the partner was told the call failed,
+    /// so reject the order, then give back any hold it got.
+    Recover,
+    /// AWAITING_PAYMENT past its payment deadline: give the hold back, then
+    /// expire the order.
+    Expire,
+    /// Rejected, cancelled or expired: make sure inventory holds nothing for
+    /// it (a release is idempotent, and of an id never reserved a tombstone).
+    Release,
+    /// Not yet: look again at this instant.
+    Wait(Micros),
+    /// Nothing left to do (paid).
+    Done,
+}
+
+impl Order {
+    /// The driver's step for this order at `now`; a PENDING order is
+    /// recovered from `recover_at` on.
+    pub fn next_step(&self, now: Micros, recover_at: Micros) -> Step {
+        match self.state {
+            OrderState::Pending if now < recover_at => Step::Wait(recover_at),
+            OrderState::Pending => Step::Recover,
+            OrderState::AwaitingPayment => match self.payment_deadline {
+                Some(deadline) if now < deadline => Step::Wait(deadline),
+                _ => Step::Expire,
+            },
+            OrderState::Rejected | OrderState::Cancelled | OrderState::Expired => Step::Release,
+            OrderState::Paid => Step::Done,
+        }
+    }
 }
 
 /// An amount in one currency's minor units.
@@ -68,6 +109,8 @@ pub struct OrderLine {
     pub quantity: i64,
     /// Price per unit.
     pub unit_price: Money,
+    /// The product's origin country (ISO 3166-1 alpha-2; empty if unknown).
+    pub country: String,
 }
 
 impl OrderLine {
@@ -125,24 +168,34 @@ mod tests {
     use super::*;
 
     fn line(currency: &str, minor: i64, quantity: i64) -> OrderLine {
-        OrderLine { product: "products/p".into(), quantity, unit_price: Money { currency: currency.into(), minor } }
+        OrderLine {
+            product: "products/p".into(),
+            quantity,
+            unit_price: Money { currency: currency.into(), minor },
+            country: "UZ".into(),
+        }
     }
 
-    #[test]
-    fn totals_per_currency() {
-        let order = Order {
+    fn order(state: OrderState, deadline: Option<i64>) -> Order {
+        Order {
             id: "o".into(),
             partner: "hema".into(),
             buyer: "b".into(),
             show: String::new(),
-            lines: vec![line("CNY", 1990, 2), line("USD", 500, 1), line("CNY", 10, 3)],
-            state: OrderState::Pending,
+            lines: vec![line("CNY", 1990, 2)],
+            state,
             state_reason: String::new(),
-            payment_deadline: None,
+            payment_deadline: deadline.map(Micros),
             payment_reference: String::new(),
             create_time: Micros(0),
             update_time: Micros(0),
-        };
+        }
+    }
+
+    #[test]
+    fn totals_per_currency() {
+        let mut order = order(OrderState::Pending, None);
+        order.lines = vec![line("CNY", 1990, 2), line("USD", 500, 1), line("CNY", 10, 3)];
         assert_eq!(
             order.totals().unwrap(),
             vec![Money { currency: "CNY".into(), minor: 4010 }, Money { currency: "USD".into(), minor: 500 }]
@@ -150,6 +203,29 @@ mod tests {
         let mut huge = order.clone();
         huge.lines = vec![line("CNY", i64::MAX, 2)];
         assert_eq!(huge.totals(), None);
+    }
+
+    #[test]
+    fn the_driver_recovers_expires_releases_or_waits() {
+        let (recover_at, deadline) = (Micros(100), 200);
+        let check = |state, deadline, now, expected| {
+            assert_eq!(order(state, deadline).next_step(Micros(now), recover_at), expected, "{state:?} at {now}");
+        };
+        check(OrderState::Pending, None, 99, Step::Wait(recover_at));
+        check(OrderState::Pending, None, 100, Step::Recover);
+        check(OrderState::AwaitingPayment, Some(deadline), 199, Step::Wait(Micros(deadline)));
+        check(OrderState::AwaitingPayment, Some(deadline), 200, Step::Expire);
+        check(OrderState::AwaitingPayment, None, 0, Step::Expire);
+        for state in [OrderState::Rejected, OrderState::Cancelled, OrderState::Expired] {
+            check(state, Some(deadline), 0, Step::Release);
+        }
+        check(OrderState::Paid, Some(deadline), 1_000, Step::Done);
+    }
+
+    #[test]
+    fn only_live_and_sold_orders_count_against_a_buyer_limit() {
+        let counting: Vec<_> = OrderState::ALL.into_iter().filter(|s| s.counts_for_limit()).collect();
+        assert_eq!(counting, [OrderState::Pending, OrderState::AwaitingPayment, OrderState::Paid]);
     }
 
     #[test]

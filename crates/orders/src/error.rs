@@ -1,5 +1,7 @@
 //! Orders' errors and their gRPC mapping.
 
+use std::collections::HashMap;
+
 use caravan_platform::error as rpc;
 use sea_orm::DbErr;
 use tonic::Status;
@@ -10,6 +12,16 @@ pub enum Error {
     /// An order that does not exist (or that the caller may not see).
     #[error("order `{0}` not found")]
     OrderNotFound(String),
+    /// The order would take a buyer past an offer's per-buyer limit.
+    #[error("at most {limit} units of {product} per buyer in this show; the buyer already holds {held}")]
+    BuyerLimit {
+        /// `products/{id}`.
+        product: String,
+        /// The offer's limit.
+        limit: i64,
+        /// What the buyer's other orders hold.
+        held: i64,
+    },
     /// A stored value that our own code could not have written.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -33,8 +45,17 @@ impl Error {
 
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
+        let message = error.to_string();
         match error {
             Error::OrderNotFound(id) => rpc::not_found("caravan.orders.v1.Order", &format!("orders/{id}")),
+            Error::BuyerLimit { product, limit, held } => {
+                let metadata = HashMap::from([
+                    ("product".to_owned(), product.clone()),
+                    ("limit".to_owned(), limit.to_string()),
+                    ("held".to_owned(), held.to_string()),
+                ]);
+                rpc::failed_precondition("PER_BUYER_LIMIT", &product, message, metadata)
+            }
             e @ Error::Corrupt(_) => rpc::internal("reading orders", &e),
             Error::Database { context, source } => rpc::database(context, source),
         }

@@ -8,9 +8,10 @@
 
 pub mod api;
 pub mod domain;
+pub mod driver;
 pub mod error;
-pub mod expiry;
 pub mod migration;
+pub mod saga;
 pub mod store;
 pub mod upstream;
 
@@ -34,17 +35,26 @@ impl app::Service for Orders {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let upstream = upstream::Upstream::connect(host)?;
+        let config = host.config();
+        let timers = saga::Timers {
+            call_limit: config.call_limit,
+            payment_window: config.payment_window,
+            reservation_ttl: config.reservation_ttl,
+        };
         let store = store::Store::new(host.db().clone());
-        let expiry = Worker::new(
-            expiry::Expiry::new(store.clone(), upstream.clone(), host.clock()),
+        let saga = saga::Saga::new(store, upstream::Upstream::connect(host)?, host.clock(), host.failpoints(), timers);
+        // Runs are calls too: bounded by the call limit, leased for twice it,
+        // so a crashed replica's orders are re-driven that soon.
+        let worker_config = WorkerConfig { lease: config.call_limit * 2, ..WorkerConfig::default() };
+        let driver = Worker::new(
+            driver::Driver::new(saga.clone(), host.clock()),
             host.db().clone(),
             host.clock(),
-            WorkerConfig::default(),
+            worker_config,
             host.telemetry().clone(),
         );
-        tokio::spawn(expiry.run(host.background()));
-        let api = api::OrdersApi::new(store, upstream, host.start_idempotency(), host.clock());
+        tokio::spawn(driver.run(host.background()));
+        let api = api::OrdersApi::new(saga, host.start_idempotency(), host.clock());
         let server = OrdersServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

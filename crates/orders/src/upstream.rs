@@ -57,6 +57,8 @@ pub struct Priced {
     pub active: bool,
     /// List price.
     pub price: Money,
+    /// Origin country (ISO 3166-1 alpha-2).
+    pub country: String,
 }
 
 /// An offer of a live show as orders needs it.
@@ -117,6 +119,7 @@ impl Upstream {
                         .as_ref()
                         .map(|m| Money { currency: m.currency_code.clone(), minor: m.minor_units })
                         .unwrap_or(Money { currency: String::new(), minor: 0 }),
+                    country: p.country.strip_prefix("countries/").unwrap_or(&p.country).to_owned(),
                 })
             })
             .collect())

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20261129_000001_create_orders;
 mod m20261129_000002_order_expiry;
 mod m20261129_000003_rejected_product;
+mod m20261201_000004_buyer_units;
 
 /// Every orders migration, in order.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             caravan_platform::idempotency::migration(),
             Box::new(m20261129_000002_order_expiry::Migration),
             Box::new(m20261129_000003_rejected_product::Migration),
+            Box::new(m20261201_000004_buyer_units::Migration),
         ]
     }
 

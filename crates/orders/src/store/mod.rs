@@ -2,13 +2,17 @@
 //! sea-orm.
 
 mod entity;
+mod sales;
 
 use std::collections::HashMap;
 
-use caravan_platform::time::Micros;
+use caravan_platform::{
+    db::{exec, query},
+    time::Micros,
+};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
 };
 
 use crate::{
@@ -16,6 +20,7 @@ use crate::{
     error::Error,
 };
 use entity::{order, order_line};
+pub use sales::{CountrySales, Sales, SalesLine};
 
 /// Which orders a list returns.
 #[derive(Debug, Clone, Default)]
@@ -28,37 +33,14 @@ pub struct OrderFilter {
     pub buyer: Option<String>,
     /// Only in this state.
     pub state: Option<OrderState>,
+    /// Only created at or after this instant.
+    pub created_from: Option<Micros>,
+    /// Only created before this instant.
+    pub created_before: Option<Micros>,
 }
 
-/// One group of a show's sales.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SalesLine {
-    /// `products/{id}`.
-    pub product: String,
-    /// Paid (else awaiting payment).
-    pub paid: bool,
-    /// Currency of the prices.
-    pub currency: String,
-    /// Orders holding the product.
-    pub orders: i64,
-    /// Units.
-    pub units: i64,
-    /// Units × unit price, in minor units.
-    pub revenue: i64,
-}
-
-/// A show's sales, as the store computes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sales {
-    /// By product, state and currency.
-    pub lines: Vec<SalesLine>,
-    /// Paid or awaiting-payment orders.
-    pub order_count: i64,
-    /// Per product (`products/{id}`), the first refusal for lack of stock.
-    pub sold_out: Vec<(String, Micros)>,
-}
-
-/// What a state change also records (empty / `None`: unchanged).
+/// What a state change also records (empty / `None`: unchanged), and when
+/// the order driver next looks at the order (`due_at`; `None`: never).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StateChange<'a> {
     /// Why (rejections, cancellations, expiries).
@@ -67,7 +49,15 @@ pub struct StateChange<'a> {
     pub payment_deadline: Option<Micros>,
     /// The partner's payment reference.
     pub payment_reference: &'a str,
+    /// When the driver looks at the order next.
+    pub due_at: Option<Micros>,
+    /// The product (`products/{id}`) an order is rejected for lack of.
+    pub rejected_product: &'a str,
 }
+
+/// The per-buyer limits of a new order's show offers, by `products/{id}`
+/// (0: no limit).
+pub type BuyerLimits = HashMap<String, i64>;
 
 /// Queries against orders' own database.
 #[derive(Debug, Clone)]
@@ -81,10 +71,21 @@ impl Store {
         Store { db }
     }
 
-    /// Writes a new order and its lines in one transaction.
-    pub async fn insert_order(&self, order: &Order, traceparent: &str) -> Result<(), Error> {
+    /// Writes a new order and its lines in one transaction, due for the
+    /// driver at `due_at`; `false` if an order with its id already exists.
+    /// An order of a show also adds its units to what its buyer holds of each
+    /// offer, in the same transaction and by one conditional upsert per line
+    /// (so concurrent orders of one buyer cannot pass a limit together); a
+    /// line beyond its offer's `limits` refuses the whole order.
+    pub async fn insert_order(
+        &self,
+        order: &Order,
+        traceparent: &str,
+        due_at: Micros,
+        limits: &BuyerLimits,
+    ) -> Result<bool, Error> {
         let txn = self.db.begin().await.map_err(Error::db("starting a transaction"))?;
-        order::Entity::insert(order::ActiveModel {
+        let inserted = order::Entity::insert(order::ActiveModel {
             id: Set(order.id.clone()),
             partner: Set(order.partner.clone()),
             buyer: Set(order.buyer.clone()),
@@ -96,10 +97,16 @@ impl Store {
             traceparent: Set(traceparent.to_owned()),
             create_time: Set(order.create_time.0),
             update_time: Set(order.update_time.0),
+            due_at: Set(Some(due_at.0)),
         })
-        .exec(&txn)
+        .on_conflict(OnConflict::column(order::Column::Id).do_nothing().to_owned())
+        .exec_without_returning(&txn)
         .await
         .map_err(Error::db("inserting an order"))?;
+        if inserted == 0 {
+            txn.rollback().await.map_err(Error::db("rolling back"))?;
+            return Ok(false);
+        }
         let lines = order.lines.iter().enumerate().map(|(i, line)| order_line::ActiveModel {
             order_id: Set(order.id.clone()),
             line_no: Set(i32::try_from(i).unwrap_or(i32::MAX)),
@@ -107,15 +114,25 @@ impl Store {
             quantity: Set(line.quantity),
             currency: Set(line.unit_price.currency.clone()),
             unit_price_minor: Set(line.unit_price.minor),
+            country: Set(line.country.clone()),
         });
         order_line::Entity::insert_many(lines).exec(&txn).await.map_err(Error::db("inserting order lines"))?;
-        txn.commit().await.map_err(Error::db("committing an order"))
+        if !order.show.is_empty()
+            && let Err(e) = hold_for_buyer(&txn, order, limits).await
+        {
+            txn.rollback().await.map_err(Error::db("rolling back"))?;
+            return Err(e);
+        }
+        txn.commit().await.map_err(Error::db("committing an order"))?;
+        Ok(true)
     }
 
     /// Moves an order from `from` to `to` if it is still in `from` (one
     /// conditional UPDATE: of two racing callers, one moves it); sets the
-    /// reason, the payment deadline or the payment reference when given. The
-    /// order is due for the expiry job at its new payment deadline, if any.
+    /// reason, the payment deadline or the payment reference when given, and
+    /// when the driver looks at it next. An order of a show that stops
+    /// counting against its buyer's limit gives those units back to the
+    /// buyer in the same transaction.
     pub async fn move_state(
         &self,
         id: &str,
@@ -124,14 +141,17 @@ impl Store {
         change: StateChange<'_>,
         now: Micros,
     ) -> Result<bool, Error> {
-        let StateChange { reason, payment_deadline, payment_reference } = change;
-        let changed = caravan_platform::db::exec(
-            &self.db,
+        let context = "changing an order's state";
+        let StateChange { reason, payment_deadline, payment_reference, due_at, rejected_product } = change;
+        let txn = self.db.begin().await.map_err(Error::db(context))?;
+        let changed = exec(
+            &txn,
             "UPDATE orders SET state = $3, update_time = $4, \
              state_reason = CASE WHEN $5 = '' THEN state_reason ELSE $5 END, \
              payment_deadline = CASE WHEN $6 = 0 THEN payment_deadline ELSE $6 END, \
-             due_at = CASE WHEN $6 = 0 THEN NULL ELSE $6 END, \
-             payment_reference = CASE WHEN $7 = '' THEN payment_reference ELSE $7 END \
+             payment_reference = CASE WHEN $7 = '' THEN payment_reference ELSE $7 END, \
+             due_at = $8, \
+             rejected_product = CASE WHEN $9 = '' THEN rejected_product ELSE $9 END \
              WHERE id = $1 AND state = $2",
             vec![
                 id.into(),
@@ -141,97 +161,39 @@ impl Store {
                 reason.into(),
                 payment_deadline.map_or(0, |t| t.0).into(),
                 payment_reference.into(),
+                sea_orm::Value::BigInt(due_at.map(|t| t.0)),
+                rejected_product.into(),
             ],
         )
         .await
-        .map_err(Error::db("changing an order's state"))?;
-        Ok(changed == 1)
-    }
-
-    /// Records which product an order was refused for lack of stock of.
-    pub async fn record_rejected_product(&self, id: &str, product: &str) -> Result<(), Error> {
-        caravan_platform::db::exec(
-            &self.db,
-            "UPDATE orders SET rejected_product = $2 WHERE id = $1",
-            vec![id.into(), product.into()],
-        )
-        .await
-        .map_err(Error::db("recording a refusal"))?;
-        Ok(())
-    }
-
-    /// A show's sales, from its orders (the `orders_by_show` index; no
-    /// counter row that every order would update): per product and state
-    /// (`paid` or `awaiting_payment`) and currency — orders, units, revenue —
-    /// and per product the first refusal for lack of stock. With `partner`,
-    /// only that partner's orders.
-    pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
-        let context = "computing a sales report";
-        let partner_filter = if partner.is_some() { "AND o.partner = $2" } else { "" };
-        let mut values: Vec<sea_orm::Value> = vec![show.into()];
-        if let Some(partner) = partner {
-            values.push(partner.into());
-        }
-        let rows = caravan_platform::db::query(
-            &self.db,
-            &format!(
-                "SELECT l.product, o.state, l.currency, CAST(COUNT(DISTINCT o.id) AS BIGINT), \
-                 CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price_minor) AS BIGINT) \
-                 FROM orders o JOIN order_lines l ON l.order_id = o.id \
-                 WHERE o.show = $1 AND o.state IN ('paid', 'awaiting_payment') {partner_filter} \
-                 GROUP BY l.product, o.state, l.currency ORDER BY l.product"
-            ),
-            values.clone(),
-        )
-        .await
-        .map_err(Error::db(context))?;
-        let mut lines = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let read = || -> Result<SalesLine, sea_orm::DbErr> {
-                Ok(SalesLine {
-                    product: row.try_get_by_index(0)?,
-                    paid: row.try_get_by_index::<String>(1)? == OrderState::Paid.as_db(),
-                    currency: row.try_get_by_index(2)?,
-                    orders: row.try_get_by_index(3)?,
-                    units: row.try_get_by_index(4)?,
-                    revenue: row.try_get_by_index(5)?,
-                })
-            };
-            lines.push(read().map_err(Error::db(context))?);
-        }
-        let count = caravan_platform::db::query(
-            &self.db,
-            &format!(
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM orders o WHERE o.show = $1 \
-                 AND o.state IN ('paid', 'awaiting_payment') {partner_filter}"
-            ),
-            values.clone(),
-        )
-        .await
-        .map_err(Error::db(context))?;
-        let order_count = match count.first() {
-            Some(row) => row.try_get_by_index(0).map_err(Error::db(context))?,
-            None => 0,
-        };
-        // Sold out is a fact of the show, not of one partner's orders.
-        let sold_out = caravan_platform::db::query(
-            &self.db,
-            "SELECT rejected_product, CAST(MIN(update_time) AS BIGINT) FROM orders WHERE show = $1 \
-             AND state = 'rejected' AND rejected_product <> '' GROUP BY rejected_product",
-            vec![show.into()],
-        )
-        .await
         .map_err(Error::db(context))?
-        .iter()
-        .map(|r| Ok((r.try_get_by_index(0)?, Micros(r.try_get_by_index(1)?))))
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(Error::db(context))?;
-        Ok(Sales { lines, order_count, sold_out })
+            == 1;
+        if changed && from.counts_for_limit() && !to.counts_for_limit() {
+            release_for_buyer(&txn, id).await?;
+        }
+        txn.commit().await.map_err(Error::db(context))?;
+        Ok(changed)
+    }
+
+    /// Records the partner's payment reference on an order awaiting payment,
+    /// before its stock is committed, so a payment cut short by a crash is
+    /// known to have been made; `false` if the order is no longer awaiting
+    /// payment or already carries another reference.
+    pub async fn record_payment(&self, id: &str, reference: &str, now: Micros) -> Result<bool, Error> {
+        let changed = exec(
+            &self.db,
+            "UPDATE orders SET payment_reference = $2, update_time = $3 \
+             WHERE id = $1 AND state = $4 AND payment_reference IN ('', $2)",
+            vec![id.into(), reference.into(), now.0.into(), OrderState::AwaitingPayment.as_db().into()],
+        )
+        .await
+        .map_err(Error::db("recording a payment"))?;
+        Ok(changed == 1)
     }
 
     /// Records a payment that came too late, for the partner's refund.
     pub async fn record_late_payment(&self, id: &str, reference: &str, now: Micros) -> Result<(), Error> {
-        caravan_platform::db::exec(
+        exec(
             &self.db,
             "UPDATE orders SET payment_reference = $2, update_time = $3 WHERE id = $1 AND payment_reference = ''",
             vec![id.into(), reference.into(), now.0.into()],
@@ -281,6 +243,12 @@ impl Store {
         if let Some(state) = filter.state {
             query = query.filter(order::Column::State.eq(state.as_db()));
         }
+        if let Some(from) = filter.created_from {
+            query = query.filter(order::Column::CreateTime.gte(from.0));
+        }
+        if let Some(before) = filter.created_before {
+            query = query.filter(order::Column::CreateTime.lt(before.0));
+        }
         if let Some((time, id)) = after {
             query = query.filter(
                 Condition::any()
@@ -329,6 +297,7 @@ fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, 
         traceparent: _,
         create_time,
         update_time,
+        due_at: _,
     } = row;
     let state = OrderState::from_db(&state).ok_or_else(|| Error::Corrupt(format!("orders.state `{state}` of {id}")))?;
     let lines = lines
@@ -337,6 +306,7 @@ fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, 
             product: l.product,
             quantity: l.quantity,
             unit_price: Money { currency: l.currency, minor: l.unit_price_minor },
+            country: l.country,
         })
         .collect();
     Ok(Order {
@@ -352,4 +322,98 @@ fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, 
         create_time: Micros(create_time),
         update_time: Micros(update_time),
     })
+}
+
+/// The lines of `order` by product, in key order: every transaction takes
+/// the buyer rows in the same order, so PostgreSQL cannot deadlock.
+fn by_product(lines: &[OrderLine]) -> Vec<&OrderLine> {
+    let mut lines: Vec<&OrderLine> = lines.iter().collect();
+    lines.sort_by(|a, b| a.product.cmp(&b.product));
+    lines
+}
+
+/// Adds a new show order's units to what its buyer holds of each offer: one
+/// upsert per line whose update applies only within the offer's limit.
+async fn hold_for_buyer(txn: &DatabaseTransaction, order: &Order, limits: &BuyerLimits) -> Result<(), Error> {
+    let context = "counting a buyer's units";
+    for line in by_product(&order.lines) {
+        let limit = limits.get(&line.product).copied().filter(|l| *l > 0).unwrap_or(i64::MAX);
+        if line.quantity > limit {
+            return Err(Error::BuyerLimit { product: line.product.clone(), limit, held: 0 });
+        }
+        let taken = exec(
+            txn,
+            "INSERT INTO buyer_units (partner, buyer, show, product, units) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (partner, buyer, show, product) DO UPDATE SET units = buyer_units.units + excluded.units \
+             WHERE buyer_units.units + excluded.units <= $6",
+            vec![
+                order.partner.as_str().into(),
+                order.buyer.as_str().into(),
+                order.show.as_str().into(),
+                line.product.as_str().into(),
+                line.quantity.into(),
+                limit.into(),
+            ],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        if taken == 0 {
+            let rows = query(
+                txn,
+                "SELECT units FROM buyer_units WHERE partner = $1 AND buyer = $2 AND show = $3 AND product = $4",
+                vec![
+                    order.partner.as_str().into(),
+                    order.buyer.as_str().into(),
+                    order.show.as_str().into(),
+                    line.product.as_str().into(),
+                ],
+            )
+            .await
+            .map_err(Error::db(context))?;
+            let held = match rows.first() {
+                Some(row) => row.try_get_by_index(0).map_err(Error::db(context))?,
+                None => 0,
+            };
+            return Err(Error::BuyerLimit { product: line.product.clone(), limit, held });
+        }
+    }
+    Ok(())
+}
+
+/// Gives an order's units back to what its buyer holds of its show's offers.
+async fn release_for_buyer(txn: &DatabaseTransaction, id: &str) -> Result<(), Error> {
+    let context = "returning a buyer's units";
+    let Some(row) = order::Entity::find_by_id(id.to_owned()).one(txn).await.map_err(Error::db(context))? else {
+        return Err(Error::OrderNotFound(id.to_owned()));
+    };
+    if row.show.is_empty() {
+        return Ok(());
+    }
+    let mut lines = order_line::Entity::find()
+        .filter(order_line::Column::OrderId.eq(id))
+        .all(txn)
+        .await
+        .map_err(Error::db(context))?;
+    lines.sort_by(|a, b| a.product.cmp(&b.product));
+    for line in lines {
+        exec(
+            txn,
+            "UPDATE buyer_units SET units = units - $5 WHERE partner = $1 AND buyer = $2 AND show = $3 AND product = $4",
+            vec![
+                row.partner.as_str().into(),
+                row.buyer.as_str().into(),
+                row.show.as_str().into(),
+                line.product.as_str().into(),
+                line.quantity.into(),
+            ],
+        )
+        .await
+        .map_err(Error::db(context))?;
+    }
+    Ok(())
+}
+
+/// Whether `db` is PostgreSQL.
+fn is_postgres(db: &impl ConnectionTrait) -> bool {
+    db.get_database_backend() == sea_orm::DatabaseBackend::Postgres
 }

@@ -1,10 +1,16 @@
-use caravan_orders::domain::{Money, Order, OrderLine, OrderState};
+use caravan_orders::{
+    domain::{Money, Order, OrderLine, OrderState},
+    store::BuyerLimits,
+};
 use caravan_platform::time::Micros;
 use caravan_proto::orders::v1::{GetOrderRequest, ListOrdersRequest, order};
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::helpers::spawn_app;
+
+/// Orders written straight into the store are never due for the driver.
+const NEVER: Micros = Micros(i64::MAX);
 
 fn order(id: &str, buyer: &str, show: &str, state: OrderState, time: i64) -> Order {
     Order {
@@ -17,11 +23,13 @@ fn order(id: &str, buyer: &str, show: &str, state: OrderState, time: i64) -> Ord
                 product: "products/uz-walnuts".into(),
                 quantity: 2,
                 unit_price: Money { currency: "CNY".into(), minor: 3990 },
+                country: "UZ".into(),
             },
             OrderLine {
                 product: "products/uz-raisins".into(),
                 quantity: 1,
                 unit_price: Money { currency: "CNY".into(), minor: 2500 },
+                country: "UZ".into(),
             },
         ],
         state,
@@ -38,7 +46,12 @@ async fn get_returns_the_stored_order_with_its_price_snapshot() {
     let mut app = spawn_app().await;
     let store = app.store().await;
     store
-        .insert_order(&order("o-1", "buyer-1", "shows/uz-hema", OrderState::AwaitingPayment, 1_641_800_000_000_000), "")
+        .insert_order(
+            &order("o-1", "buyer-1", "shows/uz-hema", OrderState::AwaitingPayment, 1_641_800_000_000_000),
+            "",
+            NEVER,
+            &BuyerLimits::new(),
+        )
         .await
         .unwrap();
 
@@ -74,7 +87,10 @@ async fn list_is_newest_first_filtered_and_paged() {
     .into_iter()
     .enumerate()
     {
-        store.insert_order(&order(&format!("o-{i}"), buyer, show, state, base + offset), "").await.unwrap();
+        store
+            .insert_order(&order(&format!("o-{i}"), buyer, show, state, base + offset), "", NEVER, &BuyerLimits::new())
+            .await
+            .unwrap();
     }
 
     let list = |request: ListOrdersRequest| {
@@ -113,6 +129,8 @@ async fn list_is_newest_first_filtered_and_paged() {
             show: "s-one".into(),
             buyer: String::new(),
             state: 42,
+            start_time: None,
+            end_time: None,
         })
         .await
         .unwrap_err();
@@ -130,10 +148,13 @@ async fn a_partner_sees_only_its_own_orders() {
     let app = spawn_app().await;
     let store = app.store().await;
     let base = 1_641_800_000_000_000;
-    store.insert_order(&order("o-hema", "b1", "", AwaitingPayment, base), "").await.unwrap();
+    store
+        .insert_order(&order("o-hema", "b1", "", AwaitingPayment, base), "", NEVER, &BuyerLimits::new())
+        .await
+        .unwrap();
     let mut theirs = order("o-douyin", "b1", "", AwaitingPayment, base + 1);
     theirs.partner = "douyin".into();
-    store.insert_order(&theirs, "").await.unwrap();
+    store.insert_order(&theirs, "", NEVER, &BuyerLimits::new()).await.unwrap();
 
     let mut hema = OrdersServiceClient::new(app.server.channel_as(Caller::Hema));
     let mut douyin = OrdersServiceClient::new(app.server.channel_as(Caller::Douyin));

@@ -17,6 +17,8 @@ pub struct Model {
     pub traceparent: String,
     pub create_time: i64,
     pub update_time: i64,
+    /// When the order driver next looks at it (recovery, expiry, release).
+    pub due_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

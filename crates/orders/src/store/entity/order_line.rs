@@ -13,6 +13,8 @@ pub struct Model {
     pub quantity: i64,
     pub currency: String,
     pub unit_price_minor: i64,
+    /// The product's origin country (ISO 3166-1 alpha-2), as catalog said.
+    pub country: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,489 @@
+//! The order saga (DESIGN.md "Placing an order"): every step of PlaceOrder,
+//! ConfirmPayment and CancelOrder, and the steps the order driver re-drives.
+//!
+//! There is no distributed transaction. Each step is one conditional change
+//! in orders' database or one idempotent call keyed by the order id
+//! (reservation id = order id), so running a step twice is harmless and a
+//! crash between any two steps converges:
+//!
+//! - PlaceOrder writes the order PENDING (due for recovery at twice the call
+//!   limit), reserves, then moves it to AWAITING_PAYMENT or REJECTED. A retry
+//!   with the same request id finds the same order and resumes it.
+//! - Recovery rejects an order still PENDING at its recovery time *first*
+//!   and only then releases its hold, so an order the partner was told failed
+//!   can never be left holding stock, and a late ReserveStock meets a
+//!   released reservation (inventory's tombstone) and fails.
+//! - ConfirmPayment records the payment reference before it commits, so a
+//!   payment cut short is finished by a retry, or by the driver when it finds
+//!   the reservation already committed.
+//! - When two actors race (a retry and recovery, a payment and expiry), the
+//!   conditional state change picks one; the other reads what the order is
+//!   now and answers that.
+
+use std::{collections::HashMap, time::Duration};
+
+use caravan_platform::{
+    error::{failed_precondition, invalid_argument},
+    failpoint::Failpoints,
+    time::{Micros, SharedClock},
+};
+use tonic::Status;
+
+use crate::{
+    domain::{Order, OrderLine, OrderState},
+    error::Error,
+    store::{BuyerLimits, StateChange, Store},
+    upstream::{Refusal, Upstream},
+};
+
+/// The saga's timings.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    /// The longest a PlaceOrder call runs.
+    pub call_limit: Duration,
+    /// How long a buyer has to pay.
+    pub payment_window: Duration,
+    /// How long inventory holds the stock: longer than the payment window
+    /// plus the call limit, so every payment made in time finds its hold.
+    pub reservation_ttl: Duration,
+}
+
+impl Timers {
+    /// When a PENDING order is recovered: twice the call limit after it was
+    /// written — the call limit, plus as much again for the partner's
+    /// retries to resume it.
+    pub fn recover_at(&self, order: &Order) -> Micros {
+        order.create_time.plus(self.call_limit * 2)
+    }
+}
+
+/// An order as PlaceOrder was asked for it, validated.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// Its id (derived from the partner's request id, or generated).
+    pub id: String,
+    /// The partner placing it.
+    pub partner: String,
+    /// The partner's buyer reference.
+    pub buyer: String,
+    /// The show id, if any.
+    pub show: Option<String>,
+    /// Product ids and quantities, each product once.
+    pub lines: Vec<(String, i64)>,
+}
+
+/// The steps, over orders' store and the channels to the services it calls.
+#[derive(Debug, Clone)]
+pub struct Saga {
+    store: Store,
+    upstream: Upstream,
+    clock: SharedClock,
+    failpoints: Failpoints,
+    timers: Timers,
+}
+
+fn precondition(reason: &str, subject: &str, message: String) -> Status {
+    failed_precondition(reason, subject, message, HashMap::new())
+}
+
+fn rejected(order: &Order) -> Status {
+    precondition(
+        "ORDER_REJECTED",
+        &format!("orders/{}", order.id),
+        format!("orders/{} was rejected: {}", order.id, order.state_reason),
+    )
+}
+
+/// The `ErrorInfo` reason of a callee's refusal.
+fn reason_of(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_error_details().error_info().map(|info| info.reason.clone())
+}
+
+/// The product an `INSUFFICIENT_STOCK` refusal names.
+fn short_product(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    let details = status.get_error_details();
+    let info = details.error_info()?;
+    (info.reason == "INSUFFICIENT_STOCK").then(|| info.metadata.get("product").cloned()).flatten()
+}
+
+/// A callee's answer as the partner sees it: refusals as they are, transient
+/// failures as `UNAVAILABLE` (retry with the same request id).
+pub fn upstream_status(refusal: Refusal) -> Status {
+    match refusal {
+        Refusal::Final(status) => status,
+        Refusal::Transient(status) => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "a call of the order saga failed");
+            Status::unavailable("a service the order needs did not answer; retry with the same request_id")
+        }
+    }
+}
+
+/// A transient failure of a background step, to be retried by the driver.
+fn transient(step: &str, refusal: Refusal) -> anyhow::Error {
+    match refusal {
+        Refusal::Final(status) | Refusal::Transient(status) => {
+            anyhow::anyhow!("{step}: {:?}: {}", status.code(), status.message())
+        }
+    }
+}
+
+impl Saga {
+    /// The saga over `store`, calling `upstream`.
+    pub fn new(store: Store, upstream: Upstream, clock: SharedClock, failpoints: Failpoints, timers: Timers) -> Self {
+        Saga { store, upstream, clock, failpoints, timers }
+    }
+
+    /// The saga's timings.
+    pub fn timers(&self) -> Timers {
+        self.timers
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// PlaceOrder: the order `new.id` names, resumed if it exists (a retry),
+    /// else checked, priced, written PENDING and reserved.
+    pub async fn place(&self, new: NewOrder, traceparent: &str) -> Result<Order, Status> {
+        match self.store.order(&new.id, Some(&new.partner)).await {
+            Ok(existing) => return self.resume(existing).await,
+            Err(Error::OrderNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (order, limits) = self.priced(new).await?;
+        let recover_at = self.timers.recover_at(&order);
+        if !self.store.insert_order(&order, traceparent, recover_at, &limits).await? {
+            // A concurrent attempt with the same request id wrote it first.
+            let existing = self.store.order(&order.id, None).await?;
+            return self.resume(existing).await;
+        }
+        self.failpoints.hit("orders.place.after_insert");
+        self.reserve(order).await
+    }
+
+    /// A retried PlaceOrder finds its order: a PENDING one is driven on,
+    /// any other answers what it is.
+    async fn resume(&self, order: Order) -> Result<Order, Status> {
+        match order.state {
+            OrderState::Pending => self.reserve(order).await,
+            _ => self.answer(order),
+        }
+    }
+
+    /// What PlaceOrder answers for an order that is past its first step.
+    fn answer(&self, order: Order) -> Result<Order, Status> {
+        match order.state {
+            OrderState::Rejected => Err(rejected(&order)),
+            OrderState::Pending => Err(Status::unavailable(format!(
+                "orders/{} is still being placed; retry with the same request_id",
+                order.id
+            ))),
+            OrderState::AwaitingPayment | OrderState::Paid | OrderState::Cancelled | OrderState::Expired => Ok(order),
+        }
+    }
+
+    /// Checks the products (catalog) and the show (scheduling), and takes
+    /// the price snapshot: the show price when the order names a show, else
+    /// the list price. Returns the PENDING order and its offers' per-buyer
+    /// limits.
+    async fn priced(&self, new: NewOrder) -> Result<(Order, BuyerLimits), Status> {
+        let NewOrder { id, partner, buyer, show, lines } = new;
+        let ids: Vec<String> = lines.iter().map(|(p, _)| p.clone()).collect();
+        let products = self.upstream.products(&ids).await.map_err(upstream_status)?;
+        let mut priced = Vec::with_capacity(products.len());
+        for (i, product) in products.into_iter().enumerate() {
+            match product {
+                None => return Err(invalid_argument(format!("lines[{i}].product"), "is not in the catalog")),
+                Some(p) if !p.active => {
+                    return Err(precondition(
+                        "PRODUCT_NOT_AVAILABLE",
+                        &format!("products/{}", p.id),
+                        format!("products/{} is not for sale", p.id),
+                    ));
+                }
+                Some(p) => priced.push(p),
+            }
+        }
+        let mut limits = BuyerLimits::new();
+        if let Some(show) = &show {
+            let (live, offers) = self.upstream.live_offers(show, &ids).await.map_err(upstream_status)?;
+            if !live {
+                return Err(precondition(
+                    "SHOW_NOT_LIVE",
+                    &format!("shows/{show}"),
+                    format!("shows/{show} is not live"),
+                ));
+            }
+            for ((product, quantity), priced) in lines.iter().zip(priced.iter_mut()) {
+                let Some(offer) = offers.iter().find(|o| &o.product == product) else {
+                    return Err(precondition(
+                        "NOT_ON_LINE_UP",
+                        &format!("products/{product}"),
+                        format!("products/{product} is not offered in shows/{show}"),
+                    ));
+                };
+                if offer.per_buyer_limit > 0 && *quantity > offer.per_buyer_limit {
+                    return Err(Error::BuyerLimit {
+                        product: format!("products/{product}"),
+                        limit: offer.per_buyer_limit,
+                        held: 0,
+                    }
+                    .into());
+                }
+                limits.insert(format!("products/{product}"), offer.per_buyer_limit);
+                priced.price = offer.price.clone();
+            }
+        }
+        let now = self.clock.now();
+        let order = Order {
+            id,
+            partner,
+            buyer,
+            show: show.map(|s| format!("shows/{s}")).unwrap_or_default(),
+            lines: lines
+                .into_iter()
+                .zip(priced)
+                .map(|((product, quantity), priced)| OrderLine {
+                    product: format!("products/{product}"),
+                    quantity,
+                    unit_price: priced.price,
+                    country: priced.country,
+                })
+                .collect(),
+            state: OrderState::Pending,
+            state_reason: String::new(),
+            payment_deadline: None,
+            payment_reference: String::new(),
+            create_time: now,
+            update_time: now,
+        };
+        Ok((order, limits))
+    }
+
+    /// The reserve step of a PENDING order: AWAITING_PAYMENT, or REJECTED
+    /// with inventory's refusal; a transient failure leaves it PENDING. If
+    /// someone else moved the order meanwhile (recovery, a concurrent retry),
+    /// answers what it is now.
+    async fn reserve(&self, order: Order) -> Result<Order, Status> {
+        let lines: Vec<(String, i64)> = order
+            .lines
+            .iter()
+            .map(|l| (l.product.strip_prefix("products/").unwrap_or(&l.product).to_owned(), l.quantity))
+            .collect();
+        let show = order.show.strip_prefix("shows/").filter(|s| !s.is_empty());
+        let reserved = self.upstream.reserve(&order.id, show, &lines, self.timers.reservation_ttl).await;
+        let now = self.clock.now();
+        match reserved {
+            Ok(_) => {
+                self.failpoints.hit("orders.place.after_reserve");
+                let deadline = now.plus(self.timers.payment_window);
+                let change =
+                    StateChange { payment_deadline: Some(deadline), due_at: Some(deadline), ..StateChange::default() };
+                if self
+                    .store
+                    .move_state(&order.id, OrderState::Pending, OrderState::AwaitingPayment, change, now)
+                    .await?
+                {
+                    self.failpoints.hit("orders.place.after_accept");
+                    return Ok(self.store.order(&order.id, None).await?);
+                }
+            }
+            Err(Refusal::Final(status)) => {
+                let reason = status.message().to_owned();
+                let product = short_product(&status).unwrap_or_default();
+                let change = StateChange { reason: &reason, rejected_product: &product, ..StateChange::default() };
+                if self.store.move_state(&order.id, OrderState::Pending, OrderState::Rejected, change, now).await? {
+                    return Err(status);
+                }
+            }
+            Err(transient @ Refusal::Transient(_)) => return Err(upstream_status(transient)),
+        }
+        self.answer(self.store.order(&order.id, None).await?)
+    }
+
+    /// ConfirmPayment: records the payment reference, commits the
+    /// reservation, marks the order PAID. A payment after the deadline is
+    /// refused as ORDER_EXPIRED and recorded for a refund; a retry of a
+    /// payment recorded in time finishes it even after the deadline.
+    pub async fn confirm_payment(&self, id: &str, partner: &str, reference: &str) -> Result<Order, Status> {
+        // Twice at most: once more if the order changed under us.
+        for _ in 0..2 {
+            let order = self.store.order(id, Some(partner)).await?;
+            let now = self.clock.now();
+            let in_time = order.payment_deadline.is_some_and(|d| now < d);
+            match order.state {
+                OrderState::Paid if order.payment_reference == reference => return Ok(order),
+                OrderState::Paid => {
+                    return Err(precondition(
+                        "ORDER_ALREADY_PAID",
+                        &format!("orders/{id}"),
+                        format!("orders/{id} was paid with another payment reference"),
+                    ));
+                }
+                OrderState::AwaitingPayment if order.payment_reference == reference => {
+                    return self.commit(id, reference).await;
+                }
+                OrderState::AwaitingPayment if !order.payment_reference.is_empty() => {
+                    return Err(precondition(
+                        "PAYMENT_IN_PROGRESS",
+                        &format!("orders/{id}"),
+                        format!("another payment of orders/{id} is being confirmed"),
+                    ));
+                }
+                OrderState::AwaitingPayment if in_time => {
+                    if self.store.record_payment(id, reference, now).await? {
+                        self.failpoints.hit("orders.pay.after_record");
+                        return self.commit(id, reference).await;
+                    }
+                }
+                OrderState::AwaitingPayment | OrderState::Expired => return self.expire_late(id, reference).await,
+                state => {
+                    return Err(precondition(
+                        "ORDER_STATE",
+                        &format!("orders/{id}"),
+                        format!("an order in state {} cannot be paid", state.as_db()),
+                    ));
+                }
+            }
+        }
+        Err(Status::aborted(format!("orders/{id} kept changing; retry")))
+    }
+
+    /// Sells the reservation of an order whose payment `reference` is recorded.
+    async fn commit(&self, id: &str, reference: &str) -> Result<Order, Status> {
+        match self.upstream.commit(id).await {
+            Ok(()) => {
+                self.failpoints.hit("orders.pay.after_commit");
+                let now = self.clock.now();
+                self.store
+                    .move_state(id, OrderState::AwaitingPayment, OrderState::Paid, StateChange::default(), now)
+                    .await?;
+                let order = self.store.order(id, None).await?;
+                match order.state {
+                    OrderState::Paid => Ok(order),
+                    state => Err(Status::internal(format!(
+                        "orders/{id} was committed in inventory but is {}",
+                        state.as_db()
+                    ))),
+                }
+            }
+            Err(Refusal::Final(status)) => {
+                tracing::info!(order = id, reason = status.message(), "the hold is gone: the payment is late");
+                self.expire_late(id, reference).await
+            }
+            Err(transient) => Err(upstream_status(transient)),
+        }
+    }
+
+    /// A payment after the deadline: the order expires (its hold is given
+    /// back), the late payment is recorded for a refund, and the partner is
+    /// told ORDER_EXPIRED.
+    async fn expire_late(&self, id: &str, reference: &str) -> Result<Order, Status> {
+        self.upstream.release(id).await.map_err(upstream_status)?;
+        let now = self.clock.now();
+        let change = StateChange { reason: "not paid before the payment deadline", ..StateChange::default() };
+        self.store.move_state(id, OrderState::AwaitingPayment, OrderState::Expired, change, now).await?;
+        self.store.record_late_payment(id, reference, now).await?;
+        Err(precondition(
+            "ORDER_EXPIRED",
+            &format!("orders/{id}"),
+            format!("orders/{id} expired before it was paid; payment {reference} is recorded for a refund"),
+        ))
+    }
+
+    /// CancelOrder: gives the hold back and marks the order CANCELLED.
+    pub async fn cancel(&self, id: &str, partner: &str, reason: &str) -> Result<Order, Status> {
+        let order = self.store.order(id, Some(partner)).await?;
+        match order.state {
+            OrderState::Cancelled => Ok(order),
+            OrderState::AwaitingPayment => {
+                match self.upstream.release(id).await {
+                    Ok(()) => {}
+                    Err(Refusal::Final(status)) if reason_of(&status).as_deref() == Some("RESERVATION_COMMITTED") => {
+                        return Err(precondition(
+                            "ORDER_STATE",
+                            &format!("orders/{id}"),
+                            format!("orders/{id} is being paid and can no longer be cancelled"),
+                        ));
+                    }
+                    Err(refusal) => return Err(upstream_status(refusal)),
+                }
+                self.failpoints.hit("orders.cancel.after_release");
+                let reason = if reason.is_empty() { "cancelled by the partner" } else { reason };
+                let change = StateChange { reason, ..StateChange::default() };
+                let now = self.clock.now();
+                self.store.move_state(id, OrderState::AwaitingPayment, OrderState::Cancelled, change, now).await?;
+                let order = self.store.order(id, None).await?;
+                match order.state {
+                    OrderState::Cancelled => Ok(order),
+                    state => Err(precondition(
+                        "ORDER_STATE",
+                        &format!("orders/{id}"),
+                        format!("orders/{id} became {} while being cancelled", state.as_db()),
+                    )),
+                }
+            }
+            state => Err(precondition(
+                "ORDER_STATE",
+                &format!("orders/{id}"),
+                format!("an order in state {} cannot be cancelled", state.as_db()),
+            )),
+        }
+    }
+
+    /// Recovery of an order still PENDING at its recovery time: REJECTED
+    /// first (kept due, so a crash here is re-driven), then its hold
+    /// released. `false` if the order had moved on meanwhile.
+    pub async fn recover(&self, id: &str) -> anyhow::Result<bool> {
+        let now = self.clock.now();
+        let change = StateChange {
+            reason: "not completed in time (the call failed and was not retried); nothing is held",
+            due_at: Some(now),
+            ..StateChange::default()
+        };
+        if !self.store.move_state(id, OrderState::Pending, OrderState::Rejected, change, now).await? {
+            return Ok(false);
+        }
+        tracing::info!(order = id, "recovered a stuck order: rejected, releasing any hold");
+        self.failpoints.hit("orders.recovery.after_reject");
+        self.release(id).await?;
+        Ok(true)
+    }
+
+    /// Expiry of an order not paid by its deadline: the hold given back,
+    /// then EXPIRED. A hold already committed means the payment went
+    /// through (its reference was recorded first): the order becomes PAID.
+    /// `false` if the order had moved on meanwhile.
+    pub async fn expire(&self, id: &str) -> anyhow::Result<bool> {
+        let to = match self.upstream.release(id).await {
+            Ok(()) => OrderState::Expired,
+            Err(Refusal::Final(status)) if reason_of(&status).as_deref() == Some("RESERVATION_COMMITTED") => {
+                OrderState::Paid
+            }
+            Err(Refusal::Final(status)) => {
+                tracing::warn!(order = id, reason = status.message(), "expiring an order whose hold is gone");
+                OrderState::Expired
+            }
+            Err(refusal) => return Err(transient("releasing an unpaid order's hold", refusal)),
+        };
+        self.failpoints.hit("orders.expiry.after_release");
+        let reason = if to == OrderState::Expired { "not paid before the payment deadline" } else { "" };
+        let change = StateChange { reason, ..StateChange::default() };
+        Ok(self.store.move_state(id, OrderState::AwaitingPayment, to, change, self.clock.now()).await?)
+    }
+
+    /// Makes sure inventory holds nothing for an order that sells nothing.
+    pub async fn release(&self, id: &str) -> anyhow::Result<()> {
+        match self.upstream.release(id).await {
+            Ok(()) => Ok(()),
+            Err(Refusal::Final(status)) => {
+                tracing::warn!(order = id, reason = status.message(), "the hold of an unsold order cannot be released");
+                Ok(())
+            }
+            Err(refusal) => Err(transient("releasing a hold", refusal)),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A show's sales, computed from its orders: grouped queries over the
+//! `orders_by_show` index, in one read-only snapshot so the figures of one
+//! report agree with each other while orders keep arriving. No counter row
+//! that every order would update: that would be a second hot row.
+
+use caravan_platform::{db::query, time::Micros};
+use sea_orm::{AccessMode, DbErr, IsolationLevel, QueryResult, TransactionTrait, Value};
+
+use super::{Store, is_postgres};
+use crate::{domain::OrderState, error::Error};
+
+/// One group of a show's sales by product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesLine {
+    /// `products/{id}`.
+    pub product: String,
+    /// Its origin country (ISO 3166-1 alpha-2).
+    pub country: String,
+    /// Paid (else awaiting payment).
+    pub paid: bool,
+    /// Currency of the prices.
+    pub currency: String,
+    /// Orders holding the product.
+    pub orders: i64,
+    /// Units.
+    pub units: i64,
+    /// Units × unit price, in minor units.
+    pub revenue: i64,
+}
+
+/// One group of a show's sales by the products' origin country.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountrySales {
+    /// ISO 3166-1 alpha-2 (empty for lines recorded without one).
+    pub country: String,
+    /// Paid (else awaiting payment).
+    pub paid: bool,
+    /// Currency of the prices.
+    pub currency: String,
+    /// Orders holding products of the country.
+    pub orders: i64,
+    /// Units.
+    pub units: i64,
+    /// Units × unit price, in minor units.
+    pub revenue: i64,
+}
+
+/// A show's sales, as the store computes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sales {
+    /// By product, state and currency.
+    pub lines: Vec<SalesLine>,
+    /// By country, state and currency.
+    pub countries: Vec<CountrySales>,
+    /// Paid orders.
+    pub orders_paid: i64,
+    /// Orders awaiting payment.
+    pub orders_awaiting_payment: i64,
+    /// Per product (`products/{id}`), the first refusal for lack of stock.
+    pub sold_out: Vec<(String, Micros)>,
+}
+
+const CONTEXT: &str = "computing a sales report";
+
+/// A grouped row's figures, after its `keys` key columns: paid (else
+/// awaiting payment), the currency, orders, units, revenue.
+struct Figures {
+    paid: bool,
+    currency: String,
+    orders: i64,
+    units: i64,
+    revenue: i64,
+}
+
+fn figures(row: &QueryResult, keys: usize) -> Result<Figures, DbErr> {
+    Ok(Figures {
+        paid: row.try_get_by_index::<String>(keys)? == OrderState::Paid.as_db(),
+        currency: row.try_get_by_index(keys + 1)?,
+        orders: row.try_get_by_index(keys + 2)?,
+        units: row.try_get_by_index(keys + 3)?,
+        revenue: row.try_get_by_index(keys + 4)?,
+    })
+}
+
+impl Store {
+    /// A show's sales (`shows/{id}`) from its paid and awaiting-payment
+    /// orders — per product and per origin country, by state and currency:
+    /// orders, units, revenue — and per product the first refusal for lack
+    /// of stock. With `partner`, only that partner's orders; the sell-out is
+    /// a fact of the show and counts everyone's.
+    pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
+        // One snapshot for every query (SQLite's single connection already
+        // is one; PostgreSQL needs REPEATABLE READ for it).
+        let isolation = is_postgres(&self.db).then_some(IsolationLevel::RepeatableRead);
+        let txn = self.db.begin_with_config(isolation, Some(AccessMode::ReadOnly)).await.map_err(Error::db(CONTEXT))?;
+        let partner_filter = if partner.is_some() { "AND o.partner = $2" } else { "" };
+        let mut values: Vec<Value> = vec![show.into()];
+        if let Some(partner) = partner {
+            values.push(partner.into());
+        }
+        let live = "o.show = $1 AND o.state IN ('paid', 'awaiting_payment')";
+        let grouped = |key: &str| {
+            format!(
+                "SELECT {key}, o.state, l.currency, CAST(COUNT(DISTINCT o.id) AS BIGINT), \
+                 CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price_minor) AS BIGINT) \
+                 FROM orders o JOIN order_lines l ON l.order_id = o.id \
+                 WHERE {live} {partner_filter} GROUP BY {key}, o.state, l.currency ORDER BY {key}, o.state"
+            )
+        };
+        let rows = query(&txn, &grouped("l.product, l.country"), values.clone()).await.map_err(Error::db(CONTEXT))?;
+        let lines = rows
+            .iter()
+            .map(|row| {
+                let Figures { paid, currency, orders, units, revenue } = figures(row, 2)?;
+                Ok(SalesLine {
+                    product: row.try_get_by_index(0)?,
+                    country: row.try_get_by_index(1)?,
+                    paid,
+                    currency,
+                    orders,
+                    units,
+                    revenue,
+                })
+            })
+            .collect::<Result<_, DbErr>>()
+            .map_err(Error::db(CONTEXT))?;
+        let rows = query(&txn, &grouped("l.country"), values.clone()).await.map_err(Error::db(CONTEXT))?;
+        let countries = rows
+            .iter()
+            .map(|row| {
+                let Figures { paid, currency, orders, units, revenue } = figures(row, 1)?;
+                Ok(CountrySales { country: row.try_get_by_index(0)?, paid, currency, orders, units, revenue })
+            })
+            .collect::<Result<_, DbErr>>()
+            .map_err(Error::db(CONTEXT))?;
+        let counts = query(
+            &txn,
+            &format!(
+                "SELECT o.state, CAST(COUNT(*) AS BIGINT) FROM orders o WHERE {live} {partner_filter} GROUP BY o.state"
+            ),
+            values,
+        )
+        .await
+        .map_err(Error::db(CONTEXT))?;
+        let (mut orders_paid, mut orders_awaiting_payment) = (0, 0);
+        for row in &counts {
+            let state: String = row.try_get_by_index(0).map_err(Error::db(CONTEXT))?;
+            let count: i64 = row.try_get_by_index(1).map_err(Error::db(CONTEXT))?;
+            if state == OrderState::Paid.as_db() {
+                orders_paid = count;
+            } else {
+                orders_awaiting_payment = count;
+            }
+        }
+        let sold_out = query(
+            &txn,
+            "SELECT rejected_product, CAST(MIN(update_time) AS BIGINT) FROM orders WHERE show = $1 \
+             AND state = 'rejected' AND rejected_product <> '' GROUP BY rejected_product",
+            vec![show.into()],
+        )
+        .await
+        .map_err(Error::db(CONTEXT))?
+        .iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, Micros(r.try_get_by_index(1)?))))
+        .collect::<Result<_, DbErr>>()
+        .map_err(Error::db(CONTEXT))?;
+        txn.commit().await.map_err(Error::db(CONTEXT))?;
+        Ok(Sales { lines, countries, orders_paid, orders_awaiting_payment, sold_out })
+    }
+}
