@@ -7,175 +7,26 @@ mod common;
 
 use std::time::Duration;
 
-use caravan::suite::Suite;
 use caravan_platform::{
     config::ServiceKind,
     testing::{Caller, KeyedChannel, eventually, violated_fields},
     time::{ManualClock, Micros},
 };
 use caravan_proto::{
-    inventory::v1::{
-        CreateWarehouseRequest, GetAllocationRequest, GetStockRequest, ReceiveStockRequest, Warehouse,
-        allocation::State as AllocationState, inventory_service_client::InventoryServiceClient,
-    },
+    inventory::v1::{GetAllocationRequest, GetStockRequest, allocation::State as AllocationState},
     scheduling::v1::{
-        Campaign, CancelShowRequest, Channel, CreateCampaignRequest, CreateChannelRequest, CreateHostRequest,
-        CreateShowRequest, EndShowRequest, GetShowRequest, Host, ListShowsRequest, Offer, Show, StartShowRequest,
+        CancelShowRequest, Channel, CreateChannelRequest, CreateHostRequest, CreateShowRequest, EndShowRequest,
+        GetShowRequest, Host, ListShowsRequest, Show, StartShowRequest,
         scheduling_service_client::SchedulingServiceClient, show::State,
     },
-    timestamp_from_micros,
-    r#type::v1::{Date, LocalizedText, Money},
 };
-use common::{RunningSuite, start_suite_with_clock};
+use common::{
+    RunningSuite,
+    festival::{Festival, Inventory, Scheduling, at, create, festival, show, uzbek_products},
+};
 use futures::future::join_all;
 use tonic::Code;
 use tonic_types::StatusExt as _;
-
-type Scheduling = SchedulingServiceClient<KeyedChannel>;
-type Inventory = InventoryServiceClient<KeyedChannel>;
-
-/// 2022-01-10T00:00+08:00, the festival's first midnight, in UTC micros.
-const FESTIVAL_START: i64 = 1_641_744_000_000_000;
-const HOUR: i64 = 3_600_000_000;
-
-/// An instant `hours` after the festival's first midnight.
-fn at(hours: f64) -> i64 {
-    FESTIVAL_START + (hours * HOUR as f64) as i64
-}
-
-struct Festival {
-    running: RunningSuite,
-    clock: ManualClock,
-    scheduling: Scheduling,
-    inventory: Inventory,
-}
-
-fn client_of(suite: &Suite, kind: ServiceKind) -> KeyedChannel {
-    KeyedChannel::new(suite.addr(kind), Some(Caller::Operator))
-}
-
-/// The suite with the Nianhuo festival, a Hema channel, two hosts, a dozen
-/// Uzbek products (active) with stock, and the clock on the festival's first morning.
-async fn festival() -> Festival {
-    let clock = ManualClock::new(Micros(at(9.0)));
-    let running = start_suite_with_clock(&clock).await;
-    let suite = &running.suite;
-    let dataset =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/caravan/data/products.jsonl")).unwrap();
-    let uzbek: Vec<&str> = dataset.lines().filter(|l| l.contains("\"id\":\"uz-")).take(12).collect();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), uzbek.join("\n")).unwrap();
-    caravan::catalog_import::import(
-        file.path(),
-        &suite.addr(ServiceKind::Catalog).to_string(),
-        Caller::Operator.key(),
-        50,
-        true,
-    )
-    .await
-    .unwrap();
-
-    let mut scheduling = SchedulingServiceClient::new(client_of(suite, ServiceKind::Scheduling));
-    let mut inventory = InventoryServiceClient::new(client_of(suite, ServiceKind::Inventory));
-    scheduling
-        .create_campaign(CreateCampaignRequest {
-            campaign: Some(Campaign {
-                title: Some(LocalizedText { en: "2022 National Nianhuo Festival".into(), ..Default::default() }),
-                organiser: "MOFCOM".into(),
-                start_date: Some(Date { year: 2022, month: 1, day: 10 }),
-                end_date: Some(Date { year: 2022, month: 2, day: 7 }),
-                time_zone: "Asia/Shanghai".into(),
-                ..Default::default()
-            }),
-            campaign_id: "nianhuo-2022".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-    scheduling
-        .create_channel(CreateChannelRequest {
-            channel: Some(Channel {
-                platform: "hema".into(),
-                display_name: "盒马 上合好物".into(),
-                partner: "hema".into(),
-                ..Default::default()
-            }),
-            channel_id: "hema-sco".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-    for (id, country) in [("olimkhonov", "countries/UZ"), ("khan", "countries/PK")] {
-        scheduling
-            .create_host(CreateHostRequest {
-                host: Some(Host { display_name: id.into(), country: country.into(), ..Default::default() }),
-                host_id: id.into(),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-    }
-    inventory
-        .create_warehouse(CreateWarehouseRequest {
-            warehouse: Some(Warehouse { display_name: "Shanghai bonded".into(), priority: 1, ..Default::default() }),
-            warehouse_id: "sh-bonded".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-    for product in uzbek_products().iter().take(3) {
-        inventory
-            .receive_stock(ReceiveStockRequest {
-                product: format!("products/{product}"),
-                warehouse: "warehouses/sh-bonded".into(),
-                quantity: 100,
-                request_id: format!("receipt-{product}"),
-                reference: String::new(),
-            })
-            .await
-            .unwrap();
-    }
-    Festival { running, clock, scheduling, inventory }
-}
-
-fn uzbek_products() -> Vec<String> {
-    let dataset =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/caravan/data/products.jsonl")).unwrap();
-    dataset
-        .lines()
-        .filter_map(|l| l.split("\"id\":\"").nth(1).and_then(|rest| rest.split('"').next()))
-        .filter(|id| id.starts_with("uz-"))
-        .take(12)
-        .map(str::to_owned)
-        .collect()
-}
-
-fn show(host: &str, from: f64, to: f64, offers: &[(&str, i64)]) -> Show {
-    Show {
-        campaign: "campaigns/nianhuo-2022".into(),
-        channel: "channels/hema-sco".into(),
-        host: format!("hosts/{host}"),
-        title: Some(LocalizedText { en: "Uzbekistan on Hema".into(), ..Default::default() }),
-        start_time: Some(timestamp_from_micros(at(from))),
-        end_time: Some(timestamp_from_micros(at(to))),
-        offers: offers
-            .iter()
-            .enumerate()
-            .map(|(i, (product, quantity))| Offer {
-                product: format!("products/{product}"),
-                show_price: Some(Money { currency_code: "CNY".into(), minor_units: 2990 }),
-                allocated_quantity: *quantity,
-                per_buyer_limit: 2,
-                display_order: i32::try_from(i).unwrap(),
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn create(id: &str, show: Show) -> CreateShowRequest {
-    CreateShowRequest { show: Some(show), show_id: id.into(), request_id: String::new() }
-}
 
 async fn allocated(inventory: &mut Inventory, product: &str) -> i64 {
     inventory
@@ -819,149 +670,6 @@ async fn the_seed_timetable_can_be_expressed() {
         let prefix = format!("products/{country}-");
         assert!(show.offers.iter().all(|o| o.product.starts_with(&prefix)), "{}: {:?}", show.name, show.offers);
     }
-    running.token.cancel();
-    running.suite.wait().await.unwrap();
-}
-
-/// A show's flash sale: 300 buyers at once for 100 units of one offer.
-#[tokio::test]
-async fn a_flash_sale_sells_exactly_the_allocation_and_payments_settle_it() {
-    use caravan_proto::orders::v1::{
-        CancelOrderRequest, ConfirmPaymentRequest, GetOrderRequest, GetShowSalesReportRequest, PlaceOrderLine,
-        PlaceOrderRequest, order::State as OrderState, orders_service_client::OrdersServiceClient,
-    };
-
-    let Festival { running, clock, mut scheduling, mut inventory } = festival().await;
-    let products = uzbek_products();
-    let hot = products[0].clone();
-    scheduling.create_show(create("uz-on-hema", show("olimkhonov", 20.0, 21.0, &[(&hot, 100)]))).await.unwrap();
-    scheduling
-        .start_show(StartShowRequest { name: "shows/uz-on-hema".into(), request_id: String::new() })
-        .await
-        .unwrap();
-    let hema = OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Hema)));
-    let order = |buyer: &str, quantity: i64, request_id: &str| PlaceOrderRequest {
-        buyer: buyer.into(),
-        show: "shows/uz-on-hema".into(),
-        lines: vec![PlaceOrderLine { product: format!("products/{hot}"), quantity }],
-        request_id: request_id.into(),
-    };
-
-    let calls = (0..300).map(|i| {
-        let mut client = hema.clone();
-        let request = order(&format!("buyer-{i}"), 1, &format!("req-{i}"));
-        async move { client.place_order(request).await }
-    });
-    let results = join_all(calls).await;
-    let placed: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.get_ref().clone()).collect();
-    assert_eq!(placed.len(), 100, "exactly the allocation was sold");
-    assert!(placed.iter().all(|o| o.state == OrderState::AwaitingPayment as i32 && o.payment_deadline.is_some()));
-    assert_eq!(placed[0].lines[0].unit_price.as_ref().unwrap().minor_units, 2990, "the show price");
-    for status in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-        let info = status.get_error_details().error_info().cloned().unwrap();
-        assert_eq!(
-            (info.reason.as_str(), info.metadata["product"].as_str()),
-            ("INSUFFICIENT_STOCK", format!("products/{hot}").as_str())
-        );
-    }
-
-    // The organiser's live numbers: every hold awaits payment, and the offer sold out.
-    let mut operator =
-        OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Operator)));
-    let report = operator
-        .get_show_sales_report(GetShowSalesReportRequest { show: "shows/uz-on-hema".into() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((report.order_count, report.units_awaiting_payment, report.units_paid), (100, 100, 0));
-    assert_eq!(report.revenue_awaiting_payment[0].minor_units, 100 * 2990);
-    assert!(report.products[0].sold_out_time.is_some(), "200 buyers were refused for lack of stock");
-    // A repeat of a request id answers the first result; another body is refused.
-    let mut client = hema.clone();
-    let first = results.iter().position(Result::is_ok).unwrap();
-    let again = client.place_order(order(&format!("buyer-{first}"), 1, &format!("req-{first}"))).await.unwrap();
-    assert_eq!(again.into_inner().name, results[first].as_ref().unwrap().get_ref().name);
-    let status = client.place_order(order("someone-else", 1, &format!("req-{first}"))).await.unwrap_err();
-    assert_eq!(status.get_error_details().error_info().unwrap().reason, "REQUEST_ID_REUSED");
-
-    // Pay ten, cancel five: sold units leave the shelf, cancelled ones return to the show.
-    for (i, o) in placed.iter().take(10).enumerate() {
-        let paid = client
-            .confirm_payment(ConfirmPaymentRequest {
-                name: o.name.clone(),
-                payment_reference: format!("pay-{i}"),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(paid.state, OrderState::Paid as i32);
-    }
-    for o in placed.iter().skip(10).take(5) {
-        let cancelled = client
-            .cancel_order(CancelOrderRequest {
-                name: o.name.clone(),
-                reason: "changed mind".into(),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(cancelled.state, OrderState::Cancelled as i32);
-    }
-    let level = inventory.get_stock(GetStockRequest { name: format!("stockLevels/{hot}") }).await.unwrap().into_inner();
-    assert_eq!((level.on_hand, level.reserved, level.allocated), (90, 85, 5));
-
-    // Past the payment deadline, a payment is refused and kept for a refund.
-    clock.advance(Duration::from_secs(11 * 60));
-    let late = &placed[20];
-    let status = client
-        .confirm_payment(ConfirmPaymentRequest {
-            name: late.name.clone(),
-            payment_reference: "pay-late".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.get_error_details().error_info().unwrap().reason, "ORDER_EXPIRED");
-    let expired = client.get_order(GetOrderRequest { name: late.name.clone() }).await.unwrap().into_inner();
-    assert_eq!((expired.state, expired.payment_reference.as_str()), (OrderState::Expired as i32, "pay-late"));
-    // The expiry job gives every unpaid hold back to the show.
-    let mut probe = inventory.clone();
-    let hot_name = format!("stockLevels/{hot}");
-    let settled = eventually(Duration::from_secs(20), || {
-        let mut probe = probe.clone();
-        let name = hot_name.clone();
-        async move {
-            let level = probe.get_stock(GetStockRequest { name }).await.unwrap().into_inner();
-            (level.on_hand, level.reserved, level.allocated) == (90, 0, 90)
-        }
-    })
-    .await;
-    assert!(settled, "{:?}", probe.get_stock(GetStockRequest { name: hot_name }).await.unwrap().into_inner());
-    let unpaid = client.get_order(GetOrderRequest { name: placed[40].name.clone() }).await.unwrap().into_inner();
-    assert_eq!(unpaid.state, OrderState::Expired as i32);
-    let report = operator
-        .get_show_sales_report(GetShowSalesReportRequest { show: "shows/uz-on-hema".into() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((report.order_count, report.units_paid, report.units_awaiting_payment), (10, 10, 0));
-    assert_eq!(report.revenue_paid[0].minor_units, 10 * 2990);
-    assert_eq!(report.products[0].revenue_paid.as_ref().unwrap().currency_code, "CNY");
-    // Another partner cannot touch Hema's orders.
-    let mut douyin =
-        OrdersServiceClient::new(KeyedChannel::new(running.suite.addr(ServiceKind::Orders), Some(Caller::Douyin)));
-    let status = douyin
-        .cancel_order(CancelOrderRequest {
-            name: placed[30].name.clone(),
-            reason: String::new(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }

@@ -1,6 +1,8 @@
 //! Shared by the cross-service tests: all four services, each with its own
 //! fresh database.
 
+pub mod festival;
+
 use std::{collections::HashMap, sync::Arc};
 
 use caravan::suite::Suite;

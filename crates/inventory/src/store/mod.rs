@@ -3,11 +3,13 @@
 //! conditional statement per change, shown as it runs.
 
 mod allocations;
+mod audit;
 mod entity;
 mod reservations;
 mod sql;
 mod stock;
 
+pub use audit::{Books, audit};
 pub use reservations::Ending;
 pub use stock::Correction;
 

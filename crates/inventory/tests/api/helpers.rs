@@ -10,7 +10,6 @@ use caravan_proto::inventory::v1::{
     CreateWarehouseRequest, ReceiveStockRequest, ReservationRequestLine, ReserveStockRequest, Warehouse,
     inventory_service_client::InventoryServiceClient,
 };
-use sea_orm::{ConnectionTrait, Statement};
 
 pub type Client = InventoryServiceClient<Channel>;
 
@@ -122,54 +121,10 @@ pub fn reason(status: &tonic::Status) -> (String, HashMap<String, String>) {
     }
 }
 
-async fn sums(db: &sea_orm::DatabaseConnection, sql: &str) -> HashMap<(String, String), Vec<i64>> {
-    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
-    rows.iter()
-        .map(|r| {
-            let key = (r.try_get_by_index::<String>(0).unwrap(), r.try_get_by_index::<String>(1).unwrap());
-            let values = (2..r.column_names().len()).map(|i| r.try_get_by_index::<i64>(i).unwrap()).collect();
-            (key, values)
-        })
-        .collect()
-}
-
-/// The books balance, per product and warehouse: on-hand, reserved and
-/// allocated are each the sum of their ledger movements; reserved is what
-/// active reservations hold; allocated is what open show allocations have
-/// not yet handed out; nothing is negative or held beyond what is on hand.
+/// The books balance (see [`caravan_inventory::store::audit`]).
 pub async fn check_invariants(database: &TestDatabase) {
     let db = database.connect().await.unwrap();
-    let stock = sums(&db, "SELECT product_id, warehouse_id, on_hand, reserved, allocated FROM stock").await;
-    let ledger = sums(
-        &db,
-        "SELECT product_id, warehouse_id, CAST(SUM(on_hand_delta) AS BIGINT), CAST(SUM(reserved_delta) AS BIGINT), \
-         CAST(SUM(allocated_delta) AS BIGINT) FROM movements GROUP BY product_id, warehouse_id",
-    )
-    .await;
-    let held = sums(
-        &db,
-        "SELECT l.product_id, l.warehouse_id, CAST(SUM(l.quantity) AS BIGINT) FROM reservation_lines l \
-         JOIN reservations r ON r.id = l.reservation_id WHERE r.state = 1 GROUP BY l.product_id, l.warehouse_id",
-    )
-    .await;
-    let earmarked = sums(
-        &db,
-        "SELECT product_id, warehouse_id, CAST(SUM(quantity - used) AS BIGINT) FROM allocation_lines \
-         WHERE closed = 0 GROUP BY product_id, warehouse_id",
-    )
-    .await;
-    for (key, row) in &stock {
-        let (on_hand, reserved, allocated) = (row[0], row[1], row[2]);
-        assert!(reserved >= 0 && allocated >= 0 && reserved + allocated <= on_hand, "{key:?}: {row:?}");
-        let ledger = ledger.get(key).cloned().unwrap_or_else(|| vec![0, 0, 0]);
-        assert_eq!(ledger, vec![on_hand, reserved, allocated], "{key:?}: ledger sums differ from the stock row");
-        let held = held.get(key).map_or(0, |v| v[0]);
-        assert_eq!(held, reserved, "{key:?}: active reservations hold {held}, the row says {reserved}");
-        let earmarked = earmarked.get(key).map_or(0, |v| v[0]);
-        assert_eq!(earmarked, allocated, "{key:?}: open allocations hold {earmarked}, the row says {allocated}");
-    }
-    for key in ledger.keys() {
-        assert!(stock.contains_key(key), "{key:?}: movements without a stock row");
-    }
+    let (violations, _) = caravan_inventory::store::audit(&db).await.unwrap();
+    assert!(violations.is_empty(), "inventory's books do not balance:\n{}", violations.join("\n"));
     db.close().await.unwrap();
 }

@@ -1,0 +1,91 @@
+//! The books' audit: every invariant inventory promises (ARCHITECTURE.md
+//! "Inventory"), checked against the tables. Tests run it after every
+//! concurrency test, cross-service flash sale and crash drill; an operator
+//! can run it against a live database (it only reads).
+
+use std::collections::{BTreeMap, HashMap};
+
+use caravan_platform::db::query;
+use sea_orm::{ConnectionTrait, DbErr};
+
+type Key = (String, String);
+
+async fn sums(db: &impl ConnectionTrait, sql: &str) -> Result<HashMap<Key, Vec<i64>>, DbErr> {
+    let rows = query(db, sql, Vec::new()).await?;
+    rows.iter()
+        .map(|r| {
+            let key = (r.try_get_by_index::<String>(0)?, r.try_get_by_index::<String>(1)?);
+            let values = (2..r.column_names().len()).map(|i| r.try_get_by_index::<i64>(i)).collect::<Result<_, _>>()?;
+            Ok((key, values))
+        })
+        .collect()
+}
+
+/// Per (product, warehouse), what each stock row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Books {
+    /// Units in the warehouse.
+    pub on_hand: i64,
+    /// Units held by active reservations.
+    pub reserved: i64,
+    /// Units earmarked for open show allocations.
+    pub allocated: i64,
+}
+
+/// Checks the books, per product and warehouse: on-hand, reserved and
+/// allocated each equal the sum of their ledger movements; reserved is what
+/// active reservations hold; allocated is what open show allocations have
+/// not yet handed out; nothing is negative or held beyond what is on hand;
+/// no movement lacks its stock row. Returns every violation found (none:
+/// the books balance) and the stock rows read.
+pub async fn audit(db: &impl ConnectionTrait) -> Result<(Vec<String>, BTreeMap<Key, Books>), DbErr> {
+    let stock = sums(db, "SELECT product_id, warehouse_id, on_hand, reserved, allocated FROM stock").await?;
+    let ledger = sums(
+        db,
+        "SELECT product_id, warehouse_id, CAST(SUM(on_hand_delta) AS BIGINT), CAST(SUM(reserved_delta) AS BIGINT), \
+         CAST(SUM(allocated_delta) AS BIGINT) FROM movements GROUP BY product_id, warehouse_id",
+    )
+    .await?;
+    let held = sums(
+        db,
+        "SELECT l.product_id, l.warehouse_id, CAST(SUM(l.quantity) AS BIGINT) FROM reservation_lines l \
+         JOIN reservations r ON r.id = l.reservation_id WHERE r.state = 1 GROUP BY l.product_id, l.warehouse_id",
+    )
+    .await?;
+    let earmarked = sums(
+        db,
+        "SELECT product_id, warehouse_id, CAST(SUM(quantity - used) AS BIGINT) FROM allocation_lines \
+         WHERE closed = 0 GROUP BY product_id, warehouse_id",
+    )
+    .await?;
+    let mut violations = Vec::new();
+    let mut books = BTreeMap::new();
+    for (key, row) in &stock {
+        let [on_hand, reserved, allocated] = row[..] else {
+            violations.push(format!("{key:?}: a stock row of {} columns", row.len()));
+            continue;
+        };
+        books.insert(key.clone(), Books { on_hand, reserved, allocated });
+        if reserved < 0 || allocated < 0 || reserved + allocated > on_hand {
+            violations.push(format!("{key:?}: on hand {on_hand}, reserved {reserved}, allocated {allocated}"));
+        }
+        let ledger = ledger.get(key).cloned().unwrap_or_else(|| vec![0, 0, 0]);
+        if ledger != [on_hand, reserved, allocated] {
+            violations.push(format!("{key:?}: the ledger sums to {ledger:?}, the row says {row:?}"));
+        }
+        let held = held.get(key).map_or(0, |v| v[0]);
+        if held != reserved {
+            violations.push(format!("{key:?}: active reservations hold {held}, the row says {reserved}"));
+        }
+        let earmarked = earmarked.get(key).map_or(0, |v| v[0]);
+        if earmarked != allocated {
+            violations.push(format!("{key:?}: open allocations hold {earmarked}, the row says {allocated}"));
+        }
+    }
+    for key in ledger.keys() {
+        if !stock.contains_key(key) {
+            violations.push(format!("{key:?}: movements without a stock row"));
+        }
+    }
+    Ok((violations, books))
+}
