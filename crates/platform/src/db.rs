@@ -112,3 +112,18 @@ pub async fn query(
 pub fn params(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
+
+/// A read-only transaction whose statements all see one snapshot, for
+/// reports and audits that run several queries during live traffic:
+/// REPEATABLE READ on PostgreSQL; on SQLite a read transaction already is
+/// one snapshot (WAL), and the isolation settings are not supported.
+pub async fn read_snapshot(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::TransactionTrait as _;
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            db.begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), Some(sea_orm::AccessMode::ReadOnly))
+                .await
+        }
+        _ => db.begin().await,
+    }
+}

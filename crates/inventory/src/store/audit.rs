@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use caravan_platform::db::query;
-use sea_orm::{ConnectionTrait, DbErr};
+use caravan_platform::db::{query, read_snapshot};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 type Key = (String, String);
 
@@ -37,8 +37,12 @@ pub struct Books {
 /// active reservations hold; allocated is what open show allocations have
 /// not yet handed out; nothing is negative or held beyond what is on hand;
 /// no movement lacks its stock row. Returns every violation found (none:
-/// the books balance) and the stock rows read.
-pub async fn audit(db: &impl ConnectionTrait) -> Result<(Vec<String>, BTreeMap<Key, Books>), DbErr> {
+/// the books balance) and the stock rows read. Every figure is read in one
+/// snapshot (REPEATABLE READ on PostgreSQL; one read transaction on SQLite),
+/// so an audit during live traffic never mixes two moments.
+pub async fn audit(db: &DatabaseConnection) -> Result<(Vec<String>, BTreeMap<Key, Books>), DbErr> {
+    let txn = read_snapshot(db).await?;
+    let db = &txn;
     let stock = sums(db, "SELECT product_id, warehouse_id, on_hand, reserved, allocated FROM stock").await?;
     let ledger = sums(
         db,
@@ -87,5 +91,6 @@ pub async fn audit(db: &impl ConnectionTrait) -> Result<(Vec<String>, BTreeMap<K
             violations.push(format!("{key:?}: movements without a stock row"));
         }
     }
+    txn.commit().await?;
     Ok((violations, books))
 }

@@ -11,8 +11,8 @@ use caravan_platform::{
     time::Micros,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
 };
 
 use crate::{
@@ -411,9 +411,4 @@ async fn release_for_buyer(txn: &DatabaseTransaction, id: &str) -> Result<(), Er
         .map_err(Error::db(context))?;
     }
     Ok(())
-}
-
-/// Whether `db` is PostgreSQL.
-fn is_postgres(db: &impl ConnectionTrait) -> bool {
-    db.get_database_backend() == sea_orm::DatabaseBackend::Postgres
 }

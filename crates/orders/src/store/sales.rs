@@ -3,10 +3,13 @@
 //! report agree with each other while orders keep arriving. No counter row
 //! that every order would update: that would be a second hot row.
 
-use caravan_platform::{db::query, time::Micros};
-use sea_orm::{AccessMode, DbErr, IsolationLevel, QueryResult, TransactionTrait, Value};
+use caravan_platform::{
+    db::{query, read_snapshot},
+    time::Micros,
+};
+use sea_orm::{DbErr, QueryResult, Value};
 
-use super::{Store, is_postgres};
+use super::Store;
 use crate::{domain::OrderState, error::Error};
 
 /// One group of a show's sales by product.
@@ -89,10 +92,7 @@ impl Store {
     /// of stock. With `partner`, only that partner's orders; the sell-out is
     /// a fact of the show and counts everyone's.
     pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
-        // One snapshot for every query (SQLite's single connection already
-        // is one; PostgreSQL needs REPEATABLE READ for it).
-        let isolation = is_postgres(&self.db).then_some(IsolationLevel::RepeatableRead);
-        let txn = self.db.begin_with_config(isolation, Some(AccessMode::ReadOnly)).await.map_err(Error::db(CONTEXT))?;
+        let txn = read_snapshot(&self.db).await.map_err(Error::db(CONTEXT))?;
         let partner_filter = if partner.is_some() { "AND o.partner = $2" } else { "" };
         let mut values: Vec<Value> = vec![show.into()];
         if let Some(partner) = partner {

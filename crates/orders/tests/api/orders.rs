@@ -178,3 +178,101 @@ async fn a_partner_sees_only_its_own_orders() {
     let listed = app.client.clone().list_orders(ListOrdersRequest::default()).await.unwrap().into_inner().orders;
     assert_eq!(names(listed), ["orders/o-douyin", "orders/o-hema"]);
 }
+
+#[tokio::test]
+async fn list_filters_by_creation_time_and_tokens_stay_with_their_filters() {
+    use caravan_proto::timestamp_from_micros;
+    let mut app = spawn_app().await;
+    let store = app.store().await;
+    let base = 1_641_800_000_000_000;
+    for i in 0..5 {
+        let placed = order(&format!("o-{i}"), "b1", "", OrderState::Paid, base + i * 1_000_000);
+        store.insert_order(&placed, "", NEVER, &BuyerLimits::new()).await.unwrap();
+    }
+    let between = |from: i64, to: i64| ListOrdersRequest {
+        start_time: Some(timestamp_from_micros(base + from * 1_000_000)),
+        end_time: Some(timestamp_from_micros(base + to * 1_000_000)),
+        ..Default::default()
+    };
+    let names = |orders: Vec<caravan_proto::orders::v1::Order>| orders.into_iter().map(|o| o.name).collect::<Vec<_>>();
+    let listed = app.client.list_orders(between(1, 4)).await.unwrap().into_inner();
+    assert_eq!(names(listed.orders), ["orders/o-3", "orders/o-2", "orders/o-1"], "from inclusive, to exclusive");
+
+    let first = app.client.list_orders(ListOrdersRequest { page_size: 2, ..between(0, 5) }).await.unwrap().into_inner();
+    assert_eq!(names(first.orders), ["orders/o-4", "orders/o-3"]);
+    let next = ListOrdersRequest { page_size: 2, page_token: first.next_page_token.clone(), ..between(0, 5) };
+    assert_eq!(names(app.client.list_orders(next).await.unwrap().into_inner().orders), ["orders/o-2", "orders/o-1"]);
+    // The same token with other filters is refused, not silently misapplied.
+    let other = ListOrdersRequest { page_size: 2, page_token: first.next_page_token, ..between(0, 3) };
+    let status = app.client.list_orders(other).await.unwrap_err();
+    assert_eq!(caravan_platform::testing::violated_fields(&status), ["page_token"]);
+
+    let status = app.client.list_orders(between(3, 3)).await.unwrap_err();
+    assert_eq!(caravan_platform::testing::violated_fields(&status), ["end_time"]);
+    let bad =
+        ListOrdersRequest { start_time: Some(prost_types::Timestamp { seconds: 0, nanos: -5 }), ..Default::default() };
+    let status = app.client.list_orders(bad).await.unwrap_err();
+    assert_eq!(caravan_platform::testing::violated_fields(&status), ["start_time"]);
+}
+
+/// A PlaceOrder of one unit, with a deadline of `timeout`.
+fn place(timeout: std::time::Duration) -> tonic::Request<caravan_proto::orders::v1::PlaceOrderRequest> {
+    use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest};
+    let mut request = tonic::Request::new(PlaceOrderRequest {
+        buyer: "buyer-1".into(),
+        show: String::new(),
+        lines: vec![PlaceOrderLine { product: "products/uz-walnuts".into(), quantity: 1 }],
+        request_id: "req-outage".into(),
+    });
+    request.set_timeout(timeout);
+    request
+}
+
+#[tokio::test]
+async fn an_unreachable_service_fails_place_order_fast_with_unavailable() {
+    use caravan_platform::testing::{Caller, KeyedChannel};
+    // spawn_app points catalog, scheduling and inventory at a closed port.
+    let app = spawn_app().await;
+    let mut hema = caravan_proto::orders::v1::orders_service_client::OrdersServiceClient::new(KeyedChannel::new(
+        app.server.addr(),
+        Some(Caller::Hema),
+    ));
+    let started = std::time::Instant::now();
+    let status = hema.place_order(place(std::time::Duration::from_secs(5))).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("request_id"), "tells the partner to retry: {}", status.message());
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "fast: {:?}", started.elapsed());
+    // Nothing was written: a retry starts afresh.
+    let listed = hema.list_orders(ListOrdersRequest::default()).await.unwrap().into_inner();
+    assert!(listed.orders.is_empty());
+}
+
+#[tokio::test]
+async fn a_service_that_hangs_cannot_make_place_order_hang() {
+    use caravan_orders::Orders;
+    use caravan_platform::{
+        config::ServiceKind,
+        testing::{Caller, KeyedChannel, TestDatabase, TestServer, service_config},
+    };
+    // A "catalog" that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let catalog = listener.local_addr().unwrap();
+    let _held = std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(16).collect();
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        drop(held);
+    });
+    let database = TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap();
+    let config = service_config(ServiceKind::Orders, database.config(), &[(ServiceKind::Catalog, catalog)]);
+    let server = TestServer::start_with::<Orders>(config, database).await.unwrap();
+    let mut hema = caravan_proto::orders::v1::orders_service_client::OrdersServiceClient::new(KeyedChannel::new(
+        server.addr(),
+        Some(Caller::Hema),
+    ));
+    let deadline = std::time::Duration::from_millis(1500);
+    let started = std::time::Instant::now();
+    let status = hema.place_order(place(deadline)).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Code::Unavailable, "answered before the partner's deadline: {status:?}");
+    assert!(took < deadline, "{took:?}");
+}
