@@ -94,8 +94,16 @@ grep -q '"kind": "KIND_SNAPSHOT"' <<<"$out" && grep -q '"available": "300"' <<<"
 grep -q "granted 150 of 150" reserve.txt && grep -q "oversold: 0" reserve.txt ||
   { echo "reserve scenario: $(cat reserve.txt)"; exit 1; }
 
+# The flash sale end to end through the load generator: 200 buyers for a
+# show offer of 150, checked against the sales report and inventory.
+"$CARAVAN" loadgen --scenario order --catalog localhost:31051 --scheduling localhost:31052 --inventory localhost:31053 \
+  --orders localhost:31054 --key "$HEMA" --operator-key "$OPERATOR" --stock 150 --count 200 --warmup 0s \
+  --concurrency 16 >order.txt
+grep -q "placed 150 orders of 150" order.txt && grep -q "oversold: 0" order.txt ||
+  { echo "order scenario: $(cat order.txt)"; exit 1; }
+
 # Scheduling: a campaign of today, Hema's channel, the Uzbekistan show with
-# two of its specialties starting in 3 s for 4 s; the clock puts it live, the
+# two of its specialties starting in 3 s for 7 s; the clock puts it live, the
 # host pins a product, and at the end the allocation comes back.
 today=$(date -u +%Y-%m-%d)
 y=${today:0:4}; m=$((10#${today:5:2})); d=$((10#${today:8:2}))
@@ -110,7 +118,7 @@ for p in "$walnuts" "$raisins"; do
   call 31053 "{\"product\":\"products/$p\",\"warehouse\":\"warehouses/sh-bonded\",\"quantity\":100,\"request_id\":\"smoke-$p\"}" \
     caravan.inventory.v1.InventoryService/ReceiveStock >/dev/null
 done
-start=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%SZ); end=$(date -u -d '+7 seconds' +%Y-%m-%dT%H:%M:%SZ)
+start=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%SZ); end=$(date -u -d '+10 seconds' +%Y-%m-%dT%H:%M:%SZ)
 # Just before midnight the show would leave today's campaign: skip rather than fail.
 if [ "${end:0:10}" = "$today" ]; then
   call 31052 "{\"show_id\":\"uz-on-hema\",\"show\":{\"campaign\":\"campaigns/nianhuo\",\"channel\":\"channels/hema-sco\",\"host\":\"hosts/olimkhonov\",\"title\":{\"en\":\"Uzbekistan on Hema\"},\"start_time\":\"$start\",\"end_time\":\"$end\",\"offers\":[{\"product\":\"products/$walnuts\",\"show_price\":{\"currency_code\":\"CNY\",\"minor_units\":\"2990\"},\"allocated_quantity\":\"40\",\"per_buyer_limit\":\"2\"},{\"product\":\"products/$raisins\",\"show_price\":{\"currency_code\":\"CNY\",\"minor_units\":\"1990\"},\"allocated_quantity\":\"30\"}]}}" \
@@ -121,7 +129,27 @@ if [ "${end:0:10}" = "$today" ]; then
   [ "$(state)" = '"state": "STATE_LIVE"' ] || { echo "the show did not go live: $(state)"; exit 1; }
   call 31052 "{\"name\":\"shows/uz-on-hema\",\"product\":\"products/$walnuts\"}" caravan.scheduling.v1.SchedulingService/PinProduct |
     grep -q "\"pinnedProduct\": \"products/$walnuts\"\|\"pinned_product\": \"products/$walnuts\"" || { echo "PinProduct failed"; exit 1; }
-  for _ in $(seq 1 80); do
+  # The flash sale as a partner runs it: an order at the show price, the
+  # per-buyer limit, the payment, and the live sales report.
+  hema() { "$GRPCURL" -plaintext -H "authorization: Bearer $HEMA" -d "$2" localhost:$1 "$3"; }
+  out=$(hema 31054 "{\"buyer\":\"buyer-42\",\"show\":\"shows/uz-on-hema\",\"lines\":[{\"product\":\"products/$walnuts\",\"quantity\":2}],\"request_id\":\"smoke-order-1\"}" \
+    caravan.orders.v1.OrdersService/PlaceOrder)
+  grep -q STATE_AWAITING_PAYMENT <<<"$out" && grep -q '"minorUnits": "5980"' <<<"$out" || { echo "PlaceOrder: $out"; exit 1; }
+  order=$(grep -o '"name": "orders/[a-z0-9-]*"' <<<"$out" | cut -d'"' -f4)
+  again=$(hema 31054 "{\"buyer\":\"buyer-42\",\"show\":\"shows/uz-on-hema\",\"lines\":[{\"product\":\"products/$walnuts\",\"quantity\":2}],\"request_id\":\"smoke-order-1\"}" \
+    caravan.orders.v1.OrdersService/PlaceOrder)
+  grep -q "\"name\": \"$order\"" <<<"$again" || { echo "a retried PlaceOrder made another order: $again"; exit 1; }
+  if out=$(hema 31054 "{\"buyer\":\"buyer-42\",\"show\":\"shows/uz-on-hema\",\"lines\":[{\"product\":\"products/$walnuts\",\"quantity\":1}],\"request_id\":\"smoke-order-2\"}" \
+    caravan.orders.v1.OrdersService/PlaceOrder 2>&1); then
+    echo "a third unit for buyer-42 was sold: $out"; exit 1
+  fi
+  grep -q FailedPrecondition <<<"$out" && grep -q PER_BUYER_LIMIT <<<"$out" || { echo "per-buyer limit: $out"; exit 1; }
+  out=$(hema 31054 "{\"name\":\"$order\",\"payment_reference\":\"alipay-0001\"}" caravan.orders.v1.OrdersService/ConfirmPayment)
+  grep -q STATE_PAID <<<"$out" || { echo "ConfirmPayment: $out"; exit 1; }
+  out=$(call 31054 '{"show":"shows/uz-on-hema"}' caravan.orders.v1.OrdersService/GetShowSalesReport)
+  grep -q '"unitsPaid": "2"' <<<"$out" && grep -q '"country": "countries/UZ"' <<<"$out" ||
+    { echo "GetShowSalesReport: $out"; exit 1; }
+  for _ in $(seq 1 100); do
     out=$(call 31053 '{"name":"allocations/uz-on-hema"}' caravan.inventory.v1.InventoryService/GetAllocation)
     grep -q STATE_CLOSED <<<"$out" && break; sleep 0.2
   done

@@ -162,6 +162,10 @@ struct UpArgs {
     /// Serve no /metrics endpoint.
     #[arg(long)]
     no_metrics: bool,
+    /// Calls per second per partner or operator key (0: no limit; lift it
+    /// to measure a flash sale beyond one partner's share).
+    #[arg(long, env = "CARAVAN_RATE_LIMIT", default_value_t = caravan_platform::auth::rate::RateConfig::default().per_second)]
+    rate_limit: u32,
 }
 
 impl UpArgs {
@@ -432,6 +436,7 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
             reload: std::time::Duration::from_secs(5),
         };
         config.service_key = dev.service_keys.get(&kind).map(|k| Secret::new(k.clone()));
+        config.rate.per_second = args.rate_limit;
         config
     };
     let suite = Suite::start(config_for, Some(telemetry), token.clone()).await?;

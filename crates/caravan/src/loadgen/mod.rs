@@ -42,9 +42,12 @@ pub enum Baseline {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadgenArgs {
     /// Scenario to drive against a running suite: `read` (GetProduct),
-    /// `list` (the first page of ListProducts, see --list-country) or
+    /// `list` (the first page of ListProducts, see --list-country),
     /// `reserve` (ReserveStock of one unit of one hot product, checked for
-    /// oversell; --key must be a service key, see --operator-key).
+    /// oversell; --key must be a service key, see --operator-key) or `order`
+    /// (PlaceOrder of one unit of one hot product in a live show, through
+    /// all four services, checked against the sales report and inventory;
+    /// --key must be a partner key, see --operator-key).
     #[arg(long)]
     pub scenario: Option<String>,
     /// For `list`: filter by this country (`countries/XX`).
@@ -53,17 +56,25 @@ pub struct LoadgenArgs {
     /// Catalog's address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub catalog: String,
+    /// Scheduling's address.
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    pub scheduling: String,
     /// Inventory's address.
     #[arg(long, default_value = "127.0.0.1:50053")]
     pub inventory: String,
-    /// For `reserve`: units of the hot product received before the run
-    /// (fewer than the calls makes it sell out mid-run).
+    /// Orders' address.
+    #[arg(long, default_value = "127.0.0.1:50054")]
+    pub orders: String,
+    /// For `reserve` and `order`: units of the hot product received (and,
+    /// for `order`, offered in the show) before the run; fewer than the
+    /// calls makes it sell out mid-run.
     #[arg(long, default_value_t = 1_000_000_000)]
     pub stock: i64,
     /// API key for the scenario's calls.
     #[arg(long, env = "CARAVAN_LOADGEN_API_KEY", hide_env_values = true)]
     pub key: Option<String>,
-    /// Operator key for a scenario's setup (`reserve` receives its stock).
+    /// Operator key for a scenario's setup (`reserve` receives its stock;
+    /// `order` also creates the product and its show).
     #[arg(long, env = "CARAVAN_LOADGEN_OPERATOR_KEY", hide_env_values = true)]
     pub operator_key: Option<String>,
     /// PEM CA to verify the suite's TLS certificates (turns TLS on).
@@ -182,7 +193,20 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
                 let scenario = scenario::Reserve::prepare(channels(&args.inventory)?, setup, args.stock).await?;
                 measure("reserve", Arc::new(scenario), &config, server).await?
             }
-            other => anyhow::bail!("unknown scenario `{other}` (known: read, list, reserve)"),
+            "order" => {
+                anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
+                let server = ServerCpu::Pids(args.server_pids.clone());
+                let operator = args.operator_key.as_deref().context("`order` needs --operator-key for its setup")?;
+                let setup = scenario::OrderSetup {
+                    catalog: Authed::new(&args.catalog, Some(operator), ca.as_deref())?,
+                    scheduling: Authed::new(&args.scheduling, Some(operator), ca.as_deref())?,
+                    inventory: Authed::new(&args.inventory, Some(operator), ca.as_deref())?,
+                    orders: Authed::new(&args.orders, Some(operator), ca.as_deref())?,
+                };
+                let scenario = scenario::Order::prepare(channels(&args.orders)?, setup, args.stock).await?;
+                measure("order", Arc::new(scenario), &config, server).await?
+            }
+            other => anyhow::bail!("unknown scenario `{other}` (known: read, list, reserve, order)"),
         };
         runs.push(run);
     }

@@ -10,6 +10,9 @@ use caravan_proto::{
     catalog::v1::{GetProductRequest, ListProductsRequest, catalog_service_client::CatalogServiceClient},
     inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
     loadgen::v1::{EchoRequest, echo_service_client::EchoServiceClient},
+    orders::v1::{
+        GetShowSalesReportRequest, PlaceOrderLine, PlaceOrderRequest, order, orders_service_client::OrdersServiceClient,
+    },
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tonic::Status;
@@ -214,6 +217,22 @@ impl Reserve {
     /// `channels` (which must carry a service key: ReserveStock is for
     /// services).
     pub async fn prepare(channels: Vec<Authed>, setup: Authed, stock: i64) -> anyhow::Result<Self> {
+        let run = format!("{:012x}", rand::random::<u64>() >> 16);
+        let product = format!("loadgen-hot-{run}");
+        Self::prepare_stock(setup, &product, stock, &run).await?;
+        Ok(Reserve {
+            clients: channels.into_iter().map(InventoryServiceClient::new).collect(),
+            product,
+            stock,
+            run,
+            next: AtomicU64::new(0),
+            granted: AtomicU64::new(0),
+        })
+    }
+
+    /// Receives `stock` units of `product` into the `loadgen` warehouse
+    /// (created if missing), as the operator `setup` channel.
+    async fn prepare_stock(setup: Authed, product: &str, stock: i64, run: &str) -> anyhow::Result<()> {
         let mut operator = InventoryServiceClient::new(setup);
         let warehouse = inventory::Warehouse {
             display_name: "Load generator".into(),
@@ -233,8 +252,6 @@ impl Reserve {
             Err(status) if status.code() == tonic::Code::AlreadyExists => {}
             Err(status) => anyhow::bail!("creating the loadgen warehouse: {}", status.message()),
         }
-        let run = format!("{:012x}", rand::random::<u64>() >> 16);
-        let product = format!("loadgen-hot-{run}");
         operator
             .receive_stock(inventory::ReceiveStockRequest {
                 product: format!("products/{product}"),
@@ -245,14 +262,7 @@ impl Reserve {
             })
             .await
             .map_err(|s| anyhow::anyhow!("receiving the hot product's stock: {}", s.message()))?;
-        Ok(Reserve {
-            clients: channels.into_iter().map(InventoryServiceClient::new).collect(),
-            product,
-            stock,
-            run,
-            next: AtomicU64::new(0),
-            granted: AtomicU64::new(0),
-        })
+        Ok(())
     }
 }
 
@@ -302,6 +312,240 @@ impl Scenario for Reserve {
         Ok(Some(format!(
             "granted {granted} of {} units; inventory holds {} reserved, {} available; oversold: {oversold}",
             self.stock, level.reserved, level.available
+        )))
+    }
+}
+
+/// `order`: the flash sale end to end — every call is one buyer's PlaceOrder
+/// of one unit of one hot product in a live show, through orders (catalog,
+/// scheduling and inventory behind it). The check compares the orders that
+/// were placed with the show's sales report and inventory's books: an
+/// oversell, a lost order or a leaked hold shows as a difference.
+#[derive(Debug)]
+pub struct Order {
+    clients: Vec<OrdersServiceClient<Authed>>,
+    operator_orders: OrdersServiceClient<Authed>,
+    inventory: InventoryServiceClient<Authed>,
+    product: String,
+    show: String,
+    stock: i64,
+    run: String,
+    next: AtomicU64,
+    placed: AtomicU64,
+}
+
+/// Where the `order` scenario's setup goes, and who does it.
+#[derive(Debug)]
+pub struct OrderSetup {
+    /// Operator channels to catalog, scheduling, inventory and orders.
+    pub catalog: Authed,
+    /// Scheduling.
+    pub scheduling: Authed,
+    /// Inventory.
+    pub inventory: Authed,
+    /// Orders (the sales report).
+    pub orders: Authed,
+}
+
+fn setup_error(step: &str) -> impl FnOnce(Status) -> anyhow::Error + '_ {
+    move |s| anyhow::anyhow!("{step}: {:?}: {}", s.code(), s.message())
+}
+
+impl Order {
+    /// Creates a hot product (ACTIVE) with `stock` units, and a live show of
+    /// a fresh campaign, channel and host offering all of it with no
+    /// per-buyer limit; then orders over `channels` (partner keys: only
+    /// partners place orders).
+    pub async fn prepare(channels: Vec<Authed>, setup: OrderSetup, stock: i64) -> anyhow::Result<Self> {
+        use caravan_proto::{
+            catalog::v1 as catalog,
+            scheduling::v1::{self as scheduling, scheduling_service_client::SchedulingServiceClient},
+            r#type::v1 as types,
+        };
+        let run = format!("{:012x}", rand::random::<u64>() >> 16);
+        let product = format!("loadgen-hot-{run}");
+        let price = types::Money { currency_code: "CNY".into(), minor_units: 2990 };
+        let mut products = CatalogServiceClient::new(setup.catalog);
+        let new = catalog::Product {
+            country: "countries/UZ".into(),
+            category: catalog::Category::Food.into(),
+            title: Some(types::LocalizedText {
+                zh_cn: "压测核桃".into(),
+                en: "Load generator walnuts".into(),
+                ..Default::default()
+            }),
+            description: Some(types::LocalizedText {
+                zh_cn: "压测用的热门商品".into(),
+                en: "The hot product of a load test".into(),
+                ..Default::default()
+            }),
+            list_price: Some(price.clone()),
+            unit: "500 g".into(),
+            ..Default::default()
+        };
+        let request = catalog::CreateProductRequest {
+            product: Some(new),
+            product_id: product.clone(),
+            request_id: String::new(),
+        };
+        products.create_product(request).await.map_err(setup_error("creating the hot product"))?;
+        let activate = catalog::ActivateProductRequest { name: format!("products/{product}"), ..Default::default() };
+        products.activate_product(activate).await.map_err(setup_error("activating the hot product"))?;
+        Reserve::prepare_stock(setup.inventory.clone(), &product, stock, &run).await?;
+
+        let mut shows = SchedulingServiceClient::new(setup.scheduling);
+        let today = chrono::Utc::now().date_naive();
+        let date = |d: chrono::NaiveDate| {
+            use chrono::Datelike as _;
+            types::Date {
+                year: d.year(),
+                month: i32::try_from(d.month()).unwrap_or(1),
+                day: i32::try_from(d.day()).unwrap_or(1),
+            }
+        };
+        let campaign = scheduling::Campaign {
+            title: Some(types::LocalizedText { en: "Load generator festival".into(), ..Default::default() }),
+            organiser: "caravan loadgen".into(),
+            start_date: Some(date(today.pred_opt().unwrap_or(today))),
+            end_date: Some(date(today.succ_opt().unwrap_or(today))),
+            time_zone: "UTC".into(),
+            ..Default::default()
+        };
+        let id = format!("loadgen-{run}");
+        shows
+            .create_campaign(scheduling::CreateCampaignRequest {
+                campaign: Some(campaign),
+                campaign_id: id.clone(),
+                request_id: String::new(),
+            })
+            .await
+            .map_err(setup_error("creating the campaign"))?;
+        let channel = scheduling::Channel {
+            platform: "hema".into(),
+            display_name: "Load generator".into(),
+            partner: "hema".into(),
+            ..Default::default()
+        };
+        shows
+            .create_channel(scheduling::CreateChannelRequest {
+                channel: Some(channel),
+                channel_id: id.clone(),
+                request_id: String::new(),
+            })
+            .await
+            .map_err(setup_error("creating the channel"))?;
+        let host = scheduling::Host {
+            display_name: "Load generator".into(),
+            country: "countries/UZ".into(),
+            ..Default::default()
+        };
+        shows
+            .create_host(scheduling::CreateHostRequest {
+                host: Some(host),
+                host_id: id.clone(),
+                request_id: String::new(),
+            })
+            .await
+            .map_err(setup_error("creating the host"))?;
+        let now = caravan_platform::time::Micros::from_datetime(chrono::Utc::now());
+        let show = scheduling::Show {
+            campaign: format!("campaigns/{id}"),
+            channel: format!("channels/{id}"),
+            host: format!("hosts/{id}"),
+            title: Some(types::LocalizedText { en: "Load generator flash sale".into(), ..Default::default() }),
+            start_time: Some(caravan_proto::timestamp_from_micros(now.0)),
+            end_time: Some(caravan_proto::timestamp_from_micros(now.plus(std::time::Duration::from_secs(3600)).0)),
+            offers: vec![scheduling::Offer {
+                product: format!("products/{product}"),
+                show_price: Some(price),
+                allocated_quantity: stock,
+                per_buyer_limit: 0,
+                display_order: 0,
+            }],
+            ..Default::default()
+        };
+        shows
+            .create_show(scheduling::CreateShowRequest {
+                show: Some(show),
+                show_id: id.clone(),
+                request_id: String::new(),
+            })
+            .await
+            .map_err(setup_error("creating the show"))?;
+        // The show clock starts it at its start time; start it by hand at once.
+        let started = shows
+            .start_show(scheduling::StartShowRequest { name: format!("shows/{id}"), request_id: String::new() })
+            .await;
+        match started {
+            Ok(_) => {}
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {}
+            Err(status) => return Err(setup_error("starting the show")(status)),
+        }
+        Ok(Order {
+            clients: channels.into_iter().map(OrdersServiceClient::new).collect(),
+            operator_orders: OrdersServiceClient::new(setup.orders),
+            inventory: InventoryServiceClient::new(setup.inventory),
+            product,
+            show: format!("shows/{id}"),
+            stock,
+            run,
+            next: AtomicU64::new(0),
+            placed: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Scenario for Order {
+    fn name(&self) -> &str {
+        "order"
+    }
+
+    async fn call(&self, worker: usize, _seq: u64) -> Result<(), Status> {
+        let mut client = self.clients[worker % self.clients.len()].clone();
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let request = PlaceOrderRequest {
+            buyer: format!("lg-{}-{n}", self.run),
+            show: self.show.clone(),
+            lines: vec![PlaceOrderLine { product: format!("products/{}", self.product), quantity: 1 }],
+            request_id: format!("lg-{}-{n}", self.run),
+        };
+        let order = client.place_order(request).await?.into_inner();
+        if order.state != order::State::AwaitingPayment as i32
+            || order.lines.iter().map(|l| l.quantity).sum::<i64>() != 1
+        {
+            return Err(Status::data_loss("an order that does not hold the unit asked for"));
+        }
+        self.placed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Placed orders (warm-up included) must equal what the sales report
+    /// counts and what inventory holds reserved, and never exceed the stock.
+    async fn check(&self) -> anyhow::Result<Option<String>> {
+        let mut orders = self.operator_orders.clone();
+        let report = orders
+            .get_show_sales_report(GetShowSalesReportRequest { show: self.show.clone() })
+            .await
+            .map_err(|s| anyhow::anyhow!("reading the sales report: {}", s.message()))?
+            .into_inner();
+        let mut inventory = self.inventory.clone();
+        let level = inventory
+            .get_stock(inventory::GetStockRequest { name: format!("stockLevels/{}", self.product) })
+            .await
+            .map_err(|s| anyhow::anyhow!("reading the hot product's stock: {}", s.message()))?
+            .into_inner();
+        let placed = i64::try_from(self.placed.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let reported = report.units_awaiting_payment + report.units_paid;
+        let oversold = (placed - self.stock).max(0);
+        anyhow::ensure!(
+            reported == placed && level.reserved == placed && oversold == 0,
+            "OVERSELL, lost order or leaked hold: placed {placed}, the report counts {reported}, inventory holds {}, stock {}",
+            level.reserved,
+            self.stock
+        );
+        Ok(Some(format!(
+            "placed {placed} orders of {} units; the report counts {reported}, inventory holds {} reserved; oversold: {oversold}",
+            self.stock, level.reserved
         )))
     }
 }
