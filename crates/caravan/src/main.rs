@@ -162,6 +162,11 @@ struct UpArgs {
     /// Serve no /metrics endpoint.
     #[arg(long)]
     no_metrics: bool,
+    /// Keep each service's data in its own database `caravan_<service>` on
+    /// this PostgreSQL server (created if missing) instead of SQLite files,
+    /// e.g. postgres://postgres@127.0.0.1:5432.
+    #[arg(long, env = "CARAVAN_UP_POSTGRES")]
+    postgres: Option<String>,
     /// Calls per second per partner or operator key (0: no limit; lift it
     /// to measure a flash sale beyond one partner's share).
     #[arg(long, env = "CARAVAN_RATE_LIMIT", default_value_t = caravan_platform::auth::rate::RateConfig::default().per_second)]
@@ -426,8 +431,20 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
             keys::printable_dev_keys(&dev.plain_file)?
         );
     }
+    let mut databases = HashMap::new();
+    if let Some(server) = &args.postgres {
+        for kind in ServiceKind::ALL {
+            let url = caravan_platform::db::ensure_postgres_database(server, &format!("caravan_{kind}"))
+                .await
+                .map_err(|e| anyhow::anyhow!("--postgres: the database of {kind}: {e}"))?;
+            databases.insert(kind, caravan_platform::config::DatabaseConfig::new(url));
+        }
+    }
     let config_for = |kind: ServiceKind| {
         let mut config = ServiceConfig::local(kind, &args.data_dir);
+        if let Some(database) = databases.get(&kind) {
+            config.database = database.clone();
+        }
         config.listen_addr = SocketAddr::new(args.host, args.port(kind));
         config.migrate = MigrateMode::Apply;
         config.auth = Authentication::Keys {
@@ -442,13 +459,16 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let suite = Suite::start(config_for, Some(telemetry), token.clone()).await?;
     let metrics = (!args.no_metrics).then(|| SocketAddr::new(args.host, args.metrics_port));
     start_metrics(metrics, &token).await?;
+    let data = match &args.postgres {
+        Some(_) => "databases caravan_<service> on the PostgreSQL server".to_owned(),
+        None => args.data_dir.display().to_string(),
+    };
     println!(
-        "caravan is up: catalog {}, scheduling {}, inventory {}, orders {} (data in {}). Ctrl-C stops it.",
+        "caravan is up: catalog {}, scheduling {}, inventory {}, orders {} (data in {data}). Ctrl-C stops it.",
         suite.addr(ServiceKind::Catalog),
         suite.addr(ServiceKind::Scheduling),
         suite.addr(ServiceKind::Inventory),
         suite.addr(ServiceKind::Orders),
-        args.data_dir.display()
     );
     suite.wait().await?;
     Ok(ExitCode::SUCCESS)

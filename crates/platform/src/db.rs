@@ -127,3 +127,31 @@ pub async fn read_snapshot(db: &DatabaseConnection) -> Result<sea_orm::DatabaseT
         _ => db.begin().await,
     }
 }
+
+/// The URL of database `name` on the PostgreSQL server of `server_url`,
+/// created if it does not exist yet (`caravan up --postgres`: one database
+/// per service on a development server).
+pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<String, DbErr> {
+    use sea_orm::ConnectionTrait as _;
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(DbErr::Custom(format!("`{name}` is not a plain database name")));
+    }
+    let with = |database: &str| -> Result<String, DbErr> {
+        let mut url = url::Url::parse(server_url).map_err(|e| DbErr::Custom(format!("`{server_url}`: {e}")))?;
+        url.set_path(&format!("/{database}"));
+        Ok(url.to_string())
+    };
+    let admin = Database::connect(with("postgres")?).await?;
+    let exists = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        ))
+        .await?
+        .is_some();
+    if !exists {
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
+    }
+    admin.close().await?;
+    with(name)
+}
