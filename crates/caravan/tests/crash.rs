@@ -9,14 +9,13 @@
 use std::{
     net::{SocketAddr, TcpListener},
     os::unix::process::ExitStatusExt as _,
-    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, TestDatabase, TestServer, eventually, health_status},
+    testing::{Caller, KeyedChannel, TestDatabase, TestServer, eventually, health_status, write_test_keys},
 };
 use caravan_proto::{
     inventory::v1::{
@@ -36,7 +35,7 @@ use tonic_types::StatusExt as _;
 /// claims re-driven after twice this.
 const CALL_LIMIT: &str = "1s";
 /// The payment window of the drills.
-const PAYMENT_WINDOW: &str = "2s";
+const PAYMENT_WINDOW: &str = "5s";
 /// A trace the partner's requests belong to.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SIGABRT: i32 = 6;
@@ -93,7 +92,7 @@ impl Drill {
             .await
             .unwrap();
         let orders_db = TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap();
-        write_keys(dir.path());
+        write_test_keys(dir.path()).unwrap();
         // Spans are exported nowhere (a closed port): the drills only need
         // the trace context that orders store.
         let otlp = free_addr();
@@ -209,18 +208,6 @@ impl Drill {
             .unwrap();
         rows[0].try_get_by_index(0).unwrap()
     }
-}
-
-/// The test keys as a keys file, and orders' own key.
-fn write_keys(dir: &Path) -> PathBuf {
-    let keys = dir.join("keys.txt");
-    let lines: Vec<String> = Caller::all()
-        .into_iter()
-        .map(|c| caravan_platform::auth::keys::KeyEntry::for_key(c.key(), c.principal()).to_line())
-        .collect();
-    std::fs::write(&keys, lines.join("\n")).unwrap();
-    std::fs::write(dir.join("orders.key"), Caller::Service(ServiceKind::Orders).key()).unwrap();
-    keys
 }
 
 /// Waits for the process to abort at its failpoint.

@@ -12,7 +12,7 @@ use std::{
 
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, TestDatabase, eventually, health_status},
+    testing::{Caller, KeyedChannel, TestDatabase, eventually, health_status, write_test_keys},
 };
 use caravan_proto::scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient};
 use opentelemetry_proto::tonic::{
@@ -60,20 +60,6 @@ fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-/// The test keys as a keys file, and each service's own key in a file.
-fn write_keys(dir: &std::path::Path) -> std::path::PathBuf {
-    let keys = dir.join("keys.txt");
-    let lines: Vec<String> = Caller::all()
-        .into_iter()
-        .map(|c| caravan_platform::auth::keys::KeyEntry::for_key(c.key(), c.principal()).to_line())
-        .collect();
-    std::fs::write(&keys, lines.join("\n")).unwrap();
-    for kind in ServiceKind::ALL {
-        std::fs::write(dir.join(format!("{kind}.key")), Caller::Service(kind).key()).unwrap();
-    }
-    keys
-}
-
 fn serve(service: &str, addr: SocketAddr, database_url: &str, otlp: SocketAddr, extra: &[(&str, String)]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
     command
@@ -118,7 +104,7 @@ async fn a_trace_crosses_from_scheduling_to_catalog_between_processes() {
     let scheduling_db = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
     let (catalog_addr, scheduling_addr) = (free_addr(), free_addr());
     let dir = tempfile::tempdir().unwrap();
-    let keys = write_keys(dir.path()).display().to_string();
+    let keys = write_test_keys(dir.path()).unwrap().display().to_string();
     let catalog =
         serve("catalog", catalog_addr, catalog_db.config().url.expose(), otlp, &[("CARAVAN_KEYS_FILE", keys.clone())]);
     let scheduling = serve(

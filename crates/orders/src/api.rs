@@ -103,12 +103,12 @@ impl OrdersService for OrdersApi {
         let after = match paging::decode_bound_token(&page_token, &bound).map(|key| key.map(|k| parse_order_key(&k))) {
             Ok(None) => Some(None),
             Ok(Some(Some(key))) => Some(Some(key)),
-            Ok(Some(None)) => {
-                violations.add("page_token", "not a token returned by ListOrders");
+            Err(_) if paging::decode_token(&page_token).is_ok() => {
+                violations.add("page_token", "was issued for other filters; start again without a token");
                 None
             }
-            Err(status) => {
-                violations.add("page_token", status.message().trim_start_matches("page_token: "));
+            Ok(Some(None)) | Err(_) => {
+                violations.add("page_token", "not a token returned by ListOrders");
                 None
             }
         };
@@ -223,6 +223,11 @@ fn add(sums: &mut std::collections::BTreeMap<String, i64>, currency: &str, minor
     *sum = sum.saturating_add(minor);
 }
 
+/// `countries/{alpha2}`, or empty for a line recorded without its country.
+fn country_name(alpha2: &str) -> String {
+    if alpha2.is_empty() { String::new() } else { format!("countries/{alpha2}") }
+}
+
 fn money_list(sums: std::collections::BTreeMap<String, i64>) -> Vec<types::Money> {
     sums.into_iter().map(|(currency_code, minor_units)| types::Money { currency_code, minor_units }).collect()
 }
@@ -234,10 +239,10 @@ fn report_to_pb(show: &str, sales: crate::store::Sales, now: Micros) -> pb::Show
     let mut products: BTreeMap<String, pb::ProductSales> = BTreeMap::new();
     let (mut paid_revenue, mut awaiting_revenue) = (BTreeMap::new(), BTreeMap::new());
     let (mut units_paid, mut units_awaiting) = (0, 0);
-    for line in lines {
-        let entry = products.entry(line.product.clone()).or_insert_with(|| pb::ProductSales {
-            product: line.product.clone(),
-            country: if line.country.is_empty() { String::new() } else { format!("countries/{}", line.country) },
+    for crate::store::SalesLine { product, country, figures: line } in lines {
+        let entry = products.entry(product.clone()).or_insert_with(|| pb::ProductSales {
+            product: product.clone(),
+            country: country_name(&country),
             ..Default::default()
         });
         entry.order_count += line.orders;
@@ -263,10 +268,13 @@ fn report_to_pb(show: &str, sales: crate::store::Sales, now: Micros) -> pb::Show
     }
     type CountrySums = (pb::CountrySales, BTreeMap<String, i64>, BTreeMap<String, i64>);
     let mut by_country: BTreeMap<String, CountrySums> = BTreeMap::new();
-    for group in countries {
-        let (entry, paid, awaiting) = by_country.entry(group.country.clone()).or_insert_with(|| {
-            let country = if group.country.is_empty() { String::new() } else { format!("countries/{}", group.country) };
-            (pb::CountrySales { country, ..Default::default() }, BTreeMap::new(), BTreeMap::new())
+    for crate::store::CountrySales { country, figures: group } in countries {
+        let (entry, paid, awaiting) = by_country.entry(country.clone()).or_insert_with(|| {
+            (
+                pb::CountrySales { country: country_name(&country), ..Default::default() },
+                BTreeMap::new(),
+                BTreeMap::new(),
+            )
         });
         entry.order_count += group.orders;
         if group.paid {

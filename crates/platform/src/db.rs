@@ -136,11 +136,7 @@ pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<St
     if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
         return Err(DbErr::Custom(format!("`{name}` is not a plain database name")));
     }
-    let with = |database: &str| -> Result<String, DbErr> {
-        let mut url = url::Url::parse(server_url).map_err(|e| DbErr::Custom(format!("`{server_url}`: {e}")))?;
-        url.set_path(&format!("/{database}"));
-        Ok(url.to_string())
-    };
+    let with = |database: &str| with_database(server_url, database).map_err(DbErr::Custom);
     let admin = Database::connect(with("postgres")?).await?;
     let exists = admin
         .query_one_raw(sea_orm::Statement::from_string(
@@ -154,4 +150,11 @@ pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<St
     }
     admin.close().await?;
     with(name)
+}
+
+/// The URL of database `database` on the server of `server_url`.
+pub fn with_database(server_url: &str, database: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(server_url).map_err(|e| format!("`{server_url}` is not a URL: {e}"))?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
 }

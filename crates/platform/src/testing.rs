@@ -19,7 +19,6 @@ use std::{
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 use tempfile::TempDir;
-use url::Url;
 
 use crate::{
     auth::{
@@ -187,9 +186,22 @@ fn migration_fingerprint<M: MigratorTrait>() -> u64 {
 }
 
 fn with_database(server_url: &str, database: &str) -> anyhow::Result<String> {
-    let mut url = Url::parse(server_url).map_err(|e| anyhow::anyhow!("{PG_URL_VARIABLE} is not a URL: {e}"))?;
-    url.set_path(&format!("/{database}"));
-    Ok(url.to_string())
+    crate::db::with_database(server_url, database).map_err(|e| anyhow::anyhow!("{PG_URL_VARIABLE}: {e}"))
+}
+
+/// The test keys as a keys file in `dir` (`keys.txt`, for
+/// `CARAVAN_KEYS_FILE`), and each service's own key in `<service>.key` (for
+/// `CARAVAN_SERVICE_KEY_FILE`): what a `caravan serve` child process of a
+/// test needs to accept the test callers and call the others.
+pub fn write_test_keys(dir: &Path) -> std::io::Result<std::path::PathBuf> {
+    let keys = dir.join("keys.txt");
+    let lines: Vec<String> =
+        Caller::all().into_iter().map(|c| KeyEntry::for_key(c.key(), c.principal()).to_line()).collect();
+    std::fs::write(&keys, lines.join("\n"))?;
+    for kind in ServiceKind::ALL {
+        std::fs::write(dir.join(format!("{kind}.key")), Caller::Service(kind).key())?;
+    }
+    Ok(keys)
 }
 
 /// Who a test calls as: one key of each kind, the same for the whole test process.

@@ -20,7 +20,7 @@ use crate::{
     error::Error,
 };
 use entity::{order, order_line};
-pub use sales::{CountrySales, Sales, SalesLine};
+pub use sales::{CountrySales, Figures, Sales, SalesLine};
 
 /// Which orders a list returns.
 #[derive(Debug, Clone, Default)]

@@ -12,18 +12,14 @@ use sea_orm::{DbErr, QueryResult, Value};
 use super::Store;
 use crate::{domain::OrderState, error::Error};
 
-/// One group of a show's sales by product.
+/// The figures of one group of a show's sales.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SalesLine {
-    /// `products/{id}`.
-    pub product: String,
-    /// Its origin country (ISO 3166-1 alpha-2).
-    pub country: String,
+pub struct Figures {
     /// Paid (else awaiting payment).
     pub paid: bool,
     /// Currency of the prices.
     pub currency: String,
-    /// Orders holding the product.
+    /// Orders in the group.
     pub orders: i64,
     /// Units.
     pub units: i64,
@@ -31,21 +27,24 @@ pub struct SalesLine {
     pub revenue: i64,
 }
 
-/// One group of a show's sales by the products' origin country.
+/// A show's sales of one product, by state and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesLine {
+    /// `products/{id}`.
+    pub product: String,
+    /// Its origin country (ISO 3166-1 alpha-2).
+    pub country: String,
+    /// Orders, units, revenue.
+    pub figures: Figures,
+}
+
+/// A show's sales of one origin country's products, by state and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountrySales {
     /// ISO 3166-1 alpha-2 (empty for lines recorded without one).
     pub country: String,
-    /// Paid (else awaiting payment).
-    pub paid: bool,
-    /// Currency of the prices.
-    pub currency: String,
-    /// Orders holding products of the country.
-    pub orders: i64,
-    /// Units.
-    pub units: i64,
-    /// Units × unit price, in minor units.
-    pub revenue: i64,
+    /// Orders, units, revenue.
+    pub figures: Figures,
 }
 
 /// A show's sales, as the store computes them.
@@ -65,16 +64,7 @@ pub struct Sales {
 
 const CONTEXT: &str = "computing a sales report";
 
-/// A grouped row's figures, after its `keys` key columns: paid (else
-/// awaiting payment), the currency, orders, units, revenue.
-struct Figures {
-    paid: bool,
-    currency: String,
-    orders: i64,
-    units: i64,
-    revenue: i64,
-}
-
+/// A grouped row's figures, after its `keys` key columns.
 fn figures(row: &QueryResult, keys: usize) -> Result<Figures, DbErr> {
     Ok(Figures {
         paid: row.try_get_by_index::<String>(keys)? == OrderState::Paid.as_db(),
@@ -111,15 +101,10 @@ impl Store {
         let lines = rows
             .iter()
             .map(|row| {
-                let Figures { paid, currency, orders, units, revenue } = figures(row, 2)?;
                 Ok(SalesLine {
                     product: row.try_get_by_index(0)?,
                     country: row.try_get_by_index(1)?,
-                    paid,
-                    currency,
-                    orders,
-                    units,
-                    revenue,
+                    figures: figures(row, 2)?,
                 })
             })
             .collect::<Result<_, DbErr>>()
@@ -127,10 +112,7 @@ impl Store {
         let rows = query(&txn, &grouped("l.country"), values.clone()).await.map_err(Error::db(CONTEXT))?;
         let countries = rows
             .iter()
-            .map(|row| {
-                let Figures { paid, currency, orders, units, revenue } = figures(row, 1)?;
-                Ok(CountrySales { country: row.try_get_by_index(0)?, paid, currency, orders, units, revenue })
-            })
+            .map(|row| Ok(CountrySales { country: row.try_get_by_index(0)?, figures: figures(row, 1)? }))
             .collect::<Result<_, DbErr>>()
             .map_err(Error::db(CONTEXT))?;
         let counts = query(
