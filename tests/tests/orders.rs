@@ -364,6 +364,20 @@ async fn a_buyer_cannot_pass_an_offers_limit_even_with_orders_at_once() {
     sale.hema.cancel_order(cancel(&first[0])).await.unwrap();
     let second = sale.hema.place_order(order("second", &scarce, 2, "second-2")).await.unwrap().into_inner();
     assert_eq!(second.state(), State::AwaitingPayment, "the refused unit was not held against the buyer");
+
+    // An expired order stops counting too: greedy's unpaid unit expires, the paid one stays.
+    sale.festival.clock.advance(Duration::from_secs(11 * 60));
+    let again = sale.list(&sale.hema, ListOrdersRequest { buyer: "greedy".into(), ..Default::default() }).await;
+    let unpaid = again.iter().find(|o| o.state() == State::AwaitingPayment).unwrap().name.clone();
+    let expired = eventually(Duration::from_secs(30), || async {
+        let mut hema = sale.hema.clone();
+        hema.get_order(GetOrderRequest { name: unpaid.clone() }).await.unwrap().into_inner().state() == State::Expired
+    })
+    .await;
+    assert!(expired, "the unpaid order expired");
+    sale.hema.place_order(order("greedy", &hot, 1, "greedy-after-expiry")).await.unwrap();
+    let status = sale.hema.place_order(order("greedy", &hot, 1, "greedy-last")).await.unwrap_err();
+    assert_eq!(reason(&status), "PER_BUYER_LIMIT", "the paid unit still counts");
     sale.books(&hot).await;
     sale.stop().await;
 }
