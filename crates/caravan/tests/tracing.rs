@@ -1,27 +1,36 @@
-//! Two `caravan serve` processes export their spans over OTLP/gRPC to a real
-//! OTLP receiver in this test; one trace crosses from scheduling to catalog.
+//! Distributed tracing end to end: the four services as separate `caravan
+//! serve` processes (and, in a second test, all four inside one `caravan
+//! up`) export their spans over OTLP/gRPC to a real OTLP receiver in this
+//! test. One order's trace holds every hop it made, with the RPC semantic
+//! conventions, parent/child links across processes, database spans, a
+//! rejected order's error, and the background run linked to the order.
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
 use std::{
+    collections::HashMap,
     net::{SocketAddr, TcpListener},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use caravan::loadgen::{
+    channel::Authed,
+    scenario::{Order, OrderSetup},
+};
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, TestDatabase, eventually, health_status, write_test_keys},
+    testing::{Caller, TestDatabase, eventually, health_status, write_test_keys},
 };
-use caravan_proto::scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient};
+use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest, orders_service_client::OrdersServiceClient};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
         trace_service_server::{TraceService, TraceServiceServer},
     },
-    common::v1::any_value::Value,
-    trace::v1::{Span, span::SpanKind},
+    common::v1::{KeyValue, any_value::Value},
+    trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -37,17 +46,8 @@ impl TraceService for Receiver {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut spans = self.0.lock().unwrap();
         for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| r.attributes.iter())
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.as_ref())
-                .and_then(|v| match &v.value {
-                    Some(Value::StringValue(s)) => Some(s.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
+            let attributes = resource_spans.resource.map(|r| r.attributes).unwrap_or_default();
+            let service = text(&attributes, "service.name").unwrap_or_default();
             for scope in resource_spans.scope_spans {
                 spans.extend(scope.spans.into_iter().map(|span| (service.clone(), span)));
             }
@@ -56,28 +56,52 @@ impl TraceService for Receiver {
     }
 }
 
+impl Receiver {
+    /// Starts the receiver on a free port.
+    async fn start() -> (Receiver, SocketAddr) {
+        let receiver = Receiver::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(receiver.clone()))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (receiver, addr)
+    }
+
+    fn spans(&self) -> Vec<(String, Span)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn value<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).and_then(|v| v.value.as_ref())
+}
+
+fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+    match value(attributes, key) {
+        Some(Value::StringValue(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn int(attributes: &[KeyValue], key: &str) -> Option<i64> {
+    match value(attributes, key) {
+        Some(Value::IntValue(i)) => Some(*i),
+        _ => None,
+    }
+}
+
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-fn serve(service: &str, addr: SocketAddr, database_url: &str, otlp: SocketAddr, extra: &[(&str, String)]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
-    command
-        .args(["serve", service])
-        .env_clear()
-        .env("CARAVAN_LOG", "info")
-        .env("CARAVAN_SHUTDOWN_GRACE", "5s")
-        .env("CARAVAN_METRICS_ADDR", "off")
-        .env("CARAVAN_LISTEN_ADDR", addr.to_string())
-        .env("CARAVAN_DATABASE_URL", database_url)
-        .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
-        .env("OTEL_TRACES_SAMPLER", "always_on")
-        .stdin(Stdio::null());
-    for (key, value) in extra {
-        command.env(key, value);
-    }
-    command.spawn().unwrap()
+/// A partner's W3C trace of its own: the trace every span of its call must join.
+fn trace_of(n: u8) -> (String, String) {
+    let trace_id = format!("{n:02x}{}", "4bf92f3577b34da6a3ce929d0e0e47");
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    (trace_id, traceparent)
 }
 
 async fn stop(mut child: Child) {
@@ -89,100 +113,269 @@ async fn stop(mut child: Child) {
     }
 }
 
-#[tokio::test]
-async fn a_trace_crosses_from_scheduling_to_catalog_between_processes() {
-    let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let otlp = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+async fn serving(addr: SocketAddr) {
+    let up = eventually(Duration::from_secs(30), || async {
+        matches!(health_status(addr, "").await, Ok(ServingStatus::Serving))
+    })
+    .await;
+    assert!(up, "{addr} became SERVING");
+}
 
-    let catalog_db = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
-    let scheduling_db = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
-    let (catalog_addr, scheduling_addr) = (free_addr(), free_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let keys = write_test_keys(dir.path()).unwrap().display().to_string();
-    let catalog =
-        serve("catalog", catalog_addr, catalog_db.config().url.expose(), otlp, &[("CARAVAN_KEYS_FILE", keys.clone())]);
-    let scheduling = serve(
-        "scheduling",
-        scheduling_addr,
-        scheduling_db.config().url.expose(),
-        otlp,
-        &[
-            ("CARAVAN_CATALOG_URL", format!("http://{catalog_addr}")),
-            ("CARAVAN_KEYS_FILE", keys),
-            ("CARAVAN_SERVICE_KEY_FILE", dir.path().join("scheduling.key").display().to_string()),
-        ],
-    );
-    for addr in [catalog_addr, scheduling_addr] {
-        let up = eventually(Duration::from_secs(30), || async {
-            matches!(health_status(addr, "").await, Ok(ServingStatus::Serving))
-        })
-        .await;
-        assert!(up, "{addr} SERVING");
+/// A live show with one hot product of `stock` units, set up through the
+/// services' APIs as an operator (the load generator's own setup).
+async fn live_show(addrs: &HashMap<ServiceKind, SocketAddr>, operator: &str, stock: i64) -> Order {
+    let channel = |kind: ServiceKind| Authed::new(&addrs[&kind].to_string(), Some(operator), None).unwrap();
+    let setup = OrderSetup {
+        catalog: channel(ServiceKind::Catalog),
+        scheduling: channel(ServiceKind::Scheduling),
+        inventory: channel(ServiceKind::Inventory),
+        orders: channel(ServiceKind::Orders),
+    };
+    Order::prepare(Vec::new(), setup, stock).await.unwrap()
+}
+
+/// A PlaceOrder of `quantity` units in the partner's trace `traceparent`.
+async fn place(
+    orders: SocketAddr,
+    partner: &str,
+    sale: &Order,
+    quantity: i64,
+    traceparent: &str,
+) -> Result<(), tonic::Status> {
+    let channel = Authed::new(&orders.to_string(), Some(partner), None).unwrap();
+    let mut request = tonic::Request::new(PlaceOrderRequest {
+        buyer: format!("buyer-{quantity}"),
+        show: sale.show().to_owned(),
+        lines: vec![PlaceOrderLine { product: sale.product(), quantity }],
+        request_id: format!("req-{traceparent}"),
+    });
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    OrdersServiceClient::new(channel).place_order(request).await.map(drop)
+}
+
+/// One trace's spans, with questions about them.
+struct Trace<'a> {
+    spans: Vec<&'a (String, Span)>,
+    all: &'a [(String, Span)],
+}
+
+impl<'a> Trace<'a> {
+    fn of(all: &'a [(String, Span)], trace_id: &str) -> Trace<'a> {
+        let id = hex(trace_id);
+        Trace { spans: all.iter().filter(|(_, s)| s.trace_id == id).collect(), all }
     }
 
-    let channel = KeyedChannel::new(scheduling_addr, Some(Caller::Operator));
-    let host =
-        Host { display_name: "Akmalkhon Olimkhonov".into(), country: "countries/UZ".into(), ..Default::default() };
-    SchedulingServiceClient::new(channel)
-        .create_host(CreateHostRequest { host: Some(host), host_id: "olimkhonov".into(), request_id: String::new() })
-        .await
-        .unwrap();
-
-    // Exit flushes the exporters.
-    stop(scheduling).await;
-    stop(catalog).await;
-
-    let spans = receiver.0.lock().unwrap().clone();
-    let find = |service: &str, kind: SpanKind, name: &str| {
-        spans
+    fn find(&self, service: &str, kind: SpanKind, name: &str) -> &'a Span {
+        self.spans
             .iter()
             .find(|(s, span)| s == service && span.kind == kind as i32 && span.name == name)
-            .map(|(_, span)| span.clone())
-            .unwrap_or_else(|| {
-                let seen: Vec<_> = spans.iter().map(|(s, span)| (s.clone(), span.kind, span.name.clone())).collect();
-                panic!("no {kind:?} span {name} from {service}; received {seen:?}")
-            })
-    };
-    let create = find("scheduling", SpanKind::Server, "caravan.scheduling.v1.SchedulingService/CreateHost");
-    let call = find("scheduling", SpanKind::Client, "caravan.catalog.v1.CatalogService/GetCountry");
-    let served = find("catalog", SpanKind::Server, "caravan.catalog.v1.CatalogService/GetCountry");
+            .map(|(_, span)| span)
+            .unwrap_or_else(|| panic!("no {kind:?} span {name} from {service} in the trace; it has {:?}", self.names()))
+    }
 
-    // The client call happens inside the handler's own span, under the server span.
-    let descends_from = |span: &Span, ancestor: &Span| {
+    fn names(&self) -> Vec<(String, i32, String)> {
+        self.spans.iter().map(|(s, span)| (s.clone(), span.kind, span.name.clone())).collect()
+    }
+
+    fn services(&self) -> Vec<String> {
+        let mut services: Vec<String> = self.spans.iter().map(|(s, _)| s.clone()).collect();
+        services.sort();
+        services.dedup();
+        services
+    }
+
+    /// Whether `span` descends from `ancestor` (through any spans received).
+    fn descends(&self, span: &Span, ancestor: &Span) -> bool {
         let mut parent = span.parent_span_id.clone();
         while !parent.is_empty() {
             if parent == ancestor.span_id {
                 return true;
             }
-            parent = spans
+            parent = self
+                .all
                 .iter()
                 .find(|(_, s)| s.span_id == parent)
                 .map(|(_, s)| s.parent_span_id.clone())
                 .unwrap_or_default();
         }
         false
-    };
-    assert_eq!(call.trace_id, create.trace_id);
-    assert!(descends_from(&call, &create), "the GetCountry call is part of serving CreateHost");
-    assert_eq!(served.trace_id, create.trace_id, "the trace crossed the process boundary");
-    assert_eq!(served.parent_span_id, call.span_id);
-    // The operator's id travels with the service's own credential, for audit.
-    let attribute = |span: &Span, key: &str| {
-        span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).and_then(|v| match &v.value {
-            Some(Value::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        })
-    };
-    assert_eq!(attribute(&create, "enduser.id").as_deref(), Some("ops-test"));
-    assert_eq!(attribute(&served, "enduser.id").as_deref(), Some("svc-scheduling"));
-    assert_eq!(attribute(&served, "caravan.on_behalf_of").as_deref(), Some("ops-test"));
+    }
+
+    /// The database spans of `service` that descend from `ancestor`.
+    fn statements(&self, service: &str, ancestor: &Span) -> usize {
+        self.spans
+            .iter()
+            .filter(|(s, span)| {
+                s == service && text(&span.attributes, "db.system").is_some() && self.descends(span, ancestor)
+            })
+            .count()
+    }
+}
+
+fn hex(id: &str) -> Vec<u8> {
+    (0..id.len()).step_by(2).map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap()).collect()
+}
+
+/// What every test checks of a placed and a refused order's traces.
+fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port: u16, partner: &str) {
+    let trace = Trace::of(all, placed);
+    assert_eq!(trace.services(), ["catalog", "inventory", "orders", "scheduling"], "{:?}", trace.names());
+    let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
+    assert_eq!(served.parent_span_id, hex("00f067aa0ba902b7"), "the partner's span is the parent");
+    let attributes = &served.attributes;
+    assert_eq!(text(attributes, "rpc.system").as_deref(), Some("grpc"));
+    assert_eq!(text(attributes, "rpc.service").as_deref(), Some("caravan.orders.v1.OrdersService"));
+    assert_eq!(text(attributes, "rpc.method").as_deref(), Some("PlaceOrder"));
+    assert_eq!(int(attributes, "rpc.grpc.status_code"), Some(0));
+    assert_eq!(int(attributes, "server.port"), Some(i64::from(orders_port)), "{attributes:?}");
+    assert!(text(attributes, "server.address").is_some());
+    assert_eq!(text(attributes, "enduser.id").as_deref(), Some(partner));
+
+    // Each hop: orders' client span is the parent of the callee's server span.
+    for (callee, method) in [
+        ("catalog", "caravan.catalog.v1.CatalogService/BatchGetProducts"),
+        ("scheduling", "caravan.scheduling.v1.SchedulingService/GetLiveOffers"),
+        ("inventory", "caravan.inventory.v1.InventoryService/ReserveStock"),
+    ] {
+        let call = trace.find("orders", SpanKind::Client, method);
+        let hop = trace.find(callee, SpanKind::Server, method);
+        assert!(trace.descends(call, served), "{method} is part of serving PlaceOrder");
+        assert_eq!(hop.parent_span_id, call.span_id, "{method}: the client span is the server span's parent");
+        assert_eq!(text(&call.attributes, "peer.service").as_deref(), Some(callee));
+        assert_eq!(int(&call.attributes, "rpc.grpc.status_code"), Some(0));
+        let (service, name) = method.split_once('/').unwrap();
+        assert_eq!(text(&hop.attributes, "rpc.service").as_deref(), Some(service));
+        assert_eq!(text(&hop.attributes, "rpc.method").as_deref(), Some(name));
+        assert_eq!(
+            text(&hop.attributes, "caravan.on_behalf_of").as_deref(),
+            Some(partner),
+            "the partner travels along"
+        );
+        assert_eq!(text(&hop.attributes, "enduser.id").as_deref(), Some("svc-orders"), "orders calls with its own key");
+    }
+    // Database work appears as child spans of the calls it served.
+    assert!(trace.statements("orders", served) > 0, "orders' statements in the trace");
+    let reserve = trace.find("inventory", SpanKind::Server, "caravan.inventory.v1.InventoryService/ReserveStock");
+    assert!(trace.statements("inventory", reserve) > 0, "inventory's statements in the trace");
+
+    // A refused order: the client span of the refusing call is an error; the
+    // server spans are not (a refusal is not the server failing), and carry the code.
+    let trace = Trace::of(all, refused);
+    let call = trace.find("orders", SpanKind::Client, "caravan.inventory.v1.InventoryService/ReserveStock");
+    assert_eq!(call.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32), "{call:?}");
+    assert_eq!(int(&call.attributes, "rpc.grpc.status_code"), Some(9));
+    let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
+    assert_eq!(int(&served.attributes, "rpc.grpc.status_code"), Some(9));
+    assert_ne!(served.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
+
     // Health checks are not traced, and exporting traces makes no traces.
-    assert!(!spans.iter().any(|(_, span)| span.name.contains("grpc.health")), "health checks traced");
-    assert!(!spans.iter().any(|(_, span)| span.name.contains("TraceService")), "the exporter traced itself");
+    assert!(!all.iter().any(|(_, span)| span.name.contains("grpc.health")), "health checks traced");
+    assert!(!all.iter().any(|(_, span)| span.name.contains("TraceService")), "the exporter traced itself");
+}
+
+/// The order driver's run on the placed order: its own trace, linked to the order's.
+fn check_driver_link(all: &[(String, Span)], placed: &str) {
+    let link = hex(placed);
+    let run = all.iter().find(|(service, span)| {
+        service == "orders" && span.name == "order-driver" && span.links.iter().any(|l| l.trace_id == link)
+    });
+    let (_, run) = run.unwrap_or_else(|| {
+        let runs: Vec<_> =
+            all.iter().filter(|(_, s)| s.name == "order-driver").map(|(svc, s)| (svc, &s.links)).collect();
+        panic!("no order-driver run linked to the order's trace; runs: {runs:?}")
+    });
+    assert_ne!(run.trace_id, link, "a run starts a trace of its own");
+    assert!(run.parent_span_id.is_empty());
+}
+
+#[tokio::test]
+async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
+    let (receiver, otlp) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_test_keys(dir.path()).unwrap().display().to_string();
+    let addrs: HashMap<ServiceKind, SocketAddr> = ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
+    let mut databases = Vec::new();
+    let mut children = Vec::new();
+    for kind in caravan::suite::START_ORDER {
+        let database = match kind {
+            ServiceKind::Catalog => TestDatabase::new::<caravan_catalog::Migrator>(kind).await,
+            ServiceKind::Scheduling => TestDatabase::new::<caravan_scheduling::Migrator>(kind).await,
+            ServiceKind::Inventory => TestDatabase::new::<caravan_inventory::Migrator>(kind).await,
+            ServiceKind::Orders => TestDatabase::new::<caravan_orders::Migrator>(kind).await,
+        }
+        .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
+        command
+            .args(["serve", kind.as_str()])
+            .env_clear()
+            .env("CARAVAN_LOG", "warn")
+            .env("CARAVAN_METRICS_ADDR", "off")
+            .env("CARAVAN_LISTEN_ADDR", addrs[&kind].to_string())
+            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
+            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+            .env("CARAVAN_KEYS_FILE", &keys)
+            .env("CARAVAN_SERVICE_KEY_FILE", dir.path().join(format!("{kind}.key")))
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+            .env("OTEL_TRACES_SAMPLER", "always_on")
+            .env("CARAVAN_PAYMENT_WINDOW", "1s")
+            .env("CARAVAN_RESERVATION_TTL", "30s")
+            .stdin(Stdio::null());
+        for upstream in kind.upstreams() {
+            command.env(upstream.url_variable(), format!("http://{}", addrs[upstream]));
+        }
+        children.push(command.spawn().unwrap());
+        databases.push(database);
+        serving(addrs[&kind]).await;
+    }
+
+    let sale = live_show(&addrs, Caller::Operator.key(), 2).await;
+    let (placed, traceparent) = trace_of(1);
+    place(addrs[&ServiceKind::Orders], Caller::Hema.key(), &sale, 2, &traceparent).await.unwrap();
+    let (refused, traceparent) = trace_of(2);
+    let status = place(addrs[&ServiceKind::Orders], Caller::Hema.key(), &sale, 1, &traceparent).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "sold out");
+    // The unpaid order expires after its one-second window: a background run.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // Exit flushes the exporters.
+    for child in children.into_iter().rev() {
+        stop(child).await;
+    }
+    let spans = receiver.spans();
+    check_traces(&spans, &placed, &refused, addrs[&ServiceKind::Orders].port(), "hema-shop");
+    check_driver_link(&spans, &placed);
+}
+
+#[tokio::test]
+async fn under_caravan_up_each_service_still_reports_its_own_name() {
+    let (receiver, otlp) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let addrs: HashMap<ServiceKind, SocketAddr> = ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
+    let port = |kind: ServiceKind| addrs[&kind].port().to_string();
+    let up = Command::new(env!("CARGO_BIN_EXE_caravan"))
+        .args(["up", "--no-metrics", "--data-dir"])
+        .arg(dir.path())
+        .args(["--catalog-port", &port(ServiceKind::Catalog), "--scheduling-port", &port(ServiceKind::Scheduling)])
+        .args(["--inventory-port", &port(ServiceKind::Inventory), "--orders-port", &port(ServiceKind::Orders)])
+        .env_clear()
+        .env("CARAVAN_LOG", "warn")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+        .env("OTEL_TRACES_SAMPLER", "always_on")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for kind in ServiceKind::ALL {
+        serving(addrs[&kind]).await;
+    }
+    let dev_keys = std::fs::read_to_string(dir.path().join("dev-keys.txt")).unwrap();
+    let key = |who: &str| dev_keys.lines().find_map(|l| l.strip_prefix(who).map(|k| k.trim().to_owned())).unwrap();
+    let sale = live_show(&addrs, &key("operator "), 2).await;
+    let (placed, traceparent) = trace_of(3);
+    place(addrs[&ServiceKind::Orders], &key("partner:hema "), &sale, 2, &traceparent).await.unwrap();
+    let (refused, traceparent) = trace_of(4);
+    place(addrs[&ServiceKind::Orders], &key("partner:hema "), &sale, 1, &traceparent).await.unwrap_err();
+    stop(up).await;
+
+    check_traces(&receiver.spans(), &placed, &refused, addrs[&ServiceKind::Orders].port(), "hema-dev");
 }

@@ -61,6 +61,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
                 server.with_health_port(addr).await.with_context(|| format!("{service}: binding health on {addr}"))?;
         }
         let background = CancellationToken::new();
+        let telemetry = telemetry.for_service(service);
         Ok(ServiceHost { config, telemetry, background, db, server, _migrator: PhantomData })
     }
 

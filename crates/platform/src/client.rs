@@ -130,7 +130,7 @@ impl Service<http::Request<Body>> for TracedChannel {
             rpc.method = %rpc_method,
             rpc.grpc.status_code = Empty,
             server.address = %self.authority,
-            server.port = self.port,
+            server.port = i64::from(self.port),
             peer.service = %self.options.target,
         );
         TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(request.headers_mut()));

@@ -511,7 +511,7 @@ impl LogConfig {
 }
 
 /// Default log filter: info, with sqlx's per-query INFO lines silenced.
-pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm_migration=warn,h2=warn,tower=warn";
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn,tower=warn";
 
 /// Every environment variable caravan reads, with its meaning, for `--help`.
 pub const VARIABLES: &[(&str, &str)] = &[

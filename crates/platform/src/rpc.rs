@@ -121,6 +121,8 @@ where
         };
 
         let (rpc_service, rpc_method) = split_path(&path);
+        // The name the client addressed this server by (HTTP/2 `:authority`).
+        let authority = request.uri().authority().map_or_else(String::new, |a| a.host().to_owned());
         let span = tracing::dispatcher::with_default(&shared.dispatch, || {
             tracing::info_span!(
                 "rpc.server",
@@ -131,8 +133,8 @@ where
                 rpc.service = %rpc_service,
                 rpc.method = %rpc_method,
                 rpc.grpc.status_code = Empty,
-                server.address = "caravan",
-                server.port = shared.port,
+                server.address = %authority,
+                server.port = i64::from(shared.port),
                 service = %shared.service,
                 enduser.id = Empty,
                 caravan.principal.kind = Empty,
@@ -148,6 +150,8 @@ where
         let principal = match shared.auth.admit(&method, request.headers()) {
             Ok(principal) => principal,
             Err(status) => {
+                // Start the span as this service's work before it is finished.
+                crate::telemetry::in_service_sync(shared.service, || drop(span.enter()));
                 let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
                 return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
             }
@@ -173,15 +177,19 @@ where
             .and_then(deadline::parse_grpc_timeout)
             .map(|timeout| tokio::time::Instant::now() + timeout);
 
-        let fut = {
+        let service = shared.service;
+        let fut = crate::telemetry::in_service_sync(service, || {
             let _dispatch = tracing::dispatcher::set_default(&shared.dispatch);
             let _entered = span.enter();
             self.inner.call(request)
-        };
+        });
         let fut = tracing::instrument::WithSubscriber::with_subscriber(
-            tracing::Instrument::instrument(
-                crate::auth::scope_caller(caller, deadline::scope(deadline, fut)),
-                span.clone(),
+            crate::telemetry::in_service(
+                service,
+                tracing::Instrument::instrument(
+                    crate::auth::scope_caller(caller, deadline::scope(deadline, fut)),
+                    span.clone(),
+                ),
             ),
             shared.dispatch.clone(),
         );

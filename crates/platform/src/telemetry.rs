@@ -1,31 +1,71 @@
 //! Logs and traces.
 //!
 //! One subscriber per process, installed as the global default: logs (pretty
-//! or JSON, filtered by `CARAVAN_LOG`) and, when `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! is set, an OpenTelemetry layer exporting over OTLP/gRPC with the sampler
-//! of `OTEL_TRACES_SAMPLER`. Under `caravan serve` its `service.name` is the
-//! service; under `caravan up`, four services share the process and the name
-//! `caravan`, and the span attribute `rpc.service` tells them apart (see
-//! ARCHITECTURE.md: one registry per process, because libraries such as the
-//! SQLite driver carry span handles across threads, which is unsafe across
-//! several registries).
+//! or JSON with the trace and span ids, filtered by `CARAVAN_LOG`) and, when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, an OpenTelemetry layer exporting
+//! over OTLP/gRPC with the sampler of `OTEL_TRACES_SAMPLER`.
+//!
+//! Every span reports the `service.name` of the service whose work it is,
+//! also under `caravan up`, where four services share the process (and one
+//! registry: libraries such as the SQLite driver carry span handles across
+//! threads, which is unsafe across several registries). The server layer
+//! and the worker run each service's work inside [`in_service`]; a span
+//! processor stamps every span started there with `caravan.service`, and the
+//! exporter sends each span with the resource of its service.
+//!
+//! Database work is traced as child spans of the call or job it serves
+//! (sea-orm's `tracing-spans`, following the OpenTelemetry database
+//! conventions); statements run outside any call (polls, claims, health
+//! checks) are not exported.
 //!
 //! The OTLP exporter's own gRPC calls do not pass through caravan's client
 //! layer, the libraries underneath are filtered out of the exported spans, and
 //! the batch processor's thread suppresses telemetry: exporting makes no spans.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Mutex, time::Duration};
 
-use opentelemetry::{KeyValue, trace::TracerProvider as _};
+use opentelemetry::{
+    Context, KeyValue, Value,
+    trace::{Span as _, TraceContextExt as _, TracerProvider as _},
+};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{
     Resource,
-    trace::{Sampler, SdkTracerProvider},
+    error::OTelSdkResult,
+    trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor},
 };
 use tracing::Dispatch;
-use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, layer::SubscriberExt as _};
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry,
+    filter::{FilterExt as _, dynamic_filter_fn},
+    fmt,
+    layer::SubscriberExt as _,
+    registry::LookupSpan,
+};
 
 use crate::config::{ConfigError, LogConfig, LogFormat, ServiceKind};
+
+tokio::task_local! {
+    static SERVICE: ServiceKind;
+}
+
+/// The span attribute naming the service whose work a span is.
+pub const SERVICE_ATTRIBUTE: &str = "caravan.service";
+
+/// Runs `fut` as `service`'s work: the spans it starts report that service.
+pub fn in_service<F: Future>(service: ServiceKind, fut: F) -> impl Future<Output = F::Output> {
+    SERVICE.scope(service, fut)
+}
+
+/// Runs `f` as `service`'s work (the synchronous part of a call).
+pub fn in_service_sync<R>(service: ServiceKind, f: impl FnOnce() -> R) -> R {
+    SERVICE.sync_scope(service, f)
+}
+
+/// The service whose work is running here, if any.
+pub fn current_service() -> Option<ServiceKind> {
+    SERVICE.try_with(|s| *s).ok()
+}
 
 /// OpenTelemetry settings, from the standard `OTEL_*` variables.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,51 +162,78 @@ pub struct Telemetry {
 pub struct ServiceTelemetry {
     /// Logs, and traces when export is on.
     pub dispatch: Dispatch,
+    /// The service whose work runs under it (set when the service is built).
+    pub service: Option<ServiceKind>,
 }
 
 impl ServiceTelemetry {
     /// The global default subscriber.
     pub fn global() -> Self {
-        ServiceTelemetry { dispatch: tracing::dispatcher::get_default(Dispatch::clone) }
+        ServiceTelemetry { dispatch: tracing::dispatcher::get_default(Dispatch::clone), service: None }
     }
 
     /// A dispatch with logs (per `log`) and traces into `provider`, for tests
     /// that collect spans in memory.
     pub fn with_provider(service: ServiceKind, log: &LogConfig, provider: &SdkTracerProvider) -> anyhow::Result<Self> {
-        let tracer = provider.tracer(service.as_str());
-        let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(otel_filter());
+        let otel = otel_layer(provider.tracer(service.as_str()));
         let subscriber = Registry::default().with(log_layer(log)?).with(otel);
-        Ok(ServiceTelemetry { dispatch: Dispatch::new(subscriber) })
+        Ok(ServiceTelemetry { dispatch: Dispatch::new(subscriber), service: Some(service) })
+    }
+
+    /// The same telemetry, for `service`'s work.
+    pub fn for_service(mut self, service: ServiceKind) -> Self {
+        self.service = Some(service);
+        self
+    }
+
+    /// Runs `fut` under this telemetry, as its service's work.
+    pub fn run<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> + use<F> {
+        let fut = tracing::instrument::WithSubscriber::with_subscriber(fut, self.dispatch.clone());
+        let service = self.service;
+        async move {
+            match service {
+                Some(service) => in_service(service, fut).await,
+                None => fut.await,
+            }
+        }
     }
 }
 
 impl Telemetry {
-    /// Installs the process's subscriber; spans carry `service_name`. Call
-    /// inside the tokio runtime when export is on: the exporter's channel is
-    /// created here.
-    pub fn init(log: &LogConfig, otel: &OtelConfig, service_name: &str) -> anyhow::Result<Self> {
+    /// Installs the process's subscriber. Spans of a service's work carry
+    /// that service's `service.name`; the rest (start-up, tools) carry
+    /// `process_name` — the service under `caravan serve`, `caravan` under
+    /// `caravan up`. Call inside the tokio runtime when export is on: the
+    /// exporters' channels are created here.
+    pub fn init(log: &LogConfig, otel: &OtelConfig, process_name: &str) -> anyhow::Result<Self> {
         let provider = match &otel.endpoint {
             None => None,
             Some(endpoint) => {
-                let exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(endpoint.clone())
-                    .with_timeout(Duration::from_secs(5))
-                    .build()?;
+                let build = |name: &str| -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+                    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+                        .with_tonic()
+                        .with_endpoint(endpoint.clone())
+                        .with_timeout(Duration::from_secs(5))
+                        .build()?;
+                    exporter.set_resource(&resource(name));
+                    Ok(exporter)
+                };
+                let mut services = Vec::new();
+                for kind in ServiceKind::ALL {
+                    services.push((kind, build(kind.as_str())?));
+                }
+                let exporter = ByService { services, rest: build(process_name)? };
                 Some(
                     SdkTracerProvider::builder()
+                        .with_span_processor(ServiceStamp)
                         .with_batch_exporter(exporter)
                         .with_sampler(otel.sampler())
-                        .with_resource(resource(service_name))
+                        .with_resource(resource(process_name))
                         .build(),
                 )
             }
         };
-        let otel_layer = provider.as_ref().map(|provider| {
-            tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer(service_name.to_owned()))
-                .with_filter(otel_filter())
-        });
+        let otel_layer = provider.as_ref().map(|provider| otel_layer(provider.tracer(process_name.to_owned())));
         let subscriber = Registry::default().with(log_layer(log)?).with(otel_layer);
         tracing::subscriber::set_global_default(subscriber)
             .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
@@ -174,8 +241,8 @@ impl Telemetry {
     }
 
     /// The telemetry of one service of this process.
-    pub fn service(&self, _service: ServiceKind) -> ServiceTelemetry {
-        ServiceTelemetry::global()
+    pub fn service(&self, service: ServiceKind) -> ServiceTelemetry {
+        ServiceTelemetry::global().for_service(service)
     }
 
     /// Flushes and stops the exporter, so the last spans leave before exit.
@@ -201,10 +268,119 @@ pub fn resource(service_name: &str) -> Resource {
         .build()
 }
 
-/// Spans exported: ours at info and above, never the per-query or HTTP/2
-/// internals of the libraries underneath.
-fn otel_filter() -> EnvFilter {
-    EnvFilter::new("info,h2=off,hyper=off,tower=off,tonic=off,sqlx=off,sea_orm=off,opentelemetry=off")
+/// Stamps every span started inside [`in_service`] with the service.
+#[derive(Debug)]
+struct ServiceStamp;
+
+impl SpanProcessor for ServiceStamp {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {
+        if let Some(service) = current_service() {
+            span.set_attribute(KeyValue::new(SERVICE_ATTRIBUTE, service.as_str()));
+        }
+    }
+
+    fn on_end(&self, _span: SpanData) {}
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// The service a finished span belongs to: its `caravan.service` stamp, or
+/// the `service` attribute the server layer records on every call's span.
+pub fn service_of(span: &SpanData) -> Option<ServiceKind> {
+    let value = |key: &str| span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value);
+    match value(SERVICE_ATTRIBUTE).or_else(|| value("service")) {
+        Some(Value::String(name)) => name.as_str().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Exports each span with the resource of its service; spans of no service
+/// with the process's.
+#[derive(Debug)]
+struct ByService {
+    services: Vec<(ServiceKind, opentelemetry_otlp::SpanExporter)>,
+    rest: opentelemetry_otlp::SpanExporter,
+}
+
+impl SpanExporter for ByService {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut groups: HashMap<Option<ServiceKind>, Vec<SpanData>> = HashMap::new();
+        for span in batch {
+            groups.entry(service_of(&span)).or_default().push(span);
+        }
+        let mut outcome = Ok(());
+        for (service, spans) in groups {
+            let exporter = self.services.iter().find(|(kind, _)| Some(*kind) == service).map_or(&self.rest, |(_, e)| e);
+            let exported = exporter.export(spans).await;
+            if outcome.is_ok() {
+                outcome = exported;
+            }
+        }
+        outcome
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let mut outcome = self.rest.shutdown_with_timeout(timeout);
+        for (_, exporter) in &self.services {
+            let stopped = exporter.shutdown_with_timeout(timeout);
+            if outcome.is_ok() {
+                outcome = stopped;
+            }
+        }
+        outcome
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let mut outcome = self.rest.force_flush();
+        for (_, exporter) in &self.services {
+            let flushed = exporter.force_flush();
+            if outcome.is_ok() {
+                outcome = flushed;
+            }
+        }
+        outcome
+    }
+
+    /// Each exporter keeps its own service's resource; the process's
+    /// resource goes to spans of no service.
+    fn set_resource(&mut self, resource: &Resource) {
+        self.rest.set_resource(resource);
+    }
+}
+
+/// The OpenTelemetry layer: spans carry what the conventions name, not the
+/// source location, thread or timing fields tracing could add (they would
+/// only cost export bytes).
+fn otel_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_filter(otel_filter())
+}
+
+/// Spans exported: ours at info and above, the database statements of a
+/// call or job (never the polls, claims and health checks outside one), and
+/// never the HTTP/2 internals of the libraries underneath.
+fn otel_filter<S>() -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let levels = EnvFilter::new("info,h2=off,hyper=off,tower=off,tonic=off,sqlx=off,sea_orm=info,opentelemetry=off");
+    let statements_in_calls =
+        dynamic_filter_fn(|metadata, cx| !metadata.target().starts_with("sea_orm") || cx.lookup_current().is_some());
+    levels.and(statements_in_calls)
 }
 
 fn log_layer<S>(log: &LogConfig) -> anyhow::Result<Box<dyn Layer<S> + Send + Sync>>
@@ -215,14 +391,79 @@ where
         .map_err(|e| anyhow::anyhow!("CARAVAN_LOG: `{}` is not a valid filter: {e}", log.filter))?;
     Ok(match log.format {
         LogFormat::Pretty => fmt::layer().with_target(true).with_filter(filter).boxed(),
-        LogFormat::Json => fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_filter(filter)
-            .boxed(),
+        LogFormat::Json => fmt::layer().event_format(JsonLines).with_filter(filter).boxed(),
     })
+}
+
+/// One JSON object per event, for log collectors: `timestamp`, `level`,
+/// `target`, the event's fields (`message` among them), the current span's
+/// name, and the `trace_id` / `span_id` of its trace when it is traced, so a
+/// log line leads to its trace and back.
+#[derive(Debug, Clone, Copy)]
+struct JsonLines;
+
+impl<S, N> fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        cx: &fmt::FmtContext<'_, S, N>,
+        mut writer: fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let metadata = event.metadata();
+        let mut line = serde_json::Map::new();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        line.insert("timestamp".into(), now.into());
+        line.insert("level".into(), metadata.level().as_str().into());
+        line.insert("target".into(), metadata.target().into());
+        event.record(&mut JsonFields(&mut line));
+        if let Some(span) = cx.lookup_current() {
+            line.insert("span".into(), span.name().into());
+            let id = span.id();
+            let traced =
+                tracing::dispatcher::get_default(|dispatch| tracing_opentelemetry::get_otel_context(&id, dispatch));
+            if let Some(context) = traced {
+                let span_context = context.span().span_context().clone();
+                if span_context.is_valid() {
+                    line.insert("trace_id".into(), span_context.trace_id().to_string().into());
+                    line.insert("span_id".into(), span_context.span_id().to_string().into());
+                }
+            }
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// Records an event's fields into a JSON object.
+struct JsonFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}").into());
+    }
 }
 
 /// For tests: logs to the test harness' captured output when `TEST_LOG` is

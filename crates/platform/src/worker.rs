@@ -142,7 +142,7 @@ impl<J: Job> Worker<J> {
     /// Runs until `shutdown`: a full batch is followed by the next at once,
     /// anything less by a pause.
     pub async fn run(self, shutdown: CancellationToken) {
-        let dispatch = self.telemetry.dispatch.clone();
+        let telemetry = self.telemetry.clone();
         let body = async move {
             loop {
                 let pause = match self.tick().await {
@@ -159,7 +159,7 @@ impl<J: Job> Worker<J> {
                 }
             }
         };
-        tracing::instrument::WithSubscriber::with_subscriber(body, dispatch).await;
+        telemetry.run(body).await;
     }
 
     async fn claim(&self) -> Result<Vec<Claimed>, DbErr> {
@@ -221,13 +221,16 @@ impl<J: Job> Worker<J> {
     async fn drive(&self, item: &Claimed) -> Result<(), DbErr> {
         let span = tracing::dispatcher::with_default(&self.telemetry.dispatch, || {
             // A new trace per run (no parent), linked to the one that created the item.
-            tracing::info_span!(parent: None, "worker.run", otel.name = self.job.name(), otel.kind = "internal", job = self.job.name(), item = %item.id)
+            let service = self.telemetry.service.map_or("", |s| s.as_str());
+            tracing::info_span!(parent: None, "worker.run", otel.name = self.job.name(), otel.kind = "internal", job = self.job.name(), item = %item.id, service)
         });
         if let Some(link) = span_context_of(&item.traceparent) {
             span.add_link(link);
         }
         let limit = self.config.lease / 2;
-        let outcome = tokio::time::timeout(limit, self.job.run(item)).instrument(span.clone()).await;
+        // A tick may also run outside `run` (tests): the run is the service's work either way.
+        let outcome =
+            self.telemetry.run(tokio::time::timeout(limit, self.job.run(item)).instrument(span.clone())).await;
         let next = match outcome {
             Ok(Ok(next)) => next,
             Ok(Err(e)) => {
@@ -299,5 +302,5 @@ where
             }
         }
     };
-    tokio::spawn(tracing::instrument::WithSubscriber::with_subscriber(body, telemetry.dispatch.clone()))
+    tokio::spawn(telemetry.run(body))
 }

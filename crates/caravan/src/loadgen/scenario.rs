@@ -495,6 +495,18 @@ impl Order {
     }
 }
 
+impl Order {
+    /// The hot product: `products/{id}`.
+    pub fn product(&self) -> String {
+        format!("products/{}", self.product)
+    }
+
+    /// The live show: `shows/{id}`.
+    pub fn show(&self) -> &str {
+        &self.show
+    }
+}
+
 impl Scenario for Order {
     fn name(&self) -> &str {
         "order"
