@@ -379,3 +379,90 @@ async fn under_caravan_up_each_service_still_reports_its_own_name() {
 
     check_traces(&receiver.spans(), &placed, &refused, addrs[&ServiceKind::Orders].port(), "hema-dev");
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_trace_and_a_level_that_follows_the_code() {
+    use caravan_proto::{
+        catalog::v1::{GetProductRequest, catalog_service_client::CatalogServiceClient},
+        scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient},
+    };
+    let (_receiver, otlp) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_test_keys(dir.path()).unwrap().display().to_string();
+    let addr = free_addr();
+    let database = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
+    let catalog_db = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let catalog_addr = free_addr();
+    let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let serve = |kind: &str, addr: SocketAddr, url: &str, out: std::fs::File| {
+        Command::new(env!("CARGO_BIN_EXE_caravan"))
+            .args(["serve", kind])
+            .env_clear()
+            .env("CARAVAN_LOG", "info")
+            .env("CARAVAN_LOG_FORMAT", "json")
+            .env("CARAVAN_METRICS_ADDR", "off")
+            .env("CARAVAN_LISTEN_ADDR", addr.to_string())
+            .env("CARAVAN_DATABASE_URL", url)
+            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+            .env("CARAVAN_KEYS_FILE", &keys)
+            .env("CARAVAN_SERVICE_KEY_FILE", dir.path().join(format!("{kind}.key")))
+            // Scheduling's catalog is a closed port: its calls fail UNAVAILABLE.
+            .env("CARAVAN_CATALOG_URL", "http://127.0.0.1:1")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .spawn()
+            .unwrap()
+    };
+    let catalog = serve("catalog", catalog_addr, catalog_db.config().url.expose(), log("catalog.log"));
+    let scheduling = serve("scheduling", addr, database.config().url.expose(), log("scheduling.log"));
+    serving(catalog_addr).await;
+    serving(addr).await;
+
+    // A partner's mistake: NOT_FOUND, logged at info.
+    let (missing_trace, traceparent) = trace_of(5);
+    let channel = Authed::new(&catalog_addr.to_string(), Some(Caller::Hema.key()), None).unwrap();
+    let mut request = tonic::Request::new(GetProductRequest { name: "products/uz-nowhere".into() });
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    let status = CatalogServiceClient::new(channel).get_product(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    // The server failing its caller: UNAVAILABLE, logged at warn.
+    let (down_trace, traceparent) = trace_of(6);
+    let channel = Authed::new(&addr.to_string(), Some(Caller::Operator.key()), None).unwrap();
+    let host = Host { display_name: "Nobody".into(), country: "countries/UZ".into(), ..Default::default() };
+    let mut request = tonic::Request::new(CreateHostRequest { host: Some(host), ..Default::default() });
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    let status = SchedulingServiceClient::new(channel).create_host(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    stop(scheduling).await;
+    stop(catalog).await;
+
+    let lines = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.path().join(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    };
+    let outcome = |lines: &[serde_json::Value], method: &str| {
+        lines
+            .iter()
+            .find(|l| l["method"] == method && l["message"] == "served")
+            .cloned()
+            .unwrap_or_else(|| panic!("no outcome line for {method}: {lines:?}"))
+    };
+    let catalog_lines = lines("catalog.log");
+    let line = outcome(&catalog_lines, "caravan.catalog.v1.CatalogService/GetProduct");
+    assert_eq!((line["level"].as_str(), line["code"].as_str()), (Some("INFO"), Some("NOT_FOUND")), "{line}");
+    assert_eq!(line["trace_id"].as_str(), Some(missing_trace.as_str()), "{line}");
+    assert_eq!(line["span_id"].as_str().map(str::len), Some(16), "{line}");
+    assert_eq!(line["span"], "rpc.server");
+    let scheduling_lines = lines("scheduling.log");
+    let line = outcome(&scheduling_lines, "caravan.scheduling.v1.SchedulingService/CreateHost");
+    assert_eq!((line["level"].as_str(), line["code"].as_str()), (Some("WARN"), Some("UNAVAILABLE")), "{line}");
+    assert_eq!(line["trace_id"].as_str(), Some(down_trace.as_str()), "{line}");
+    assert!(
+        !scheduling_lines.iter().chain(&catalog_lines).any(|l| l["level"] == "ERROR"),
+        "nothing here is the server's own error"
+    );
+}

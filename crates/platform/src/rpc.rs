@@ -265,16 +265,18 @@ fn log_outcome(method: &str, code: Code, message: &str, elapsed: Duration, serve
     match code {
         Code::Ok => tracing::debug!(method, code = code_name, elapsed_ms = millis, "{side}"),
         Code::Internal | Code::Unknown | Code::DataLoss => {
-            tracing::error!(method, code = code_name, message, elapsed_ms = millis, "{side}")
+            tracing::error!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}")
         }
         Code::Unavailable | Code::DeadlineExceeded | Code::Unimplemented => {
-            tracing::warn!(method, code = code_name, message, elapsed_ms = millis, "{side}")
+            tracing::warn!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}")
         }
         // Shed or rate-limited calls come in floods exactly when the server is
         // busiest; one log line each would add to the load. The metrics count
         // them (code label, rpc_server_shed_total).
-        Code::ResourceExhausted => tracing::debug!(method, code = code_name, message, elapsed_ms = millis, "{side}"),
-        _ => tracing::info!(method, code = code_name, message, elapsed_ms = millis, "{side}"),
+        Code::ResourceExhausted => {
+            tracing::debug!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}")
+        }
+        _ => tracing::info!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}"),
     }
 }
 

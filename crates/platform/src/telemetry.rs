@@ -22,7 +22,12 @@
 //! layer, the libraries underneath are filtered out of the exported spans, and
 //! the batch processor's thread suppresses telemetry: exporting makes no spans.
 
-use std::{collections::HashMap, future::Future, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use opentelemetry::{
     Context, KeyValue, Value,
@@ -391,7 +396,14 @@ where
         .map_err(|e| anyhow::anyhow!("CARAVAN_LOG: `{}` is not a valid filter: {e}", log.filter))?;
     Ok(match log.format {
         LogFormat::Pretty => fmt::layer().with_target(true).with_filter(filter).boxed(),
-        LogFormat::Json => fmt::layer().event_format(JsonLines).with_filter(filter).boxed(),
+        LogFormat::Json => {
+            let dispatch = Arc::new(OnceLock::new());
+            fmt::layer()
+                .event_format(JsonLines { dispatch: dispatch.clone() })
+                .and_then(KnowDispatch(dispatch))
+                .with_filter(filter)
+                .boxed()
+        }
     })
 }
 
@@ -399,8 +411,22 @@ where
 /// `target`, the event's fields (`message` among them), the current span's
 /// name, and the `trace_id` / `span_id` of its trace when it is traced, so a
 /// log line leads to its trace and back.
-#[derive(Debug, Clone, Copy)]
-struct JsonLines;
+#[derive(Debug, Clone)]
+struct JsonLines {
+    /// The subscriber the lines are written for: while an event is being
+    /// handled, `dispatcher::get_default` answers no subscriber at all.
+    dispatch: Arc<OnceLock<tracing::dispatcher::WeakDispatch>>,
+}
+
+/// Tells [`JsonLines`] which subscriber it is part of.
+#[derive(Debug)]
+struct KnowDispatch(Arc<OnceLock<tracing::dispatcher::WeakDispatch>>);
+
+impl<S: tracing::Subscriber> Layer<S> for KnowDispatch {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.0.set(subscriber.downgrade());
+    }
+}
 
 impl<S, N> fmt::FormatEvent<S, N> for JsonLines
 where
@@ -422,9 +448,8 @@ where
         event.record(&mut JsonFields(&mut line));
         if let Some(span) = cx.lookup_current() {
             line.insert("span".into(), span.name().into());
-            let id = span.id();
-            let traced =
-                tracing::dispatcher::get_default(|dispatch| tracing_opentelemetry::get_otel_context(&id, dispatch));
+            let dispatch = self.dispatch.get().and_then(tracing::dispatcher::WeakDispatch::upgrade);
+            let traced = dispatch.and_then(|dispatch| tracing_opentelemetry::get_otel_context(&span.id(), &dispatch));
             if let Some(context) = traced {
                 let span_context = context.span().span_context().clone();
                 if span_context.is_valid() {
