@@ -161,7 +161,10 @@ fi
 curl -fsS http://127.0.0.1:31464/metrics >metrics.txt
 for want in 'rpc_server_duration_seconds_count{code="OK",method="caravan.catalog.v1.CatalogService/GetCountry",service="catalog"}' \
             'rpc_client_duration_seconds_count{code="OK",method="caravan.catalog.v1.CatalogService/GetCountry",service="scheduling"}' \
-            'rpc_server_duration_seconds_count{code="INVALID_ARGUMENT",method="caravan.scheduling.v1.SchedulingService/CreateHost",service="scheduling"}'; do
+            'rpc_server_duration_seconds_count{code="INVALID_ARGUMENT",method="caravan.scheduling.v1.SchedulingService/CreateHost",service="scheduling"}' \
+            'caravan_orders_total{event="accepted"}' 'caravan_stock_units_total{event="reserved"}' \
+            'caravan_sold_out_total{pool="show"}' 'caravan_allocations_total{event="returned"}' 'caravan_shows_live' \
+            'caravan_db_connections{service="inventory",state="idle"}'; do
   grep -qF "$want" metrics.txt || { echo "metrics lack $want:"; grep rpc_ metrics.txt | head -20; exit 1; }
 done
 if [ -n "${PROMTOOL:-}" ]; then

@@ -6,8 +6,10 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
+mod common;
+
 use std::{
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     os::unix::process::ExitStatusExt as _,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -27,6 +29,7 @@ use caravan_proto::{
         order::State, orders_service_client::OrdersServiceClient,
     },
 };
+use common::{free_addr, stop};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt as _;
@@ -39,10 +42,6 @@ const PAYMENT_WINDOW: &str = "5s";
 /// A trace the partner's requests belong to.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SIGABRT: i32 = 6;
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 /// Catalog and inventory in this process (the drills crash only orders), a
 /// product with stock, and what `caravan serve orders` needs to reach them.
@@ -226,15 +225,6 @@ async fn aborts(child: &mut Child, drill: &Drill, failpoint: &str) {
 
 fn reason(status: &tonic::Status) -> String {
     status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
-}
-
-async fn stop(mut child: Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "caravan serve orders did not stop");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Runs `act` against `caravan serve orders` armed with `failpoint`, sees

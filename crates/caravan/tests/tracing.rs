@@ -7,23 +7,22 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
+mod common;
+
 use std::{
     collections::HashMap,
-    net::{SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
+    net::SocketAddr,
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use caravan::loadgen::{
-    channel::Authed,
-    scenario::{Order, OrderSetup},
-};
+use caravan::loadgen::channel::Authed;
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, TestDatabase, eventually, health_status, write_test_keys},
+    testing::{Caller, TestDatabase, write_test_keys},
 };
-use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest, orders_service_client::OrdersServiceClient};
+use common::{Services, free_addr, live_show, place, serving, stop};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -32,7 +31,6 @@ use opentelemetry_proto::tonic::{
     common::v1::{KeyValue, any_value::Value},
     trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
-use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Spans received, with the `service.name` of their resource.
 #[derive(Default, Clone)]
@@ -93,64 +91,11 @@ fn int(attributes: &[KeyValue], key: &str) -> Option<i64> {
     }
 }
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
 /// A partner's W3C trace of its own: the trace every span of its call must join.
 fn trace_of(n: u8) -> (String, String) {
     let trace_id = format!("{n:02x}{}", "4bf92f3577b34da6a3ce929d0e0e47");
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
     (trace_id, traceparent)
-}
-
-async fn stop(mut child: Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "caravan did not stop");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn serving(addr: SocketAddr) {
-    let up = eventually(Duration::from_secs(30), || async {
-        matches!(health_status(addr, "").await, Ok(ServingStatus::Serving))
-    })
-    .await;
-    assert!(up, "{addr} became SERVING");
-}
-
-/// A live show with one hot product of `stock` units, set up through the
-/// services' APIs as an operator (the load generator's own setup).
-async fn live_show(addrs: &HashMap<ServiceKind, SocketAddr>, operator: &str, stock: i64) -> Order {
-    let channel = |kind: ServiceKind| Authed::new(&addrs[&kind].to_string(), Some(operator), None).unwrap();
-    let setup = OrderSetup {
-        catalog: channel(ServiceKind::Catalog),
-        scheduling: channel(ServiceKind::Scheduling),
-        inventory: channel(ServiceKind::Inventory),
-        orders: channel(ServiceKind::Orders),
-    };
-    Order::prepare(Vec::new(), setup, stock).await.unwrap()
-}
-
-/// A PlaceOrder of `quantity` units in the partner's trace `traceparent`.
-async fn place(
-    orders: SocketAddr,
-    partner: &str,
-    sale: &Order,
-    quantity: i64,
-    traceparent: &str,
-) -> Result<(), tonic::Status> {
-    let channel = Authed::new(&orders.to_string(), Some(partner), None).unwrap();
-    let mut request = tonic::Request::new(PlaceOrderRequest {
-        buyer: format!("buyer-{quantity}"),
-        show: sale.show().to_owned(),
-        lines: vec![PlaceOrderLine { product: sale.product(), quantity }],
-        request_id: format!("req-{traceparent}"),
-    });
-    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
-    OrdersServiceClient::new(channel).place_order(request).await.map(drop)
 }
 
 /// One trace's spans, with questions about them.
@@ -292,57 +237,26 @@ fn check_driver_link(all: &[(String, Span)], placed: &str) {
 async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
     let (receiver, otlp) = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let keys = write_test_keys(dir.path()).unwrap().display().to_string();
-    let addrs: HashMap<ServiceKind, SocketAddr> = ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
-    let mut databases = Vec::new();
-    let mut children = Vec::new();
-    for kind in caravan::suite::START_ORDER {
-        let database = match kind {
-            ServiceKind::Catalog => TestDatabase::new::<caravan_catalog::Migrator>(kind).await,
-            ServiceKind::Scheduling => TestDatabase::new::<caravan_scheduling::Migrator>(kind).await,
-            ServiceKind::Inventory => TestDatabase::new::<caravan_inventory::Migrator>(kind).await,
-            ServiceKind::Orders => TestDatabase::new::<caravan_orders::Migrator>(kind).await,
-        }
-        .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
-        command
-            .args(["serve", kind.as_str()])
-            .env_clear()
-            .env("CARAVAN_LOG", "warn")
-            .env("CARAVAN_METRICS_ADDR", "off")
-            .env("CARAVAN_LISTEN_ADDR", addrs[&kind].to_string())
-            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
-            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
-            .env("CARAVAN_KEYS_FILE", &keys)
-            .env("CARAVAN_SERVICE_KEY_FILE", dir.path().join(format!("{kind}.key")))
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
-            .env("OTEL_TRACES_SAMPLER", "always_on")
-            .env("CARAVAN_PAYMENT_WINDOW", "1s")
-            .env("CARAVAN_RESERVATION_TTL", "30s")
-            .stdin(Stdio::null());
-        for upstream in kind.upstreams() {
-            command.env(upstream.url_variable(), format!("http://{}", addrs[upstream]));
-        }
-        children.push(command.spawn().unwrap());
-        databases.push(database);
-        serving(addrs[&kind]).await;
-    }
-
-    let sale = live_show(&addrs, Caller::Operator.key(), 2).await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")),
+        ("OTEL_TRACES_SAMPLER", "always_on".to_owned()),
+        // The unpaid order expires after a second: a background run on it.
+        ("CARAVAN_PAYMENT_WINDOW", "1s".to_owned()),
+        ("CARAVAN_RESERVATION_TTL", "30s".to_owned()),
+    ];
+    let services = Services::start(dir.path(), &env).await;
+    let orders = services.addrs[&ServiceKind::Orders];
+    let sale = live_show(&services.addrs, Caller::Operator.key(), 2).await;
     let (placed, traceparent) = trace_of(1);
-    place(addrs[&ServiceKind::Orders], Caller::Hema.key(), &sale, 2, &traceparent).await.unwrap();
+    place(orders, Caller::Hema.key(), &sale, "buyer-1", 2, Some(&traceparent)).await.unwrap();
     let (refused, traceparent) = trace_of(2);
-    let status = place(addrs[&ServiceKind::Orders], Caller::Hema.key(), &sale, 1, &traceparent).await.unwrap_err();
+    let status = place(orders, Caller::Hema.key(), &sale, "buyer-2", 1, Some(&traceparent)).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "sold out");
-    // The unpaid order expires after its one-second window: a background run.
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    services.stop().await;
 
-    // Exit flushes the exporters.
-    for child in children.into_iter().rev() {
-        stop(child).await;
-    }
     let spans = receiver.spans();
-    check_traces(&spans, &placed, &refused, addrs[&ServiceKind::Orders].port(), "hema-shop");
+    check_traces(&spans, &placed, &refused, orders.port(), "hema-shop");
     check_driver_link(&spans, &placed);
 }
 
@@ -371,10 +285,11 @@ async fn under_caravan_up_each_service_still_reports_its_own_name() {
     let dev_keys = std::fs::read_to_string(dir.path().join("dev-keys.txt")).unwrap();
     let key = |who: &str| dev_keys.lines().find_map(|l| l.strip_prefix(who).map(|k| k.trim().to_owned())).unwrap();
     let sale = live_show(&addrs, &key("operator "), 2).await;
+    let orders = addrs[&ServiceKind::Orders];
     let (placed, traceparent) = trace_of(3);
-    place(addrs[&ServiceKind::Orders], &key("partner:hema "), &sale, 2, &traceparent).await.unwrap();
+    place(orders, &key("partner:hema "), &sale, "buyer-1", 2, Some(&traceparent)).await.unwrap();
     let (refused, traceparent) = trace_of(4);
-    place(addrs[&ServiceKind::Orders], &key("partner:hema "), &sale, 1, &traceparent).await.unwrap_err();
+    place(orders, &key("partner:hema "), &sale, "buyer-2", 1, Some(&traceparent)).await.unwrap_err();
     stop(up).await;
 
     check_traces(&receiver.spans(), &placed, &refused, addrs[&ServiceKind::Orders].port(), "hema-dev");

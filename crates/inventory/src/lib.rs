@@ -8,6 +8,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod migration;
 pub mod reaper;
 pub mod store;

@@ -10,6 +10,7 @@ pub mod api;
 pub mod domain;
 pub mod driver;
 pub mod error;
+pub mod metrics;
 pub mod migration;
 pub mod saga;
 pub mod store;

@@ -19,7 +19,7 @@ use crate::{
     server::{GrpcServer, ServeOptions},
     telemetry::ServiceTelemetry,
     time::SharedClock,
-    worker::spawn_periodic,
+    worker::{spawn_periodic, spawn_sampler},
 };
 
 /// A service whose database is ready and whose port is bound.
@@ -62,6 +62,12 @@ impl<M: MigratorTrait> ServiceHost<M> {
         }
         let background = CancellationToken::new();
         let telemetry = telemetry.for_service(service);
+        // What the pool holds, for /metrics (a little stale at most).
+        let (pool, max) = (db.clone(), if config.database.is_postgres() { config.database.max_connections } else { 1 });
+        spawn_sampler(Duration::from_secs(1), background.clone(), move || {
+            crate::metrics::metrics().sample_pool(service.as_str(), &pool, max);
+            async { Ok(()) }
+        });
         Ok(ServiceHost { config, telemetry, background, db, server, _migrator: PhantomData })
     }
 

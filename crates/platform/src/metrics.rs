@@ -1,9 +1,15 @@
 //! Prometheus metrics: one registry and one `/metrics` endpoint per process,
 //! a `service` label per service (so `caravan up` serves all four on one port).
+//! The platform's own — call durations on both sides, shed calls, database
+//! pool usage — are defined here; a service registers its domain metrics
+//! into the same registry with [`register`].
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
-use prometheus::{Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+pub use prometheus;
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Latency buckets in seconds, from half a millisecond to ten seconds.
@@ -19,6 +25,11 @@ pub struct Metrics {
     pub client_duration: HistogramVec,
     /// `rpc_server_shed_total{service}`: calls refused by load shedding.
     pub shed: IntCounterVec,
+    /// `caravan_db_connections{service, state}`: the pool's connections in
+    /// use and idle.
+    pub db_connections: IntGaugeVec,
+    /// `caravan_db_max_connections{service}`: the pool's size limit.
+    pub db_max_connections: IntGaugeVec,
 }
 
 impl Metrics {
@@ -44,10 +55,39 @@ impl Metrics {
             Opts::new("rpc_server_shed_total", "gRPC calls refused with RESOURCE_EXHAUSTED by load shedding"),
             &["service"],
         )?;
+        let db_connections = IntGaugeVec::new(
+            Opts::new("caravan_db_connections", "Database connections of the service's pool, in use or idle"),
+            &["service", "state"],
+        )?;
+        let db_max_connections = IntGaugeVec::new(
+            Opts::new("caravan_db_max_connections", "Most database connections the service's pool opens"),
+            &["service"],
+        )?;
         registry.register(Box::new(server_duration.clone()))?;
         registry.register(Box::new(client_duration.clone()))?;
         registry.register(Box::new(shed.clone()))?;
-        Ok(Metrics { registry, server_duration, client_duration, shed })
+        registry.register(Box::new(db_connections.clone()))?;
+        registry.register(Box::new(db_max_connections.clone()))?;
+        Ok(Metrics { registry, server_duration, client_duration, shed, db_connections, db_max_connections })
+    }
+
+    /// Records what a service's pool holds now.
+    pub fn sample_pool(&self, service: &str, db: &sea_orm::DatabaseConnection, max: u32) {
+        let (size, idle) = match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                let pool = db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            sea_orm::DatabaseBackend::Sqlite => {
+                let pool = db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => return,
+        };
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        self.db_connections.with_label_values(&[service, "idle"]).set(idle);
+        self.db_connections.with_label_values(&[service, "in_use"]).set((i64::from(size) - idle).max(0));
+        self.db_max_connections.with_label_values(&[service]).set(i64::from(max));
     }
 
     /// Everything in the Prometheus text format.
@@ -68,6 +108,16 @@ pub fn metrics() -> &'static Metrics {
         // Only a programming error (a duplicate name) can fail here.
         Err(e) => panic!("metric definitions are inconsistent: {e}"),
     })
+}
+
+/// Registers a service's own metric in the process's registry and returns
+/// it. Call once per metric (from a `OnceLock`); a name registered twice is
+/// logged and the metric counts without being served.
+pub fn register<C: Collector + Clone + 'static>(collector: C) -> C {
+    if let Err(e) = metrics().registry.register(Box::new(collector.clone())) {
+        tracing::error!(error = %e, "a metric could not be registered");
+    }
+    collector
 }
 
 /// Records one call's duration.

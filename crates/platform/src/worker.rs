@@ -304,3 +304,31 @@ where
     };
     tokio::spawn(telemetry.run(body))
 }
+
+/// Runs `sample` every `interval` until `shutdown`, with no span: for
+/// metrics sampled from state (a trace every few seconds of nothing would
+/// drown the real ones). Failures are logged at debug and the next tick tries
+/// again.
+pub fn spawn_sampler<F, Fut>(
+    interval: Duration,
+    shutdown: CancellationToken,
+    mut sample: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            if let Err(e) = sample().await {
+                tracing::debug!(error = format!("{e:#}"), "sampling a metric failed");
+            }
+        }
+    })
+}

@@ -9,6 +9,7 @@ pub mod api;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod migration;
 pub mod store;
 pub mod upstream;
@@ -18,7 +19,7 @@ use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
     stream::{Hub, HubConfig},
-    worker::{Worker, WorkerConfig},
+    worker::{Worker, WorkerConfig, spawn_sampler},
 };
 use caravan_proto::scheduling::v1::scheduling_service_server::{SERVICE_NAME, SchedulingServiceServer};
 use tonic::service::Routes;
@@ -45,6 +46,14 @@ impl app::Service for Scheduling {
             host.telemetry().clone(),
         );
         tokio::spawn(clock.run(host.background()));
+        let counting = store.clone();
+        spawn_sampler(std::time::Duration::from_secs(2), host.background(), move || {
+            let store = counting.clone();
+            async move {
+                metrics::shows_live().set(store.live_shows().await?);
+                Ok(())
+            }
+        });
         let hub = Hub::start(watch::ShowFeed::new(store.clone()), HubConfig::default(), host.background());
         let api = api::SchedulingApi::new(store, upstream, host.start_idempotency(), host.clock(), hub);
         let server = SchedulingServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);

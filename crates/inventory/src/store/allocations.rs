@@ -39,6 +39,7 @@ impl Store {
                 return Err(e);
             }
         }
+        crate::metrics::allocated();
         self.allocation(show).await
     }
 
@@ -50,7 +51,12 @@ impl Store {
         let txn = self.db.begin().await.map_err(Error::db(context))?;
         let result = close_in(&txn, show, now).await;
         match result {
-            Ok(()) => txn.commit().await.map_err(Error::db(context))?,
+            Ok(closed) => {
+                txn.commit().await.map_err(Error::db(context))?;
+                if closed {
+                    crate::metrics::returned();
+                }
+            }
             Err(e) => {
                 txn.rollback().await.map_err(Error::db(context))?;
                 return Err(e);
@@ -187,7 +193,7 @@ async fn grow(
         )
         .await
         .map_err(Error::db(context))?;
-        let took = take_from_pool(c, product, &warehouse, want - taken, Hold::Allocated, now)
+        let (took, _) = take_from_pool(c, product, &warehouse, want - taken, Hold::Allocated, now)
             .await
             .map_err(Error::db(context))?;
         if took == 0 {
@@ -269,10 +275,12 @@ async fn shrink(
     Ok(given)
 }
 
-async fn close_in(c: &DatabaseTransaction, show: &str, now: Micros) -> Result<(), Error> {
+/// Closes an open allocation; `false` if it was closed before (returning
+/// again changes nothing).
+async fn close_in(c: &DatabaseTransaction, show: &str, now: Micros) -> Result<bool, Error> {
     let context = "returning an allocation";
     if !lock_open(c, show, now).await.map_err(Error::db(context))? {
-        return Ok(()); // Closed before: returning again changes nothing.
+        return Ok(false);
     }
     exec(
         c,
@@ -319,7 +327,7 @@ async fn close_in(c: &DatabaseTransaction, show: &str, now: Micros) -> Result<()
             append_movement(c, movement, now).await.map_err(Error::db(context))?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The warehouses of a show's product line, in the order stock is drawn.

@@ -75,7 +75,13 @@ impl Store {
             };
         }
         match hold_lines(&txn, request, now).await {
-            Ok(()) => txn.commit().await.map_err(Error::db(context))?,
+            Ok(sold_out) => {
+                txn.commit().await.map_err(Error::db(context))?;
+                crate::metrics::units_moved("reserved", request.lines.iter().map(|(_, q)| q).sum());
+                for _ in 0..sold_out {
+                    crate::metrics::sold_out_in(request.show_id.is_some());
+                }
+            }
             Err(e) => {
                 txn.rollback().await.map_err(Error::db(context))?;
                 return Err(self.explain_shortage(request, e).await);
@@ -108,8 +114,10 @@ impl Store {
             };
         }
         let reference = format!("reservations/{id}");
+        let mut sold = 0;
         let result = async {
             for (product, warehouse, quantity) in held_lines(&txn, id).await? {
+                sold += quantity;
                 shift_held(&txn, &product, &warehouse, (-quantity, -quantity, 0), now).await?;
                 let movement = NewMovement {
                     kind: MovementKind::Commit,
@@ -126,6 +134,7 @@ impl Store {
         }
         .await;
         finish(txn, result, context).await?;
+        crate::metrics::units_moved("committed", sold);
         self.reservation(id).await
     }
 
@@ -151,7 +160,10 @@ impl Store {
             if moved == 1 {
                 let result = give_back(&txn, id, kind, now).await;
                 finish(txn, result, context).await?;
-                return self.reservation(id).await;
+                let released = self.reservation(id).await?;
+                let event = if ending == Ending::Expire { "expired" } else { "released" };
+                crate::metrics::units_moved(event, released.lines.iter().map(|l| l.quantity).sum());
+                return Ok(released);
             }
             // Not active (or, for the reaper, not yet due): answer what it is,
             // or leave a tombstone for an id never seen.
@@ -283,13 +295,15 @@ async fn finish(txn: DatabaseTransaction, result: Result<(), Error>, context: &'
 
 /// Takes every line of the request, in product order; the first line short
 /// of stock fails the whole request.
-async fn hold_lines(c: &DatabaseTransaction, request: &ReserveRequest, now: Micros) -> Result<(), Error> {
+/// Returns how many products it took the last unit of.
+async fn hold_lines(c: &DatabaseTransaction, request: &ReserveRequest, now: Micros) -> Result<usize, Error> {
     let context = "reserving stock";
     let reference = format!("reservations/{}", request.id);
     let mut order: Vec<(usize, &(String, i64))> = request.lines.iter().enumerate().collect();
     order.sort_by(|a, b| a.1.0.cmp(&b.1.0));
+    let mut sold_out = 0;
     for (line_no, (product, want)) in order {
-        let mut held = 0;
+        let (mut held, mut emptied) = (0, false);
         let warehouses = match &request.show_id {
             None => warehouses_of(c, product).await,
             Some(show) => line_warehouses(c, show, product).await,
@@ -301,17 +315,18 @@ async fn hold_lines(c: &DatabaseTransaction, request: &ReserveRequest, now: Micr
             }
             let took = match &request.show_id {
                 None => {
-                    let took = take_from_pool(c, product, &warehouse, want - held, Hold::Reserved, now)
+                    let (took, left) = take_from_pool(c, product, &warehouse, want - held, Hold::Reserved, now)
                         .await
                         .map_err(Error::db(context))?;
-                    (took > 0).then_some((took, (0, took, 0)))
+                    (took > 0).then_some((took, left, (0, took, 0)))
                 }
                 Some(show) => take_from_line(c, show, product, &warehouse, want - held)
                     .await
                     .map_err(Error::db(context))?
-                    .map(|took| (took, (0, took, -took))),
+                    .map(|(took, left)| (took, left, (0, took, -took))),
             };
-            let Some((took, deltas)) = took else { continue };
+            let Some((took, left, deltas)) = took else { continue };
+            emptied |= left == 0;
             if request.show_id.is_some() {
                 shift_held(c, product, &warehouse, deltas, now).await?;
             }
@@ -349,32 +364,59 @@ async fn hold_lines(c: &DatabaseTransaction, request: &ReserveRequest, now: Micr
                 pool: request.show_id.as_ref().map(|s| format!("shows/{s}")),
             });
         }
+        // A row emptied by this take: was it the product's last unit?
+        if emptied && available(c, request.show_id.as_deref(), product).await.map_err(Error::db(context))? == 0 {
+            sold_out += 1;
+        }
     }
-    Ok(())
+    Ok(sold_out)
+}
+
+/// Units of `product` still available: in the show's open allocation, or in
+/// the general pool.
+async fn available(c: &impl ConnectionTrait, show: Option<&str>, product: &str) -> Result<i64, sea_orm::DbErr> {
+    let rows = match show {
+        Some(show) => {
+            query(
+                c,
+                "SELECT CAST(COALESCE(SUM(quantity - used), 0) AS BIGINT) FROM allocation_lines \
+                 WHERE show_id = $1 AND product_id = $2 AND closed = 0",
+                vec![show.into(), product.into()],
+            )
+            .await?
+        }
+        None => query(
+            c,
+            "SELECT CAST(COALESCE(SUM(on_hand - reserved - allocated), 0) AS BIGINT) FROM stock WHERE product_id = $1",
+            vec![product.into()],
+        )
+        .await?,
+    };
+    rows.first().map_or(Ok(0), |row| row.try_get_by_index(0))
 }
 
 /// Moves up to `want` unused units of an open allocation line to `used`;
-/// returns how many (`None` when none).
+/// returns how many and how many the line has left (`None` when none).
 async fn take_from_line(
     c: &impl ConnectionTrait,
     show: &str,
     product: &str,
     warehouse: &str,
     want: i64,
-) -> Result<Option<i64>, sea_orm::DbErr> {
+) -> Result<Option<(i64, i64)>, sea_orm::DbErr> {
     let take = "CASE WHEN quantity - used >= $4 THEN $4 ELSE quantity - used END";
     let rows = query(
         c,
         &format!(
             "UPDATE allocation_lines SET used = used + {take}, last_delta = {take}, version = version + 1 \
              WHERE show_id = $1 AND product_id = $2 AND warehouse_id = $3 AND closed = 0 AND quantity - used > 0 \
-             RETURNING last_delta"
+             RETURNING last_delta, quantity - used"
         ),
         vec![show.into(), product.into(), warehouse.into(), want.into()],
     )
     .await?;
     match rows.first() {
-        Some(row) => Ok(Some(row.try_get_by_index(0)?)),
+        Some(row) => Ok(Some((row.try_get_by_index(0)?, row.try_get_by_index(1)?))),
         None => Ok(None),
     }
 }

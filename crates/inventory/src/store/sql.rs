@@ -27,9 +27,9 @@ pub enum Hold {
 
 /// Moves up to `want` units of the general pool of one stock row into
 /// `reserved` or `allocated`; returns how many it moved (0 when the pool is
-/// empty). `last_delta` is set in the same statement from the row's values
-/// before the update, which is how the statement reports what it took
-/// (`RETURNING` only sees values after it).
+/// empty) and how many the row has left. `last_delta` is set in the same
+/// statement from the row's values before the update, which is how the
+/// statement reports what it took (`RETURNING` only sees values after it).
 pub async fn take_from_pool(
     c: &impl ConnectionTrait,
     product: &str,
@@ -37,7 +37,7 @@ pub async fn take_from_pool(
     want: i64,
     into: Hold,
     now: Micros,
-) -> Result<i64, DbErr> {
+) -> Result<(i64, i64), DbErr> {
     let column = match into {
         Hold::Reserved => "reserved",
         Hold::Allocated => "allocated",
@@ -46,12 +46,12 @@ pub async fn take_from_pool(
     let sql = format!(
         "UPDATE stock SET {column} = {column} + {take}, last_delta = {take}, version = version + 1, update_time = $4 \
          WHERE product_id = $1 AND warehouse_id = $2 AND on_hand - reserved - allocated > 0 \
-         RETURNING last_delta"
+         RETURNING last_delta, on_hand - reserved - allocated"
     );
     let rows = query(c, &sql, vec![product.into(), warehouse.into(), want.into(), now.0.into()]).await?;
     match rows.first() {
-        Some(row) => row.try_get_by_index::<i64>(0),
-        None => Ok(0),
+        Some(row) => Ok((row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?)),
+        None => Ok((0, 0)),
     }
 }
 

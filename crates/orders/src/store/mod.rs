@@ -124,6 +124,7 @@ impl Store {
             return Err(e);
         }
         txn.commit().await.map_err(Error::db("committing an order"))?;
+        crate::metrics::placed();
         Ok(true)
     }
 
@@ -172,6 +173,9 @@ impl Store {
             release_for_buyer(&txn, id).await?;
         }
         txn.commit().await.map_err(Error::db(context))?;
+        if changed {
+            crate::metrics::moved(to);
+        }
         Ok(changed)
     }
 

@@ -286,6 +286,19 @@ impl Store {
         Ok(changed)
     }
 
+    /// How many shows are live now.
+    pub async fn live_shows(&self) -> Result<i64, Error> {
+        let context = "counting live shows";
+        let rows = query(
+            &self.db,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM shows WHERE state = $1",
+            vec![(ShowState::Live as i16).into()],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        rows.first().map_or(Ok(0), |row| row.try_get_by_index(0)).map_err(Error::db(context))
+    }
+
     /// The versions of a show after `after`, oldest first, at most `limit`.
     pub async fn history(&self, id: &str, after: i64, limit: u64) -> Result<Vec<Show>, Error> {
         let rows = query(

@@ -1,0 +1,152 @@
+//! Shared by the tests that run `caravan` as separate processes.
+
+#![allow(dead_code)] // Each test binary uses what it needs.
+
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, TcpListener},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use caravan::loadgen::{
+    channel::Authed,
+    scenario::{Order, OrderSetup},
+};
+use caravan_platform::{
+    config::ServiceKind,
+    testing::{TestDatabase, eventually, health_status, write_test_keys},
+};
+use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest, orders_service_client::OrdersServiceClient};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// A loopback address no one listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Sends SIGTERM and waits for the process to drain and exit.
+pub async fn stop(mut child: Child) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "caravan did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the server at `addr` reports SERVING.
+pub async fn serving(addr: SocketAddr) {
+    let up = eventually(Duration::from_secs(30), || async {
+        matches!(health_status(addr, "").await, Ok(ServingStatus::Serving))
+    })
+    .await;
+    assert!(up, "{addr} became SERVING");
+}
+
+/// The four services, each a `caravan serve` process with its own database,
+/// the test keys, its /metrics on a port of its own, started callees first.
+pub struct Services {
+    /// Where each serves gRPC.
+    pub addrs: HashMap<ServiceKind, SocketAddr>,
+    /// Where each serves /metrics.
+    pub metrics: HashMap<ServiceKind, SocketAddr>,
+    children: Vec<Child>,
+    _databases: Vec<TestDatabase>,
+}
+
+impl Services {
+    /// Starts them, each with `env` added to its environment; keys go to `dir`.
+    pub async fn start(dir: &Path, env: &[(&str, String)]) -> Services {
+        let keys = write_test_keys(dir).unwrap().display().to_string();
+        let addrs: HashMap<ServiceKind, SocketAddr> = ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
+        let metrics: HashMap<ServiceKind, SocketAddr> =
+            ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
+        let (mut databases, mut children) = (Vec::new(), Vec::new());
+        for kind in caravan::suite::START_ORDER {
+            let database = match kind {
+                ServiceKind::Catalog => TestDatabase::new::<caravan_catalog::Migrator>(kind).await,
+                ServiceKind::Scheduling => TestDatabase::new::<caravan_scheduling::Migrator>(kind).await,
+                ServiceKind::Inventory => TestDatabase::new::<caravan_inventory::Migrator>(kind).await,
+                ServiceKind::Orders => TestDatabase::new::<caravan_orders::Migrator>(kind).await,
+            }
+            .unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
+            command
+                .args(["serve", kind.as_str()])
+                .env_clear()
+                .env("CARAVAN_LOG", "warn")
+                .env("CARAVAN_METRICS_ADDR", metrics[&kind].to_string())
+                .env("CARAVAN_LISTEN_ADDR", addrs[&kind].to_string())
+                .env("CARAVAN_DATABASE_URL", database.config().url.expose())
+                .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+                .env("CARAVAN_KEYS_FILE", &keys)
+                .env("CARAVAN_SERVICE_KEY_FILE", dir.join(format!("{kind}.key")))
+                .stdin(Stdio::null());
+            for upstream in kind.upstreams() {
+                command.env(upstream.url_variable(), format!("http://{}", addrs[upstream]));
+            }
+            for (name, value) in env {
+                command.env(name, value);
+            }
+            children.push(command.spawn().unwrap());
+            databases.push(database);
+            serving(addrs[&kind]).await;
+        }
+        Services { addrs, metrics, children, _databases: databases }
+    }
+
+    /// Stops them, callers first (exit flushes their exporters).
+    pub async fn stop(mut self) {
+        while let Some(child) = self.children.pop() {
+            stop(child).await;
+        }
+    }
+}
+
+impl Drop for Services {
+    /// A test that failed before `stop` leaves no process behind.
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A live show with one hot product of `stock` units, set up through the
+/// services' APIs as an operator (the load generator's own setup).
+pub async fn live_show(addrs: &HashMap<ServiceKind, SocketAddr>, operator: &str, stock: i64) -> Order {
+    let channel = |kind: ServiceKind| Authed::new(&addrs[&kind].to_string(), Some(operator), None).unwrap();
+    let setup = OrderSetup {
+        catalog: channel(ServiceKind::Catalog),
+        scheduling: channel(ServiceKind::Scheduling),
+        inventory: channel(ServiceKind::Inventory),
+        orders: channel(ServiceKind::Orders),
+    };
+    Order::prepare(Vec::new(), setup, stock).await.unwrap()
+}
+
+/// A PlaceOrder of `quantity` units for `buyer`, in the partner's trace
+/// `traceparent` when given; answers the order's name.
+pub async fn place(
+    orders: SocketAddr,
+    partner: &str,
+    sale: &Order,
+    buyer: &str,
+    quantity: i64,
+    traceparent: Option<&str>,
+) -> Result<String, tonic::Status> {
+    let channel = Authed::new(&orders.to_string(), Some(partner), None).unwrap();
+    let mut request = tonic::Request::new(PlaceOrderRequest {
+        buyer: buyer.to_owned(),
+        show: sale.show().to_owned(),
+        lines: vec![PlaceOrderLine { product: sale.product(), quantity }],
+        request_id: format!("req-{buyer}"),
+    });
+    if let Some(traceparent) = traceparent {
+        request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    }
+    OrdersServiceClient::new(channel).place_order(request).await.map(|o| o.into_inner().name)
+}

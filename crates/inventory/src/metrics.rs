@@ -1,0 +1,61 @@
+//! Inventory's domain metrics, in the process's registry (`/metrics`).
+//! Counted after the transaction that made the change commits, once per
+//! change whatever the retries (a repeated request changes nothing).
+
+use std::sync::OnceLock;
+
+use caravan_platform::metrics::{
+    prometheus::{IntCounterVec, Opts},
+    register,
+};
+
+fn counter(name: &str, help: &str, label: &str) -> IntCounterVec {
+    match IntCounterVec::new(Opts::new(name, help), &[label]) {
+        Ok(counter) => register(counter),
+        Err(e) => unreachable!("a valid metric definition: {e}"),
+    }
+}
+
+/// `caravan_stock_units_total{event}`: units `reserved` for orders, then
+/// `committed` (sold), `released` or `expired` (given back).
+fn units() -> &'static IntCounterVec {
+    static UNITS: OnceLock<IntCounterVec> = OnceLock::new();
+    UNITS.get_or_init(|| {
+        counter("caravan_stock_units_total", "Units reserved for orders, and how their reservations ended", "event")
+    })
+}
+
+/// `caravan_allocations_total{event}`: show line-ups `allocated` (or
+/// re-allocated) and allocations `returned` at the end of a show.
+fn allocations() -> &'static IntCounterVec {
+    static ALLOCATIONS: OnceLock<IntCounterVec> = OnceLock::new();
+    ALLOCATIONS.get_or_init(|| counter("caravan_allocations_total", "Show allocations made and returned", "event"))
+}
+
+/// `caravan_sold_out_total{pool}`: a reservation took the last unit of a
+/// product — of the `general` pool, or of a `show`'s allocation.
+fn sold_out() -> &'static IntCounterVec {
+    static SOLD_OUT: OnceLock<IntCounterVec> = OnceLock::new();
+    SOLD_OUT.get_or_init(|| counter("caravan_sold_out_total", "Reservations that took a product's last unit", "pool"))
+}
+
+/// `n` units moved by a reservation step (`reserved`, `committed`,
+/// `released`, `expired`).
+pub fn units_moved(event: &str, n: i64) {
+    units().with_label_values(&[event]).inc_by(u64::try_from(n).unwrap_or(0));
+}
+
+/// A show's allocation was made or changed.
+pub fn allocated() {
+    allocations().with_label_values(&["allocated"]).inc();
+}
+
+/// A show's allocation was returned.
+pub fn returned() {
+    allocations().with_label_values(&["returned"]).inc();
+}
+
+/// A product sold out, in a show's allocation or in the general pool.
+pub fn sold_out_in(show: bool) {
+    sold_out().with_label_values(&[if show { "show" } else { "general" }]).inc();
+}

@@ -1,0 +1,16 @@
+//! Scheduling's domain metrics, in the process's registry (`/metrics`).
+
+use std::sync::OnceLock;
+
+use caravan_platform::metrics::{prometheus::IntGauge, register};
+
+/// `caravan_shows_live`: shows on air now, counted from the database every
+/// few seconds — so every replica reports the same figure (aggregate with
+/// `max`, not `sum`).
+pub fn shows_live() -> &'static IntGauge {
+    static LIVE: OnceLock<IntGauge> = OnceLock::new();
+    LIVE.get_or_init(|| match IntGauge::new("caravan_shows_live", "Shows on air now (the same on every replica)") {
+        Ok(gauge) => register(gauge),
+        Err(e) => unreachable!("a valid metric definition: {e}"),
+    })
+}
