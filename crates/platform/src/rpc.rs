@@ -142,7 +142,7 @@ where
             )
         });
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
-        let _ = span.set_parent(parent);
+        let _ = span.set_parent(crate::telemetry::with_service(parent, shared.service));
         let method = path.trim_start_matches('/').to_owned();
         let start = Instant::now();
 

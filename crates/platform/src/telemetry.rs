@@ -72,6 +72,18 @@ pub fn current_service() -> Option<ServiceKind> {
     SERVICE.try_with(|s| *s).ok()
 }
 
+/// Which service a trace's spans in this process belong to, carried in the
+/// OpenTelemetry context of a call's or a job's root span, so every
+/// descendant knows it wherever it is started (the SQLite driver, for one,
+/// finishes spans on a thread of its own).
+#[derive(Debug, Clone, Copy)]
+struct ServiceTag(ServiceKind);
+
+/// `parent`, as the parent of `service`'s work.
+pub fn with_service(parent: Context, service: ServiceKind) -> Context {
+    parent.with_value(ServiceTag(service))
+}
+
 /// OpenTelemetry settings, from the standard `OTEL_*` variables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtelConfig {
@@ -273,13 +285,15 @@ pub fn resource(service_name: &str) -> Resource {
         .build()
 }
 
-/// Stamps every span started inside [`in_service`] with the service.
+/// Stamps every span with the service whose work it is: the one its
+/// ancestors' context names ([`with_service`]), else the one running it
+/// ([`in_service`]).
 #[derive(Debug)]
 struct ServiceStamp;
 
 impl SpanProcessor for ServiceStamp {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {
-        if let Some(service) = current_service() {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        if let Some(service) = cx.get::<ServiceTag>().map(|tag| tag.0).or_else(current_service) {
             span.set_attribute(KeyValue::new(SERVICE_ATTRIBUTE, service.as_str()));
         }
     }
@@ -372,6 +386,11 @@ where
         .with_threads(false)
         .with_target(false)
         .with_tracked_inactivity(false)
+        // Spans start when first asked for their context or when they close,
+        // not at every enter: caravan reads contexts through the span
+        // (propagation, stored traceparents, log lines), never through
+        // `Context::current`, and activation costs at every poll.
+        .with_context_activation(false)
         .with_filter(otel_filter())
 }
 
@@ -383,8 +402,13 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     let levels = EnvFilter::new("info,h2=off,hyper=off,tower=off,tonic=off,sqlx=off,sea_orm=info,opentelemetry=off");
-    let statements_in_calls =
-        dynamic_filter_fn(|metadata, cx| !metadata.target().starts_with("sea_orm") || cx.lookup_current().is_some());
+    // Statements, not the transaction brackets around them: a BEGIN or
+    // COMMIT span says little a statement's does not, and each costs as much.
+    let statements_in_calls = dynamic_filter_fn(|metadata, cx| {
+        !metadata.target().starts_with("sea_orm")
+            || (cx.lookup_current().is_some()
+                && !matches!(metadata.name(), "sea_orm.begin" | "sea_orm.commit" | "sea_orm.rollback"))
+    });
     levels.and(statements_in_calls)
 }
 

@@ -224,6 +224,9 @@ impl<J: Job> Worker<J> {
             let service = self.telemetry.service.map_or("", |s| s.as_str());
             tracing::info_span!(parent: None, "worker.run", otel.name = self.job.name(), otel.kind = "internal", job = self.job.name(), item = %item.id, service)
         });
+        if let Some(service) = self.telemetry.service {
+            let _ = span.set_parent(crate::telemetry::with_service(opentelemetry::Context::new(), service));
+        }
         if let Some(link) = span_context_of(&item.traceparent) {
             span.add_link(link);
         }

@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod engine;
 pub mod report;
 pub mod scenario;
+pub mod suite;
 pub mod svg;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -116,6 +117,12 @@ pub struct LoadgenArgs {
     /// Print every run's ratios to the first baseline (or the scenario's to each baseline).
     #[arg(long)]
     pub compare: bool,
+    /// The cost of tracing: run the scenario against two `caravan up` suites
+    /// of this binary's own (temporary data, free ports, no rate limit), one
+    /// exporting every span over OTLP/gRPC to a receiver in the load
+    /// generator, one not tracing, and compare them per server CPU-second.
+    #[arg(long)]
+    pub tracing_cost: bool,
 }
 
 /// Everything `--json` prints.
@@ -168,52 +175,51 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
             }
         });
     }
-    if let Some(name) = &args.scenario {
-        let ca = args.tls_ca.as_ref().map(std::fs::read_to_string).transpose()?;
-        let channels = |addr: &str| Authed::many(addr, args.key.as_deref(), ca.as_deref(), args.channels);
-        let run = match name.as_str() {
-            "read" => {
-                let server = ServerCpu::Pids(args.server_pids.clone());
-                let scenario = scenario::Read::prepare(channels(&args.catalog)?).await?;
-                measure("read", Arc::new(scenario), &config, server).await?
+    let ca = args.tls_ca.as_ref().map(std::fs::read_to_string).transpose()?;
+    match (&args.scenario, args.tracing_cost) {
+        (Some(name), false) => {
+            let target = Target {
+                catalog: args.catalog.clone(),
+                scheduling: args.scheduling.clone(),
+                inventory: args.inventory.clone(),
+                orders: args.orders.clone(),
+                key: args.key.clone(),
+                operator_key: args.operator_key.clone(),
+                ca,
+                server: ServerCpu::Pids(args.server_pids.clone()),
+            };
+            runs.push(run_scenario(name, name, &target, &args, &config).await?);
+        }
+        (Some(name), true) => {
+            // The same scenario against two suites of this binary's own,
+            // one exporting every span, one not tracing at all.
+            let sink = suite::SpanSink::start().await?;
+            for traced in [false, true] {
+                let spawned = suite::SpawnedSuite::start(traced.then_some(sink.addr()))?;
+                let spawned = spawned.ready().await?;
+                let label = if traced { format!("{name}, tracing 100 %") } else { format!("{name}, tracing off") };
+                let target = spawned.target(name);
+                let spans_before = sink.spans();
+                runs.push(run_scenario(name, &label, &target, &args, &config).await?);
+                spawned.stop().await;
+                if traced {
+                    let exported = sink.spans() - spans_before;
+                    anyhow::ensure!(exported > 0, "the traced suite exported no spans");
+                    eprintln!("{label}: {exported} spans exported to the load generator's OTLP receiver");
+                }
             }
-            "list" => {
-                let server = ServerCpu::Pids(args.server_pids.clone());
-                let scenario = scenario::List::new(channels(&args.catalog)?, args.list_country.clone());
-                measure("list", Arc::new(scenario), &config, server).await?
-            }
-            "reserve" => {
-                anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
-                let server = ServerCpu::Pids(args.server_pids.clone());
-                let setup = Authed::new(
-                    &args.inventory,
-                    Some(args.operator_key.as_deref().context("`reserve` needs --operator-key to receive its stock")?),
-                    ca.as_deref(),
-                )?;
-                let scenario = scenario::Reserve::prepare(channels(&args.inventory)?, setup, args.stock).await?;
-                measure("reserve", Arc::new(scenario), &config, server).await?
-            }
-            "order" => {
-                anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
-                let server = ServerCpu::Pids(args.server_pids.clone());
-                let operator = args.operator_key.as_deref().context("`order` needs --operator-key for its setup")?;
-                let setup = scenario::OrderSetup {
-                    catalog: Authed::new(&args.catalog, Some(operator), ca.as_deref())?,
-                    scheduling: Authed::new(&args.scheduling, Some(operator), ca.as_deref())?,
-                    inventory: Authed::new(&args.inventory, Some(operator), ca.as_deref())?,
-                    orders: Authed::new(&args.orders, Some(operator), ca.as_deref())?,
-                };
-                let scenario = scenario::Order::prepare(channels(&args.orders)?, setup, args.stock).await?;
-                measure("order", Arc::new(scenario), &config, server).await?
-            }
-            other => anyhow::bail!("unknown scenario `{other}` (known: read, list, reserve, order)"),
-        };
-        runs.push(run);
+        }
+        (None, true) => anyhow::bail!("--tracing-cost needs a --scenario"),
+        (None, false) => {}
     }
 
     let reports: Vec<Report> = runs.iter().map(|(r, _)| r.clone()).collect();
     let mut ratios = Vec::new();
-    if args.compare && reports.len() > 1 {
+    if args.tracing_cost && reports.len() >= 2 {
+        // Tracing on against tracing off, whatever else ran.
+        let (on, rest) = reports.split_last().context("reports")?;
+        ratios.push(Ratio::between(on, rest.last().context("reports")?));
+    } else if args.compare && reports.len() > 1 {
         match args.scenario {
             Some(_) => {
                 let (scenario, baselines) = reports.split_last().context("reports")?;
@@ -227,6 +233,70 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
         svg::draw(path, &series)?;
     }
     Ok(Output { reports, ratios })
+}
+
+/// The suite a scenario drives, and who is charged its CPU.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Catalog's address.
+    pub catalog: String,
+    /// Scheduling's address.
+    pub scheduling: String,
+    /// Inventory's address.
+    pub inventory: String,
+    /// Orders' address.
+    pub orders: String,
+    /// Key of the scenario's calls.
+    pub key: Option<String>,
+    /// Operator key of its setup.
+    pub operator_key: Option<String>,
+    /// PEM CA of the suite's TLS.
+    pub ca: Option<String>,
+    server: ServerCpu,
+}
+
+/// Prepares scenario `name` against `target` and measures it as `label`.
+async fn run_scenario(
+    name: &str,
+    label: &str,
+    target: &Target,
+    args: &LoadgenArgs,
+    config: &LoadConfig,
+) -> anyhow::Result<(Report, Measurement)> {
+    let ca = target.ca.as_deref();
+    let channels = |addr: &str| Authed::many(addr, target.key.as_deref(), ca, args.channels);
+    let server = target.server.clone();
+    match name {
+        "read" => {
+            let scenario = scenario::Read::prepare(channels(&target.catalog)?).await?;
+            measure(label, Arc::new(scenario), config, server).await
+        }
+        "list" => {
+            let scenario = scenario::List::new(channels(&target.catalog)?, args.list_country.clone());
+            measure(label, Arc::new(scenario), config, server).await
+        }
+        "reserve" => {
+            anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
+            let operator =
+                target.operator_key.as_deref().context("`reserve` needs --operator-key to receive its stock")?;
+            let setup = Authed::new(&target.inventory, Some(operator), ca)?;
+            let scenario = scenario::Reserve::prepare(channels(&target.inventory)?, setup, args.stock).await?;
+            measure(label, Arc::new(scenario), config, server).await
+        }
+        "order" => {
+            anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
+            let operator = target.operator_key.as_deref().context("`order` needs --operator-key for its setup")?;
+            let setup = scenario::OrderSetup {
+                catalog: Authed::new(&target.catalog, Some(operator), ca)?,
+                scheduling: Authed::new(&target.scheduling, Some(operator), ca)?,
+                inventory: Authed::new(&target.inventory, Some(operator), ca)?,
+                orders: Authed::new(&target.orders, Some(operator), ca)?,
+            };
+            let scenario = scenario::Order::prepare(channels(&target.orders)?, setup, args.stock).await?;
+            measure(label, Arc::new(scenario), config, server).await
+        }
+        other => anyhow::bail!("unknown scenario `{other}` (known: read, list, reserve, order)"),
+    }
 }
 
 /// Whose CPU a run is charged.

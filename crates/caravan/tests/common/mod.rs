@@ -21,9 +21,16 @@ use caravan_platform::{
 use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest, orders_service_client::OrdersServiceClient};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-/// A loopback address no one listens on (yet).
+/// A loopback address no one listens on (yet), below the ephemeral range
+/// (32768 and up), where the outgoing connections of parallel tests would
+/// otherwise take it before the child process binds it.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    loop {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().unwrap();
+        }
+    }
 }
 
 /// Sends SIGTERM and waits for the process to drain and exit.
@@ -90,9 +97,26 @@ impl Services {
             for (name, value) in env {
                 command.env(name, value);
             }
-            children.push(command.spawn().unwrap());
+            let log = dir.join(format!("{kind}.log"));
+            command.stderr(std::fs::File::create(&log).unwrap());
+            let mut child = command.spawn().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut exited = None;
+            while Instant::now() < deadline && exited.is_none() {
+                if matches!(health_status(addrs[&kind], "").await, Ok(ServingStatus::Serving)) {
+                    break;
+                }
+                exited = child.try_wait().unwrap();
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            let up = exited.is_none() && Instant::now() < deadline;
+            assert!(
+                up && exited.is_none(),
+                "caravan serve {kind} did not serve ({exited:?}):\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            children.push(child);
             databases.push(database);
-            serving(addrs[&kind]).await;
         }
         Services { addrs, metrics, children, _databases: databases }
     }

@@ -1,0 +1,188 @@
+//! Suites the load generator starts itself, for comparisons that need two
+//! servers configured differently in one run (`--tracing-cost`): `caravan
+//! up` child processes of this very binary, each with temporary data, free
+//! ports and no rate limit; and the OTLP/gRPC receiver the traced one
+//! exports to, inside the generator (so its CPU is not the server's).
+
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use caravan_platform::{config::ServiceKind, testing::health_status};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use super::{ServerCpu, Target};
+
+/// An OTLP/gRPC trace receiver that counts the spans it is sent.
+#[derive(Debug, Clone)]
+pub struct SpanSink {
+    addr: SocketAddr,
+    spans: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Clone)]
+struct Counting(Arc<AtomicU64>);
+
+#[tonic::async_trait]
+impl TraceService for Counting {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let spans: usize =
+            request.into_inner().resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+        self.0.fetch_add(spans as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl SpanSink {
+    /// Starts the receiver on a free loopback port.
+    pub async fn start() -> anyhow::Result<SpanSink> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let spans = Arc::new(AtomicU64::new(0));
+        let service = TraceServiceServer::new(Counting(spans.clone()));
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        Ok(SpanSink { addr, spans })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Spans received so far.
+    pub fn spans(&self) -> u64 {
+        self.spans.load(Ordering::Relaxed)
+    }
+}
+
+/// A `caravan up` the load generator started.
+#[derive(Debug)]
+pub struct SpawnedSuite {
+    child: Child,
+    dir: tempfile::TempDir,
+    addrs: HashMap<ServiceKind, SocketAddr>,
+}
+
+/// A spawned suite that serves, with its development keys.
+#[derive(Debug)]
+pub struct ReadySuite {
+    suite: SpawnedSuite,
+    keys: HashMap<String, String>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl SpawnedSuite {
+    /// Starts `caravan up` (this binary), exporting every span to `otlp` when given.
+    pub fn start(otlp: Option<SocketAddr>) -> anyhow::Result<SpawnedSuite> {
+        let dir = tempfile::Builder::new().prefix("caravan-loadgen-").tempdir()?;
+        let mut addrs = HashMap::new();
+        let exe = std::env::current_exe().context("finding the caravan binary")?;
+        let mut command = Command::new(exe);
+        command.arg("up").arg("--data-dir").arg(dir.path()).args(["--rate-limit", "0", "--no-metrics"]);
+        for kind in ServiceKind::ALL {
+            let port = free_port()?;
+            addrs.insert(kind, SocketAddr::from(([127, 0, 0, 1], port)));
+            command.arg(format!("--{kind}-port")).arg(port.to_string());
+        }
+        command
+            .env_clear()
+            .env("CARAVAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("up.log"))?);
+        if let Some(otlp) = otlp {
+            command
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+                .env("OTEL_TRACES_SAMPLER", "always_on");
+        }
+        let child = command.spawn().context("starting caravan up")?;
+        Ok(SpawnedSuite { child, dir, addrs })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
+    }
+
+    /// Waits until all four services serve, and reads the development keys.
+    pub async fn ready(mut self) -> anyhow::Result<ReadySuite> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for addr in self.addrs.values().copied().collect::<Vec<_>>() {
+            while !matches!(health_status(addr, "").await, Ok(ServingStatus::Serving)) {
+                if let Some(status) = self.child.try_wait()? {
+                    anyhow::bail!("caravan up exited ({status}):\n{}", self.log());
+                }
+                anyhow::ensure!(Instant::now() < deadline, "caravan up did not serve within 60 s:\n{}", self.log());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let path: PathBuf = self.dir.path().join("dev-keys.txt");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let keys = text
+            .lines()
+            .filter_map(|l| l.split_once(char::is_whitespace))
+            .map(|(who, key)| (who.to_owned(), key.trim().to_owned()))
+            .collect();
+        Ok(ReadySuite { suite: self, keys })
+    }
+}
+
+impl ReadySuite {
+    /// Where scenario `scenario` goes, with the key it needs (a partner's for
+    /// orders and reads, orders' own for reservations) and the operator's.
+    pub fn target(&self, scenario: &str) -> Target {
+        let addr = |kind: ServiceKind| self.suite.addrs[&kind].to_string();
+        let who = if scenario == "reserve" { "service:orders" } else { "partner:hema" };
+        Target {
+            catalog: addr(ServiceKind::Catalog),
+            scheduling: addr(ServiceKind::Scheduling),
+            inventory: addr(ServiceKind::Inventory),
+            orders: addr(ServiceKind::Orders),
+            key: self.keys.get(who).cloned(),
+            operator_key: self.keys.get("operator").cloned(),
+            ca: None,
+            server: ServerCpu::Pids(vec![self.suite.child.id()]),
+        }
+    }
+
+    /// Stops it (SIGTERM, so its last spans are exported) and waits.
+    pub async fn stop(mut self) {
+        let pid = self.suite.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.suite.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.suite.child.kill();
+        let _ = self.suite.child.wait();
+    }
+}
+
+impl Drop for SpawnedSuite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
