@@ -167,10 +167,21 @@ struct UpArgs {
     /// e.g. postgres://postgres@127.0.0.1:5432.
     #[arg(long, env = "CARAVAN_UP_POSTGRES")]
     postgres: Option<String>,
+    /// With --postgres: the databases' name prefix (`<prefix>_<service>`).
+    #[arg(long, default_value = "caravan", value_parser = database_prefix)]
+    postgres_prefix: String,
     /// Calls per second per partner or operator key (0: no limit; lift it
     /// to measure a flash sale beyond one partner's share).
     #[arg(long, env = "CARAVAN_RATE_LIMIT", default_value_t = caravan_platform::auth::rate::RateConfig::default().per_second)]
     rate_limit: u32,
+}
+
+/// A prefix of plain PostgreSQL database names.
+fn database_prefix(raw: &str) -> Result<String, String> {
+    let plain = !raw.is_empty()
+        && raw.len() <= 40
+        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { Ok(raw.to_owned()) } else { Err("1 to 40 of a-z, 0-9 and _".to_owned()) }
 }
 
 impl UpArgs {
@@ -434,9 +445,10 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let mut databases = HashMap::new();
     if let Some(server) = &args.postgres {
         for kind in ServiceKind::ALL {
-            let url = caravan_platform::db::ensure_postgres_database(server, &format!("caravan_{kind}"))
-                .await
-                .map_err(|e| anyhow::anyhow!("--postgres: the database of {kind}: {e}"))?;
+            let url =
+                caravan_platform::db::ensure_postgres_database(server, &format!("{}_{kind}", args.postgres_prefix))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--postgres: the database of {kind}: {e}"))?;
             databases.insert(kind, caravan_platform::config::DatabaseConfig::new(url));
         }
     }
@@ -460,7 +472,7 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let metrics = (!args.no_metrics).then(|| SocketAddr::new(args.host, args.metrics_port));
     start_metrics(metrics, &token).await?;
     let data = match &args.postgres {
-        Some(_) => "databases caravan_<service> on the PostgreSQL server".to_owned(),
+        Some(_) => format!("databases {}_<service> on the PostgreSQL server", args.postgres_prefix),
         None => args.data_dir.display().to_string(),
     };
     println!(

@@ -57,6 +57,19 @@ pub struct Measurement {
     pub timeline: Vec<Second>,
 }
 
+impl Default for Measurement {
+    /// Nothing measured.
+    fn default() -> Self {
+        Measurement {
+            elapsed: Duration::ZERO,
+            latency: histogram(),
+            ok: 0,
+            errors: BTreeMap::new(),
+            timeline: Vec::new(),
+        }
+    }
+}
+
 fn histogram() -> Histogram<u64> {
     // 1 µs to 60 s at 3 significant digits.
     match Histogram::new_with_bounds(1, 60_000_000, 3) {

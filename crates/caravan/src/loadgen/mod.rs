@@ -123,6 +123,16 @@ pub struct LoadgenArgs {
     /// generator, one not tracing, and compare them per server CPU-second.
     #[arg(long)]
     pub tracing_cost: bool,
+    /// With --tracing-cost: measured rounds per suite, alternating between
+    /// them (off, on, on, off, …) so the machine's drift hits both alike;
+    /// each round lasts --duration (or --count).
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
+    /// With --tracing-cost: the suites keep their data on this PostgreSQL
+    /// server (databases `caravan_lg_off_*` and `caravan_lg_on_*`, made
+    /// afresh) instead of SQLite files.
+    #[arg(long)]
+    pub suite_postgres: Option<String>,
 }
 
 /// Everything `--json` prints.
@@ -190,25 +200,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
             };
             runs.push(run_scenario(name, name, &target, &args, &config).await?);
         }
-        (Some(name), true) => {
-            // The same scenario against two suites of this binary's own,
-            // one exporting every span, one not tracing at all.
-            let sink = suite::SpanSink::start().await?;
-            for traced in [false, true] {
-                let spawned = suite::SpawnedSuite::start(traced.then_some(sink.addr()))?;
-                let spawned = spawned.ready().await?;
-                let label = if traced { format!("{name}, tracing 100 %") } else { format!("{name}, tracing off") };
-                let target = spawned.target(name);
-                let spans_before = sink.spans();
-                runs.push(run_scenario(name, &label, &target, &args, &config).await?);
-                spawned.stop().await;
-                if traced {
-                    let exported = sink.spans() - spans_before;
-                    anyhow::ensure!(exported > 0, "the traced suite exported no spans");
-                    eprintln!("{label}: {exported} spans exported to the load generator's OTLP receiver");
-                }
-            }
-        }
+        (Some(name), true) => runs.extend(tracing_cost(name, &args, &config).await?),
         (None, true) => anyhow::bail!("--tracing-cost needs a --scenario"),
         (None, false) => {}
     }
@@ -253,6 +245,75 @@ pub struct Target {
     /// PEM CA of the suite's TLS.
     pub ca: Option<String>,
     server: ServerCpu,
+}
+
+/// `--tracing-cost`: scenario `name` against two suites of this binary's
+/// own, one exporting every span to a receiver in the generator and one not
+/// tracing, both running throughout, measured in alternating rounds; answers
+/// each suite's rounds combined, tracing off first.
+async fn tracing_cost(
+    name: &str,
+    args: &LoadgenArgs,
+    config: &LoadConfig,
+) -> anyhow::Result<Vec<(Report, Measurement)>> {
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    let sink = suite::SpanSink::start().await?;
+    let server = args.suite_postgres.as_deref();
+    let off = suite::SpawnedSuite::start(None, server.map(|url| (url, "caravan_lg_off"))).await?.ready().await?;
+    let on = suite::SpawnedSuite::start(Some(sink.addr()), server.map(|url| (url, "caravan_lg_on"))).await?;
+    let on = on.ready().await?;
+    let variants =
+        [(format!("{name}, tracing off"), off.target(name)), (format!("{name}, tracing 100 %"), on.target(name))];
+    let mut rounds: [Vec<(Report, Measurement)>; 2] = [Vec::new(), Vec::new()];
+    let spans_before = sink.spans();
+    for round in 0..args.rounds {
+        // off, on, then on, off: neither always goes first.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (label, target) = &variants[i];
+            let run = run_scenario(name, &format!("{label}, round {}", round + 1), target, args, config).await?;
+            rounds[i].push(run);
+        }
+    }
+    let exported = sink.spans() - spans_before;
+    off.stop().await;
+    on.stop().await;
+    anyhow::ensure!(exported > 0, "the traced suite exported no spans");
+    eprintln!("{} spans exported by the traced suite to the load generator's OTLP receiver", exported);
+    let [off_runs, on_runs] = rounds;
+    Ok(vec![combine(&variants[0].0, off_runs), combine(&variants[1].0, on_runs)])
+}
+
+/// One report of several runs of one scenario: their calls, latencies, errors
+/// and CPU added up.
+fn combine(name: &str, runs: Vec<(Report, Measurement)>) -> (Report, Measurement) {
+    let mut runs = runs.into_iter();
+    let Some((first, mut merged)) = runs.next() else {
+        return (Report::new(name, &Measurement::default(), CpuUsed::default(), None), Measurement::default());
+    };
+    let (mut server, mut client) = (first.server_cpu_seconds, first.client_cpu_seconds);
+    let mut correctness = first.correctness;
+    for (report, measurement) in runs {
+        merged.elapsed += measurement.elapsed;
+        if let Err(e) = merged.latency.add(&measurement.latency) {
+            tracing::warn!(error = %e, "merging latency histograms");
+        }
+        merged.ok += measurement.ok;
+        for (code, n) in measurement.errors {
+            *merged.errors.entry(code).or_insert(0) += n;
+        }
+        merged.timeline.extend(measurement.timeline);
+        server = server.zip(report.server_cpu_seconds).map(|(a, b)| a + b);
+        client = client.zip(report.client_cpu_seconds).map(|(a, b)| a + b);
+        correctness = report.correctness.or(correctness);
+    }
+    let cpu = CpuUsed {
+        server: server.map(Duration::from_secs_f64),
+        client: client.map(Duration::from_secs_f64),
+        cores: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        offered_rate: None,
+    };
+    (Report::new(name, &merged, cpu, correctness), merged)
 }
 
 /// Prepares scenario `name` against `target` and measures it as `label`.

@@ -90,13 +90,25 @@ pub struct ReadySuite {
     keys: HashMap<String, String>,
 }
 
+/// Drops a database of an earlier run, so each run starts from empty tables.
+async fn drop_database(server: &str, name: &str) -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait as _;
+    let admin = caravan_platform::db::with_database(server, "postgres").map_err(|e| anyhow::anyhow!(e))?;
+    let admin = sea_orm::Database::connect(admin).await.context("connecting to --suite-postgres")?;
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
+    admin.close().await?;
+    Ok(())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl SpawnedSuite {
-    /// Starts `caravan up` (this binary), exporting every span to `otlp` when given.
-    pub fn start(otlp: Option<SocketAddr>) -> anyhow::Result<SpawnedSuite> {
+    /// Starts `caravan up` (this binary), exporting every span to `otlp` when
+    /// given, its data in SQLite files or, with `postgres` (a server URL and
+    /// a name prefix), in fresh databases `<prefix>_<service>` there.
+    pub async fn start(otlp: Option<SocketAddr>, postgres: Option<(&str, &str)>) -> anyhow::Result<SpawnedSuite> {
         let dir = tempfile::Builder::new().prefix("caravan-loadgen-").tempdir()?;
         let mut addrs = HashMap::new();
         let exe = std::env::current_exe().context("finding the caravan binary")?;
@@ -113,6 +125,12 @@ impl SpawnedSuite {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("up.log"))?);
+        if let Some((server, prefix)) = postgres {
+            for kind in ServiceKind::ALL {
+                drop_database(server, &format!("{prefix}_{kind}")).await?;
+            }
+            command.args(["--postgres", server, "--postgres-prefix", prefix]);
+        }
         if let Some(otlp) = otlp {
             command
                 .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
