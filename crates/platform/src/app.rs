@@ -11,7 +11,7 @@ use tonic::service::Routes;
 
 use crate::{
     auth::{Check, ServerAuth, rate::RateLimits},
-    client::{ChannelOptions, TracedChannel},
+    client::{Balancing, ChannelOptions, TracedChannel},
     config::{Authentication, MigrateMode, ServiceConfig, ServiceKind},
     db::{self, SchemaState},
     failpoint::Failpoints,
@@ -106,6 +106,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             default_deadline,
             service_key: self.config.service_key.clone(),
             tls: self.config.upstream_tls.clone(),
+            balancing: Balancing { interval: self.config.resolve_interval, ..Balancing::default() },
         };
         Ok(TracedChannel::new(self.config.upstream(target), options)?)
     }

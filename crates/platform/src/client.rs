@@ -7,6 +7,7 @@
 //! idempotent calls on `UNAVAILABLE` only, with backoff and a retry budget.
 
 use std::{
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -35,6 +36,48 @@ use crate::{
     rpc::{HeaderInjector, Kind, Outcome, observe_response, split_path},
 };
 
+/// Finds the addresses behind an upstream's host name: DNS in production
+/// (a Kubernetes headless Service answers one address per ready pod); tests
+/// inject their own.
+pub trait Resolver: Send + Sync + std::fmt::Debug + 'static {
+    /// The addresses of `host:port` now.
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + '_>>;
+}
+
+/// The system resolver (`getaddrinfo`, through tokio).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DnsResolver;
+
+impl Resolver for DnsResolver {
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + '_>> {
+        let target = format!("{host}:{port}");
+        Box::pin(async move { Ok(tokio::net::lookup_host(target).await?.collect()) })
+    }
+}
+
+/// Client-side balancing over the addresses behind an upstream's name.
+#[derive(Debug, Clone)]
+pub struct Balancing {
+    /// Who finds the addresses.
+    pub resolver: Arc<dyn Resolver>,
+    /// How often they are looked up again (new pods join, gone ones leave).
+    pub interval: Duration,
+}
+
+impl Default for Balancing {
+    fn default() -> Self {
+        Balancing { resolver: Arc::new(DnsResolver), interval: Duration::from_secs(5) }
+    }
+}
+
 /// How a service reaches another.
 #[derive(Debug, Clone)]
 pub struct ChannelOptions {
@@ -50,11 +93,22 @@ pub struct ChannelOptions {
     pub service_key: Option<Secret<String>>,
     /// TLS towards the callee (used for `https://` addresses).
     pub tls: Option<ClientTls>,
+    /// For an upstream addressed by name: balance calls over every address
+    /// the name resolves to, looked up again periodically. An IP address is
+    /// one connection.
+    pub balancing: Balancing,
 }
 
 /// A lazily connected channel with the client RPC layer. The service starts
 /// even if its upstream is not up yet; a call to an unreachable upstream fails
 /// with `UNAVAILABLE` after the connect timeout instead of hanging.
+///
+/// An upstream addressed by a host name is balanced on the client: one
+/// HTTP/2 connection to a Kubernetes ClusterIP Service would pin every call
+/// to one pod, so the name (a headless Service's) is resolved to all its
+/// addresses, calls are spread over them (power of two choices, by pending
+/// calls), and the name is resolved again every `Balancing::interval` so
+/// scaled-out pods receive load and removed ones stop receiving it.
 #[derive(Debug, Clone)]
 pub struct TracedChannel {
     inner: tonic::transport::Channel,
@@ -66,29 +120,21 @@ pub struct TracedChannel {
 }
 
 impl TracedChannel {
-    /// A channel to `url`.
+    /// A channel to `url`. A host name is balanced over its addresses (this
+    /// spawns the re-resolving task, so it must be called inside a tokio
+    /// runtime); an IP address is one lazily connected channel.
     pub fn new(url: &Url, options: ChannelOptions) -> Result<Self, ChannelError> {
-        let mut endpoint = Endpoint::from_shared(url.as_str().trim_end_matches('/').to_owned())?;
-        if url.scheme() == "https" {
-            let mut tls = ClientTlsConfig::new().domain_name(url.host_str().unwrap_or_default());
-            match &options.tls {
-                Some(ClientTls { ca_pem, identity }) => {
-                    tls = tls.ca_certificate(Certificate::from_pem(ca_pem.as_bytes()));
-                    if let Some((cert, key)) = identity {
-                        tls = tls.identity(Identity::from_pem(cert.as_bytes(), key.expose().as_bytes()));
-                    }
-                }
-                None => return Err(ChannelError::NoTrust),
+        let inner = match url.host() {
+            Some(url::Host::Domain(host)) => {
+                let port = url.port_or_known_default().ok_or(ChannelError::NoPort)?;
+                let (channel, changes) = tonic::transport::Channel::balance_channel(64);
+                let runtime = tokio::runtime::Handle::try_current().map_err(|_| ChannelError::NoRuntime)?;
+                let resolving = Resolving { url: url.clone(), host: host.to_owned(), port, options: options.clone() };
+                runtime.spawn(resolving.run(changes));
+                channel
             }
-            endpoint = endpoint.tls_config(tls)?;
-        }
-        let inner = endpoint
-            .connect_timeout(options.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+            _ => endpoint(url.as_str(), url, &options)?.connect_lazy(),
+        };
         let authorization = match &options.service_key {
             None => None,
             Some(key) => {
@@ -174,11 +220,99 @@ impl Service<http::Request<Body>> for TracedChannel {
         };
         Box::pin(tracing::Instrument::instrument(
             async move {
-                let response = fut.await?;
+                // The deadline holds here too, not only at the callee: a
+                // callee that never answers (or no replica to send to yet)
+                // cannot hold the caller past it.
+                let response = match tokio::time::timeout(timeout, fut).await {
+                    Ok(response) => response?,
+                    Err(_) => Status::deadline_exceeded(format!("{path}: no answer within {timeout:?}")).into_http(),
+                };
                 Ok(observe_response(response, outcome))
             },
             span,
         ))
+    }
+}
+
+/// One connection's settings: `address` with `url`'s scheme and TLS name.
+fn endpoint(address: &str, url: &Url, options: &ChannelOptions) -> Result<Endpoint, ChannelError> {
+    let mut endpoint = Endpoint::from_shared(address.trim_end_matches('/').to_owned())?;
+    if url.scheme() == "https" {
+        let mut tls = ClientTlsConfig::new().domain_name(url.host_str().unwrap_or_default());
+        match &options.tls {
+            Some(ClientTls { ca_pem, identity }) => {
+                tls = tls.ca_certificate(Certificate::from_pem(ca_pem.as_bytes()));
+                if let Some((cert, key)) = identity {
+                    tls = tls.identity(Identity::from_pem(cert.as_bytes(), key.expose().as_bytes()));
+                }
+            }
+            None => return Err(ChannelError::NoTrust),
+        }
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true))
+}
+
+/// Keeps a balanced channel's endpoints equal to what its name resolves to.
+struct Resolving {
+    url: Url,
+    host: String,
+    port: u16,
+    options: ChannelOptions,
+}
+
+impl Resolving {
+    /// Resolves now and every interval; stops when the channel is gone.
+    async fn run(self, changes: tokio::sync::mpsc::Sender<tonic::transport::channel::Change<SocketAddr, Endpoint>>) {
+        use tonic::transport::channel::Change;
+        let mut current: std::collections::BTreeSet<SocketAddr> = std::collections::BTreeSet::new();
+        let mut ticker = tokio::time::interval(self.options.balancing.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = changes.closed() => return,
+                _ = ticker.tick() => {}
+            }
+            let found = match self.options.balancing.resolver.resolve(&self.host, self.port).await {
+                Ok(found) if !found.is_empty() => found.into_iter().collect::<std::collections::BTreeSet<_>>(),
+                // Keep what we have: an empty or failed lookup is likelier a
+                // DNS hiccup than every replica gone at once.
+                Ok(_) => {
+                    tracing::warn!(upstream = %self.options.target, host = %self.host, "no addresses; keeping the last ones");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %self.options.target, host = %self.host, error = %e, "resolving failed; keeping the last addresses");
+                    continue;
+                }
+            };
+            for gone in current.difference(&found) {
+                tracing::info!(upstream = %self.options.target, address = %gone, "upstream address left");
+                if changes.send(Change::Remove(*gone)).await.is_err() {
+                    return;
+                }
+            }
+            for new in found.difference(&current) {
+                let address = format!("{}://{new}", self.url.scheme());
+                match endpoint(&address, &self.url, &self.options) {
+                    Ok(endpoint) => {
+                        tracing::debug!(upstream = %self.options.target, address = %new, "upstream address joined");
+                        if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(upstream = %self.options.target, address = %new, error = %e, "unusable address")
+                    }
+                }
+            }
+            current = found;
+        }
     }
 }
 
@@ -194,6 +328,12 @@ pub enum ChannelError {
     /// The service key cannot be sent in a header.
     #[error("the service key contains characters a header cannot carry")]
     InvalidKey,
+    /// A URL without a port of its own or of its scheme.
+    #[error("the upstream address has no port")]
+    NoPort,
+    /// A balanced channel was built outside a tokio runtime.
+    #[error("a balanced upstream channel needs a tokio runtime")]
+    NoRuntime,
 }
 
 /// Retries of idempotent calls: only on `UNAVAILABLE`, with jittered

@@ -250,6 +250,9 @@ pub struct ServiceConfig {
     /// A named step at which the process aborts (crash drills and tests;
     /// see [`crate::failpoint`]).
     pub failpoint: Option<String>,
+    /// How often an upstream addressed by name (a headless Service) is
+    /// resolved again, so calls reach new replicas and leave gone ones.
+    pub resolve_interval: Duration,
 }
 
 /// A server's certificate and key, and optionally the CA its clients'
@@ -320,6 +323,7 @@ impl ServiceConfig {
             payment_window: Duration::from_secs(10 * 60),
             reservation_ttl: Duration::from_secs(15 * 60),
             failpoint: None,
+            resolve_interval: Duration::from_secs(5),
         }
     }
 
@@ -374,6 +378,10 @@ impl ServiceConfig {
                     humantime::format_duration(config.payment_window + config.call_limit)
                 ),
             ));
+        }
+        config.resolve_interval = duration_or(env, "CARAVAN_RESOLVE_INTERVAL", config.resolve_interval)?;
+        if config.resolve_interval < Duration::from_millis(100) {
+            return Err(ConfigError::new("CARAVAN_RESOLVE_INTERVAL", "must be at least 100ms"));
         }
         config.failpoint = get(env, "CARAVAN_FAILPOINT").map(str::to_owned);
         if let Some(name) = &config.failpoint
@@ -561,6 +569,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP/gRPC collector for traces (no export when unset)"),
     ("OTEL_TRACES_SAMPLER", "always_on, always_off, traceidratio, parentbased_* (default parentbased_always_on)"),
     ("OTEL_TRACES_SAMPLER_ARG", "sampling ratio for the *traceidratio samplers (default 1.0)"),
+    (
+        "CARAVAN_RESOLVE_INTERVAL",
+        "how often upstream host names are resolved again; calls are balanced over all their addresses (default 5s)",
+    ),
     ("CARAVAN_CATALOG_URL", "catalog's address for its callers (default http://127.0.0.1:50051)"),
     ("CARAVAN_SCHEDULING_URL", "scheduling's address for its callers (default http://127.0.0.1:50052)"),
     ("CARAVAN_INVENTORY_URL", "inventory's address for its callers (default http://127.0.0.1:50053)"),

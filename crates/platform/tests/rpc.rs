@@ -152,6 +152,7 @@ fn traced_client(addr: SocketAddr, default_deadline: Duration) -> OrdersServiceC
         default_deadline,
         service_key: None,
         tls: None,
+        balancing: caravan_platform::client::Balancing::default(),
     };
     OrdersServiceClient::new(TracedChannel::new(&loopback_url(addr.port()), options).unwrap())
 }
