@@ -110,6 +110,7 @@ impl Drill {
             .env("CARAVAN_LISTEN_ADDR", self.orders_addr.to_string())
             .env("CARAVAN_DATABASE_URL", self.orders_db.config().url.expose())
             .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+            .env("CARAVAN_DRAIN_DELAY", "0s")
             .env("CARAVAN_KEYS_FILE", self.dir.path().join("keys.txt"))
             .env("CARAVAN_SERVICE_KEY_FILE", self.dir.path().join("orders.key"))
             .env("CARAVAN_CATALOG_URL", format!("http://{}", self.catalog.addr()))

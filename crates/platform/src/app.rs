@@ -193,6 +193,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             migrate: self.config.migrate,
             health_check_interval: self.config.health_check_interval,
             shutdown_grace: self.config.shutdown_grace,
+            drain_delay: self.config.drain_delay,
         };
         let served = self.server.serve::<M>(routes, options, shutdown).await;
         self.background.cancel();

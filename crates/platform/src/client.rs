@@ -224,7 +224,11 @@ impl Service<http::Request<Body>> for TracedChannel {
                 // callee that never answers (or no replica to send to yet)
                 // cannot hold the caller past it.
                 let response = match tokio::time::timeout(timeout, fut).await {
-                    Ok(response) => response?,
+                    Ok(Ok(response)) => response,
+                    // The connection failed, closed or went away under the
+                    // call (a replica draining, say): UNAVAILABLE, as gRPC
+                    // defines transport failures, so idempotent calls retry.
+                    Ok(Err(e)) => Status::unavailable(format!("{path}: {e}")).into_http(),
                     Err(_) => Status::deadline_exceeded(format!("{path}: no answer within {timeout:?}")).into_http(),
                 };
                 Ok(observe_response(response, outcome))

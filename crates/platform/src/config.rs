@@ -210,6 +210,9 @@ pub struct ServiceConfig {
     pub migrate: MigrateMode,
     /// How long in-flight calls may run after shutdown begins.
     pub shutdown_grace: Duration,
+    /// How long calls are still accepted after shutdown begins, health
+    /// NOT_SERVING meanwhile (part of the grace).
+    pub drain_delay: Duration,
     /// Largest request message accepted, in bytes.
     pub max_request_bytes: usize,
     /// How often health re-checks the database.
@@ -307,6 +310,7 @@ impl ServiceConfig {
             database: DatabaseConfig::sqlite_file(&data_dir.join(format!("{service}.db"))),
             migrate: MigrateMode::Apply,
             shutdown_grace: Duration::from_secs(20),
+            drain_delay: Duration::from_secs(1),
             max_request_bytes: 4 * 1024 * 1024,
             health_check_interval: Duration::from_secs(2),
             upstreams,
@@ -354,6 +358,10 @@ impl ServiceConfig {
         config.database.busy_timeout = duration_or(env, "CARAVAN_DB_BUSY_TIMEOUT", config.database.busy_timeout)?;
         config.migrate = parse_or(env, "CARAVAN_MIGRATE", MigrateMode::Apply)?;
         config.shutdown_grace = duration_or(env, "CARAVAN_SHUTDOWN_GRACE", config.shutdown_grace)?;
+        config.drain_delay = duration_or(env, "CARAVAN_DRAIN_DELAY", config.drain_delay)?;
+        if config.drain_delay >= config.shutdown_grace {
+            return Err(ConfigError::new("CARAVAN_DRAIN_DELAY", "must be shorter than CARAVAN_SHUTDOWN_GRACE"));
+        }
         config.max_request_bytes = parse_or(env, "CARAVAN_MAX_REQUEST_BYTES", config.max_request_bytes)?;
         if config.max_request_bytes < 1024 {
             return Err(ConfigError::new("CARAVAN_MAX_REQUEST_BYTES", "must be at least 1024"));
@@ -532,6 +540,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CARAVAN_DB_BUSY_TIMEOUT", "SQLite busy_timeout (default 5s)"),
     ("CARAVAN_MIGRATE", "apply (default) or verify: stay NOT_SERVING while the schema is behind"),
     ("CARAVAN_SHUTDOWN_GRACE", "how long in-flight calls may finish after SIGTERM (default 20s)"),
+    (
+        "CARAVAN_DRAIN_DELAY",
+        "after SIGTERM, how long calls are still served while health says NOT_SERVING (default 1s; < the grace)",
+    ),
     ("CARAVAN_MAX_REQUEST_BYTES", "largest accepted request message (default 4194304)"),
     ("CARAVAN_HEALTH_CHECK_INTERVAL", "how often health re-checks the database (default 2s)"),
     ("CARAVAN_CONNECT_TIMEOUT", "connect timeout to other services (default 2s)"),

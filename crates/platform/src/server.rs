@@ -65,6 +65,8 @@ pub struct ServeOptions {
     pub health_check_interval: Duration,
     /// How long in-flight calls may run once shutdown begins.
     pub shutdown_grace: Duration,
+    /// How long calls are still served after health turns NOT_SERVING.
+    pub drain_delay: Duration,
 }
 
 impl GrpcServer {
@@ -95,9 +97,11 @@ impl GrpcServer {
     }
 
     /// Serves `routes` plus health and reflection until `shutdown` is
-    /// cancelled, then drains: health turns NOT_SERVING, no new connection is
-    /// accepted, in-flight calls get `shutdown_grace` to finish, and the
-    /// database pool is closed.
+    /// cancelled, then drains: health turns NOT_SERVING at once, calls are
+    /// still served for `drain_delay` (so probes and balancing clients see it
+    /// leaving while nothing is refused yet), then no new connection is
+    /// accepted, in-flight calls get the rest of `shutdown_grace` to finish,
+    /// and the database pool is closed.
     pub async fn serve<M: MigratorTrait>(
         self,
         routes: Routes,
@@ -115,6 +119,7 @@ impl GrpcServer {
             migrate,
             health_check_interval,
             shutdown_grace,
+            drain_delay,
         } = options;
         let layer = ServerLayer::new(service, telemetry.dispatch, auth, max_concurrent_calls, self.local_addr.port());
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -174,7 +179,9 @@ impl GrpcServer {
             async move {
                 shutdown.cancelled().await;
                 health.set(Verdict::NotServing(SHUTTING_DOWN.into())).await;
-                tracing::info!(service = service_name, "shutdown: draining in-flight calls");
+                tracing::info!(service = service_name, delay = ?drain_delay, "shutdown: NOT_SERVING, still serving");
+                tokio::time::sleep(drain_delay).await;
+                tracing::info!(service = service_name, "shutdown: no new connections; draining in-flight calls");
             }
         };
         let mut builder = Server::builder();

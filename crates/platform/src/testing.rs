@@ -311,6 +311,8 @@ pub fn service_config(
     config.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.database = database;
     config.shutdown_grace = std::time::Duration::from_secs(2);
+    // Tests stop servers all the time; none of them waits for a balancer.
+    config.drain_delay = std::time::Duration::ZERO;
     config.health_check_interval = std::time::Duration::from_millis(200);
     config.auth =
         Authentication::Keys { store: test_key_store(), file: None, reload: std::time::Duration::from_secs(10) };

@@ -133,6 +133,7 @@ async fn start(mode: Mode, telemetry: ServiceTelemetry, max_concurrent_calls: us
         migrate: MigrateMode::Apply,
         health_check_interval: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(1),
+        drain_delay: Duration::ZERO,
     };
     let token = CancellationToken::new();
     let routes = Routes::new(OrdersServiceServer::new(TestOrders(mode)));

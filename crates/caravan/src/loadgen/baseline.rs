@@ -106,6 +106,7 @@ pub async fn serve_echo(
                 migrate: MigrateMode::Apply,
                 health_check_interval: Duration::from_secs(2),
                 shutdown_grace: Duration::from_secs(2),
+                drain_delay: Duration::ZERO,
             };
             server.serve::<NoMigrations>(Routes::new(EchoServiceServer::new(EchoImpl)), options, shutdown).await?;
         }

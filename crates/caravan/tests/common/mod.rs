@@ -88,6 +88,7 @@ impl Services {
                 .env("CARAVAN_LISTEN_ADDR", addrs[&kind].to_string())
                 .env("CARAVAN_DATABASE_URL", database.config().url.expose())
                 .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+                .env("CARAVAN_DRAIN_DELAY", "0s")
                 .env("CARAVAN_KEYS_FILE", &keys)
                 .env("CARAVAN_SERVICE_KEY_FILE", dir.join(format!("{kind}.key")))
                 .stdin(Stdio::null());

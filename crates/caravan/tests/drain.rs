@@ -1,0 +1,182 @@
+//! Drain under load: one of two `caravan serve catalog` replicas gets
+//! SIGTERM while a balancing client drives calls at both. Its health turns
+//! NOT_SERVING before it goes, the calls it has in flight complete, and a
+//! client that retries on UNAVAILABLE sees no failed call.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    process::{Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use caravan_platform::{
+    client::{Balancing, ChannelOptions, Resolver, Retry, TracedChannel},
+    config::{Secret, ServiceKind},
+    testing::{Caller, TestDatabase, health_status, write_test_keys},
+};
+use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
+use common::{free_addr, serving};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// The two replicas' addresses, as a headless Service's DNS would answer.
+#[derive(Debug, Clone)]
+struct Replicas(Arc<Mutex<Vec<SocketAddr>>>);
+
+impl Resolver for Replicas {
+    fn resolve(
+        &self,
+        _host: &str,
+        _port: u16,
+    ) -> Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + '_>> {
+        let addrs = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(addrs) })
+    }
+}
+
+#[tokio::test]
+async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_test_keys(dir.path()).unwrap();
+    let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let (a, b) = (free_addr(), free_addr());
+    let serve = |addr: SocketAddr| {
+        Command::new(env!("CARGO_BIN_EXE_caravan"))
+            .args(["serve", "catalog"])
+            .env_clear()
+            .env("CARAVAN_LOG", "warn")
+            .env("CARAVAN_METRICS_ADDR", "off")
+            .env("CARAVAN_LISTEN_ADDR", addr.to_string())
+            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
+            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+            .env("CARAVAN_MIGRATE", "verify")
+            .env("CARAVAN_KEYS_FILE", &keys)
+            .env("CARAVAN_SHUTDOWN_GRACE", "5s")
+            .env("CARAVAN_DRAIN_DELAY", "1s")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut leaving = serve(a);
+    let mut staying = serve(b);
+    serving(a).await;
+    serving(b).await;
+
+    let replicas = Replicas(Arc::new(Mutex::new(vec![a, b])));
+    let options = ChannelOptions {
+        caller: ServiceKind::Scheduling,
+        target: ServiceKind::Catalog,
+        connect_timeout: Duration::from_millis(500),
+        default_deadline: Duration::from_secs(2),
+        service_key: Some(Secret::new(Caller::Service(ServiceKind::Scheduling).key().to_owned())),
+        tls: None,
+        balancing: Balancing { resolver: Arc::new(replicas.clone()), interval: Duration::from_millis(100) },
+    };
+    let url = url::Url::parse("http://catalog-headless:50051").unwrap();
+    let client = CatalogServiceClient::new(TracedChannel::new(&url, options).unwrap());
+
+    // Eight callers, each retrying only on UNAVAILABLE (GetCountry is idempotent).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let cut: Arc<Mutex<Vec<String>>> = Arc::default();
+    let retry = Retry::with_attempts(5);
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, stop, calls, failed, cut, retry) =
+                (client.clone(), stop.clone(), calls.clone(), failed.clone(), cut.clone(), retry.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let outcome = retry
+                        .idempotent(|| {
+                            let mut client = client.clone();
+                            let cut = cut.clone();
+                            async move {
+                                let answer = client
+                                    .get_country(GetCountryRequest { name: "countries/UZ".into(), as_of: None })
+                                    .await;
+                                // Anything but a clean answer or a retryable
+                                // refusal means a call was cut mid-flight.
+                                if let Err(status) = &answer
+                                    && status.code() != Code::Unavailable
+                                {
+                                    cut.lock().unwrap().push(format!("{:?}: {}", status.code(), status.message()));
+                                }
+                                answer
+                            }
+                        })
+                        .await;
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    if outcome.is_err() {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Watch the leaving replica's health from outside, as a kubelet would.
+    let watching = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let status = health_status(a, "").await.ok();
+            if seen.last() != Some(&status) {
+                seen.push(status);
+            }
+            if status.is_none() && seen.len() > 1 {
+                break; // The port is closed: the process is gone.
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        seen
+    });
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = calls.load(Ordering::Relaxed);
+    assert!(before > 50, "load is flowing: {before} calls");
+    Command::new("kill").args(["-TERM", &leaving.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(status) = leaving.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the replica did not drain and exit");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(exit.success(), "a clean exit after the drain: {exit:?}");
+    // Scale-in done: the name no longer answers the replica that left.
+    replicas.0.lock().unwrap().retain(|addr| *addr != a);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.await.unwrap();
+    }
+
+    let seen = watching.await.unwrap();
+    let serving_then_not: Vec<_> = seen.iter().map(|s| s.map(|s| s as i32)).collect();
+    assert_eq!(
+        seen.first().copied().flatten(),
+        Some(ServingStatus::Serving),
+        "SERVING before the signal: {serving_then_not:?}"
+    );
+    let not_serving = seen.iter().position(|s| *s == Some(ServingStatus::NotServing));
+    let gone = seen.iter().position(Option::is_none);
+    assert!(
+        matches!((not_serving, gone), (Some(n), Some(g)) if n < g),
+        "health turned NOT_SERVING before the port closed: {serving_then_not:?}"
+    );
+    assert!(calls.load(Ordering::Relaxed) > before + 50, "calls went on after the signal");
+    assert_eq!(*cut.lock().unwrap(), Vec::<String>::new(), "no call in flight was cut");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no call failed");
+    Command::new("kill").args(["-TERM", &staying.id().to_string()]).status().unwrap();
+    staying.wait().unwrap();
+}
