@@ -34,6 +34,12 @@ pub const REFLECTION_SERVICES: [&str; 2] =
 /// Health's reason while draining: planned, so logged at info.
 const SHUTTING_DOWN: &str = "shutting down";
 
+/// The health service name that answers SERVING as long as the process
+/// answers at all, whatever its database says and also while it drains:
+/// what a liveness (and startup) probe should ask, so a database outage
+/// makes replicas unready, never restarts them.
+pub const LIVENESS: &str = "liveness";
+
 /// A bound, not yet serving, gRPC listener.
 #[derive(Debug)]
 pub struct GrpcServer {
@@ -123,6 +129,7 @@ impl GrpcServer {
         } = options;
         let layer = ServerLayer::new(service, telemetry.dispatch, auth, max_concurrent_calls, self.local_addr.port());
         let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         let health = Health { reporter, service_name };
         // The first verdict is known before the first connection is accepted.
         let first = check::<M>(&db, migrate, health_check_interval).await;

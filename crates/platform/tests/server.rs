@@ -200,6 +200,11 @@ async fn health_follows_the_database_going_away_and_coming_back() {
         eventually(Duration::from_secs(15), || async { status(addr, "").await == ServingStatus::NotServing }).await;
     assert!(down, "NOT_SERVING while the database refuses connections");
     assert_eq!(status(addr, NAME).await, ServingStatus::NotServing);
+    assert_eq!(
+        status(addr, caravan_platform::server::LIVENESS).await,
+        ServingStatus::Serving,
+        "alive all the same: a liveness probe must not restart replicas for a database outage"
+    );
 
     database.set_reachable(true).await.unwrap();
     let up = eventually(Duration::from_secs(15), || async { status(addr, "").await == ServingStatus::Serving }).await;
