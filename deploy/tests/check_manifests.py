@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Checks the rendered manifests of caravan's Kubernetes overlays.
+
+    check_manifests.py dev rendered-dev.yaml
+    check_manifests.py prod rendered-prod.yaml
+
+Asserts what an SRE relies on, so a later edit cannot silently drop it:
+probes, security contexts, resources, drain timing, configuration sources,
+Services, PodDisruptionBudgets, migration Jobs, per-overlay scale, the
+OpenTelemetry Collector and the partner route (prod), and — by evaluating
+the NetworkPolicies as Kubernetes does — every allowed and every forbidden
+network edge of the call graph. Exits non-zero listing every failure.
+"""
+
+import re
+import sys
+
+import yaml
+
+SERVICES = {"catalog": 50051, "scheduling": 50052, "inventory": 50053, "orders": 50054}
+# DESIGN.md's call graph: who calls whom.
+CALLS = {("orders", "catalog"), ("orders", "scheduling"), ("orders", "inventory"),
+         ("scheduling", "catalog"), ("scheduling", "inventory")}
+METRICS_PORT = 9464
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+    return condition
+
+
+def load(path):
+    with open(path) as f:
+        return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+def by_kind(docs, kind):
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def seconds(text):
+    match = re.fullmatch(r"(\d+)s", text)
+    return int(match.group(1)) if match else None
+
+
+def config_of(docs):
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("caravan-config")]
+    check(len(maps) == 1, f"one caravan-config ConfigMap, found {len(maps)}")
+    return maps[0]["data"] if maps else {}
+
+
+def check_deployment(name, deployment, config, overlay):
+    where = f"Deployment {name}"
+    pod = deployment["spec"]["template"]["spec"]
+    port = SERVICES[name]
+    containers = pod["containers"]
+    check(len(containers) == 1, f"{where}: one container")
+    c = containers[0]
+    check(c.get("args") == ["serve", name], f"{where}: runs `caravan serve {name}`")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(ports.get("grpc") == port, f"{where}: port grpc {port}")
+    check(ports.get("metrics") == METRICS_PORT, f"{where}: port metrics {METRICS_PORT}")
+    # Probes: native gRPC against the health service.
+    probes = {kind: c.get(kind) for kind in ("readinessProbe", "livenessProbe", "startupProbe")}
+    for kind, probe in probes.items():
+        if check(probe and "grpc" in probe, f"{where}: a grpc {kind}"):
+            check(probe["grpc"].get("port") == port, f"{where}: {kind} on port {port}")
+    if probes["readinessProbe"] and "grpc" in probes["readinessProbe"]:
+        check(probes["readinessProbe"]["grpc"].get("service", "") == "", f"{where}: readiness asks the whole server")
+    for kind in ("livenessProbe", "startupProbe"):
+        if probes[kind] and "grpc" in probes[kind]:
+            check(probes[kind]["grpc"].get("service") == "liveness", f"{where}: {kind} asks `liveness`")
+    # Resources.
+    resources = c.get("resources", {})
+    for part in ("requests", "limits"):
+        for what in ("cpu", "memory"):
+            check(what in resources.get(part, {}), f"{where}: resources.{part}.{what}")
+    # Security.
+    psc = pod.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{where}: seccomp RuntimeDefault")
+    sc = c.get("securityContext", {})
+    check(sc.get("runAsNonRoot") is True, f"{where}: container runAsNonRoot")
+    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: read-only root filesystem")
+    check(sc.get("allowPrivilegeEscalation") is False, f"{where}: no privilege escalation")
+    check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: all capabilities dropped")
+    check(pod.get("automountServiceAccountToken") is False, f"{where}: no service account token")
+    check(pod.get("serviceAccountName") == name, f"{where}: its own ServiceAccount")
+    # Drain: the grace period covers the preStop sleep and the drain.
+    sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds")
+    check(isinstance(sleep, int) and sleep > 0, f"{where}: a preStop sleep")
+    grace = seconds(config.get("CARAVAN_SHUTDOWN_GRACE", ""))
+    delay = seconds(config.get("CARAVAN_DRAIN_DELAY", ""))
+    check(grace is not None and delay is not None and delay < grace, f"{where}: drain delay within the grace")
+    if isinstance(sleep, int) and grace is not None:
+        check(pod.get("terminationGracePeriodSeconds", 30) > sleep + grace,
+              f"{where}: terminationGracePeriodSeconds > preStop {sleep} s + grace {grace} s")
+    # Configuration from the ConfigMap, secrets from Secrets.
+    env_from = [e.get("configMapRef", {}).get("name", "") for e in c.get("envFrom", [])]
+    check(any(n.startswith("caravan-config") for n in env_from), f"{where}: settings from caravan-config")
+    env = {e["name"]: e for e in c.get("env", [])}
+    check(len(env) == len(c.get("env", [])), f"{where}: no variable set twice")
+    migrate = env.get("CARAVAN_MIGRATE", {}).get("value")
+    check(migrate == ("apply" if overlay == "dev" else "verify"), f"{where}: CARAVAN_MIGRATE={migrate}")
+    db = env.get("CARAVAN_DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(db.get("name", "").startswith("caravan-databases") and db.get("key") == name,
+          f"{where}: database URL from the caravan-databases Secret")
+    check(env.get("CARAVAN_KEYS_FILE", {}).get("value", "").startswith("/etc/caravan/keys/"), f"{where}: keys file")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    check(volumes.get("keys", {}).get("secret", {}).get("secretName", "").startswith("caravan-keys"),
+          f"{where}: keys from the caravan-keys Secret")
+    if name in ("scheduling", "orders"):
+        check("CARAVAN_SERVICE_KEY_FILE" in env, f"{where}: its own service key")
+        check(volumes.get("service-key", {}).get("secret", {}).get("secretName", "").startswith("caravan-service-keys"),
+              f"{where}: service key from the caravan-service-keys Secret")
+    if overlay == "dev":
+        check(deployment["spec"].get("replicas") == 1, f"{where}: one replica in dev")
+        check("data" in volumes and "persistentVolumeClaim" in volumes["data"], f"{where}: SQLite on a volume")
+    else:
+        check(deployment["spec"].get("replicas", 1) >= 2, f"{where}: at least two replicas in prod")
+
+
+def check_services(docs, overlay):
+    services = by_kind(docs, "Service")
+    for name, port in SERVICES.items():
+        for svc_name, headless in ((name, False), (f"{name}-headless", True)):
+            svc = services.get(svc_name)
+            if not check(svc, f"Service {svc_name}"):
+                continue
+            spec = svc["spec"]
+            check((spec.get("clusterIP") == "None") == headless, f"Service {svc_name}: headless={headless}")
+            check(spec.get("selector") == {"app.kubernetes.io/name": name}, f"Service {svc_name}: selects {name}")
+            grpc = [p for p in spec.get("ports", []) if p.get("name") == "grpc"]
+            check(grpc and grpc[0]["port"] == port and grpc[0].get("appProtocol") == "grpc",
+                  f"Service {svc_name}: port grpc {port} with appProtocol")
+        check(name in by_kind(docs, "ServiceAccount"), f"ServiceAccount {name}")
+        check(name in by_kind(docs, "PodDisruptionBudget"), f"PodDisruptionBudget {name}")
+        jobs = by_kind(docs, "Job")
+        if overlay == "prod":
+            job = jobs.get(f"{name}-migrate")
+            if check(job, f"Job {name}-migrate"):
+                args = job["spec"]["template"]["spec"]["containers"][0].get("args")
+                check(args == ["serve", name, "migrate"], f"Job {name}-migrate: runs the migrations")
+                sc = job["spec"]["template"]["spec"]["containers"][0].get("securityContext", {})
+                check(sc.get("readOnlyRootFilesystem") is True and sc.get("capabilities", {}).get("drop") == ["ALL"],
+                      f"Job {name}-migrate: locked down")
+        else:
+            check(not jobs, "dev: no migration Jobs (each pod migrates its own SQLite)")
+
+
+def check_prod(docs, config):
+    hpas = by_kind(docs, "HorizontalPodAutoscaler")
+    for name in SERVICES:
+        hpa = hpas.get(name)
+        if check(hpa, f"HorizontalPodAutoscaler {name}"):
+            spec = hpa["spec"]
+            check(spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                  f"HPA {name}: scales its Deployment")
+            check(spec.get("minReplicas", 1) >= 2, f"HPA {name}: at least two replicas")
+            check(any(m.get("resource", {}).get("name") == "cpu" for m in spec.get("metrics", [])), f"HPA {name}: on CPU")
+    collector = by_kind(docs, "Deployment").get("otel-collector")
+    check(collector, "Deployment otel-collector")
+    collector_config = by_kind(docs, "ConfigMap").get("otel-collector", {}).get("data", {}).get("config.yaml", "")
+    parsed = yaml.safe_load(collector_config) if collector_config else {}
+    pipeline = (parsed or {}).get("service", {}).get("pipelines", {}).get("traces", {})
+    check("otlp" in pipeline.get("receivers", []) and pipeline.get("exporters"), "otel-collector: receives OTLP, exports onward")
+    check(config.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").endswith("otel-collector:4317"), "services export to otel-collector")
+    check(config.get("OTEL_TRACES_SAMPLER"), "a sampler is set")
+    routes = by_kind(docs, "GRPCRoute")
+    route = routes.get("caravan-partners")
+    if check(route, "GRPCRoute caravan-partners (the partners' entry point)"):
+        spec = route["spec"]
+        check(route["apiVersion"] == "gateway.networking.k8s.io/v1", "GRPCRoute: Gateway API v1")
+        check(spec.get("parentRefs") and spec["parentRefs"][0].get("name"), "GRPCRoute: attached to a Gateway")
+        routed = {}
+        for rule in spec.get("rules", []):
+            for match in rule.get("matches", []):
+                for ref in rule.get("backendRefs", []):
+                    routed[match.get("method", {}).get("service")] = (ref.get("name"), ref.get("port"))
+        for name, port in SERVICES.items():
+            grpc_service = f"caravan.{name}.v1.{name.capitalize()}Service"
+            check(routed.get(grpc_service) == (name, port), f"GRPCRoute: {grpc_service} -> {name}:{port}")
+    databases = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("caravan-databases")]
+    check(not databases, "prod: database URLs are not committed (Secret created out of band)")
+
+
+def check_dev(docs, config):
+    check(not by_kind(docs, "HorizontalPodAutoscaler"), "dev: no autoscaling")
+    secrets = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("caravan-databases")]
+    check(len(secrets) == 1, "dev: a caravan-databases Secret")
+    check(not config.get("OTEL_EXPORTER_OTLP_ENDPOINT"), "dev: no trace export")
+
+
+# --- NetworkPolicies, evaluated as Kubernetes does -------------------------
+
+def matches(selector, labels):
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def peer_matches(peer, policy_ns, pod):
+    if "ipBlock" in peer:
+        return pod["namespace"] is None  # An address outside the cluster.
+    if pod["namespace"] is None:
+        return False
+    pod_sel, ns_sel = peer.get("podSelector"), peer.get("namespaceSelector")
+    if ns_sel is not None:
+        ns_ok = matches(ns_sel, pod["namespace_labels"])
+    else:
+        ns_ok = pod["namespace"] == policy_ns
+    pod_ok = matches(pod_sel, pod["labels"]) if pod_sel is not None else True
+    return ns_ok and pod_ok
+
+
+def port_matches(ports, port):
+    return not ports or any(p.get("port") == port for p in ports)
+
+
+def allowed(policies, direction, subject, peer, port, namespace):
+    """Whether `subject` may send (Egress) to / receive (Ingress) from `peer` on `port`."""
+    if subject["namespace"] != namespace:
+        return True  # Not ours: not isolated by these policies.
+    selecting = [p for p in policies if matches(p["spec"]["podSelector"], subject["labels"])
+                 and direction in p["spec"].get("policyTypes", ["Ingress"])]
+    if not selecting:
+        return True
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for policy in selecting:
+        for rule in policy["spec"].get(key, []):
+            peers = rule.get(peers_key)
+            if (not peers or any(peer_matches(p, namespace, peer) for p in peers)) and port_matches(rule.get("ports"), port):
+                return True
+    return False
+
+
+def connects(policies, src, dst, port, namespace):
+    return (allowed(policies, "Egress", src, dst, port, namespace)
+            and allowed(policies, "Ingress", dst, src, port, namespace))
+
+
+def check_network(docs, overlay):
+    policies = list(by_kind(docs, "NetworkPolicy").values())
+    namespace = next(d["metadata"]["name"] for d in docs if d["kind"] == "Namespace")
+    ns_labels = {"kubernetes.io/metadata.name": namespace}
+
+    def pod(name, component="service"):
+        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component,
+                  "app.kubernetes.io/part-of": "caravan"}
+        return {"labels": labels, "namespace": namespace, "namespace_labels": ns_labels}
+
+    def outsider(ns, ns_extra=None, labels=None):
+        return {"labels": labels or {"app": "something"}, "namespace": ns,
+                "namespace_labels": {"kubernetes.io/metadata.name": ns, **(ns_extra or {})}}
+
+    pods = {name: pod(name) for name in SERVICES}
+    partner = outsider("gateway", {"caravan.io/partner-ingress": "true"})
+    scraper = outsider("monitoring", {"caravan.io/metrics-scraper": "true"})
+    stranger = outsider("elsewhere")
+    neighbour = {"labels": {"app": "debug"}, "namespace": namespace, "namespace_labels": ns_labels}
+    dns = outsider("kube-system", labels={"k8s-app": "kube-dns"})
+    database = {"labels": {}, "namespace": None, "namespace_labels": {}}
+    collector = pod("otel-collector", component="telemetry")
+
+    # Every pair of services, both ways: exactly the call graph.
+    for src in SERVICES:
+        for dst, port in SERVICES.items():
+            if src == dst:
+                continue
+            want = (src, dst) in CALLS
+            got = connects(policies, pods[src], pods[dst], port, namespace)
+            check(got == want, f"{overlay}: {src} -> {dst}:{port} {'allowed' if want else 'denied'} (got {'allowed' if got else 'denied'})")
+            check(not connects(policies, pods[src], pods[dst], METRICS_PORT, namespace),
+                  f"{overlay}: {src} -> {dst} metrics denied")
+    for name, port in SERVICES.items():
+        check(connects(policies, partner, pods[name], port, namespace), f"{overlay}: partners -> {name}:{port} allowed")
+        check(not connects(policies, partner, pods[name], METRICS_PORT, namespace), f"{overlay}: partners -> {name} metrics denied")
+        check(connects(policies, scraper, pods[name], METRICS_PORT, namespace), f"{overlay}: Prometheus -> {name} metrics allowed")
+        check(not connects(policies, scraper, pods[name], port, namespace), f"{overlay}: Prometheus -> {name}:{port} denied")
+        for other in (stranger, neighbour):
+            check(not connects(policies, other, pods[name], port, namespace),
+                  f"{overlay}: {other['namespace']}/{other['labels']} -> {name}:{port} denied")
+        check(connects(policies, pods[name], dns, 53, namespace), f"{overlay}: {name} -> DNS allowed")
+        check(connects(policies, pods[name], database, 5432, namespace), f"{overlay}: {name} -> its database allowed")
+        check(not connects(policies, pods[name], database, 443, namespace), f"{overlay}: {name} -> the internet denied")
+        check(not connects(policies, pods[name], stranger, port, namespace), f"{overlay}: {name} -> another namespace denied")
+        if overlay == "prod":
+            check(connects(policies, pods[name], collector, 4317, namespace), f"{overlay}: {name} -> otel-collector allowed")
+            migration = pod(f"{name}-migrate", component="migration")
+            check(connects(policies, migration, database, 5432, namespace), f"{overlay}: {name}-migrate -> database allowed")
+            check(not connects(policies, migration, pods[name], port, namespace), f"{overlay}: {name}-migrate -> {name} denied")
+    # Anything else in the namespace (a debug pod, a future workload) is
+    # denied both ways until a policy says otherwise.
+    check(not connects(policies, stranger, neighbour, 8080, namespace), f"{overlay}: default deny of ingress")
+    check(not connects(policies, neighbour, stranger, 8080, namespace), f"{overlay}: default deny of egress")
+    if overlay == "prod":
+        check(not connects(policies, stranger, collector, 4317, namespace), "prod: another namespace -> otel-collector denied")
+
+
+def main():
+    overlay, path = sys.argv[1], sys.argv[2]
+    docs = load(path)
+    config = config_of(docs)
+    deployments = by_kind(docs, "Deployment")
+    for name in SERVICES:
+        if check(name in deployments, f"Deployment {name}"):
+            check_deployment(name, deployments[name], config, overlay)
+    check_services(docs, overlay)
+    (check_prod if overlay == "prod" else check_dev)(docs, config)
+    check_network(docs, overlay)
+    if failures:
+        print(f"{path}: {len(failures)} problem(s):")
+        for failure in failures:
+            print(f"  - {failure}")
+        sys.exit(1)
+    print(f"{path}: {overlay} manifests hold every checked property")
+
+
+if __name__ == "__main__":
+    main()
