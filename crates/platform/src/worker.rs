@@ -279,7 +279,7 @@ impl<J: Job> Worker<J> {
 
 /// Runs `task` every `interval` until `shutdown`, under the service's
 /// telemetry (purges and other housekeeping that is not per item; several
-/// replicas running it at once must be harmless).
+/// replicas running it at once must be harmless). Each run is a trace.
 pub fn spawn_periodic<F, Fut>(
     name: &'static str,
     interval: Duration,
@@ -289,22 +289,17 @@ pub fn spawn_periodic<F, Fut>(
 ) -> tokio::task::JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let body = async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            let span = tracing::info_span!(parent: None, "worker.periodic", otel.name = name, otel.kind = "internal");
-            if let Err(e) = task().instrument(span).await {
+    let body = every(interval, shutdown, move || {
+        let span = tracing::info_span!(parent: None, "worker.periodic", otel.name = name, otel.kind = "internal");
+        let run = task().instrument(span);
+        async move {
+            if let Err(e) = run.await {
                 tracing::warn!(task = name, error = format!("{e:#}"), "periodic task failed");
             }
         }
-    };
+    });
     tokio::spawn(telemetry.run(body))
 }
 
@@ -319,19 +314,32 @@ pub fn spawn_sampler<F, Fut>(
 ) -> tokio::task::JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            if let Err(e) = sample().await {
+    tokio::spawn(every(interval, shutdown, move || {
+        let sampled = sample();
+        async move {
+            if let Err(e) = sampled.await {
                 tracing::debug!(error = format!("{e:#}"), "sampling a metric failed");
             }
         }
-    })
+    }))
+}
+
+/// Runs `tick` every `interval`, the first at once, until `shutdown`; a late
+/// tick is not made up for.
+async fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        tick().await;
+    }
 }
