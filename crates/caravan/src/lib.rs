@@ -3,6 +3,7 @@
 
 pub mod catalog_import;
 pub mod dataset;
+pub mod demo;
 pub mod keys;
 pub mod loadgen;
 pub mod suite;

@@ -59,6 +59,10 @@ enum Command {
     /// Catalog tools.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Replay the 2022 National Nianhuo Festival from now: load the catalog,
+    /// stock, the festival, its channels and shows, then play the first
+    /// show as a flash sale and print its sales report.
+    Demo(Box<caravan::demo::DemoArgs>),
     /// An echo server for the load generator's baselines (started by it).
     #[command(hide = true)]
     EchoServer {
@@ -200,6 +204,7 @@ enum Plan {
     Up(UpArgs),
     CreateKey { principal: Principal, keys_file: Option<PathBuf> },
     Loadgen(Box<LoadgenArgs>),
+    Demo(Box<caravan::demo::DemoArgs>),
     EchoServer { mode: EchoMode, addr: SocketAddr, key: Option<String> },
     Import { file: PathBuf, catalog: String, key: Option<String>, batch: usize, activate: bool },
     Dataset { seed: u64, out: Option<PathBuf> },
@@ -248,6 +253,7 @@ fn main() -> ExitCode {
                 Plan::Serve { config, metrics: metrics_addr_from_env(&env)? }
             }
             Command::Loadgen(args) => Plan::Loadgen(args),
+            Command::Demo(args) => Plan::Demo(args),
             Command::Catalog(CatalogCommand::Dataset { seed, out }) => Plan::Dataset { seed, out },
             Command::Catalog(CatalogCommand::Fill { count, catalog, key }) => Plan::Fill { count, catalog, key },
             Command::Catalog(CatalogCommand::Import { file, catalog, key, batch, activate }) => {
@@ -292,6 +298,7 @@ fn main() -> ExitCode {
             Plan::Up(args) => up(args, &telemetry).await,
             Plan::CreateKey { principal, keys_file } => create_key(principal, keys_file.as_deref()),
             Plan::Loadgen(args) => loadgen(*args).await,
+            Plan::Demo(args) => caravan::demo::run(*args).await.map(|()| ExitCode::SUCCESS),
             Plan::Import { file, catalog, key, batch, activate } => import(&file, &catalog, key, batch, activate).await,
             Plan::Fill { count, catalog, key } => {
                 let created = caravan::catalog_import::fill(&catalog, &key, count, 2000).await?;

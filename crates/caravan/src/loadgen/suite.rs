@@ -168,6 +168,16 @@ impl SpawnedSuite {
 }
 
 impl ReadySuite {
+    /// Where `kind` listens.
+    pub fn addr(&self, kind: ServiceKind) -> SocketAddr {
+        self.suite.addrs[&kind]
+    }
+
+    /// A development key (`operator`, `partner:hema`, `service:orders`, …).
+    pub fn key(&self, who: &str) -> Option<&str> {
+        self.keys.get(who).map(String::as_str)
+    }
+
     /// Where scenario `scenario` goes, with the key it needs (a partner's for
     /// orders and reads, orders' own for reservations) and the operator's.
     pub fn target(&self, scenario: &str) -> Target {
