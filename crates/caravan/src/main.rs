@@ -178,6 +178,10 @@ struct UpArgs {
     /// to measure a flash sale beyond one partner's share).
     #[arg(long, env = "CARAVAN_RATE_LIMIT", default_value_t = caravan_platform::auth::rate::RateConfig::default().per_second)]
     rate_limit: u32,
+    /// Most one-line reservations of one product inventory commits in one
+    /// transaction (1: each alone, to measure without the batcher).
+    #[arg(long, env = "CARAVAN_RESERVE_BATCH", default_value_t = 128)]
+    reserve_batch: usize,
 }
 
 /// A prefix of plain PostgreSQL database names.
@@ -473,6 +477,7 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
         };
         config.service_key = dev.service_keys.get(&kind).map(|k| Secret::new(k.clone()));
         config.rate.per_second = args.rate_limit;
+        config.reserve_batch_max = args.reserve_batch.clamp(1, 1000);
         config
     };
     let suite = Suite::start(config_for, Some(telemetry), token.clone()).await?;

@@ -21,11 +21,12 @@ use futures::{StreamExt as _, stream::BoxStream};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    batcher::Batcher,
     domain::{
         self, Allocation, AllocationLine, AllocationState, Movement, MovementKind, Reservation, ReservationState,
         ReserveRequest, StockLevel, Warehouse, WarehouseFields,
     },
-    store::{Correction, Ending, Store},
+    store::{BatchItem, Batched, Correction, Ending, Store},
     watch::{StockFeed, WatchKey, Watched},
 };
 
@@ -45,13 +46,39 @@ pub struct InventoryApi {
     idempotency: Idempotency,
     clock: SharedClock,
     hub: Hub<StockFeed>,
+    batcher: Batcher,
 }
 
 impl InventoryApi {
     /// Handlers over `store`, with request ids kept by `idempotency`, reading
-    /// the time from `clock`, streaming stock through `hub`.
-    pub fn new(store: Store, idempotency: Idempotency, clock: SharedClock, hub: Hub<StockFeed>) -> Self {
-        InventoryApi { store, idempotency, clock, hub }
+    /// the time from `clock`, streaming stock through `hub`, batching
+    /// one-line reservations of a product through `batcher`.
+    pub fn new(
+        store: Store,
+        idempotency: Idempotency,
+        clock: SharedClock,
+        hub: Hub<StockFeed>,
+        batcher: Batcher,
+    ) -> Self {
+        InventoryApi { store, idempotency, clock, hub, batcher }
+    }
+
+    /// A reservation: one line through the product's batch, several alone.
+    async fn reserve(&self, request: &ReserveRequest, traceparent: &str) -> Result<Reservation, Status> {
+        if request.lines.len() != 1 || !self.batcher.enabled() {
+            return Ok(self.store.reserve(request, traceparent, self.clock.now()).await?);
+        }
+        let item = BatchItem { request: request.clone(), traceparent: traceparent.to_owned() };
+        match self.batcher.reserve(item).await? {
+            Batched::Granted(reservation) => Ok(reservation),
+            Batched::Existing => Ok(self.store.reserve(request, traceparent, self.clock.now()).await?),
+            Batched::Short { requested, available } => {
+                let product = request.lines.first().map(|(p, _)| p.clone()).unwrap_or_default();
+                let pool = request.show_id.as_ref().map(|s| format!("shows/{s}"));
+                let short = crate::error::Error::InsufficientStock { product, requested, available, pool };
+                Err(self.store.explain_shortage(request, short).await.into())
+            }
+        }
     }
 
     /// Tells this replica's streams to look now rather than at the next poll
@@ -412,7 +439,7 @@ impl InventoryService for InventoryApi {
         let traceparent = current_traceparent();
         let reservation = self
             .once(&request, RESERVE_STOCK, &request_id, || async {
-                Ok(reservation_to_pb(self.store.reserve(&reserve, &traceparent, self.clock.now()).await?))
+                Ok(reservation_to_pb(self.reserve(&reserve, &traceparent).await?))
             })
             .await?;
         self.changed();

@@ -6,6 +6,7 @@
 //! schema.
 
 pub mod api;
+pub mod batcher;
 pub mod domain;
 pub mod error;
 pub mod metrics;
@@ -45,7 +46,13 @@ impl app::Service for Inventory {
             host.telemetry().clone(),
         );
         tokio::spawn(reaper.run(host.background()));
-        let api = api::InventoryApi::new(store, host.start_idempotency(), host.clock(), hub);
+        let batcher = batcher::Batcher::new(
+            store.clone(),
+            host.clock(),
+            host.telemetry().clone(),
+            host.config().reserve_batch_max,
+        );
+        let api = api::InventoryApi::new(store, host.start_idempotency(), host.clock(), hub, batcher);
         let server = InventoryServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

@@ -256,6 +256,9 @@ pub struct ServiceConfig {
     /// How often an upstream addressed by name (a headless Service) is
     /// resolved again, so calls reach new replicas and leave gone ones.
     pub resolve_interval: Duration,
+    /// Inventory: most one-line reservations of one product committed in
+    /// one transaction (1: each alone).
+    pub reserve_batch_max: usize,
 }
 
 /// A server's certificate and key, and optionally the CA its clients'
@@ -328,6 +331,7 @@ impl ServiceConfig {
             reservation_ttl: Duration::from_secs(15 * 60),
             failpoint: None,
             resolve_interval: Duration::from_secs(5),
+            reserve_batch_max: 128,
         }
     }
 
@@ -390,6 +394,10 @@ impl ServiceConfig {
         config.resolve_interval = duration_or(env, "CARAVAN_RESOLVE_INTERVAL", config.resolve_interval)?;
         if config.resolve_interval < Duration::from_millis(100) {
             return Err(ConfigError::new("CARAVAN_RESOLVE_INTERVAL", "must be at least 100ms"));
+        }
+        config.reserve_batch_max = parse_or(env, "CARAVAN_RESERVE_BATCH", config.reserve_batch_max)?;
+        if !(1..=1000).contains(&config.reserve_batch_max) {
+            return Err(ConfigError::new("CARAVAN_RESERVE_BATCH", "must be 1 (no batching) to 1000"));
         }
         config.failpoint = get(env, "CARAVAN_FAILPOINT").map(str::to_owned);
         if let Some(name) = &config.failpoint
@@ -555,6 +563,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "CARAVAN_RESERVATION_TTL",
         "orders: how long inventory holds an order's stock; > payment window + call limit (default 15m)",
+    ),
+    (
+        "CARAVAN_RESERVE_BATCH",
+        "inventory: most one-line reservations of one product per transaction (default 128; 1: no batching)",
     ),
     ("CARAVAN_FAILPOINT", "crash drills only: abort the process at this saga step (e.g. orders.place.after_reserve)"),
     (

@@ -4,12 +4,14 @@
 
 mod allocations;
 mod audit;
+mod batch;
 mod entity;
 mod reservations;
 mod sql;
 mod stock;
 
 pub use audit::{Books, audit};
+pub use batch::{BatchItem, BatchOutcome, Batched};
 pub use reservations::Ending;
 pub use stock::Correction;
 

@@ -266,7 +266,7 @@ impl Store {
     }
 
     /// A refusal from the show's pool says why: closed, or what is left.
-    async fn explain_shortage(&self, request: &ReserveRequest, error: Error) -> Error {
+    pub(crate) async fn explain_shortage(&self, request: &ReserveRequest, error: Error) -> Error {
         let (Some(show), Error::InsufficientStock { .. }) = (&request.show_id, &error) else {
             return error;
         };
@@ -365,34 +365,13 @@ async fn hold_lines(c: &DatabaseTransaction, request: &ReserveRequest, now: Micr
             });
         }
         // A row emptied by this take: was it the product's last unit?
-        if emptied && available(c, request.show_id.as_deref(), product).await.map_err(Error::db(context))? == 0 {
+        if emptied
+            && super::batch::available(c, request.show_id.as_deref(), product).await.map_err(Error::db(context))? == 0
+        {
             sold_out += 1;
         }
     }
     Ok(sold_out)
-}
-
-/// Units of `product` still available: in the show's open allocation, or in
-/// the general pool.
-async fn available(c: &impl ConnectionTrait, show: Option<&str>, product: &str) -> Result<i64, sea_orm::DbErr> {
-    let rows = match show {
-        Some(show) => {
-            query(
-                c,
-                "SELECT CAST(COALESCE(SUM(quantity - used), 0) AS BIGINT) FROM allocation_lines \
-                 WHERE show_id = $1 AND product_id = $2 AND closed = 0",
-                vec![show.into(), product.into()],
-            )
-            .await?
-        }
-        None => query(
-            c,
-            "SELECT CAST(COALESCE(SUM(on_hand - reserved - allocated), 0) AS BIGINT) FROM stock WHERE product_id = $1",
-            vec![product.into()],
-        )
-        .await?,
-    };
-    rows.first().map_or(Ok(0), |row| row.try_get_by_index(0))
 }
 
 /// Moves up to `want` unused units of an open allocation line to `used`;

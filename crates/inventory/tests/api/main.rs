@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
 mod allocations;
+mod batch;
 mod helpers;
 mod reservations;
 mod stock;

@@ -1,0 +1,146 @@
+//! The hot-product batcher (DESIGN.md "The hot SKU"): one-line reservations
+//! of the same product in the same pool queue up, and whoever finds the
+//! queue idle drains it, batch after batch, each batch one transaction
+//! ([`Store::reserve_batch`]). No request waits for a timer: while one batch
+//! commits, the next fills. Grants follow arrival order. A caller that gives
+//! up while queued is dropped from the queue; one that gives up while its
+//! batch commits has its grant released at once, so nothing is held for no
+//! one. Correctness stays in the database's conditional update: replicas
+//! batching side by side cannot oversell.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+use caravan_platform::{telemetry::ServiceTelemetry, time::SharedClock};
+use tokio::sync::oneshot;
+use tonic::Status;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::store::{BatchItem, Batched, Ending, Store};
+
+/// Which queue a reservation waits in: its pool (a show, or the general
+/// pool) and its one product.
+type Key = (Option<String>, String);
+
+type Reply = Result<Batched, Status>;
+
+struct Waiting {
+    item: BatchItem,
+    /// The caller's span: the batch runs in the first caller's trace and
+    /// links to the others'.
+    span: tracing::Span,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Waiting>,
+    draining: bool,
+}
+
+/// Batches one-line reservations per product and pool.
+#[derive(Clone)]
+pub struct Batcher {
+    store: Store,
+    clock: SharedClock,
+    telemetry: ServiceTelemetry,
+    max: usize,
+    queues: Arc<Mutex<HashMap<Key, Arc<Mutex<Queue>>>>>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").field("max", &self.max).finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// A batcher of at most `max` reservations per transaction (1: every
+    /// reservation alone, as without a batcher).
+    pub fn new(store: Store, clock: SharedClock, telemetry: ServiceTelemetry, max: usize) -> Self {
+        Batcher { store, clock, telemetry, max: max.max(1), queues: Arc::default() }
+    }
+
+    /// Whether reservations are batched at all.
+    pub fn enabled(&self) -> bool {
+        self.max > 1
+    }
+
+    /// Reserves `item` (one line) in its product's next batch.
+    pub async fn reserve(&self, item: BatchItem) -> Reply {
+        let product = item.request.lines.first().map(|(p, _)| p.clone()).unwrap_or_default();
+        let key = (item.request.show_id.clone(), product);
+        let queue = {
+            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues.entry(key.clone()).or_default().clone()
+        };
+        let (reply, answer) = oneshot::channel();
+        let drain = {
+            let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.pending.push_back(Waiting { item, span: tracing::Span::current(), reply });
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if drain {
+            let batcher = self.clone();
+            tokio::spawn(self.telemetry.run(async move { batcher.drain(key, queue).await }));
+        }
+        answer.await.unwrap_or_else(|_| Err(Status::internal("the reservation batch was dropped")))
+    }
+
+    /// Runs batches until the queue is empty.
+    async fn drain(self, (show, product): Key, queue: Arc<Mutex<Queue>>) {
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+                // Callers that gave up while queued take nothing.
+                queue.pending.retain(|w| !w.reply.is_closed());
+                if queue.pending.is_empty() {
+                    queue.draining = false;
+                    return;
+                }
+                let n = queue.pending.len().min(self.max);
+                queue.pending.drain(..n).collect()
+            };
+            let span = tracing::info_span!(
+                parent: &batch[0].span,
+                "inventory.reserve_batch",
+                otel.kind = "internal",
+                product = %product,
+                size = batch.len()
+            );
+            for waiting in &batch[1..] {
+                let linked = waiting.span.context();
+                let span_context = opentelemetry::trace::TraceContextExt::span(&linked).span_context().clone();
+                if span_context.is_valid() {
+                    span.add_link(span_context);
+                }
+            }
+            let items: Vec<BatchItem> = batch.iter().map(|w| w.item.clone()).collect();
+            let outcome =
+                self.store.reserve_batch(show.as_deref(), &product, &items, self.clock.now()).instrument(span).await;
+            match outcome {
+                Ok(outcome) => {
+                    for (waiting, batched) in batch.into_iter().zip(outcome.items) {
+                        if let Err(Ok(Batched::Granted(reservation))) = waiting.reply.send(Ok(batched)) {
+                            // The caller left while its batch committed: give
+                            // the hold back now rather than at its TTL.
+                            if let Err(e) = self.store.release(&reservation.id, Ending::Release, self.clock.now()).await
+                            {
+                                tracing::warn!(reservation = %reservation.id, error = %e, "releasing an unclaimed grant");
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let status: Status = e.into();
+                    for waiting in batch {
+                        let _ = waiting.reply.send(Err(status.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
