@@ -113,6 +113,29 @@ pub fn params(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Most rows one multi-row statement carries (see [`row_chunks`]).
+pub const MAX_ROWS_PER_STATEMENT: usize = 32;
+
+/// Splits `n` rows into runs for multi-row statements, largest first, each a
+/// power of two of at most [`MAX_ROWS_PER_STATEMENT`] rows: any batch is then
+/// one of six statement shapes, each prepared once per connection (rather
+/// than one new statement per batch size, churning the statement cache), and
+/// every message stays far below the 16 KiB a fresh TCP socket buffers.
+/// The second matters because the PostgreSQL driver (sqlx 0.9.0) leaves
+/// Nagle's algorithm on: a message the kernel has to send in two writes
+/// waits ~40 ms for the server's delayed ACK before its tail goes out.
+pub fn row_chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = n - start;
+        (left > 0).then(|| {
+            let size = 1 << left.min(MAX_ROWS_PER_STATEMENT).ilog2();
+            start += size;
+            start - size..start
+        })
+    })
+}
+
 /// A read-only transaction whose statements all see one snapshot, for
 /// reports and audits that run several queries during live traffic:
 /// REPEATABLE READ on PostgreSQL; on SQLite a read transaction already is
@@ -157,4 +180,25 @@ pub fn with_database(server_url: &str, database: &str) -> Result<String, String>
     let mut url = url::Url::parse(server_url).map_err(|e| format!("`{server_url}` is not a URL: {e}"))?;
     url.set_path(&format!("/{database}"));
     Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_chunks_cover_every_row_once_in_few_shapes() {
+        for n in 0..300 {
+            let chunks: Vec<_> = row_chunks(n).collect();
+            let mut next = 0;
+            for chunk in &chunks {
+                assert_eq!(chunk.start, next, "{n} rows: contiguous");
+                assert!(chunk.len().is_power_of_two() && chunk.len() <= MAX_ROWS_PER_STATEMENT, "{n}: {chunk:?}");
+                next = chunk.end;
+            }
+            assert_eq!(next, n, "{n} rows: all covered");
+            assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()), "{n}: largest first");
+        }
+        assert_eq!(row_chunks(45).map(|c| c.len()).collect::<Vec<_>>(), [32, 8, 4, 1]);
+    }
 }

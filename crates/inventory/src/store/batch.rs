@@ -3,17 +3,21 @@
 //! A flash sale is thousands of one-line reservations of the same stock row.
 //! One transaction each is bounded by the row's commit rate; here a batch of
 //! them — all of one product in one pool, in arrival order — shares one
-//! transaction: their reservation rows in one statement, one conditional
+//! transaction: their reservation rows in a few multi-row statements
+//! ([`row_chunks`]), one conditional
 //! UPDATE per warehouse for the sum (the database still refuses to take
 //! more than is available, so replicas batching side by side stay safe), grants in
 //! arrival order, any units taken beyond the grants given straight back, the
-//! lines and ledger movements of every grant in one statement each, and one
+//! lines and ledger movements of every grant likewise, and one
 //! commit. Every reservation is recorded as if made alone; the books'
 //! invariants hold after every batch.
 
 use std::collections::HashSet;
 
-use caravan_platform::{db::params, time::Micros};
+use caravan_platform::{
+    db::{params, row_chunks},
+    time::Micros,
+};
 use sea_orm::{DatabaseTransaction, TransactionTrait, Value};
 
 use super::{
@@ -107,46 +111,12 @@ async fn reserve_in(
     now: Micros,
 ) -> Result<BatchOutcome, Error> {
     let db = |e| Error::db(CONTEXT)(e);
-    // Every reservation row in one statement; the ids it returns are new.
-    let mut values: Vec<Value> = Vec::with_capacity(items.len() * 6);
-    let mut rows = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let at = i * 6;
-        rows.push(format!(
-            "(${}, ${}, {ACTIVE}, ${}, ${}, ${}, NULL, ${}, ${})",
-            at + 1,
-            at + 2,
-            at + 3,
-            at + 4,
-            at + 5,
-            at + 5,
-            at + 6
-        ));
-        let request = &item.request;
-        values.extend([
-            request.id.as_str().into(),
-            request.show_id.as_deref().unwrap_or("").into(),
-            request.fingerprint().into(),
-            now.0.into(),
-            now.plus(request.ttl).0.into(),
-            item.traceparent.as_str().into(),
-        ]);
+    // The reservation rows, a few statements for the whole batch; the ids
+    // they return are new.
+    let mut inserted = HashSet::new();
+    for chunk in row_chunks(items.len()) {
+        inserted.extend(insert_reservations(c, &items[chunk], now).await.map_err(db)?);
     }
-    let inserted: HashSet<String> = query(
-        c,
-        &format!(
-            "INSERT INTO reservations (id, show_id, state, fingerprint, create_time, expire_time, close_time, due_at, \
-             traceparent) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            rows.join(", ")
-        ),
-        values,
-    )
-    .await
-    .map_err(db)?
-    .iter()
-    .map(|r| r.try_get_by_index(0))
-    .collect::<Result<_, _>>()
-    .map_err(db)?;
     // A duplicate id within the batch: only its first is new.
     let mut claimed = HashSet::new();
     let fresh: Vec<bool> = items
@@ -244,13 +214,59 @@ async fn reserve_in(
         }
         emptied = false;
     }
-    if !refused.is_empty() {
-        let ids: Vec<Value> = refused.iter().map(|id| (*id).into()).collect();
+    for chunk in row_chunks(refused.len()) {
+        let ids: Vec<Value> = refused[chunk].iter().map(|id| (*id).into()).collect();
         exec(c, &format!("DELETE FROM reservations WHERE id IN ({})", params(1, ids.len())), ids).await.map_err(db)?;
     }
     record_lines(c, product, show.is_some(), &lines, now).await?;
     let sold_out = emptied && available(c, show, product).await.map_err(db)? == 0;
     Ok(BatchOutcome { items: outcomes, sold_out })
+}
+
+/// Inserts the reservation rows of `items` (unless their id exists) and
+/// returns the ids it inserted.
+async fn insert_reservations(
+    c: &DatabaseTransaction,
+    items: &[BatchItem],
+    now: Micros,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    let mut values: Vec<Value> = Vec::with_capacity(items.len() * 6);
+    let mut rows = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = i * 6;
+        rows.push(format!(
+            "(${}, ${}, {ACTIVE}, ${}, ${}, ${}, NULL, ${}, ${})",
+            at + 1,
+            at + 2,
+            at + 3,
+            at + 4,
+            at + 5,
+            at + 5,
+            at + 6
+        ));
+        let request = &item.request;
+        values.extend([
+            request.id.as_str().into(),
+            request.show_id.as_deref().unwrap_or("").into(),
+            request.fingerprint().into(),
+            now.0.into(),
+            now.plus(request.ttl).0.into(),
+            item.traceparent.as_str().into(),
+        ]);
+    }
+    query(
+        c,
+        &format!(
+            "INSERT INTO reservations (id, show_id, state, fingerprint, create_time, expire_time, close_time, due_at, \
+             traceparent) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            rows.join(", ")
+        ),
+        values,
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get_by_index(0))
+    .collect()
 }
 
 /// Where the product's units come from, in priority order: the show's
@@ -331,8 +347,8 @@ async fn untake_from_line(
     }
 }
 
-/// The reservation lines and the ledger movements of every grant, one
-/// statement each.
+/// The reservation lines and the ledger movements of every grant, in a few
+/// multi-row statements.
 async fn record_lines(
     c: &DatabaseTransaction,
     product: &str,
@@ -340,10 +356,21 @@ async fn record_lines(
     lines: &[(&str, &str, i32, i64)],
     now: Micros,
 ) -> Result<(), Error> {
-    if lines.is_empty() {
-        return Ok(());
+    for chunk in row_chunks(lines.len()) {
+        record_chunk(c, product, from_show, &lines[chunk], now).await.map_err(Error::db(CONTEXT))?;
     }
-    let db = |e| Error::db(CONTEXT)(e);
+    Ok(())
+}
+
+/// [`record_lines`] for one run of at most
+/// [`caravan_platform::db::MAX_ROWS_PER_STATEMENT`] lines.
+async fn record_chunk(
+    c: &DatabaseTransaction,
+    product: &str,
+    from_show: bool,
+    lines: &[(&str, &str, i32, i64)],
+    now: Micros,
+) -> Result<(), sea_orm::DbErr> {
     let mut values: Vec<Value> = Vec::with_capacity(lines.len() * 5);
     let mut rows = Vec::with_capacity(lines.len());
     for (i, (id, warehouse, priority, units)) in lines.iter().enumerate() {
@@ -360,8 +387,7 @@ async fn record_lines(
         ),
         values,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     // From a show's allocation the units move from allocated to reserved.
     let mut values: Vec<Value> = Vec::with_capacity(lines.len() * 6);
     let mut rows = Vec::with_capacity(lines.len());
@@ -396,8 +422,7 @@ async fn record_lines(
         ),
         values,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(())
 }
 

@@ -82,6 +82,36 @@ async fn a_batch_grants_in_arrival_order_whole_reservations_only() {
 }
 
 #[tokio::test]
+async fn a_batch_of_many_statements_records_every_grant_and_no_refusal() {
+    let mut app = spawn_app().await;
+    app.warehouse("sh-bonded", 1).await;
+    app.warehouse("gz-bonded", 2).await;
+    app.receive("dates", "sh-bonded", 30).await;
+    app.receive("dates", "gz-bonded", 20).await;
+    let store = Store::new(app.server.database().connect().await.unwrap());
+    let now = Micros(1_767_225_600_000_000);
+
+    // 70 buyers of one unit, one of them a repeat of an earlier id: more rows
+    // than one statement carries, so the batch is written in several.
+    let items: Vec<BatchItem> =
+        (0..70).map(|i| one(&format!("order-{}", if i == 40 { 5 } else { i }), "dates", 1)).collect();
+    let outcome = store.reserve_batch(None, "dates", &items, now).await.unwrap();
+    assert_eq!(outcome.items[40], Batched::Existing, "the repeat within the batch");
+    let granted_at: Vec<usize> = (0..70).filter(|i| granted(&outcome.items[*i]).is_some()).collect();
+    let expected: Vec<usize> = (0..=50).filter(|i| *i != 40).collect();
+    assert_eq!(granted_at, expected, "the first 50 new buyers, in arrival order");
+    assert!(outcome.items[51..].iter().all(|b| matches!(b, Batched::Short { requested: 1, available: 0 })));
+    assert!(outcome.sold_out);
+    for (id, state) in [("order-0", Some(State::Active)), ("order-50", Some(State::Active)), ("order-51", None)] {
+        let found = app.client.get_reservation(GetReservationRequest { name: format!("reservations/{id}") }).await;
+        assert_eq!(found.as_ref().ok().map(|r| r.get_ref().state()), state, "{id}: {found:?}");
+    }
+    let level = app.client.get_stock(GetStockRequest { name: "stockLevels/dates".into() }).await.unwrap().into_inner();
+    assert_eq!((level.reserved, level.available), (50, 0));
+    app.check_invariants().await;
+}
+
+#[tokio::test]
 async fn concurrent_reservations_through_two_batching_replicas_never_oversell() {
     let mut app = spawn_app().await;
     app.warehouse("sh-bonded", 1).await;
