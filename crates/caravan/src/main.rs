@@ -182,6 +182,10 @@ struct UpArgs {
     /// transaction (1: each alone, to measure without the batcher).
     #[arg(long, env = "CARAVAN_RESERVE_BATCH", default_value_t = 128)]
     reserve_batch: usize,
+    /// Calls each service serves at once; beyond it, calls are refused at
+    /// once with RESOURCE_EXHAUSTED (0: no limit).
+    #[arg(long, env = "CARAVAN_MAX_CONCURRENT_CALLS", default_value_t = caravan_platform::config::DEFAULT_MAX_CONCURRENT_CALLS)]
+    max_concurrent_calls: usize,
 }
 
 /// A prefix of plain PostgreSQL database names.
@@ -478,6 +482,7 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
         config.service_key = dev.service_keys.get(&kind).map(|k| Secret::new(k.clone()));
         config.rate.per_second = args.rate_limit;
         config.reserve_batch_max = args.reserve_batch.clamp(1, 1000);
+        config.max_concurrent_calls = args.max_concurrent_calls;
         config
     };
     let suite = Suite::start(config_for, Some(telemetry), token.clone()).await?;

@@ -197,6 +197,9 @@ impl DatabaseConfig {
     }
 }
 
+/// Calls a service serves at once by default.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1024;
+
 /// Everything one service process needs, validated.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -222,7 +225,8 @@ pub struct ServiceConfig {
     /// Timeout for establishing a connection to an upstream.
     pub connect_timeout: Duration,
     /// Calls in flight across all connections beyond which new calls are
-    /// refused with `RESOURCE_EXHAUSTED` (0: no limit).
+    /// refused with `RESOURCE_EXHAUSTED` (0: no limit); see
+    /// [`DEFAULT_MAX_CONCURRENT_CALLS`].
     pub max_concurrent_calls: usize,
     /// Who may call, and how that is checked.
     pub auth: Authentication,
@@ -318,7 +322,7 @@ impl ServiceConfig {
             health_check_interval: Duration::from_secs(2),
             upstreams,
             connect_timeout: Duration::from_secs(2),
-            max_concurrent_calls: 1024,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             auth: Authentication::Missing,
             service_key: None,
             rate: RateConfig::default(),

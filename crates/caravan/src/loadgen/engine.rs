@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -78,30 +78,37 @@ fn histogram() -> Histogram<u64> {
     }
 }
 
-struct Worker {
+/// What the workers record, shared: one histogram per second of the window
+/// however many workers there are (thousands, in an open loop), each call
+/// recorded under a short lock.
+struct Recorder {
     latency: Histogram<u64>,
     ok: u64,
     errors: BTreeMap<String, u64>,
-    timeline: Vec<(u64, u64, Histogram<u64>)>,
+    timeline: Vec<Second>,
 }
 
-impl Worker {
+impl Recorder {
+    fn new() -> Self {
+        Recorder { latency: histogram(), ok: 0, errors: BTreeMap::new(), timeline: Vec::new() }
+    }
+
     fn record(&mut self, second: usize, micros: u64, outcome: Result<(), tonic::Status>) {
         let micros = micros.clamp(1, 60_000_000);
         let _ = self.latency.record(micros);
         while self.timeline.len() <= second {
-            self.timeline.push((0, 0, Histogram::new_from(&self.latency)));
+            self.timeline.push(Second { ok: 0, errors: 0, latency: histogram() });
         }
         let slot = &mut self.timeline[second];
-        let _ = slot.2.record(micros);
+        let _ = slot.latency.record(micros);
         match outcome {
             Ok(()) => {
                 self.ok += 1;
-                slot.0 += 1;
+                slot.ok += 1;
             }
             Err(status) => {
                 *self.errors.entry(caravan_platform::metrics::code_name(status.code()).to_owned()).or_default() += 1;
-                slot.1 += 1;
+                slot.errors += 1;
             }
         }
     }
@@ -137,8 +144,10 @@ pub async fn run<S: Scenario>(scenario: Arc<S>, config: &LoadConfig, progress: O
         }
     };
 
+    let recorder = Arc::new(Mutex::new(Recorder::new()));
     let mut workers = Vec::with_capacity(config.concurrency);
     for worker_id in 0..config.concurrency.max(1) {
+        let recorder = recorder.clone();
         let scenario = scenario.clone();
         let issued = issued.clone();
         let stop = stop.clone();
@@ -146,7 +155,6 @@ pub async fn run<S: Scenario>(scenario: Arc<S>, config: &LoadConfig, progress: O
         let progress = progress.clone();
         let count = config.count;
         workers.push(tokio::spawn(async move {
-            let mut worker = Worker { latency: histogram(), ok: 0, errors: BTreeMap::new(), timeline: Vec::new() };
             loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
@@ -180,41 +188,25 @@ pub async fn run<S: Scenario>(scenario: Arc<S>, config: &LoadConfig, progress: O
                     let end = Instant::now();
                     let micros = u64::try_from(end.duration_since(scheduled).as_micros()).unwrap_or(u64::MAX);
                     let second = usize::try_from(end.duration_since(measure_from).as_secs()).unwrap_or(usize::MAX);
-                    worker.record(second, micros, outcome);
+                    recorder.lock().unwrap_or_else(|e| e.into_inner()).record(second, micros, outcome);
                     if let Some(progress) = &progress {
                         progress.inc(1);
                     }
                 }
             }
-            worker
         }));
     }
 
-    let mut latency = histogram();
-    let mut ok = 0;
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut timeline: Vec<Second> = Vec::new();
     for handle in workers {
-        let Ok(worker) = handle.await else { continue };
-        let _ = latency.add(&worker.latency);
-        ok += worker.ok;
-        for (code, n) in worker.errors {
-            *errors.entry(code).or_default() += n;
-        }
-        for (i, (w_ok, w_errors, w_latency)) in worker.timeline.into_iter().enumerate() {
-            while timeline.len() <= i {
-                timeline.push(Second { ok: 0, errors: 0, latency: histogram() });
-            }
-            timeline[i].ok += w_ok;
-            timeline[i].errors += w_errors;
-            let _ = timeline[i].latency.add(&w_latency);
-        }
+        let _ = handle.await;
     }
     stop.store(true, Ordering::Relaxed);
     if let Some(pacer) = pacer {
         pacer.abort();
     }
     let elapsed = Instant::now().saturating_duration_since(measure_from);
+    let Recorder { latency, ok, errors, timeline } =
+        std::mem::replace(&mut *recorder.lock().unwrap_or_else(|e| e.into_inner()), Recorder::new());
     Measurement { elapsed, latency, ok, errors, timeline }
 }
 
