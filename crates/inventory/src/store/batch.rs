@@ -22,7 +22,7 @@ use sea_orm::{DatabaseTransaction, TransactionTrait, Value};
 
 use super::{
     Store,
-    sql::{Hold, exec, query, shift_held, take_from_pool},
+    sql::{Hold, exec, query, shift_held, take_from_line, take_from_pool},
 };
 use crate::{
     domain::{MovementKind, Reservation, ReservationLine, ReservationState, ReserveRequest, Source},
@@ -136,7 +136,9 @@ async fn reserve_in(
         }
         let took = match show {
             None => take_from_pool(c, product, warehouse, want - total, Hold::Reserved, now).await.map_err(db)?,
-            Some(show) => take_from_line(c, show, product, warehouse, want - total).await.map_err(db)?,
+            Some(show) => {
+                take_from_line(c, show, product, warehouse, want - total).await.map_err(db)?.unwrap_or((0, 0))
+            }
         };
         let (took, left) = took;
         if took == 0 {
@@ -296,32 +298,6 @@ async fn sources(
         }
     };
     rows.iter().map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?))).collect()
-}
-
-/// Takes up to `want` unused units of an open allocation line; returns what
-/// it took and what the line has left.
-async fn take_from_line(
-    c: &DatabaseTransaction,
-    show: &str,
-    product: &str,
-    warehouse: &str,
-    want: i64,
-) -> Result<(i64, i64), sea_orm::DbErr> {
-    let take = "CASE WHEN quantity - used >= $4 THEN $4 ELSE quantity - used END";
-    let rows = query(
-        c,
-        &format!(
-            "UPDATE allocation_lines SET used = used + {take}, last_delta = {take}, version = version + 1 \
-             WHERE show_id = $1 AND product_id = $2 AND warehouse_id = $3 AND closed = 0 AND quantity - used > 0 \
-             RETURNING last_delta, quantity - used"
-        ),
-        vec![show.into(), product.into(), warehouse.into(), want.into()],
-    )
-    .await?;
-    match rows.first() {
-        Some(row) => Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)),
-        None => Ok((0, 0)),
-    }
 }
 
 /// Gives `units` taken by this batch back to an allocation line.

@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use super::{
     Store,
     allocations::line_warehouses,
-    sql::{Hold, NewMovement, append_movement, exec, query, shift_held, take_from_pool},
+    sql::{Hold, NewMovement, append_movement, exec, query, shift_held, take_from_line, take_from_pool},
     stock::warehouses_of,
 };
 use crate::{
@@ -372,32 +372,6 @@ async fn hold_lines(c: &DatabaseTransaction, request: &ReserveRequest, now: Micr
         }
     }
     Ok(sold_out)
-}
-
-/// Moves up to `want` unused units of an open allocation line to `used`;
-/// returns how many and how many the line has left (`None` when none).
-async fn take_from_line(
-    c: &impl ConnectionTrait,
-    show: &str,
-    product: &str,
-    warehouse: &str,
-    want: i64,
-) -> Result<Option<(i64, i64)>, sea_orm::DbErr> {
-    let take = "CASE WHEN quantity - used >= $4 THEN $4 ELSE quantity - used END";
-    let rows = query(
-        c,
-        &format!(
-            "UPDATE allocation_lines SET used = used + {take}, last_delta = {take}, version = version + 1 \
-             WHERE show_id = $1 AND product_id = $2 AND warehouse_id = $3 AND closed = 0 AND quantity - used > 0 \
-             RETURNING last_delta, quantity - used"
-        ),
-        vec![show.into(), product.into(), warehouse.into(), want.into()],
-    )
-    .await?;
-    match rows.first() {
-        Some(row) => Ok(Some((row.try_get_by_index(0)?, row.try_get_by_index(1)?))),
-        None => Ok(None),
-    }
 }
 
 /// `(product, warehouse, quantity)` of a reservation, in lock order.
