@@ -178,10 +178,15 @@ impl Drill {
         order
     }
 
-    async fn reservation(&self, order: &Order) -> reservation::State {
+    /// The state of the order's reservation; `None` while inventory has none.
+    async fn reservation(&self, order: &Order) -> Option<reservation::State> {
         let name = order.name.replace("orders/", "reservations/");
         let mut inventory = self.inventory();
-        inventory.get_reservation(GetReservationRequest { name }).await.unwrap().into_inner().state()
+        match inventory.get_reservation(GetReservationRequest { name }).await {
+            Ok(reservation) => Some(reservation.into_inner().state()),
+            Err(status) if status.code() == Code::NotFound => None,
+            Err(status) => panic!("GetReservation: {status:?}"),
+        }
     }
 
     /// Inventory's books balance; the product's (on hand, reserved).
@@ -254,7 +259,12 @@ async fn placing_an_order_converges_after_a_crash_at_every_step() {
     // Written PENDING, nothing reserved: recovery rejects it; the retry hears so.
     let orders = crash_at(&drill, "orders.place.after_insert", place_cut_short("a")).await;
     let rejected = drill.converges("a", State::Rejected).await;
-    assert_eq!(drill.reservation(&rejected).await, reservation::State::Released, "a tombstone bars a late reserve");
+    // Recovery rejects first, then releases (a tombstone): wait for both.
+    let tombstone = eventually(Duration::from_secs(20), || async {
+        drill.reservation(&rejected).await == Some(reservation::State::Released)
+    })
+    .await;
+    assert!(tombstone, "a tombstone bars a late reserve; log:\n{}", drill.log());
     let status = drill.hema().place_order(drill.place("a")).await.unwrap_err();
     assert_eq!((status.code(), reason(&status).as_str()), (Code::FailedPrecondition, "ORDER_REJECTED"));
     assert!(drill.traceparent(&rejected).await.contains(TRACE_ID), "the order keeps the trace that created it");
@@ -269,7 +279,7 @@ async fn placing_an_order_converges_after_a_crash_at_every_step() {
     let rejected = drill.converges("b", State::Rejected).await;
     let released = eventually(Duration::from_secs(20), || async { drill.books().await.1 == 0 }).await;
     assert!(released, "the hold of the order the partner was told failed was released");
-    assert_eq!(drill.reservation(&rejected).await, reservation::State::Released);
+    assert_eq!(drill.reservation(&rejected).await, Some(reservation::State::Released));
     let status = drill.hema().place_order(drill.place("b")).await.unwrap_err();
     assert_eq!(reason(&status), "ORDER_REJECTED");
     stop(orders).await;
@@ -290,9 +300,10 @@ async fn placing_an_order_converges_after_a_crash_at_every_step() {
     let orders = crash_at(&drill, "orders.recovery.after_reject", || async {}).await;
     let d = drill.order_of("d").await;
     assert_eq!(d.state(), State::Rejected, "rejected before the crash");
-    let released =
-        eventually(Duration::from_secs(20), || async { drill.reservation(&d).await == reservation::State::Released })
-            .await;
+    let released = eventually(Duration::from_secs(20), || async {
+        drill.reservation(&d).await == Some(reservation::State::Released)
+    })
+    .await;
     assert!(released, "the re-driven recovery released the hold; log:\n{}", drill.log());
 
     // c was never paid: it expired at its deadline, and nothing is held.
@@ -325,7 +336,7 @@ async fn paying_cancelling_and_expiring_converge_after_a_crash_at_every_step() {
     let orders = drill.orders(None).await;
     let paid = drill.hema().confirm_payment(pay(&p, "pay-p")).await.unwrap().into_inner();
     assert_eq!((paid.state(), paid.payment_reference.as_str()), (State::Paid, "pay-p"));
-    assert_eq!(drill.reservation(&p).await, reservation::State::Committed);
+    assert_eq!(drill.reservation(&p).await, Some(reservation::State::Committed));
     stop(orders).await;
 
     // Committed, not yet PAID, and the partner never retries: the driver
@@ -356,7 +367,7 @@ async fn paying_cancelling_and_expiring_converge_after_a_crash_at_every_step() {
     aborts(&mut orders, &drill, "orders.expiry.after_release").await;
     let orders = drill.orders(None).await;
     drill.converges("s", State::Expired).await;
-    assert_eq!(drill.reservation(&s).await, reservation::State::Released);
+    assert_eq!(drill.reservation(&s).await, Some(reservation::State::Released));
 
     // Two sold, nothing held.
     assert_eq!(drill.books().await, (drill.stock - 2, 0));

@@ -4,46 +4,29 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 use caravan_platform::{
-    CancellationToken,
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, TestDatabase, service_config},
+    testing::{Caller, KeyedChannel},
 };
 use caravan_proto::{
     orders::v1::{GetShowSalesReportRequest, orders_service_client::OrdersServiceClient},
     scheduling::v1::{ListShowsRequest, scheduling_service_client::SchedulingServiceClient},
 };
+use common::InProcess;
 
 #[tokio::test]
 async fn the_demo_plays_the_first_show_and_reports_what_the_service_reports() {
-    let mut databases = std::collections::HashMap::new();
-    databases.insert(ServiceKind::Catalog, TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await);
-    databases.insert(
-        ServiceKind::Scheduling,
-        TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await,
-    );
-    databases
-        .insert(ServiceKind::Inventory, TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await);
-    databases.insert(ServiceKind::Orders, TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await);
-    let databases: std::collections::HashMap<_, _> = databases.into_iter().map(|(k, d)| (k, d.unwrap())).collect();
-    let token = CancellationToken::new();
-    let suite =
-        caravan::suite::Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone())
-            .await
-            .unwrap();
-    let addr = |kind| suite.addr(kind).to_string();
-    let (catalog, scheduling, inventory, orders) = (
-        addr(ServiceKind::Catalog),
-        addr(ServiceKind::Scheduling),
-        addr(ServiceKind::Inventory),
-        addr(ServiceKind::Orders),
-    );
+    let running = InProcess::start().await;
+    let suite = &running.suite;
+    let addrs = running.addr_args();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_caravan"))
             .args(["demo", "--time-scale", "600", "--buyers", "150"])
-            .args(["--catalog", &catalog, "--scheduling", &scheduling, "--inventory", &inventory, "--orders", &orders])
+            .args(&addrs)
             .args(["--operator-key", Caller::Operator.key(), "--hema-key", Caller::Hema.key()])
             .env_clear()
             .env("CARAVAN_LOG", "warn")
@@ -100,6 +83,5 @@ async fn the_demo_plays_the_first_show_and_reports_what_the_service_reports() {
             .map_or(0, |p| p.units_paid + p.units_awaiting_payment);
         assert!(sold <= offer.allocated_quantity, "{}: {sold} of {}", offer.product, offer.allocated_quantity);
     }
-    token.cancel();
-    suite.wait().await.unwrap();
+    running.stop().await;
 }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 use caravan_platform::{config::ServiceKind, testing::TestDatabase};
@@ -193,45 +195,15 @@ async fn the_reserve_scenario_sells_out_the_hot_product_without_overselling() {
 
 #[tokio::test]
 async fn the_order_scenario_sells_the_show_offer_through_all_four_services_without_overselling() {
-    use caravan_platform::{
-        CancellationToken,
-        testing::{Caller, service_config},
-    };
+    use caravan_platform::testing::Caller;
 
-    let mut databases = std::collections::HashMap::new();
-    databases.insert(ServiceKind::Catalog, TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await);
-    databases.insert(
-        ServiceKind::Scheduling,
-        TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await,
-    );
-    databases
-        .insert(ServiceKind::Inventory, TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await);
-    databases.insert(ServiceKind::Orders, TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await);
-    let databases: std::collections::HashMap<_, _> = databases.into_iter().map(|(k, d)| (k, d.unwrap())).collect();
-    let token = CancellationToken::new();
-    let suite =
-        caravan::suite::Suite::start(|kind| service_config(kind, databases[&kind].config(), &[]), None, token.clone())
-            .await
-            .unwrap();
-    let addr = |kind| suite.addr(kind).to_string();
-    let (catalog, scheduling, inventory, orders) = (
-        addr(ServiceKind::Catalog),
-        addr(ServiceKind::Scheduling),
-        addr(ServiceKind::Inventory),
-        addr(ServiceKind::Orders),
-    );
+    let running = common::InProcess::start().await;
+    let addrs = running.addr_args();
     let out = tokio::task::spawn_blocking(move || {
-        loadgen(&[
+        let mut args: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        args.extend([
             "--scenario",
             "order",
-            "--catalog",
-            &catalog,
-            "--scheduling",
-            &scheduling,
-            "--inventory",
-            &inventory,
-            "--orders",
-            &orders,
             "--key",
             Caller::Hema.key(),
             "--operator-key",
@@ -240,7 +212,8 @@ async fn the_order_scenario_sells_the_show_offer_through_all_four_services_witho
             "60",
             "--count",
             "100",
-        ])
+        ]);
+        loadgen(&args)
     })
     .await
     .unwrap();
@@ -250,6 +223,5 @@ async fn the_order_scenario_sells_the_show_offer_through_all_four_services_witho
     assert_eq!(report["errors"]["FAILED_PRECONDITION"], 40, "{report}");
     let check = report["correctness"].as_str().unwrap();
     assert!(check.contains("placed 60 orders of 60") && check.contains("oversold: 0"), "{check}");
-    token.cancel();
-    suite.wait().await.unwrap();
+    running.stop().await;
 }

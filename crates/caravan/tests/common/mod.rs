@@ -72,13 +72,7 @@ impl Services {
             ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
         let (mut databases, mut children) = (Vec::new(), Vec::new());
         for kind in caravan::suite::START_ORDER {
-            let database = match kind {
-                ServiceKind::Catalog => TestDatabase::new::<caravan_catalog::Migrator>(kind).await,
-                ServiceKind::Scheduling => TestDatabase::new::<caravan_scheduling::Migrator>(kind).await,
-                ServiceKind::Inventory => TestDatabase::new::<caravan_inventory::Migrator>(kind).await,
-                ServiceKind::Orders => TestDatabase::new::<caravan_orders::Migrator>(kind).await,
-            }
-            .unwrap();
+            let database = database(kind).await;
             let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
             command
                 .args(["serve", kind.as_str()])
@@ -174,4 +168,64 @@ pub async fn place(
         request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
     }
     OrdersServiceClient::new(channel).place_order(request).await.map(|o| o.into_inner().name)
+}
+
+/// A fresh, migrated test database for one service.
+pub async fn database(kind: ServiceKind) -> TestDatabase {
+    match kind {
+        ServiceKind::Catalog => TestDatabase::new::<caravan_catalog::Migrator>(kind).await,
+        ServiceKind::Scheduling => TestDatabase::new::<caravan_scheduling::Migrator>(kind).await,
+        ServiceKind::Inventory => TestDatabase::new::<caravan_inventory::Migrator>(kind).await,
+        ServiceKind::Orders => TestDatabase::new::<caravan_orders::Migrator>(kind).await,
+    }
+    .unwrap()
+}
+
+/// The four services in this process (a `caravan::suite::Suite`, as
+/// `caravan up` runs them), each on a fresh test database, for tests that
+/// run a `caravan` command against them.
+pub struct InProcess {
+    /// The running services.
+    pub suite: caravan::suite::Suite,
+    token: caravan_platform::CancellationToken,
+    _databases: HashMap<ServiceKind, TestDatabase>,
+}
+
+impl InProcess {
+    /// Starts the four services.
+    pub async fn start() -> Self {
+        let mut databases = HashMap::new();
+        for kind in ServiceKind::ALL {
+            databases.insert(kind, database(kind).await);
+        }
+        let token = caravan_platform::CancellationToken::new();
+        let suite = caravan::suite::Suite::start(
+            |kind| caravan_platform::testing::service_config(kind, databases[&kind].config(), &[]),
+            None,
+            token.clone(),
+        )
+        .await
+        .unwrap();
+        InProcess { suite, token, _databases: databases }
+    }
+
+    /// `--catalog <addr> --scheduling <addr> …`: where a `caravan` command
+    /// finds the four services.
+    pub fn addr_args(&self) -> Vec<String> {
+        [
+            ("--catalog", ServiceKind::Catalog),
+            ("--scheduling", ServiceKind::Scheduling),
+            ("--inventory", ServiceKind::Inventory),
+            ("--orders", ServiceKind::Orders),
+        ]
+        .into_iter()
+        .flat_map(|(flag, kind)| [flag.to_owned(), self.suite.addr(kind).to_string()])
+        .collect()
+    }
+
+    /// Stops the services and waits for them to drain.
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.suite.wait().await.unwrap();
+    }
 }
