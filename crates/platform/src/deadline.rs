@@ -33,8 +33,9 @@ pub struct Elapsed;
 /// `fut` makes to other services inherit that shorter deadline.
 pub async fn within<F: Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
     let budget = remaining().map_or(limit, |left| left.min(limit));
-    // Leave a tenth (at most 100 ms) for the answer to travel back.
-    let budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(100)));
+    // Leave a tenth (at most 250 ms) for the answer to travel back, also
+    // from a busy machine whose scheduler runs the answer late.
+    let budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(250)));
     let deadline = Instant::now() + budget;
     tokio::time::timeout_at(deadline, scope(Some(deadline), fut)).await.map_err(|_| Elapsed)
 }
@@ -95,7 +96,7 @@ mod tests {
     async fn within_ends_before_the_callers_deadline_and_passes_it_on() {
         let limit = Duration::from_secs(10);
         let inner = within(limit, async { remaining() }).await.unwrap().unwrap();
-        assert!(inner <= limit - Duration::from_millis(100) && inner > Duration::from_secs(9), "{inner:?}");
+        assert!(inner <= limit - Duration::from_millis(250) && inner > Duration::from_secs(9), "{inner:?}");
 
         let caller = Instant::now() + Duration::from_millis(500);
         let inner = scope(Some(caller), within(limit, async { remaining() })).await.unwrap().unwrap();
