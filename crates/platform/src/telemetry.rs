@@ -37,12 +37,12 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor},
+    trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor},
 };
-use tracing::Dispatch;
+use tracing::{Dispatch, Level};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
-    filter::{FilterExt as _, dynamic_filter_fn},
+    filter::{FilterExt as _, LevelFilter, Targets, dynamic_filter_fn},
     fmt,
     layer::SubscriberExt as _,
     registry::LookupSpan,
@@ -242,8 +242,7 @@ impl Telemetry {
                 let exporter = ByService { services, rest: build(process_name)? };
                 Some(
                     SdkTracerProvider::builder()
-                        .with_span_processor(ServiceStamp)
-                        .with_batch_exporter(exporter)
+                        .with_span_processor(ServiceStamp(BatchSpanProcessor::builder(exporter).build()))
                         .with_sampler(otel.sampler())
                         .with_resource(resource(process_name))
                         .build(),
@@ -287,9 +286,12 @@ pub fn resource(service_name: &str) -> Resource {
 
 /// Stamps every span with the service whose work it is: the one its
 /// ancestors' context names ([`with_service`]), else the one running it
-/// ([`in_service`]).
+/// ([`in_service`]); then hands finished spans to the batch processor.
+///
+/// One processor, not a stamping one beside the batch one: the SDK gives
+/// each of several processors its own copy of every finished span.
 #[derive(Debug)]
-struct ServiceStamp;
+struct ServiceStamp(BatchSpanProcessor);
 
 impl SpanProcessor for ServiceStamp {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
@@ -298,14 +300,20 @@ impl SpanProcessor for ServiceStamp {
         }
     }
 
-    fn on_end(&self, _span: SpanData) {}
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
     }
 
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
     }
 }
 
@@ -401,7 +409,11 @@ fn otel_filter<S>() -> impl tracing_subscriber::layer::Filter<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    let levels = EnvFilter::new("info,h2=off,hyper=off,tower=off,tonic=off,sqlx=off,sea_orm=info,opentelemetry=off");
+    // A static filter (not an `EnvFilter`, which looks up every span at every
+    // enter and exit in case a span directive cares about it).
+    let levels = Targets::new()
+        .with_default(Level::INFO)
+        .with_targets(["h2", "hyper", "tower", "tonic", "sqlx", "opentelemetry"].map(|t| (t, LevelFilter::OFF)));
     // Statements, not the transaction brackets around them: a BEGIN or
     // COMMIT span says little a statement's does not, and each costs as much.
     let statements_in_calls = dynamic_filter_fn(|metadata, cx| {
