@@ -288,7 +288,14 @@ impl Saga {
                     .await?
                 {
                     self.failpoints.hit("orders.place.after_accept");
-                    return Ok(self.store.order(&order.id, None).await?);
+                    // The conditional update changed exactly these: no need
+                    // to read the order back.
+                    return Ok(Order {
+                        state: OrderState::AwaitingPayment,
+                        payment_deadline: Some(deadline),
+                        update_time: now,
+                        ..order
+                    });
                 }
             }
             Err(Refusal::Final(status)) => {
