@@ -122,6 +122,32 @@ impl<'a> Trace<'a> {
         self.spans.iter().map(|(s, span)| (s.clone(), span.kind, span.name.clone())).collect()
     }
 
+    /// The trace as an indented tree, `service  kind  name` per span, for a
+    /// reader following one order (printed by the end-to-end test).
+    fn tree(&self) -> String {
+        fn walk(trace: &Trace<'_>, parent: &[u8], depth: usize, out: &mut String) {
+            let mut children: Vec<_> = trace.spans.iter().filter(|(_, s)| s.parent_span_id == parent).collect();
+            children.sort_by_key(|(_, s)| s.start_time_unix_nano);
+            for (service, span) in children {
+                let kind = SpanKind::try_from(span.kind).map_or("?", |k| k.as_str_name());
+                let kind = kind.trim_start_matches("SPAN_KIND_").to_lowercase();
+                out.push_str(&format!("{:indent$}{service:<10} {kind:<8} {}\n", "", span.name, indent = depth * 2));
+                walk(trace, &span.span_id, depth + 1, out);
+            }
+        }
+        // Roots: spans whose parent is not in this trace (the partner's, here).
+        let ids: Vec<&[u8]> = self.spans.iter().map(|(_, s)| s.span_id.as_slice()).collect();
+        let mut out = String::new();
+        let mut roots: Vec<Vec<u8>> =
+            self.spans.iter().map(|(_, s)| s.parent_span_id.clone()).filter(|p| !ids.contains(&p.as_slice())).collect();
+        roots.sort();
+        roots.dedup();
+        for root in roots {
+            walk(self, &root, 0, &mut out);
+        }
+        out
+    }
+
     fn services(&self) -> Vec<String> {
         let mut services: Vec<String> = self.spans.iter().map(|(s, _)| s.clone()).collect();
         services.sort();
@@ -164,6 +190,7 @@ fn hex(id: &str) -> Vec<u8> {
 /// What every test checks of a placed and a refused order's traces.
 fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port: u16, partner: &str) {
     let trace = Trace::of(all, placed);
+    println!("the placed order's trace:\n{}", trace.tree());
     assert_eq!(trace.services(), ["catalog", "inventory", "orders", "scheduling"], "{:?}", trace.names());
     let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
     assert_eq!(served.parent_span_id, hex("00f067aa0ba902b7"), "the partner's span is the parent");
