@@ -129,7 +129,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::CreateProductRequest>,
     ) -> Result<Response<pb::Product>, Status> {
-        self.create_product(request.into_inner()).await.map(Response::new)
+        Box::pin(self.create_product(request.into_inner())).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -81,6 +81,16 @@ pub async fn schema_state<M: MigratorTrait>(db: &DatabaseConnection) -> Result<S
     Ok(if pending == 0 { SchemaState::Current } else { SchemaState::Behind(pending) })
 }
 
+/// The OpenTelemetry `db.system` name of `c`'s database.
+pub fn system(c: &impl sea_orm::ConnectionTrait) -> &'static str {
+    match c.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "postgresql",
+        sea_orm::DatabaseBackend::Sqlite => "sqlite",
+        sea_orm::DatabaseBackend::MySql => "mysql",
+        _ => "other_sql",
+    }
+}
+
 /// `$n` on PostgreSQL, `?` elsewhere, for hand-written statements. SQLite's
 /// `?` binds in order, so a value used twice must be passed twice.
 pub fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {

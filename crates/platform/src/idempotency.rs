@@ -169,6 +169,8 @@ impl Idempotency {
         outcome
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency claim", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "claim"))]
+
     async fn claim(&self, scope: Scope<'_>, hash: &str) -> Result<Claim, Status> {
         let waited_until = tokio::time::Instant::now()
             + deadline::remaining()
@@ -307,6 +309,8 @@ impl Idempotency {
         Ok(self.exec(sql, values).await? == 1)
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency finish", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "finish"))]
+
     async fn finish(
         &self,
         scope: Scope<'_>,
@@ -341,6 +345,8 @@ impl Idempotency {
         self.exec(sql, values).await.map(|_| ())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency abandon", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "abandon"))]
+
     async fn abandon(&self, scope: Scope<'_>, owner: &str) -> Result<(), DbErr> {
         let sql = format!(
             "DELETE FROM idempotency_records WHERE principal = {} AND method = {} AND request_id = {} AND owner = {} AND state = 'running'",
@@ -360,6 +366,7 @@ impl Idempotency {
 
     /// Deletes up to `batch` finished records older than the retention;
     /// returns how many. Run it periodically (`worker::spawn_periodic`).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency purge", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "purge"))]
     pub async fn purge(&self, batch: u64) -> Result<u64, DbErr> {
         let cutoff =
             Micros(self.clock.now().0.saturating_sub(

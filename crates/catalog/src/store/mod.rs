@@ -37,6 +37,7 @@ impl Store {
     }
 
     /// One country with its history.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog country", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "country"))]
     pub async fn country(&self, code: &CountryCode) -> Result<Country, Error> {
         let row = country::Entity::find_by_id(code.as_str().to_owned())
             .one(&self.db)
@@ -54,6 +55,7 @@ impl Store {
 
     /// Every country, ordered by code. Reference data is bounded by the
     /// number of countries in the world, so callers filter and page in memory.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog countries", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "countries"))]
     pub async fn countries(&self) -> Result<Vec<Country>, Error> {
         let rows = country::Entity::find()
             .order_by_asc(country::Column::Code)

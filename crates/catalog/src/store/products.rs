@@ -57,6 +57,7 @@ pub enum Changed {
 
 impl Store {
     /// Inserts a new product; a taken id is `ProductExists`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog insert_product", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_product"))]
     pub async fn insert_product(
         &self,
         id: &str,
@@ -86,6 +87,7 @@ impl Store {
 
     /// One product, from memory when read within [`super::PRODUCT_CACHE_TTL`]
     /// (shared, not copied: this is the hottest partner read).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog product", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "product"))]
     pub async fn product(&self, id: &str) -> Result<Arc<Product>, Error> {
         if let Some(product) = self.products.get(id) {
             return Ok(product);
@@ -98,6 +100,7 @@ impl Store {
     /// One product, from the database: what a write reads before its
     /// conditional update (never a cached copy, which may be another
     /// replica's past).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog product_from_db", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "product_from_db"))]
     pub async fn product_from_db(&self, id: &str) -> Result<Product, Error> {
         product::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -116,6 +119,7 @@ impl Store {
 
     /// The products that exist among `ids`, in no particular order (cached
     /// ones from memory, the rest in one query).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog products", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "products"))]
     pub async fn products(&self, ids: &[String]) -> Result<Vec<Arc<Product>>, Error> {
         let mut found = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
@@ -144,6 +148,7 @@ impl Store {
     /// Up to `limit` products matching `filter`, ordered by id, after `after`
     /// (keyset pagination: the cost of a page does not grow with the catalog
     /// for the indexed filters).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog list_products", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "list_products"))]
     pub async fn list_products(
         &self,
         filter: &ProductFilter,
@@ -186,6 +191,7 @@ impl Store {
     /// Creates or updates `rows` in one transaction: all or nothing. New
     /// products start in `initial`; existing ones keep their state and change
     /// only if their fields differ. Returns (created, updated, unchanged).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog import_products", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "import_products"))]
     pub async fn import_products(
         &self,
         rows: &[(String, ProductFields)],
@@ -241,6 +247,7 @@ impl Store {
     }
 
     /// Replaces the fields of version `version` (any version when `None`).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog update_product", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_product"))]
     pub async fn update_product(
         &self,
         id: &str,
@@ -266,6 +273,7 @@ impl Store {
 
     /// Moves the product to `to` if it is in one of `from` (and at `version`
     /// when given).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog set_product_state", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "set_product_state"))]
     pub async fn set_product_state(
         &self,
         id: &str,

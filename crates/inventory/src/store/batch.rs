@@ -70,6 +70,7 @@ impl Store {
     /// Reserves `items` — one line each, all of `product` in the pool of
     /// `show` (or the general pool) — in one transaction, granting in the
     /// order given.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory reserve_batch", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "reserve_batch"))]
     pub async fn reserve_batch(
         &self,
         show: Option<&str>,

@@ -36,6 +36,7 @@ impl Store {
     }
 
     /// Inserts a new host; a taken id is `AlreadyExists`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_host", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_host"))]
     pub async fn insert_host(&self, id: &str, fields: &HostFields, now: Micros) -> Result<Host, Error> {
         let row = host::ActiveModel {
             id: Set(id.to_owned()),
@@ -58,6 +59,7 @@ impl Store {
     }
 
     /// One host.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling host", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "host"))]
     pub async fn host(&self, id: &str) -> Result<Host, Error> {
         host::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -69,6 +71,7 @@ impl Store {
 
     /// Replaces a host's fields if it is still at `version`; `None` when it
     /// changed meanwhile.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_host", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_host"))]
     pub async fn update_host(
         &self,
         id: &str,
@@ -96,6 +99,7 @@ impl Store {
     }
 
     /// Up to `limit` hosts after `after` (by id), optionally of one country.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling hosts", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "hosts"))]
     pub async fn hosts(
         &self,
         after: Option<&str>,
