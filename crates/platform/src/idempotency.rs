@@ -169,8 +169,6 @@ impl Idempotency {
         outcome
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency claim", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "claim"))]
-
     async fn claim(&self, scope: Scope<'_>, hash: &str) -> Result<Claim, Status> {
         let waited_until = tokio::time::Instant::now()
             + deadline::remaining()
@@ -232,6 +230,7 @@ impl Idempotency {
         placeholder(self.db.get_database_backend(), n)
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency insert", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "insert"))]
     async fn insert(&self, scope: Scope<'_>, hash: &str, owner: &str, now: Micros) -> Result<(), DbErr> {
         let sql = format!(
             "INSERT INTO idempotency_records (principal, method, request_id, request_hash, state, owner, lease_until, create_time) \
@@ -256,6 +255,7 @@ impl Idempotency {
         self.exec(sql, values).await.map(|_| ())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency read", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "read"))]
     async fn read(&self, scope: Scope<'_>) -> Result<Option<Record>, DbErr> {
         let sql = format!(
             "SELECT request_hash, state, owner, lease_until, code, message, details, response FROM idempotency_records \
@@ -287,6 +287,7 @@ impl Idempotency {
         .transpose()
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency take_over", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "take_over"))]
     async fn take_over(&self, scope: Scope<'_>, old_owner: &str, owner: &str, now: Micros) -> Result<bool, DbErr> {
         let sql = format!(
             "UPDATE idempotency_records SET owner = {}, lease_until = {} \
@@ -310,7 +311,6 @@ impl Idempotency {
     }
 
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency finish", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "finish"))]
-
     async fn finish(
         &self,
         scope: Scope<'_>,
@@ -346,7 +346,6 @@ impl Idempotency {
     }
 
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency abandon", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "abandon"))]
-
     async fn abandon(&self, scope: Scope<'_>, owner: &str) -> Result<(), DbErr> {
         let sql = format!(
             "DELETE FROM idempotency_records WHERE principal = {} AND method = {} AND request_id = {} AND owner = {} AND state = 'running'",
