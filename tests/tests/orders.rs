@@ -26,7 +26,7 @@ use caravan_proto::{
         Order, PlaceOrderLine, PlaceOrderRequest, ShowSalesReport, order::State,
         orders_service_client::OrdersServiceClient,
     },
-    scheduling::v1::StartShowRequest,
+    scheduling::v1::{EndShowRequest, StartShowRequest},
 };
 use common::festival::{Festival, Inventory, create, festival, show, uzbek_products};
 use futures::future::join_all;
@@ -324,6 +324,38 @@ async fn a_purged_request_id_is_a_new_request() {
     assert_ne!(second.name, first.name);
     assert_eq!((second.state(), second.lines[0].quantity), (State::AwaitingPayment, 2));
     sale.books(&product).await;
+    sale.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_answers_its_order_after_the_show_ended_and_the_record_was_purged() {
+    let mut sale = sale(&[(0, 10)]).await;
+    let hot = sale.products[0].clone();
+    let mut hema = sale.hema.clone();
+    let first = hema.place_order(order("buyer-1", &hot, 1, "req-late")).await.unwrap().into_inner();
+    hema.confirm_payment(pay(&first, "pay-late")).await.unwrap();
+    sale.festival.scheduling.end_show(EndShowRequest { name: SHOW.into(), request_id: String::new() }).await.unwrap();
+    let refused = eventually(Duration::from_secs(5), || {
+        let mut hema = hema.clone();
+        let hot = hot.clone();
+        async move {
+            let status = hema.place_order(order("buyer-2", &hot, 1, "")).await.unwrap_err();
+            reason(&status) == "SHOW_NOT_LIVE"
+        }
+    })
+    .await;
+    assert!(refused, "new orders of the ended show are refused");
+
+    // The retry's checks fail now, and no record remembers the first
+    // attempt: the order it wrote is still its answer, not a refusal.
+    sale.festival.clock.advance(Duration::from_secs(25 * 3600));
+    let db = sale.festival.running.database(ServiceKind::Orders).connect().await.unwrap();
+    let idempotency = Idempotency::new(db, Arc::new(sale.festival.clock.clone()), IdempotencyConfig::default());
+    assert!(idempotency.purge(1000).await.unwrap() >= 1);
+    let again = hema.place_order(order("buyer-1", &hot, 1, "req-late")).await.unwrap().into_inner();
+    assert_eq!((again.name.as_str(), again.state()), (first.name.as_str(), State::Paid));
+    assert_eq!(sale.count(State::Paid).await, 1, "no second order");
+    assert_eq!(sale.books(&hot).await.on_hand, 99, "one unit of the 100 sold, once");
     sale.stop().await;
 }
 

@@ -147,13 +147,24 @@ impl Saga {
 
     /// PlaceOrder: the order `new.id` names, resumed if it exists (a retry),
     /// else checked, priced, written PENDING and reserved.
+    ///
+    /// A first attempt — nearly every call — does not look for its order
+    /// first: the insert finds an earlier one (a conflict on the id), and a
+    /// retry whose checks now fail (the show ended since, an upstream is
+    /// down) looks for it then. So a retry still resumes what the first
+    /// attempt wrote, and a new order costs one statement less.
     pub async fn place(&self, new: NewOrder, traceparent: &str) -> Result<Order, Status> {
-        match self.store.order(&new.id, Some(&new.partner)).await {
-            Ok(existing) => return self.resume(existing).await,
-            Err(Error::OrderNotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let (order, limits) = self.priced(new).await?;
+        let (id, partner) = (new.id.clone(), new.partner.clone());
+        let (order, limits) = match self.priced(new).await {
+            Ok(priced) => priced,
+            Err(refused) => {
+                return match self.store.order(&id, Some(&partner)).await {
+                    Ok(existing) => self.resume(existing).await,
+                    Err(Error::OrderNotFound(_)) => Err(refused),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        };
         let recover_at = self.timers.recover_at(&order);
         if !self.store.insert_order(&order, traceparent, recover_at, &limits).await? {
             // A concurrent attempt with the same request id wrote it first.
