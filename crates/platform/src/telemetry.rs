@@ -37,7 +37,9 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor},
+    trace::{
+        BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
+    },
 };
 use tracing::{Dispatch, Level};
 use tracing_subscriber::{
@@ -91,7 +93,23 @@ pub struct OtelConfig {
     pub endpoint: Option<String>,
     /// From `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
     pub sampler: SamplerConfig,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: most spans per export; default
+    /// [`DEFAULT_EXPORT_BATCH`].
+    pub export_batch: usize,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: most finished spans waiting for export
+    /// (more are dropped, and counted by the SDK); default [`DEFAULT_QUEUE`].
+    pub queue: usize,
 }
+
+/// Spans per export unless `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` says otherwise:
+/// four times the SDK's 512. An export's cost is mostly per request (each
+/// batch is one OTLP request per service), so at 100 % sampling fewer, larger
+/// requests cut tracing's cost; at the festival's peak (~5,000 spans/s a
+/// core) a batch still leaves within half a second.
+pub const DEFAULT_EXPORT_BATCH: usize = 2048;
+/// Queued spans unless `OTEL_BSP_MAX_QUEUE_SIZE` says otherwise: four
+/// batches, so a slow collector costs spans only after seconds of backlog.
+pub const DEFAULT_QUEUE: usize = 4 * DEFAULT_EXPORT_BATCH;
 
 /// The standard samplers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,7 +129,10 @@ pub enum SamplerConfig {
 }
 
 impl OtelConfig {
-    /// Reads `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`.
+    /// Reads `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_TRACES_SAMPLER`,
+    /// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and
+    /// `OTEL_BSP_MAX_QUEUE_SIZE` (the SDK reads the batch processor's other
+    /// `OTEL_BSP_*` variables itself).
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let endpoint = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
@@ -150,7 +171,20 @@ impl OtelConfig {
                 ));
             }
         };
-        Ok(OtelConfig { endpoint, sampler })
+        let count = |name: &str, default: usize| -> Result<usize, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError::new(name, format!("`{raw}` is not a positive number of spans"))),
+            }
+        };
+        let queue = count("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE)?;
+        // The SDK's rule: a batch is never larger than the queue.
+        let export_batch = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_EXPORT_BATCH)?.min(queue);
+        Ok(OtelConfig { endpoint, sampler, export_batch, queue })
     }
 
     fn sampler(&self) -> Sampler {
@@ -242,7 +276,16 @@ impl Telemetry {
                 let exporter = ByService { services, rest: build(process_name)? };
                 Some(
                     SdkTracerProvider::builder()
-                        .with_span_processor(ServiceStamp(BatchSpanProcessor::builder(exporter).build()))
+                        .with_span_processor(ServiceStamp(
+                            BatchSpanProcessor::builder(exporter)
+                                .with_batch_config(
+                                    BatchConfigBuilder::default()
+                                        .with_max_queue_size(otel.queue)
+                                        .with_max_export_batch_size(otel.export_batch)
+                                        .build(),
+                                )
+                                .build(),
+                        ))
                         .with_sampler(otel.sampler())
                         .with_resource(resource(process_name))
                         .build(),
@@ -568,5 +611,22 @@ mod tests {
             OtelConfig::from_env(&env(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]))
                 .unwrap_err();
         assert_eq!(err.variable, "OTEL_TRACES_SAMPLER_ARG");
+    }
+
+    #[test]
+    fn the_batch_processor_takes_its_standard_variables() {
+        let defaults = OtelConfig::from_env(&env(&[])).unwrap();
+        assert_eq!((defaults.export_batch, defaults.queue), (DEFAULT_EXPORT_BATCH, DEFAULT_QUEUE));
+        let set = OtelConfig::from_env(&env(&[
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1000"),
+        ]))
+        .unwrap();
+        assert_eq!((set.export_batch, set.queue), (100, 1000));
+        let clamped = OtelConfig::from_env(&env(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100")])).unwrap();
+        assert_eq!((clamped.export_batch, clamped.queue), (100, 100), "a batch never exceeds the queue");
+        for (var, value) in [("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"), ("OTEL_BSP_MAX_QUEUE_SIZE", "many")] {
+            assert_eq!(OtelConfig::from_env(&env(&[(var, value)])).unwrap_err().variable, var);
+        }
     }
 }
