@@ -23,11 +23,20 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 /// A loopback address no one listens on (yet), below the ephemeral range
 /// (32768 and up), where the outgoing connections of parallel tests would
-/// otherwise take it before the child process binds it.
+/// otherwise take it before the child process binds it. Never the same port
+/// twice in one test process: the ports of one suite are all chosen before
+/// its first process binds any. Another test process may still choose a
+/// port this one has not bound yet; [`Services::start`] retries then.
 pub fn free_addr() -> SocketAddr {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
     loop {
         let port = 20_000 + rand::random::<u16>() % 12_000;
+        if given.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            given.push(port);
             return listener.local_addr().unwrap();
         }
     }
@@ -67,53 +76,79 @@ impl Services {
     /// Starts them, each with `env` added to its environment; keys go to `dir`.
     pub async fn start(dir: &Path, env: &[(&str, String)]) -> Services {
         let keys = write_test_keys(dir).unwrap().display().to_string();
-        let addrs: HashMap<ServiceKind, SocketAddr> = ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
-        let metrics: HashMap<ServiceKind, SocketAddr> =
+        let mut addrs: HashMap<ServiceKind, SocketAddr> =
+            ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
+        let mut metrics: HashMap<ServiceKind, SocketAddr> =
             ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
         let (mut databases, mut children) = (Vec::new(), Vec::new());
         for kind in caravan::suite::START_ORDER {
             let database = database(kind).await;
-            let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
-            command
-                .args(["serve", kind.as_str()])
-                .env_clear()
-                .env("CARAVAN_LOG", "warn")
-                .env("CARAVAN_METRICS_ADDR", metrics[&kind].to_string())
-                .env("CARAVAN_LISTEN_ADDR", addrs[&kind].to_string())
-                .env("CARAVAN_DATABASE_URL", database.config().url.expose())
-                .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
-                .env("CARAVAN_DRAIN_DELAY", "0s")
-                .env("CARAVAN_KEYS_FILE", &keys)
-                .env("CARAVAN_SERVICE_KEY_FILE", dir.join(format!("{kind}.key")))
-                .stdin(Stdio::null());
-            for upstream in kind.upstreams() {
-                command.env(upstream.url_variable(), format!("http://{}", addrs[upstream]));
-            }
-            for (name, value) in env {
-                command.env(name, value);
-            }
-            let log = dir.join(format!("{kind}.log"));
-            command.stderr(std::fs::File::create(&log).unwrap());
-            let mut child = command.spawn().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut exited = None;
-            while Instant::now() < deadline && exited.is_none() {
-                if matches!(health_status(addrs[&kind], "").await, Ok(ServingStatus::Serving)) {
-                    break;
+            let mut attempts = 0;
+            let child = loop {
+                attempts += 1;
+                match Self::spawn(kind, dir, env, &keys, &database, &addrs, &metrics).await {
+                    Ok(child) => break child,
+                    // A parallel test took a port between its choice and the bind.
+                    Err(log) if attempts < 3 && log.contains("Address already in use") => {
+                        addrs.insert(kind, free_addr());
+                        metrics.insert(kind, free_addr());
+                    }
+                    Err(log) => panic!("caravan serve {kind} did not serve:\n{log}"),
                 }
-                exited = child.try_wait().unwrap();
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            let up = exited.is_none() && Instant::now() < deadline;
-            assert!(
-                up && exited.is_none(),
-                "caravan serve {kind} did not serve ({exited:?}):\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
+            };
             children.push(child);
             databases.push(database);
         }
         Services { addrs, metrics, children, _databases: databases }
+    }
+
+    /// Starts `kind` and waits until it serves; answers its log if it does not.
+    async fn spawn(
+        kind: ServiceKind,
+        dir: &Path,
+        env: &[(&str, String)],
+        keys: &str,
+        database: &TestDatabase,
+        addrs: &HashMap<ServiceKind, SocketAddr>,
+        metrics: &HashMap<ServiceKind, SocketAddr>,
+    ) -> Result<Child, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
+        command
+            .args(["serve", kind.as_str()])
+            .env_clear()
+            .env("CARAVAN_LOG", "warn")
+            .env("CARAVAN_METRICS_ADDR", metrics[&kind].to_string())
+            .env("CARAVAN_LISTEN_ADDR", addrs[&kind].to_string())
+            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
+            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+            .env("CARAVAN_DRAIN_DELAY", "0s")
+            .env("CARAVAN_KEYS_FILE", keys)
+            .env("CARAVAN_SERVICE_KEY_FILE", dir.join(format!("{kind}.key")))
+            .stdin(Stdio::null());
+        for upstream in kind.upstreams() {
+            command.env(upstream.url_variable(), format!("http://{}", addrs[upstream]));
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let log = dir.join(format!("{kind}.log"));
+        command.stderr(std::fs::File::create(&log).unwrap());
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut exited = None;
+        while Instant::now() < deadline && exited.is_none() {
+            if matches!(health_status(addrs[&kind], "").await, Ok(ServingStatus::Serving)) {
+                break;
+            }
+            exited = child.try_wait().unwrap();
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        if exited.is_none() && Instant::now() < deadline {
+            return Ok(child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("({exited:?})\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
     }
 
     /// Stops them, callers first (exit flushes their exporters).
