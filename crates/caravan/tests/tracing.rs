@@ -225,6 +225,21 @@ fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port
         );
         assert_eq!(text(&hop.attributes, "enduser.id").as_deref(), Some("svc-orders"), "orders calls with its own key");
     }
+    // Spans last while their work does: each ends after it starts, and
+    // serving PlaceOrder spans the whole of each call and statement it made.
+    for (service, span) in &trace.spans {
+        assert!(span.end_time_unix_nano >= span.start_time_unix_nano, "{service} {} ends before it starts", span.name);
+    }
+    for (service, span) in &trace.spans {
+        if service == "orders" && span.parent_span_id == served.span_id {
+            assert!(
+                served.start_time_unix_nano <= span.start_time_unix_nano
+                    && span.end_time_unix_nano <= served.end_time_unix_nano,
+                "{} is not within serving PlaceOrder",
+                span.name
+            );
+        }
+    }
     // Database work appears as child spans of the calls it served.
     assert!(trace.statements("orders", served) > 0, "orders' statements in the trace");
     let reserve = trace.find("inventory", SpanKind::Server, "caravan.inventory.v1.InventoryService/ReserveStock");

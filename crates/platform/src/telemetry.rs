@@ -41,12 +41,12 @@ use opentelemetry_sdk::{
         BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
     },
 };
-use tracing::{Dispatch, Level};
+use tracing::{Dispatch, Level, span};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
     filter::{FilterExt as _, LevelFilter, Targets, dynamic_filter_fn},
     fmt,
-    layer::SubscriberExt as _,
+    layer::{self, SubscriberExt as _},
     registry::LookupSpan,
 };
 
@@ -431,18 +431,96 @@ fn otel_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_tracked_inactivity(false)
-        // Spans start when first asked for their context or when they close,
-        // not at every enter: caravan reads contexts through the span
-        // (propagation, stored traceparents, log lines), never through
-        // `Context::current`, and activation costs at every poll.
-        .with_context_activation(false)
-        .with_filter(otel_filter())
+    ClosesOnly(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            // Spans start when first asked for their context or when they
+            // close, not at every enter: caravan reads contexts through the
+            // span (propagation, stored traceparents, log lines), never
+            // through `Context::current`, and activation costs at every poll.
+            .with_context_activation(false)
+            .with_filter(otel_filter()),
+    )
+}
+
+/// A layer that sees spans open, change and close, but not each entry and
+/// exit. The OpenTelemetry layer's only use of an exit (with busy/idle
+/// timing and context activation off) is to note the clock as the span's end,
+/// under a lock, at every poll of every instrumented future; without it a
+/// span ends when it closes — when its last handle drops, right after its
+/// future's last poll, or after the response body of a call has gone out.
+/// Everything else, `downcast_raw` included (how a span's OpenTelemetry
+/// context is found), goes to the inner layer.
+struct ClosesOnly<L>(L);
+
+// The one `unsafe` in caravan: `Layer::downcast_raw` is an unsafe method, and
+// a wrapping layer must forward it (as tracing-subscriber's own wrappers do).
+#[allow(unsafe_code)]
+impl<S, L> Layer<S> for ClosesOnly<L>
+where
+    S: tracing::Subscriber,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn register_callsite(&self, metadata: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        self.0.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, cx: layer::Context<'_, S>) -> bool {
+        self.0.enabled(metadata, cx)
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: layer::Context<'_, S>) {
+        self.0.on_new_span(attrs, id, cx);
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: layer::Context<'_, S>) {
+        self.0.on_record(id, values, cx);
+    }
+
+    fn on_follows_from(&self, id: &span::Id, follows: &span::Id, cx: layer::Context<'_, S>) {
+        self.0.on_follows_from(id, follows, cx);
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, cx: layer::Context<'_, S>) -> bool {
+        self.0.event_enabled(event, cx)
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, cx: layer::Context<'_, S>) {
+        self.0.on_event(event, cx);
+    }
+
+    fn on_close(&self, id: span::Id, cx: layer::Context<'_, S>) {
+        self.0.on_close(id, cx);
+    }
+
+    fn on_id_change(&self, old: &span::Id, new: &span::Id, cx: layer::Context<'_, S>) {
+        self.0.on_id_change(old, new, cx);
+    }
+
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            return Some(self as *const Self as *const ());
+        }
+        // SAFETY: the inner layer answers for its own types, as it would
+        // unwrapped.
+        unsafe { self.0.downcast_raw(id) }
+    }
 }
 
 /// Spans exported: ours at info and above, the database work of a call or
