@@ -229,8 +229,6 @@ fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port
     // serving PlaceOrder spans the whole of each call and statement it made.
     for (service, span) in &trace.spans {
         assert!(span.end_time_unix_nano >= span.start_time_unix_nano, "{service} {} ends before it starts", span.name);
-    }
-    for (service, span) in &trace.spans {
         if service == "orders" && span.parent_span_id == served.span_id {
             assert!(
                 served.start_time_unix_nano <= span.start_time_unix_nano
