@@ -166,18 +166,20 @@ impl Service<http::Request<Body>> for TracedChannel {
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let (rpc_service, rpc_method) = split_path(&path);
+        // String fields as `&str`, not `%`: the OpenTelemetry layer copies a
+        // string as it is, but formats a `Display` value first.
         let span = tracing::info_span!(
             "rpc.client",
-            otel.name = %path.trim_start_matches('/'),
+            otel.name = path.trim_start_matches('/'),
             otel.kind = "client",
             otel.status_code = Empty,
             rpc.system = "grpc",
-            rpc.service = %rpc_service,
-            rpc.method = %rpc_method,
+            rpc.service = rpc_service,
+            rpc.method = rpc_method,
             rpc.grpc.status_code = Empty,
-            server.address = %self.authority,
+            server.address = self.authority.as_str(),
             server.port = i64::from(self.port),
-            peer.service = %self.options.target,
+            peer.service = self.options.target.as_str(),
         );
         TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(request.headers_mut()));
         if let Some(key) = &self.authorization {

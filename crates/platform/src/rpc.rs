@@ -120,35 +120,57 @@ where
             },
         };
 
+        let method = path.trim_start_matches('/');
         let (rpc_service, rpc_method) = split_path(&path);
         // The name the client addressed this server by (HTTP/2 `:authority`).
-        let authority = request.uri().authority().map_or_else(String::new, |a| a.host().to_owned());
+        let authority = request.uri().authority().map_or("", |a| a.host());
+        // Who is calling and may they: before any handler runs. Known before
+        // the span opens, so it carries them from the start (fields recorded
+        // later each cost a lookup of the span).
+        let admitted = shared.auth.admit(method, request.headers()).map(|principal| {
+            // A service says on whose behalf it calls; that is recorded, never trusted.
+            let caller = match principal.kind {
+                crate::auth::Kind::Service => request
+                    .headers()
+                    .get(crate::auth::ON_BEHALF_OF)
+                    .and_then(|v| v.to_str().ok())
+                    .map_or_else(|| principal.id.clone(), str::to_owned),
+                _ => principal.id.clone(),
+            };
+            (principal, caller)
+        });
+        let (id, kind, on_behalf_of) = match &admitted {
+            Ok((principal, caller)) => {
+                (Some(principal.id.as_str()), Some(principal.kind.as_str()), Some(caller.as_str()))
+            }
+            Err(_) => (None, None, None),
+        };
+        // String fields as `&str`, not `%`: the OpenTelemetry layer copies a
+        // string as it is, but formats a `Display` value first.
         let span = tracing::dispatcher::with_default(&shared.dispatch, || {
             tracing::info_span!(
                 "rpc.server",
-                otel.name = %path.trim_start_matches('/'),
+                otel.name = method,
                 otel.kind = "server",
                 otel.status_code = Empty,
                 rpc.system = "grpc",
-                rpc.service = %rpc_service,
-                rpc.method = %rpc_method,
+                rpc.service = rpc_service,
+                rpc.method = rpc_method,
                 rpc.grpc.status_code = Empty,
-                server.address = %authority,
+                server.address = authority,
                 server.port = i64::from(shared.port),
-                service = %shared.service,
-                enduser.id = Empty,
-                caravan.principal.kind = Empty,
-                caravan.on_behalf_of = Empty,
+                enduser.id = id,
+                caravan.principal.kind = kind,
+                caravan.on_behalf_of = on_behalf_of,
             )
         });
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
         let _ = span.set_parent(crate::telemetry::with_service(parent, shared.service));
-        let method = path.trim_start_matches('/').to_owned();
+        let method = method.to_owned();
         let start = Instant::now();
 
-        // Who is calling and may they: before any handler runs.
-        let principal = match shared.auth.admit(&method, request.headers()) {
-            Ok(principal) => principal,
+        let (principal, caller) = match admitted {
+            Ok(admitted) => admitted,
             Err(status) => {
                 // Start the span as this service's work before it is finished.
                 crate::telemetry::in_service_sync(shared.service, || drop(span.enter()));
@@ -156,18 +178,6 @@ where
                 return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
             }
         };
-        // A service says on whose behalf it calls; that is recorded, never trusted.
-        let caller = match principal.kind {
-            crate::auth::Kind::Service => request
-                .headers()
-                .get(crate::auth::ON_BEHALF_OF)
-                .and_then(|v| v.to_str().ok())
-                .map_or_else(|| principal.id.clone(), str::to_owned),
-            _ => principal.id.clone(),
-        };
-        span.record("enduser.id", principal.id.as_str());
-        span.record("caravan.principal.kind", principal.kind.as_str());
-        span.record("caravan.on_behalf_of", caller.as_str());
         request.extensions_mut().insert(principal);
 
         let deadline = request
@@ -233,10 +243,14 @@ impl Outcome {
             self.span.record("otel.status_code", "ERROR");
         }
         observe(histogram, service.as_str(), &self.method, code, elapsed);
-        tracing::dispatcher::with_default(dispatch, || {
-            let _entered = self.span.enter();
-            log_outcome(&self.method, code, message, elapsed, server_side);
-        });
+        // Most outcomes log at a level no subscriber wants (OK is debug):
+        // then skip switching subscriber and entering the span for nothing.
+        if tracing::level_filters::LevelFilter::current() >= outcome_level(code) {
+            tracing::dispatcher::with_default(dispatch, || {
+                let _entered = self.span.enter();
+                log_outcome(&self.method, code, message, elapsed, server_side);
+            });
+        }
     }
 }
 
@@ -258,25 +272,35 @@ fn is_error(code: Code, server_side: bool) -> bool {
 }
 
 /// The log level follows the code: a client's mistake is not our error.
+/// Shed or rate-limited calls come in floods exactly when the server is
+/// busiest; one log line each would add to the load, so they are debug (the
+/// metrics count them: code label, `rpc_server_shed_total`).
+fn outcome_level(code: Code) -> tracing::Level {
+    match code {
+        Code::Ok | Code::ResourceExhausted => tracing::Level::DEBUG,
+        Code::Internal | Code::Unknown | Code::DataLoss => tracing::Level::ERROR,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unimplemented => tracing::Level::WARN,
+        _ => tracing::Level::INFO,
+    }
+}
+
+/// One line per call's outcome, at [`outcome_level`].
 fn log_outcome(method: &str, code: Code, message: &str, elapsed: Duration, server_side: bool) {
     let side = if server_side { "served" } else { "called" };
     let code_name = code_name(code);
     let millis = elapsed.as_secs_f64() * 1000.0;
-    match code {
-        Code::Ok => tracing::debug!(method, code = code_name, elapsed_ms = millis, "{side}"),
-        Code::Internal | Code::Unknown | Code::DataLoss => {
+    match outcome_level(code) {
+        tracing::Level::ERROR => {
             tracing::error!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}")
         }
-        Code::Unavailable | Code::DeadlineExceeded | Code::Unimplemented => {
+        tracing::Level::WARN => {
             tracing::warn!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}")
         }
-        // Shed or rate-limited calls come in floods exactly when the server is
-        // busiest; one log line each would add to the load. The metrics count
-        // them (code label, rpc_server_shed_total).
-        Code::ResourceExhausted => {
-            tracing::debug!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}")
+        tracing::Level::INFO => {
+            tracing::info!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}")
         }
-        _ => tracing::info!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}"),
+        _ if code == Code::Ok => tracing::debug!(method, code = code_name, elapsed_ms = millis, "{side}"),
+        _ => tracing::debug!(method, code = code_name, status_message = message, elapsed_ms = millis, "{side}"),
     }
 }
 
@@ -383,10 +407,18 @@ impl Extractor for HeaderExtractor<'_> {
 pub(crate) struct HeaderInjector<'a>(pub(crate) &'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
+    /// An empty value is not sent (the W3C propagator sets `tracestate` on
+    /// every call, empty unless a vendor put something in it).
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) =
-            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
-        {
+        if value.is_empty() {
+            return;
+        }
+        let name = match key {
+            "traceparent" => Ok(http::HeaderName::from_static("traceparent")),
+            "tracestate" => Ok(http::HeaderName::from_static("tracestate")),
+            other => http::HeaderName::from_bytes(other.as_bytes()),
+        };
+        if let (Ok(name), Ok(value)) = (name, http::HeaderValue::try_from(value)) {
             self.0.insert(name, value);
         }
     }

@@ -360,11 +360,11 @@ impl SpanProcessor for ServiceStamp {
     }
 }
 
-/// The service a finished span belongs to: its `caravan.service` stamp, or
-/// the `service` attribute the server layer records on every call's span.
+/// The service a finished span belongs to: its `caravan.service` stamp.
 pub fn service_of(span: &SpanData) -> Option<ServiceKind> {
-    let value = |key: &str| span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value);
-    match value(SERVICE_ATTRIBUTE).or_else(|| value("service")) {
+    // The stamp is set when the span starts, after the attributes it was
+    // opened with: look from the end.
+    match span.attributes.iter().rev().find(|kv| kv.key.as_str() == SERVICE_ATTRIBUTE).map(|kv| &kv.value) {
         Some(Value::String(name)) => name.as_str().parse().ok(),
         _ => None,
     }
@@ -453,8 +453,9 @@ where
 /// under a lock, at every poll of every instrumented future; without it a
 /// span ends when it closes — when its last handle drops, right after its
 /// future's last poll, or after the response body of a call has gone out.
-/// Everything else, `downcast_raw` included (how a span's OpenTelemetry
-/// context is found), goes to the inner layer.
+/// The log layer needs entries and exits only for span directives (see
+/// [`log_layer`]). Everything else, `downcast_raw` included (how a span's
+/// OpenTelemetry context is found), goes to the inner layer.
 struct ClosesOnly<L>(L);
 
 // The one `unsafe` in caravan: `Layer::downcast_raw` is an unsafe method, and
@@ -553,7 +554,7 @@ where
 {
     let filter = EnvFilter::try_new(&log.filter)
         .map_err(|e| anyhow::anyhow!("CARAVAN_LOG: `{}` is not a valid filter: {e}", log.filter))?;
-    Ok(match log.format {
+    let layer = match log.format {
         LogFormat::Pretty => fmt::layer().with_target(true).with_filter(filter).boxed(),
         LogFormat::Json => {
             let dispatch = Arc::new(OnceLock::new());
@@ -563,7 +564,17 @@ where
                 .with_filter(filter)
                 .boxed()
         }
-    })
+    };
+    // The log layer uses span entries and exits only for directives that
+    // name spans (`target[span{field}]=level`), whose filter follows the
+    // spans entered; without one, it need not look each span up at every
+    // poll of every instrumented future.
+    Ok(if uses_span_scope(&log.filter) { layer } else { ClosesOnly(layer).boxed() })
+}
+
+/// Whether an `EnvFilter` directive string filters by span (`[…]`).
+fn uses_span_scope(filter: &str) -> bool {
+    filter.contains('[')
 }
 
 /// One JSON object per event, for log collectors: `timestamp`, `level`,
@@ -689,6 +700,16 @@ mod tests {
             OtelConfig::from_env(&env(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]))
                 .unwrap_err();
         assert_eq!(err.variable, "OTEL_TRACES_SAMPLER_ARG");
+    }
+
+    #[test]
+    fn only_span_directives_need_the_log_layer_to_see_entries() {
+        for plain in ["warn", "info,caravan_orders=debug", "caravan_platform::rpc=trace"] {
+            assert!(!uses_span_scope(plain), "{plain}");
+        }
+        for scoped in ["warn,[rpc.server]=debug", "info,caravan_orders[db{db.operation.name=reserve}]=trace"] {
+            assert!(uses_span_scope(scoped), "{scoped}");
+        }
     }
 
     #[test]
