@@ -2,8 +2,9 @@
 //!
 //! SQLite runs in WAL mode with a `busy_timeout` and exactly one pooled
 //! connection: one writer, so concurrent requests queue in the pool instead of
-//! failing with `SQLITE_BUSY`. PostgreSQL gets a pool with acquire and
-//! statement timeouts.
+//! failing with `SQLITE_BUSY`. Its query planner keeps one plan per
+//! statement whatever values are bound ([`plan_once`]). PostgreSQL gets a pool
+//! with acquire and statement timeouts.
 
 use std::path::Path;
 
@@ -39,9 +40,55 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
                     .busy_timeout(busy_timeout)
                     .foreign_keys(true)
                     .create_if_missing(true)
-            });
+            })
+            .map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(|conn, _| Box::pin(plan_once(conn))));
     }
     Database::connect(options).await
+}
+
+/// Turns on SQLite's query planner stability guarantee for `conn`
+/// (`SQLITE_DBCONFIG_ENABLE_QPSG`): a prepared statement keeps its plan
+/// whatever values are bound to it.
+///
+/// Without it SQLite 3.51 plans with the values bound to some parameters —
+/// `LIMIT ?`, which sea-orm writes for every `.one()` and every page — and so
+/// throws away and re-prepares such a statement at each execution, since every
+/// execution binds them anew. Under a read load that re-parsing was ~5 % of the
+/// catalog's CPU. caravan's queries are key lookups and keyset pages, whose
+/// plans do not depend on the values, so nothing is lost.
+async fn plan_once(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
+    match stable_plans(conn, 1).await? {
+        true => Ok(()),
+        false => {
+            Err(sea_orm::sqlx::Error::Configuration("SQLite refused its query planner stability guarantee".into()))
+        }
+    }
+}
+
+/// Sets SQLite's query planner stability guarantee on `conn` (`1` on, `0` off,
+/// `-1` leave it) and answers whether it is on.
+async fn stable_plans(conn: &mut sea_orm::sqlx::SqliteConnection, set: i32) -> Result<bool, sea_orm::sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let mut now: std::ffi::c_int = -1;
+    // SAFETY: `db` is the handle of an open connection, held exclusively
+    // through `handle` for the duration of the call. ENABLE_QPSG takes an
+    // `int` (the setting) and an `int*` where SQLite writes the resulting one.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db,
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            set as std::ffi::c_int,
+            &raw mut now,
+        )
+    };
+    if rc != libsqlite3_sys::SQLITE_OK {
+        return Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLite's query planner stability setting: error code {rc}").into(),
+        ));
+    }
+    Ok(now == 1)
 }
 
 /// The file path in a `sqlite://PATH?…` URL, if it names a file.
@@ -195,6 +242,20 @@ pub fn with_database(server_url: &str, database: &str) -> Result<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sqlite_connections_keep_one_plan_per_statement() {
+        use sea_orm::sqlx::{ConnectOptions as _, sqlite::SqliteConnectOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plans.db");
+        let db = connect(&DatabaseConfig::sqlite_file(&path)).await.unwrap();
+        let mut pooled = db.get_sqlite_connection_pool().acquire().await.unwrap();
+        assert!(stable_plans(&mut pooled, -1).await.unwrap(), "a pooled connection re-plans with bound values");
+
+        // SQLite's default, which the pool changes.
+        let mut plain = SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
+        assert!(!stable_plans(&mut plain, -1).await.unwrap());
+    }
 
     #[test]
     fn row_chunks_cover_every_row_once_in_few_shapes() {
