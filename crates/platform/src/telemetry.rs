@@ -41,7 +41,7 @@ use opentelemetry_sdk::{
         BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
     },
 };
-use tracing::{Dispatch, Level, span};
+use tracing::{Dispatch, Level, span, subscriber::Interest};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
     filter::{FilterExt as _, LevelFilter, Targets, dynamic_filter_fn},
@@ -543,8 +543,18 @@ where
     let levels = Targets::new().with_default(Level::INFO).with_targets(
         ["h2", "hyper", "tower", "tonic", "sqlx", "sea_orm", "opentelemetry"].map(|t| (t, LevelFilter::OFF)),
     );
+    // Only `db` spans depend on where they start; and with no level hint
+    // of its own the pair would have none, and every `debug!` and `trace!`
+    // in the process (ours and the libraries') would pass the global level
+    // check only to be turned down one callsite at a time.
     let database_work_in_calls =
-        dynamic_filter_fn(|metadata, cx| metadata.name() != "db" || cx.lookup_current().is_some());
+        dynamic_filter_fn(|metadata, cx| metadata.name() != "db" || cx.lookup_current().is_some())
+            .with_max_level_hint(LevelFilter::TRACE)
+            .with_callsite_filter(
+                |metadata| {
+                    if metadata.name() == "db" { Interest::sometimes() } else { Interest::always() }
+                },
+            );
     levels.and(database_work_in_calls)
 }
 
@@ -885,6 +895,20 @@ mod tests {
         assert_eq!((clamped.export_batch, clamped.queue), (100, 100), "a batch never exceeds the queue");
         for (var, value) in [("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"), ("OTEL_BSP_MAX_QUEUE_SIZE", "many")] {
             assert_eq!(OtelConfig::from_env(&env(&[(var, value)])).unwrap_err().variable, var);
+        }
+    }
+
+    #[test]
+    fn tracing_does_not_lift_the_process_log_level() {
+        // A `debug!` anywhere in the process is turned away by the global
+        // level check, traced or not, unless a log directive asks for it.
+        let provider = SdkTracerProvider::builder().build();
+        for (filter, level) in [("info", LevelFilter::INFO), ("warn,caravan_orders=debug", LevelFilter::DEBUG)] {
+            let log = LogConfig { format: LogFormat::Pretty, filter: filter.to_owned() };
+            let untraced = Registry::default().with(log_layer(&log).unwrap());
+            let traced = Registry::default().with(log_layer(&log).unwrap()).with(otel_layer(provider.tracer("test")));
+            assert_eq!(tracing::Subscriber::max_level_hint(&untraced), Some(level), "{filter}");
+            assert_eq!(tracing::Subscriber::max_level_hint(&traced), Some(level), "{filter}, traced");
         }
     }
 }
