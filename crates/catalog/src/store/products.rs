@@ -10,6 +10,7 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, SqlErr,
     sea_query::{Expr, ExprTrait as _},
 };
+use tracing::Instrument as _;
 
 use super::{Store, entity::product};
 use crate::{
@@ -86,8 +87,9 @@ impl Store {
     }
 
     /// One product, from memory when read within [`super::PRODUCT_CACHE_TTL`]
-    /// (shared, not copied: this is the hottest partner read).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog product", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "product"))]
+    /// (shared, not copied: this is the hottest partner read). Only a miss
+    /// is database work, and only then is there a `db` span (the one of
+    /// [`Self::product_from_db`]).
     pub async fn product(&self, id: &str) -> Result<Arc<Product>, Error> {
         if let Some(product) = self.products.get(id) {
             return Ok(product);
@@ -118,8 +120,10 @@ impl Store {
     }
 
     /// The products that exist among `ids`, in no particular order (cached
-    /// ones from memory, the rest in one query).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog products", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "products"))]
+    /// ones from memory, the rest in one query). The query, when there is
+    /// one, is the `db` span: an order of a flash sale finds its product in
+    /// memory, and a span there would show database work that never
+    /// happened (and cost a span per order).
     pub async fn products(&self, ids: &[String]) -> Result<Vec<Arc<Product>>, Error> {
         let mut found = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
@@ -135,6 +139,13 @@ impl Store {
         let rows = product::Entity::find()
             .filter(product::Column::Id.is_in(missing))
             .all(&self.db)
+            .instrument(tracing::info_span!(
+                "db",
+                otel.name = "catalog products",
+                otel.kind = "client",
+                db.system = caravan_platform::db::system(&self.db),
+                db.operation.name = "products",
+            ))
             .await
             .map_err(Error::db("reading products"))?;
         for row in rows {
