@@ -10,7 +10,6 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, SqlErr,
     sea_query::{Expr, ExprTrait as _},
 };
-use tracing::Instrument as _;
 
 use super::{Store, entity::product};
 use crate::{
@@ -120,10 +119,10 @@ impl Store {
     }
 
     /// The products that exist among `ids`, in no particular order (cached
-    /// ones from memory, the rest in one query). The query, when there is
-    /// one, is the `db` span: an order of a flash sale finds its product in
-    /// memory, and a span there would show database work that never
-    /// happened (and cost a span per order).
+    /// ones from memory, the rest in one query). Only that query is a `db`
+    /// span ([`Self::products_from_db`]): an order of a flash sale finds its
+    /// product in memory, and a span there would show database work that
+    /// never happened (and cost a span per order).
     pub async fn products(&self, ids: &[String]) -> Result<Vec<Arc<Product>>, Error> {
         let mut found = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
@@ -136,24 +135,22 @@ impl Store {
         if missing.is_empty() {
             return Ok(found);
         }
-        let rows = product::Entity::find()
-            .filter(product::Column::Id.is_in(missing))
-            .all(&self.db)
-            .instrument(tracing::info_span!(
-                "db",
-                otel.name = "catalog products",
-                otel.kind = "client",
-                db.system = caravan_platform::db::system(&self.db),
-                db.operation.name = "products",
-            ))
-            .await
-            .map_err(Error::db("reading products"))?;
-        for row in rows {
+        for row in self.products_from_db(missing).await? {
             let product = Arc::new(to_domain(row)?);
             self.products.insert(product.id.clone(), product.clone());
             found.push(product);
         }
         Ok(found)
+    }
+
+    /// The rows of the products among `ids`, from the database.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog products", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "products"))]
+    async fn products_from_db(&self, ids: Vec<String>) -> Result<Vec<product::Model>, Error> {
+        product::Entity::find()
+            .filter(product::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(Error::db("reading products"))
     }
 
     /// Up to `limit` products matching `filter`, ordered by id, after `after`
