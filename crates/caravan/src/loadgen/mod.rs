@@ -272,6 +272,9 @@ async fn tracing_cost(
         for i in order {
             let (label, target) = &variants[i];
             let run = run_scenario(name, &format!("{label}, round {}", round + 1), target, args, config).await?;
+            if let Some(rate) = run.0.calls_per_server_cpu_second {
+                eprintln!("{}: {:.0} ok/s, {rate:.0} calls per server CPU-second", run.0.name, run.0.throughput);
+            }
             rounds[i].push(run);
         }
     }
