@@ -14,8 +14,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::{
     Code, Status,
     body::Body,
@@ -33,7 +31,7 @@ use crate::{
     auth,
     config::{ClientTls, Secret, ServiceKind},
     deadline,
-    rpc::{HeaderInjector, Kind, Outcome, observe_response, split_path},
+    rpc::{Kind, Outcome, observe_response, split_path},
 };
 
 /// Finds the addresses behind an upstream's host name: DNS in production
@@ -181,7 +179,7 @@ impl Service<http::Request<Body>> for TracedChannel {
             server.port = i64::from(self.port),
             peer.service = self.options.target.as_str(),
         );
-        TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(request.headers_mut()));
+        crate::rpc::inject_trace_context(&span.context(), request.headers_mut());
         if let Some(key) = &self.authorization {
             request.headers_mut().insert(auth::AUTHORIZATION, key.clone());
         }

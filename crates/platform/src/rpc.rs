@@ -14,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::sync::Semaphore;
 use tonic::{Code, body::Body};
@@ -403,33 +403,53 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Writes W3C trace context into HTTP headers.
-pub(crate) struct HeaderInjector<'a>(pub(crate) &'a mut http::HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    /// An empty value is not sent (the W3C propagator sets `tracestate` on
-    /// every call, empty unless a vendor put something in it).
-    fn set(&mut self, key: &str, value: String) {
-        if value.is_empty() {
-            return;
-        }
-        let name = match key {
-            "traceparent" => Ok(http::HeaderName::from_static("traceparent")),
-            "tracestate" => Ok(http::HeaderName::from_static("tracestate")),
-            other => http::HeaderName::from_bytes(other.as_bytes()),
-        };
-        if let (Ok(name), Ok(value)) = (name, http::HeaderValue::try_from(value)) {
-            self.0.insert(name, value);
+/// Writes the W3C trace context of `cx` into HTTP headers, as the W3C
+/// propagator does (`traceparent`, and `tracestate` when a vendor put
+/// something in it), but without the text-map machinery: every outgoing
+/// call pays for this.
+pub(crate) fn inject_trace_context(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
+    use opentelemetry::trace::{TraceContextExt as _, TraceState};
+    let span = cx.span();
+    let span_context = span.span_context();
+    let Some(traceparent) = traceparent(span_context) else {
+        return;
+    };
+    if let Ok(value) = http::HeaderValue::from_bytes(&traceparent) {
+        headers.insert(http::HeaderName::from_static("traceparent"), value);
+    }
+    if *span_context.trace_state() != TraceState::NONE {
+        let state = span_context.trace_state().header();
+        if let (false, Ok(value)) = (state.is_empty(), http::HeaderValue::try_from(state)) {
+            headers.insert(http::HeaderName::from_static("tracestate"), value);
         }
     }
 }
 
+/// The W3C `traceparent` of a valid span context,
+/// `00-{trace id}-{span id}-{flags}` in lower-case hex, with only the
+/// sampled flag (the W3C propagator's rule).
+fn traceparent(span_context: &opentelemetry::trace::SpanContext) -> Option<[u8; 55]> {
+    use opentelemetry::trace::TraceFlags;
+    if !span_context.is_valid() {
+        return None;
+    }
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let flags = span_context.trace_flags() & TraceFlags::SAMPLED;
+    hex::encode_to_slice(span_context.trace_id().to_bytes(), &mut out[3..35]).ok()?;
+    hex::encode_to_slice(span_context.span_id().to_bytes(), &mut out[36..52]).ok()?;
+    hex::encode_to_slice([flags.to_u8()], &mut out[53..55]).ok()?;
+    Some(out)
+}
+
 /// The W3C `traceparent` of the current span, to store with an item that
-/// background work will act on later (so its run can link to this trace).
+/// background work will act on later (so its run can link to this trace);
+/// empty when there is none.
 pub fn current_traceparent() -> String {
-    let mut headers = http::HeaderMap::new();
-    TraceContextPropagator::new().inject_context(&Span::current().context(), &mut HeaderInjector(&mut headers));
-    headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = Span::current().context();
+    traceparent(cx.span().span_context())
+        .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The span context in a stored `traceparent`, for a link.
@@ -443,4 +463,68 @@ pub fn span_context_of(traceparent: &str) -> Option<opentelemetry::trace::SpanCo
     let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
     let span_context = cx.span().span_context().clone();
     span_context.is_valid().then_some(span_context)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use opentelemetry::{
+        Context,
+        propagation::Injector,
+        trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState},
+    };
+
+    use super::*;
+
+    struct Written(HashMap<String, String>);
+
+    impl Injector for Written {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_owned(), value);
+        }
+    }
+
+    fn span_context(flags: u8, state: TraceState) -> SpanContext {
+        let trace_id = TraceId::from_bytes(*b"\x4b\xf9\x2f\x35\x77\xb3\x4d\xa6\xa3\xce\x92\x9d\x0e\x0e\x47\x36");
+        let span_id = SpanId::from_bytes(*b"\x00\xf0\x67\xaa\x0b\xa9\x02\xb7");
+        SpanContext::new(trace_id, span_id, TraceFlags::new(flags), true, state)
+    }
+
+    #[test]
+    fn trace_context_is_written_as_the_w3c_propagator_writes_it() {
+        let vendor = TraceState::from_key_value([("vendor", "opaque"), ("other", "x")]).expect("a valid tracestate");
+        let cases = [
+            span_context(1, TraceState::NONE),
+            span_context(0, TraceState::NONE),
+            // Flags the propagator does not know are not passed on.
+            span_context(0xff, TraceState::NONE),
+            span_context(1, vendor),
+            SpanContext::NONE,
+        ];
+        for case in cases {
+            let cx = Context::new().with_remote_span_context(case.clone());
+            let mut ours = http::HeaderMap::new();
+            inject_trace_context(&cx, &mut ours);
+            let ours: HashMap<String, String> = ours
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value.to_str().expect("ASCII").to_owned()))
+                .collect();
+            let mut theirs = Written(HashMap::new());
+            TraceContextPropagator::new().inject_context(&cx, &mut theirs);
+            // Our headers leave out an empty `tracestate`.
+            theirs.0.retain(|_, value| !value.is_empty());
+            assert_eq!(ours, theirs.0, "{case:?}");
+        }
+    }
+
+    #[test]
+    fn a_stored_traceparent_reads_back_as_its_span_context() {
+        let sampled = span_context(1, TraceState::NONE);
+        let stored = traceparent(&sampled).expect("a valid context has a traceparent");
+        let stored = std::str::from_utf8(&stored).expect("hex is ASCII");
+        assert_eq!(stored, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_eq!(span_context_of(stored), Some(sampled));
+        assert_eq!(traceparent(&SpanContext::NONE), None);
+    }
 }
