@@ -192,6 +192,10 @@ fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port
     let trace = Trace::of(all, placed);
     println!("the placed order's trace:\n{}", trace.tree());
     assert_eq!(trace.services(), ["catalog", "inventory", "orders", "scheduling"], "{:?}", trace.names());
+    for (_, span) in &trace.spans {
+        // The resource names the service; the stamp that routed it is not sent.
+        assert_eq!(text(&span.attributes, "caravan.service"), None, "{}", span.name);
+    }
     let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
     assert_eq!(served.parent_span_id, hex("00f067aa0ba902b7"), "the partner's span is the parent");
     let attributes = &served.attributes;

@@ -56,7 +56,9 @@ tokio::task_local! {
     static SERVICE: ServiceKind;
 }
 
-/// The span attribute naming the service whose work a span is.
+/// The span attribute naming the service whose work a span is: set as a
+/// span starts, taken off at export, where the span's resource names the
+/// service (`service.name`).
 pub const SERVICE_ATTRIBUTE: &str = "caravan.service";
 
 /// Runs `fut` as `service`'s work: the spans it starts report that service.
@@ -360,12 +362,15 @@ impl SpanProcessor for ServiceStamp {
     }
 }
 
-/// The service a finished span belongs to: its `caravan.service` stamp.
-pub fn service_of(span: &SpanData) -> Option<ServiceKind> {
+/// The service a finished span belongs to, taken from its `caravan.service`
+/// stamp: the resource it is exported with says the same (`service.name`),
+/// so the stamp itself is not exported.
+fn take_service(span: &mut SpanData) -> Option<ServiceKind> {
     // The stamp is set when the span starts, after the attributes it was
     // opened with: look from the end.
-    match span.attributes.iter().rev().find(|kv| kv.key.as_str() == SERVICE_ATTRIBUTE).map(|kv| &kv.value) {
-        Some(Value::String(name)) => name.as_str().parse().ok(),
+    let at = span.attributes.iter().rposition(|kv| kv.key.as_str() == SERVICE_ATTRIBUTE)?;
+    match span.attributes.remove(at).value {
+        Value::String(name) => name.as_str().parse().ok(),
         _ => None,
     }
 }
@@ -381,8 +386,8 @@ struct ByService {
 impl SpanExporter for ByService {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let mut groups: HashMap<Option<ServiceKind>, Vec<SpanData>> = HashMap::new();
-        for span in batch {
-            groups.entry(service_of(&span)).or_default().push(span);
+        for mut span in batch {
+            groups.entry(take_service(&mut span)).or_default().push(span);
         }
         let mut outcome = Ok(());
         for (service, spans) in groups {
