@@ -259,9 +259,8 @@ async fn tracing_cost(
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let sink = suite::SpanSink::start().await?;
     let server = args.suite_postgres.as_deref();
-    let off = suite::SpawnedSuite::start(None, server.map(|url| (url, "caravan_lg_off"))).await?.ready().await?;
-    let on = suite::SpawnedSuite::start(Some(sink.addr()), server.map(|url| (url, "caravan_lg_on"))).await?;
-    let on = on.ready().await?;
+    let off = suite::SpawnedSuite::launch(None, server.map(|url| (url, "caravan_lg_off"))).await?;
+    let on = suite::SpawnedSuite::launch(Some(sink.addr()), server.map(|url| (url, "caravan_lg_on"))).await?;
     let variants =
         [(format!("{name}, tracing off"), off.target(name)), (format!("{name}, tracing 100 %"), on.target(name))];
     let mut rounds: [Vec<(Report, Measurement)>; 2] = [Vec::new(), Vec::new()];

@@ -108,7 +108,7 @@ impl SpawnedSuite {
     /// Starts `caravan up` (this binary), exporting every span to `otlp` when
     /// given, its data in SQLite files or, with `postgres` (a server URL and
     /// a name prefix), in fresh databases `<prefix>_<service>` there.
-    pub async fn start(otlp: Option<SocketAddr>, postgres: Option<(&str, &str)>) -> anyhow::Result<SpawnedSuite> {
+    async fn start(otlp: Option<SocketAddr>, postgres: Option<(&str, &str)>) -> anyhow::Result<SpawnedSuite> {
         let dir = tempfile::Builder::new().prefix("caravan-loadgen-").tempdir()?;
         let mut addrs = HashMap::new();
         let exe = std::env::current_exe().context("finding the caravan binary")?;
@@ -143,12 +143,29 @@ impl SpawnedSuite {
         Ok(SpawnedSuite { child, dir, addrs })
     }
 
+    /// Starts a suite and waits until it serves; with other ports when one
+    /// it was given was taken before it could bind it (a port is free when
+    /// picked, not reserved, and two suites start side by side).
+    pub async fn launch(otlp: Option<SocketAddr>, postgres: Option<(&str, &str)>) -> anyhow::Result<ReadySuite> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match SpawnedSuite::start(otlp, postgres).await?.ready().await {
+                Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("Address already in use") => {
+                    tracing::warn!(attempt, "a port given to caravan up was taken before it bound it; trying others");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
     }
 
     /// Waits until all four services serve, and reads the development keys.
-    pub async fn ready(mut self) -> anyhow::Result<ReadySuite> {
+    async fn ready(mut self) -> anyhow::Result<ReadySuite> {
         let deadline = Instant::now() + Duration::from_secs(60);
         for addr in self.addrs.values().copied().collect::<Vec<_>>() {
             while !matches!(health_status(addr, "").await, Ok(ServingStatus::Serving)) {
