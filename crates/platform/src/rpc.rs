@@ -419,7 +419,9 @@ pub(crate) fn inject_trace_context(cx: &opentelemetry::Context, headers: &mut ht
     }
     if *span_context.trace_state() != TraceState::NONE {
         let state = span_context.trace_state().header();
-        if let (false, Ok(value)) = (state.is_empty(), http::HeaderValue::try_from(state)) {
+        if !state.is_empty()
+            && let Ok(value) = http::HeaderValue::try_from(state)
+        {
             headers.insert(http::HeaderName::from_static("tracestate"), value);
         }
     }
