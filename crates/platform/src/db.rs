@@ -138,6 +138,71 @@ pub fn system(c: &impl sea_orm::ConnectionTrait) -> &'static str {
     }
 }
 
+/// Marks the current store operation's `db` span as failed with `error`
+/// (OpenTelemetry: status ERROR with the error's text, `error.type` its
+/// class); nothing if the current span is not a `db` span. Every service's
+/// database errors pass through here as they are wrapped, so a trace shows
+/// which database operation a failed call failed in. The log line is the
+/// caller's: it writes one when it turns the error into a status.
+pub fn failed(error: &DbErr) {
+    let span = tracing::Span::current();
+    if span.metadata().is_none_or(|m| m.name() != "db") {
+        return;
+    }
+    // A description is an error status (`tracing-opentelemetry`).
+    span.record("otel.status_description", crate::error::chain(error).as_str());
+    match database_code(error) {
+        Some(code) => {
+            span.record("error.type", code.as_str());
+            span.record("db.response.status_code", code.as_str());
+        }
+        None => {
+            span.record("error.type", error_class(error));
+        }
+    }
+}
+
+/// The database's own code for `error`, if it sent one: the SQLSTATE on
+/// PostgreSQL (`40001`, `23505`), the extended result code on SQLite
+/// (`5` busy, `2067` unique).
+fn database_code(error: &DbErr) -> Option<String> {
+    use sea_orm::{RuntimeErr, sqlx};
+    match error {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A class of error with no database code: what failed, in a few words
+/// (a low-cardinality `error.type`).
+fn error_class(error: &DbErr) -> &'static str {
+    use sea_orm::{ConnAcquireErr, RuntimeErr, sqlx};
+    match error {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => "pool_timeout",
+        DbErr::ConnectionAcquire(_) => "connection_closed",
+        DbErr::Conn(_) => "connection",
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::PoolTimedOut => "pool_timeout",
+            sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => "connection_closed",
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => "connection",
+            sqlx::Error::RowNotFound => "row_not_found",
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::TypeNotFound { .. } => "decode",
+            _ => "query",
+        },
+        DbErr::Exec(_) | DbErr::Query(_) => "query",
+        DbErr::RecordNotFound(_) => "record_not_found",
+        DbErr::RecordNotInserted => "record_not_inserted",
+        DbErr::RecordNotUpdated => "record_not_updated",
+        DbErr::Type(_) | DbErr::TryIntoErr { .. } | DbErr::ConvertFromU64(_) | DbErr::Json(_) => "decode",
+        _ => "other",
+    }
+}
+
 /// `$n` on PostgreSQL, `?` elsewhere, for hand-written statements. SQLite's
 /// `?` binds in order, so a value used twice must be passed twice.
 pub fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {

@@ -18,6 +18,7 @@
 //! and then purged in bounded batches.
 
 use std::{collections::HashMap, future::Future, time::Duration};
+use tracing::field::Empty;
 
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, Statement, Value};
@@ -220,17 +221,27 @@ impl Idempotency {
         }
     }
 
-    /// Runs one statement; returns the rows it changed.
+    /// Runs one statement; returns the rows it changed. A failure marks the
+    /// operation's span, except the claim's expected conflict (the request
+    /// id is taken: a retry, answered from the record).
     async fn exec<const N: usize>(&self, sql: String, values: [Value; N]) -> Result<u64, DbErr> {
         let statement = Statement::from_sql_and_values(self.db.get_database_backend(), sql, values);
-        Ok(self.db.execute_raw(statement).await?.rows_affected())
+        match self.db.execute_raw(statement).await {
+            Ok(result) => Ok(result.rows_affected()),
+            Err(e) => {
+                if !matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                    crate::db::failed(&e);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn p(&self, n: usize) -> String {
         placeholder(self.db.get_database_backend(), n)
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency insert", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "insert"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency insert", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "insert"))]
     async fn insert(&self, scope: Scope<'_>, hash: &str, owner: &str, now: Micros) -> Result<(), DbErr> {
         let sql = format!(
             "INSERT INTO idempotency_records (principal, method, request_id, request_hash, state, owner, lease_until, create_time) \
@@ -255,7 +266,7 @@ impl Idempotency {
         self.exec(sql, values).await.map(|_| ())
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency read", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "read"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency read", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "read"))]
     async fn read(&self, scope: Scope<'_>) -> Result<Option<Record>, DbErr> {
         let sql = format!(
             "SELECT request_hash, state, owner, lease_until, code, message, details, response FROM idempotency_records \
@@ -271,7 +282,8 @@ impl Idempotency {
                 sql,
                 [Value::from(scope.principal), Value::from(scope.method), Value::from(scope.request_id)],
             ))
-            .await?;
+            .await
+            .inspect_err(crate::db::failed)?;
         row.map(|row| {
             Ok(Record {
                 request_hash: row.try_get_by_index(0)?,
@@ -285,9 +297,10 @@ impl Idempotency {
             })
         })
         .transpose()
+        .inspect_err(crate::db::failed)
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency take_over", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "take_over"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency take_over", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "take_over"))]
     async fn take_over(&self, scope: Scope<'_>, old_owner: &str, owner: &str, now: Micros) -> Result<bool, DbErr> {
         let sql = format!(
             "UPDATE idempotency_records SET owner = {}, lease_until = {} \
@@ -310,7 +323,7 @@ impl Idempotency {
         Ok(self.exec(sql, values).await? == 1)
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency finish", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "finish"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency finish", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "finish"))]
     async fn finish(
         &self,
         scope: Scope<'_>,
@@ -345,7 +358,7 @@ impl Idempotency {
         self.exec(sql, values).await.map(|_| ())
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency abandon", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "abandon"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency abandon", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "abandon"))]
     async fn abandon(&self, scope: Scope<'_>, owner: &str) -> Result<(), DbErr> {
         let sql = format!(
             "DELETE FROM idempotency_records WHERE principal = {} AND method = {} AND request_id = {} AND owner = {} AND state = 'running'",
@@ -365,7 +378,7 @@ impl Idempotency {
 
     /// Deletes up to `batch` finished records older than the retention;
     /// returns how many. Run it periodically (`worker::spawn_periodic`).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency purge", otel.kind = "client", db.system = crate::db::system(&self.db), db.operation.name = "purge"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency purge", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "purge"))]
     pub async fn purge(&self, batch: u64) -> Result<u64, DbErr> {
         let cutoff =
             Micros(self.clock.now().0.saturating_sub(
@@ -379,7 +392,11 @@ impl Idempotency {
               WHERE create_time < {} AND state = 'done' ORDER BY create_time LIMIT {batch})",
             placeholder(backend, 1)
         );
-        let result = self.db.execute_raw(Statement::from_sql_and_values(backend, sql, [Value::from(cutoff.0)])).await?;
+        let result = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, [Value::from(cutoff.0)]))
+            .await
+            .inspect_err(crate::db::failed)?;
         Ok(result.rows_affected())
     }
 }

@@ -243,3 +243,62 @@ async fn records_are_kept_for_the_retention_then_purged() {
     let kept = idempotency.run(scope("req-new"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
     assert_eq!((kept.name.as_str(), fixture.runs()), ("orders/run-2", 3));
 }
+
+/// The exported spans of `f`, run as orders' work inside a call's span (the
+/// `db` spans of store operations are exported only within a call or job).
+async fn traced<F: std::future::Future>(f: F) -> (F::Output, Vec<opentelemetry_sdk::trace::SpanData>) {
+    use caravan_platform::{
+        config::{LogConfig, LogFormat},
+        telemetry::ServiceTelemetry,
+    };
+    use tracing::Instrument as _;
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let log = LogConfig { format: LogFormat::Pretty, filter: "off".into() };
+    let telemetry = ServiceTelemetry::with_provider(ServiceKind::Orders, &log, &provider).unwrap();
+    // The span is opened inside the telemetry, as a server opens its calls.
+    let output = telemetry.run(async { f.instrument(tracing::info_span!("call")).await }).await;
+    provider.force_flush().unwrap();
+    (output, exporter.get_finished_spans().unwrap())
+}
+
+fn attribute(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+}
+
+#[tokio::test]
+async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not() {
+    use opentelemetry::trace::Status as SpanStatus;
+    let fixture = Fixture::new().await;
+    let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
+
+    // A retry: the claim conflicts with the first call's record, as
+    // expected, and is answered from it. No span says failed.
+    idempotency.run(scope("req-1"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    let (again, spans) =
+        traced(idempotency.run(scope("req-1"), &request("orders/a"), || counting(&fixture.runs))).await;
+    again.unwrap();
+    let claim = spans.iter().find(|s| s.name == "idempotency insert").expect("the claim's span");
+    assert_eq!(claim.status, SpanStatus::Unset, "an expected conflict is not a failure");
+    assert_eq!(attribute(claim, "error.type"), None);
+
+    // The database fails under the store: the operation's span says so,
+    // with the database's own code and the error's text.
+    let db = fixture.database.connect().await.unwrap();
+    caravan_platform::db::exec(&db, "DROP TABLE idempotency_records", vec![]).await.unwrap();
+    let (failed, spans) =
+        traced(idempotency.run(scope("req-2"), &request("orders/a"), || counting(&fixture.runs))).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let claim = spans.iter().find(|s| s.name == "idempotency insert").expect("the claim's span");
+    match &claim.status {
+        SpanStatus::Error { description } => {
+            assert!(description.contains("idempotency_records"), "the cause, not only a code: {description}")
+        }
+        other => panic!("a failed operation's span is an error, not {other:?}"),
+    }
+    let code = attribute(claim, "db.response.status_code").expect("the database's code");
+    let expected = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres { "42P01" } else { "1" };
+    assert_eq!(code, expected, "undefined table");
+    assert_eq!(attribute(claim, "error.type").as_deref(), Some(expected));
+}

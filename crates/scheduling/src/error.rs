@@ -97,9 +97,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps a database error with what we were doing.
+    /// Wraps a database error with what we were doing, and marks the store
+    /// operation it failed in as failed (`caravan_platform::db::failed`).
     pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
-        move |source| Error::Database { context, source }
+        move |source| {
+            caravan_platform::db::failed(&source);
+            Error::Database { context, source }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod products;
 pub use products::{Changed, ProductFilter};
 
 use std::collections::BTreeMap;
+use tracing::field::Empty;
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 
@@ -37,7 +38,7 @@ impl Store {
     }
 
     /// One country with its history.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog country", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "country"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog country", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "country"))]
     pub async fn country(&self, code: &CountryCode) -> Result<Country, Error> {
         let row = country::Entity::find_by_id(code.as_str().to_owned())
             .one(&self.db)
@@ -55,7 +56,7 @@ impl Store {
 
     /// Every country, ordered by code. Reference data is bounded by the
     /// number of countries in the world, so callers filter and page in memory.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog countries", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "countries"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog countries", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "countries"))]
     pub async fn countries(&self) -> Result<Vec<Country>, Error> {
         let rows = country::Entity::find()
             .order_by_asc(country::Column::Code)

@@ -10,6 +10,7 @@
 
 use caravan_platform::time::Micros;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use tracing::field::Empty;
 
 use super::{
     Store,
@@ -29,7 +30,7 @@ impl Store {
     /// Sets the quantity the show holds of each product (a target): takes
     /// more from the general pool or gives unused units back. All lines or
     /// none.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocate", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocate"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocate", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocate"))]
     pub async fn allocate(&self, show: &str, targets: &[(String, i64)], now: Micros) -> Result<Allocation, Error> {
         let context = "allocating stock";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -47,7 +48,7 @@ impl Store {
     /// Closes a show's allocation: unused units go back to the general pool
     /// and later reservations against it are refused. Closing an allocation
     /// that never existed records it closed, so a late AllocateStock fails.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory return_allocation", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "return_allocation"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory return_allocation", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "return_allocation"))]
     pub async fn return_allocation(&self, show: &str, now: Micros) -> Result<Allocation, Error> {
         let context = "returning an allocation";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -68,7 +69,7 @@ impl Store {
     }
 
     /// A show's allocation.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocation", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocation", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation"))]
     pub async fn allocation(&self, show: &str) -> Result<Allocation, Error> {
         let context = "reading an allocation";
         let rows = query(&self.db, "SELECT state, close_time FROM allocations WHERE show_id = $1", vec![show.into()])
@@ -89,7 +90,7 @@ impl Store {
     }
 
     /// The lines of `show` for `products` (all when `None`).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocation_lines", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_lines"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocation_lines", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_lines"))]
     pub async fn allocation_lines(
         &self,
         show: &str,

@@ -13,6 +13,7 @@
 //! invariants hold after every batch.
 
 use std::collections::HashSet;
+use tracing::field::Empty;
 
 use caravan_platform::{
     db::{params, row_chunks},
@@ -70,7 +71,7 @@ impl Store {
     /// Reserves `items` — one line each, all of `product` in the pool of
     /// `show` (or the general pool) — in one transaction, granting in the
     /// order given.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory reserve_batch", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "reserve_batch"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory reserve_batch", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "reserve_batch"))]
     pub async fn reserve_batch(
         &self,
         show: Option<&str>,

@@ -5,6 +5,7 @@ mod entity;
 mod sales;
 
 use std::collections::HashMap;
+use tracing::field::Empty;
 
 use caravan_platform::{
     db::{exec, query},
@@ -77,7 +78,7 @@ impl Store {
     /// offer, in the same transaction and by one conditional upsert per line
     /// (so concurrent orders of one buyer cannot pass a limit together); a
     /// line beyond its offer's `limits` refuses the whole order.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders insert_order", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_order"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders insert_order", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_order"))]
     pub async fn insert_order(
         &self,
         order: &Order,
@@ -135,7 +136,7 @@ impl Store {
     /// when the driver looks at it next. An order of a show that stops
     /// counting against its buyer's limit gives those units back to the
     /// buyer in the same transaction.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders move_state", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "move_state"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders move_state", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "move_state"))]
     pub async fn move_state(
         &self,
         id: &str,
@@ -185,7 +186,7 @@ impl Store {
     /// before its stock is committed, so a payment cut short by a crash is
     /// known to have been made; `false` if the order is no longer awaiting
     /// payment or already carries another reference.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders record_payment", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "record_payment"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders record_payment", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "record_payment"))]
     pub async fn record_payment(&self, id: &str, reference: &str, now: Micros) -> Result<bool, Error> {
         let changed = exec(
             &self.db,
@@ -199,7 +200,7 @@ impl Store {
     }
 
     /// Records a payment that came too late, for the partner's refund.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders record_late_payment", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "record_late_payment"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders record_late_payment", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "record_late_payment"))]
     pub async fn record_late_payment(&self, id: &str, reference: &str, now: Micros) -> Result<(), Error> {
         exec(
             &self.db,
@@ -213,7 +214,7 @@ impl Store {
 
     /// One order with its lines; with `partner`, only if it is that
     /// partner's (another partner's order is as not found as a missing one).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders order", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "order"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders order", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "order"))]
     pub async fn order(&self, id: &str, partner: Option<&str>) -> Result<Order, Error> {
         let mut query = order::Entity::find_by_id(id.to_owned());
         if let Some(partner) = partner {
@@ -230,7 +231,7 @@ impl Store {
 
     /// Up to `limit` orders matching `filter`, newest first, after the
     /// `(create_time, id)` of the previous page's last order.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders orders", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "orders"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders orders", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "orders"))]
     pub async fn orders(
         &self,
         filter: &OrderFilter,
@@ -270,7 +271,7 @@ impl Store {
         self.with_lines(rows).await
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders with_lines", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "with_lines"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders with_lines", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "with_lines"))]
     async fn with_lines(&self, rows: Vec<order::Model>) -> Result<Vec<Order>, Error> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut lines: HashMap<String, Vec<order_line::Model>> = HashMap::new();

@@ -8,6 +8,7 @@ use caravan_platform::{
     time::Micros,
 };
 use sea_orm::{DbErr, QueryResult, Value};
+use tracing::field::Empty;
 
 use super::Store;
 use crate::{domain::OrderState, error::Error};
@@ -81,7 +82,7 @@ impl Store {
     /// orders, units, revenue — and per product the first refusal for lack
     /// of stock. With `partner`, only that partner's orders; the sell-out is
     /// a fact of the show and counts everyone's.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders sales", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "sales"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders sales", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "sales"))]
     pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
         let txn = read_snapshot(&self.db).await.map_err(Error::db(CONTEXT))?;
         let partner_filter = if partner.is_some() { "AND o.partner = $2" } else { "" };

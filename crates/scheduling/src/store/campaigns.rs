@@ -3,6 +3,7 @@
 use caravan_platform::time::Micros;
 use chrono::NaiveDate;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
+use tracing::field::Empty;
 
 use super::{
     Store,
@@ -45,7 +46,7 @@ fn campaign_row(id: &str, fields: &CampaignFields, version: i64, now: Micros) ->
 
 impl Store {
     /// Inserts a new campaign; a taken id is `AlreadyExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_campaign", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_campaign"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_campaign", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_campaign"))]
     pub async fn insert_campaign(&self, id: &str, fields: &CampaignFields, now: Micros) -> Result<Campaign, Error> {
         let mut row = campaign_row(id, fields, 1, now);
         row.create_time = Set(now.0);
@@ -59,7 +60,7 @@ impl Store {
     }
 
     /// One campaign.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling campaign", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "campaign"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling campaign", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "campaign"))]
     pub async fn campaign(&self, id: &str) -> Result<Campaign, Error> {
         campaign::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -70,7 +71,7 @@ impl Store {
     }
 
     /// Up to `limit` campaigns, newest start first, after `(start, id)`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling campaigns", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "campaigns"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling campaigns", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "campaigns"))]
     pub async fn campaigns(&self, after: Option<(i32, &str)>, limit: u64) -> Result<Vec<Campaign>, Error> {
         let mut query = campaign::Entity::find()
             .order_by_desc(campaign::Column::StartDate)
@@ -88,7 +89,7 @@ impl Store {
 
     /// Replaces a campaign's fields if it is still at `version`; `None` when
     /// it changed meanwhile.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_campaign", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_campaign"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_campaign", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_campaign"))]
     pub async fn update_campaign(
         &self,
         id: &str,
@@ -108,7 +109,7 @@ impl Store {
     }
 
     /// Inserts a new channel; a taken id is `AlreadyExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_channel", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_channel"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_channel", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_channel"))]
     pub async fn insert_channel(&self, id: &str, fields: &ChannelFields, now: Micros) -> Result<Channel, Error> {
         let row = channel::ActiveModel {
             id: Set(id.to_owned()),
@@ -135,7 +136,7 @@ impl Store {
     }
 
     /// One channel.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling channel", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "channel"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling channel", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "channel"))]
     pub async fn channel(&self, id: &str) -> Result<Channel, Error> {
         channel::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -146,7 +147,7 @@ impl Store {
     }
 
     /// Up to `limit` channels after `after` (by id), optionally of one partner.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling channels", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "channels"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling channels", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "channels"))]
     pub async fn channels(
         &self,
         after: Option<&str>,
@@ -171,7 +172,7 @@ impl Store {
 
     /// Replaces a channel's fields if it is still at `version`; `None` when
     /// it changed meanwhile.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_channel", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_channel"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_channel", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_channel"))]
     pub async fn update_channel(
         &self,
         id: &str,

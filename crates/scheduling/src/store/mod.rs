@@ -11,6 +11,7 @@ use caravan_platform::time::Micros;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
+use tracing::field::Empty;
 
 use crate::{
     domain::{CountryName, Host, HostFields},
@@ -36,7 +37,7 @@ impl Store {
     }
 
     /// Inserts a new host; a taken id is `AlreadyExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_host", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_host"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_host", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_host"))]
     pub async fn insert_host(&self, id: &str, fields: &HostFields, now: Micros) -> Result<Host, Error> {
         let row = host::ActiveModel {
             id: Set(id.to_owned()),
@@ -59,7 +60,7 @@ impl Store {
     }
 
     /// One host.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling host", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "host"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling host", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "host"))]
     pub async fn host(&self, id: &str) -> Result<Host, Error> {
         host::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -71,7 +72,7 @@ impl Store {
 
     /// Replaces a host's fields if it is still at `version`; `None` when it
     /// changed meanwhile.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_host", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_host"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_host", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_host"))]
     pub async fn update_host(
         &self,
         id: &str,
@@ -99,7 +100,7 @@ impl Store {
     }
 
     /// Up to `limit` hosts after `after` (by id), optionally of one country.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling hosts", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "hosts"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling hosts", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "hosts"))]
     pub async fn hosts(
         &self,
         after: Option<&str>,

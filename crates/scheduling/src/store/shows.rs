@@ -12,6 +12,7 @@ use caravan_platform::{
     time::Micros,
 };
 use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait, Value};
+use tracing::field::Empty;
 
 use super::Store;
 use crate::{
@@ -54,7 +55,7 @@ impl Store {
     /// Books and stores a new show whose line-up is still to be allocated
     /// (`AllocationSync::Allocating`). Refuses a slot outside the campaign's
     /// window and overlaps on its channel or with its host.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_show", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_show"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_show"))]
     pub async fn insert_show(
         &self,
         id: &str,
@@ -113,7 +114,7 @@ impl Store {
     }
 
     /// The line-up is allocated: the show waits for its start.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling allocation_done", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_done"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling allocation_done", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_done"))]
     pub async fn allocation_done(&self, id: &str, now: Micros) -> Result<bool, Error> {
         let changed = exec(
             &self.db,
@@ -134,7 +135,7 @@ impl Store {
     /// sync, if it is still at `version`, re-booking its slot; a new line-up
     /// puts its allocation back to "allocating". `None` when the show changed
     /// meanwhile (or left SCHEDULED, or is allocating).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_show", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_show"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_show"))]
     pub async fn update_show(
         &self,
         id: &str,
@@ -198,7 +199,7 @@ impl Store {
 
     /// Ends an "allocating" line-up change with `offers` as the line-up —
     /// what inventory holds after a refusal — and the allocation in sync.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling settle_line_up", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "settle_line_up"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling settle_line_up", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "settle_line_up"))]
     pub async fn settle_line_up(&self, id: &str, offers: &[Offer], now: Micros) -> Result<bool, Error> {
         let context = "settling a line-up";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -227,7 +228,7 @@ impl Store {
 
     /// Forgets a show whose line-up could not be allocated (nothing was:
     /// AllocateStock is all or nothing).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling forget_unallocated_show", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "forget_unallocated_show"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling forget_unallocated_show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "forget_unallocated_show"))]
     pub async fn forget_unallocated_show(&self, id: &str) -> Result<(), Error> {
         let context = "forgetting a show";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -250,7 +251,7 @@ impl Store {
     /// Makes a transition if the show is in the state it leaves; `false` if
     /// it is not (another replica or an operator was first, or, by the
     /// clock, its time has not come).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling transition", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "transition"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling transition", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "transition"))]
     pub async fn transition(&self, id: &str, transition: Transition, now: Micros) -> Result<bool, Error> {
         let (sql, values): (&str, Vec<Value>) = match transition {
             Transition::Start { by_clock } => (
@@ -274,7 +275,7 @@ impl Store {
 
     /// Runs a statement that bumps the show's version and, if it changed the
     /// show, records the new version in the same transaction.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling versioned", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "versioned"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling versioned", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "versioned"))]
     async fn versioned(
         &self,
         id: &str,
@@ -294,7 +295,7 @@ impl Store {
     }
 
     /// How many shows are live now.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling live_shows", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "live_shows"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling live_shows", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "live_shows"))]
     pub async fn live_shows(&self) -> Result<i64, Error> {
         let context = "counting live shows";
         let rows = query(
@@ -308,7 +309,7 @@ impl Store {
     }
 
     /// The versions of a show after `after`, oldest first, at most `limit`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling history", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "history"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling history", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "history"))]
     pub async fn history(&self, id: &str, after: i64, limit: u64) -> Result<Vec<Show>, Error> {
         let rows = query(
             &self.db,
@@ -327,7 +328,7 @@ impl Store {
 
     /// Pins `product` (on the line-up) of a LIVE show, or unpins with `None`;
     /// `false` if the show is not LIVE or the product not on its line-up.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling pin", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "pin"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling pin", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "pin"))]
     pub async fn pin(&self, id: &str, product: Option<&str>, now: Micros) -> Result<bool, Error> {
         self.versioned(
             id,
@@ -354,7 +355,7 @@ impl Store {
     }
 
     /// The show's allocation went back to inventory.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling allocation_returned", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_returned"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling allocation_returned", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_returned"))]
     pub async fn allocation_returned(&self, id: &str) -> Result<bool, Error> {
         let changed = exec(
             &self.db,
@@ -367,13 +368,13 @@ impl Store {
     }
 
     /// One show with its line-up.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling show", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "show"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "show"))]
     pub async fn show(&self, id: &str) -> Result<Show, Error> {
         show_in(&self.db, id).await
     }
 
     /// Up to `limit` shows by start time after `(start, id)`, filtered.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling shows", otel.kind = "client", db.system = caravan_platform::db::system(&self.db), db.operation.name = "shows"))]
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling shows", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "shows"))]
     pub async fn shows(
         &self,
         after: Option<(i64, &str)>,
