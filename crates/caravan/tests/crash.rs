@@ -11,7 +11,7 @@ mod common;
 use std::{
     net::SocketAddr,
     os::unix::process::ExitStatusExt as _,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -29,7 +29,7 @@ use caravan_proto::{
         order::State, orders_service_client::OrdersServiceClient,
     },
 };
-use common::{free_addr, stop};
+use common::{Spawned, free_addr, stop};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt as _;
@@ -99,7 +99,7 @@ impl Drill {
     }
 
     /// Starts `caravan serve orders`, with `failpoint` armed, and waits until it serves.
-    async fn orders(&self, failpoint: Option<&str>) -> Child {
+    async fn orders(&self, failpoint: Option<&str>) -> Spawned {
         let log = std::fs::File::options().create(true).append(true).open(self.dir.path().join("orders.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
         command
@@ -126,7 +126,7 @@ impl Drill {
         if let Some(failpoint) = failpoint {
             command.env("CARAVAN_FAILPOINT", failpoint);
         }
-        let child = command.spawn().unwrap();
+        let child = Spawned(command.spawn().unwrap());
         let addr = self.orders_addr;
         let up = eventually(Duration::from_secs(30), || async {
             matches!(health_status(addr, "").await, Ok(ServingStatus::Serving))
@@ -216,10 +216,10 @@ impl Drill {
 }
 
 /// Waits for the process to abort at its failpoint.
-async fn aborts(child: &mut Child, drill: &Drill, failpoint: &str) {
+async fn aborts(child: &mut Spawned, drill: &Drill, failpoint: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert_eq!(status.signal(), Some(SIGABRT), "{failpoint}: exited {status:?}; log:\n{}", drill.log());
             assert!(drill.log().contains(failpoint), "the log names the failpoint");
             return;
@@ -235,7 +235,7 @@ fn reason(status: &tonic::Status) -> String {
 
 /// Runs `act` against `caravan serve orders` armed with `failpoint`, sees
 /// it abort there, and starts it again unarmed for the order to converge.
-async fn crash_at<F, Fut>(drill: &Drill, failpoint: &str, act: F) -> Child
+async fn crash_at<F, Fut>(drill: &Drill, failpoint: &str, act: F) -> Spawned
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,

@@ -24,7 +24,7 @@ use caravan_platform::{
     testing::{Caller, TestDatabase, health_status, write_test_keys},
 };
 use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
-use common::{free_addr, serving};
+use common::{Spawned, free_addr, serving};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -50,7 +50,7 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
     let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
     let (a, b) = (free_addr(), free_addr());
     let serve = |addr: SocketAddr| {
-        Command::new(env!("CARGO_BIN_EXE_caravan"))
+        let child = Command::new(env!("CARGO_BIN_EXE_caravan"))
             .args(["serve", "catalog"])
             .env_clear()
             .env("CARAVAN_LOG", "warn")
@@ -64,7 +64,8 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
             .env("CARAVAN_DRAIN_DELAY", "1s")
             .stdin(Stdio::null())
             .spawn()
-            .unwrap()
+            .unwrap();
+        Spawned(child)
     };
     let mut leaving = serve(a);
     let mut staying = serve(b);
@@ -143,10 +144,10 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = calls.load(Ordering::Relaxed);
     assert!(before > 50, "load is flowing: {before} calls");
-    Command::new("kill").args(["-TERM", &leaving.id().to_string()]).status().unwrap();
+    Command::new("kill").args(["-TERM", &leaving.0.id().to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
-        if let Some(status) = leaving.try_wait().unwrap() {
+        if let Some(status) = leaving.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "the replica did not drain and exit");
@@ -177,6 +178,6 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
     assert!(calls.load(Ordering::Relaxed) > before + 50, "calls went on after the signal");
     assert_eq!(*cut.lock().unwrap(), Vec::<String>::new(), "no call in flight was cut");
     assert_eq!(failed.load(Ordering::Relaxed), 0, "no call failed");
-    Command::new("kill").args(["-TERM", &staying.id().to_string()]).status().unwrap();
-    staying.wait().unwrap();
+    Command::new("kill").args(["-TERM", &staying.0.id().to_string()]).status().unwrap();
+    staying.0.wait().unwrap();
 }

@@ -22,7 +22,7 @@ use caravan_platform::{
     config::ServiceKind,
     testing::{Caller, TestDatabase, write_test_keys},
 };
-use common::{Services, free_addr, live_show, place, serving, stop};
+use common::{Services, Spawned, free_addr, live_show, place, serving, stop};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -310,19 +310,21 @@ async fn under_caravan_up_each_service_still_reports_its_own_name() {
     let dir = tempfile::tempdir().unwrap();
     let addrs: HashMap<ServiceKind, SocketAddr> = ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
     let port = |kind: ServiceKind| addrs[&kind].port().to_string();
-    let up = Command::new(env!("CARGO_BIN_EXE_caravan"))
-        .args(["up", "--no-metrics", "--data-dir"])
-        .arg(dir.path())
-        .args(["--catalog-port", &port(ServiceKind::Catalog), "--scheduling-port", &port(ServiceKind::Scheduling)])
-        .args(["--inventory-port", &port(ServiceKind::Inventory), "--orders-port", &port(ServiceKind::Orders)])
-        .env_clear()
-        .env("CARAVAN_LOG", "warn")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
-        .env("OTEL_TRACES_SAMPLER", "always_on")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let up = Spawned(
+        Command::new(env!("CARGO_BIN_EXE_caravan"))
+            .args(["up", "--no-metrics", "--data-dir"])
+            .arg(dir.path())
+            .args(["--catalog-port", &port(ServiceKind::Catalog), "--scheduling-port", &port(ServiceKind::Scheduling)])
+            .args(["--inventory-port", &port(ServiceKind::Inventory), "--orders-port", &port(ServiceKind::Orders)])
+            .env_clear()
+            .env("CARAVAN_LOG", "warn")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+            .env("OTEL_TRACES_SAMPLER", "always_on")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     for kind in ServiceKind::ALL {
         serving(addrs[&kind]).await;
     }
@@ -354,7 +356,7 @@ async fn json_logs_carry_the_trace_and_a_level_that_follows_the_code() {
     let catalog_addr = free_addr();
     let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
     let serve = |kind: &str, addr: SocketAddr, url: &str, out: std::fs::File| {
-        Command::new(env!("CARGO_BIN_EXE_caravan"))
+        let child = Command::new(env!("CARGO_BIN_EXE_caravan"))
             .args(["serve", kind])
             .env_clear()
             .env("CARAVAN_LOG", "info")
@@ -371,7 +373,8 @@ async fn json_logs_carry_the_trace_and_a_level_that_follows_the_code() {
             .stdin(Stdio::null())
             .stdout(out)
             .spawn()
-            .unwrap()
+            .unwrap();
+        Spawned(child)
     };
     let catalog = serve("catalog", catalog_addr, catalog_db.config().url.expose(), log("catalog.log"));
     let scheduling = serve("scheduling", addr, database.config().url.expose(), log("scheduling.log"));

@@ -42,8 +42,34 @@ pub fn free_addr() -> SocketAddr {
     }
 }
 
+/// A child process killed if it is dropped still running: a test that
+/// fails halfway leaves no process behind.
+pub struct Spawned(pub Child);
+
+impl std::borrow::Borrow<Child> for Spawned {
+    fn borrow(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::borrow::BorrowMut<Child> for Spawned {
+    fn borrow_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Sends SIGTERM and waits for the process to drain and exit.
-pub async fn stop(mut child: Child) {
+pub async fn stop(mut child: impl std::borrow::BorrowMut<Child>) {
+    let child = child.borrow_mut();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
