@@ -282,8 +282,56 @@ async fn tracing_cost(
     on.stop().await;
     anyhow::ensure!(exported > 0, "the traced suite exported no spans");
     eprintln!("{} spans exported by the traced suite to the load generator's OTLP receiver", exported);
+    let rates = |runs: &[(Report, Measurement)]| -> Option<Vec<f64>> {
+        runs.iter().map(|(report, _)| report.calls_per_server_cpu_second).collect()
+    };
+    if let (Some(off), Some(on)) = (rates(&rounds[0]), rates(&rounds[1]))
+        && let Some(spread) = RoundSpread::of(&off, &on)
+    {
+        eprintln!("{spread}");
+    }
     let [off_runs, on_runs] = rounds;
     Ok(vec![combine(&variants[0].0, off_runs), combine(&variants[1].0, on_runs)])
+}
+
+/// How the rounds of `--tracing-cost` agree: each round's ratio of calls per
+/// server CPU-second, traced over off (the two ran back to back), by
+/// median and range. The machine's noise shows here; the combined ratio
+/// alone hides it.
+#[derive(Debug, Clone, PartialEq)]
+struct RoundSpread {
+    ratios: Vec<f64>,
+}
+
+impl RoundSpread {
+    /// `None` unless every round has both rates.
+    fn of(off: &[f64], on: &[f64]) -> Option<RoundSpread> {
+        if off.is_empty() || off.len() != on.len() || off.iter().any(|r| *r <= 0.0) {
+            return None;
+        }
+        Some(RoundSpread { ratios: on.iter().zip(off).map(|(on, off)| on / off).collect() })
+    }
+
+    fn median(&self) -> f64 {
+        let mut sorted = self.ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mid = sorted.len() / 2;
+        if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] }
+    }
+}
+
+impl std::fmt::Display for RoundSpread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let min = self.ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let each: Vec<String> = self.ratios.iter().map(|r| format!("{r:.3}")).collect();
+        write!(
+            f,
+            "per round, tracing 100 % / off per server CPU-second: median ×{:.3}, ×{min:.3}–{max:.3} ({})",
+            self.median(),
+            each.join(", ")
+        )
+    }
 }
 
 /// One report of several runs of one scenario: their calls, latencies, errors
@@ -422,4 +470,27 @@ async fn measure<S: Scenario>(
     };
     let correctness = scenario.check().await?;
     Ok((Report::new(name, &measurement, cpu, correctness), measurement))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoundSpread;
+
+    #[test]
+    fn rounds_are_compared_pairwise_by_median_and_range() {
+        let spread = RoundSpread::of(&[800.0, 1000.0, 900.0, 500.0], &[720.0, 950.0, 900.0, 400.0]).unwrap();
+        // ×0.90, ×0.95, ×1.0, ×0.80: the median of an even count is the mean of the middle two.
+        assert!((spread.median() - 0.925).abs() < 1e-9, "{spread}");
+        let printed = spread.to_string();
+        assert!(printed.contains("median ×0.925, ×0.800–1.000 (0.900, 0.950, 1.000, 0.800)"), "{printed}");
+        let odd = RoundSpread::of(&[100.0, 100.0, 100.0], &[90.0, 70.0, 95.0]).unwrap();
+        assert!((odd.median() - 0.9).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rounds_missing_a_rate_give_no_spread() {
+        assert_eq!(RoundSpread::of(&[], &[]), None);
+        assert_eq!(RoundSpread::of(&[800.0, 900.0], &[700.0]), None, "a round without its pair");
+        assert_eq!(RoundSpread::of(&[0.0], &[700.0]), None, "no CPU charged");
+    }
 }
