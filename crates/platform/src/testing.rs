@@ -448,3 +448,52 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
         .unwrap_or_default()
 }
+
+/// What a store operation's `db` span records when `wrap` is handed a
+/// database error inside it, as a service's store wraps one: field name →
+/// value. For each service's test that its error wrapping marks the
+/// operation failed ([`crate::db::failed`]).
+pub fn db_failure_fields(wrap: impl FnOnce(sea_orm::DbErr)) -> std::collections::HashMap<String, String> {
+    use std::{collections::HashMap, sync::Mutex};
+
+    use tracing::field::{Empty, Field, Visit};
+    use tracing_subscriber::{Layer, layer::SubscriberExt as _};
+
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<HashMap<String, String>>>);
+
+    impl Visit for Recorded {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(field.name().into(), value.into());
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.record_str(field, &format!("{value:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Recorded {
+        fn on_record(
+            &self,
+            _: &tracing::span::Id,
+            values: &tracing::span::Record<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    let recorded = Recorded::default();
+    let subscriber = tracing_subscriber::registry().with(recorded.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!(
+            "db",
+            otel.name = "test operation",
+            otel.status_description = Empty,
+            error.type = Empty,
+            db.response.status_code = Empty
+        );
+        span.in_scope(|| wrap(sea_orm::DbErr::Custom("the disk is on fire".into())));
+    });
+    recorded.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
