@@ -229,6 +229,10 @@ fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port
         );
         assert_eq!(text(&hop.attributes, "enduser.id").as_deref(), Some("svc-orders"), "orders calls with its own key");
     }
+    // A product catalog had not cached is read from its database, within
+    // the call that asked for it.
+    let products = trace.find("catalog", SpanKind::Server, "caravan.catalog.v1.CatalogService/BatchGetProducts");
+    assert!(trace.statements("catalog", products) > 0, "catalog's read of an uncached product in the trace");
     // Spans last while their work does: each ends after it starts, and
     // serving PlaceOrder spans the whole of each call and statement it made.
     for (service, span) in &trace.spans {
@@ -255,11 +259,21 @@ fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port
     assert_eq!(int(&call.attributes, "rpc.grpc.status_code"), Some(9));
     let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
     assert_eq!(int(&served.attributes, "rpc.grpc.status_code"), Some(9));
+    // Its product was read from catalog's cache: no database work to trace.
+    let products = trace.find("catalog", SpanKind::Server, "caravan.catalog.v1.CatalogService/BatchGetProducts");
+    assert_eq!(trace.statements("catalog", products), 0, "a cached read is not traced as database work");
     assert_ne!(served.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
 
     // Health checks are not traced, and exporting traces makes no traces.
     assert!(!all.iter().any(|(_, span)| span.name.contains("grpc.health")), "health checks traced");
     assert!(!all.iter().any(|(_, span)| span.name.contains("TraceService")), "the exporter traced itself");
+}
+
+/// Waits until catalog's cache of the show's product (filled while the show
+/// was set up) has expired: the placed order's read of it misses and goes to
+/// the database; the refused order's, right after, is served from memory.
+async fn let_catalogs_cache_expire() {
+    tokio::time::sleep(caravan_catalog::store::PRODUCT_CACHE_TTL + Duration::from_millis(200)).await;
 }
 
 /// The order driver's run on the placed order: its own trace, linked to the order's.
@@ -291,6 +305,7 @@ async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
     let services = Services::start(dir.path(), &env).await;
     let orders = services.addrs[&ServiceKind::Orders];
     let sale = live_show(&services.addrs, Caller::Operator.key(), 2).await;
+    let_catalogs_cache_expire().await;
     let (placed, traceparent) = trace_of(1);
     place(orders, Caller::Hema.key(), &sale, "buyer-1", 2, Some(&traceparent)).await.unwrap();
     let (refused, traceparent) = trace_of(2);
@@ -331,6 +346,7 @@ async fn under_caravan_up_each_service_still_reports_its_own_name() {
     let dev_keys = std::fs::read_to_string(dir.path().join("dev-keys.txt")).unwrap();
     let key = |who: &str| dev_keys.lines().find_map(|l| l.strip_prefix(who).map(|k| k.trim().to_owned())).unwrap();
     let sale = live_show(&addrs, &key("operator "), 2).await;
+    let_catalogs_cache_expire().await;
     let orders = addrs[&ServiceKind::Orders];
     let (placed, traceparent) = trace_of(3);
     place(orders, &key("partner:hema "), &sale, "buyer-1", 2, Some(&traceparent)).await.unwrap();
