@@ -18,7 +18,6 @@
 //! and then purged in bounded batches.
 
 use std::{collections::HashMap, future::Future, time::Duration};
-use tracing::field::Empty;
 
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, Statement, Value};
@@ -30,6 +29,7 @@ use sea_orm_migration::{
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
+use tracing::field::Empty;
 
 use crate::{
     db::placeholder,

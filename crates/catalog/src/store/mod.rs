@@ -7,9 +7,9 @@ mod products;
 pub use products::{Changed, ProductFilter};
 
 use std::collections::BTreeMap;
-use tracing::field::Empty;
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use tracing::field::Empty;
 
 use crate::{
     domain::{Country, CountryCode, ScoStatus, StatusPeriod},

@@ -3,7 +3,6 @@
 //! changes nothing.
 
 use std::sync::Arc;
-use tracing::field::Empty;
 
 use caravan_platform::time::Micros;
 use sea_orm::{
@@ -11,6 +10,7 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, SqlErr,
     sea_query::{Expr, ExprTrait as _},
 };
+use tracing::field::Empty;
 
 use super::{Store, entity::product};
 use crate::{

@@ -13,13 +13,13 @@
 //! invariants hold after every batch.
 
 use std::collections::HashSet;
-use tracing::field::Empty;
 
 use caravan_platform::{
     db::{params, row_chunks},
     time::Micros,
 };
 use sea_orm::{DatabaseTransaction, TransactionTrait, Value};
+use tracing::field::Empty;
 
 use super::{
     Store,

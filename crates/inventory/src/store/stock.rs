@@ -1,10 +1,10 @@
 //! Stock levels, receipts, adjustments and the ledger.
 
 use std::collections::HashMap;
-use tracing::field::Empty;
 
 use caravan_platform::time::Micros;
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use tracing::field::Empty;
 
 use super::{
     Store,

@@ -5,7 +5,6 @@ mod entity;
 mod sales;
 
 use std::collections::HashMap;
-use tracing::field::Empty;
 
 use caravan_platform::{
     db::{exec, query},
@@ -15,6 +14,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
 };
+use tracing::field::Empty;
 
 use crate::{
     domain::{Money, Order, OrderLine, OrderState},
