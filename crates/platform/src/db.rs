@@ -138,27 +138,27 @@ pub fn system(c: &impl sea_orm::ConnectionTrait) -> &'static str {
     }
 }
 
-/// Marks the current store operation's `db` span as failed with `error`
-/// (OpenTelemetry: status ERROR with the error's text, `error.type` its
-/// class); nothing if the current span is not a `db` span. Every service's
-/// database errors pass through here as they are wrapped, so a trace shows
-/// which database operation a failed call failed in. The log line is the
-/// caller's: it writes one when it turns the error into a status.
+/// Counts `error` (`caravan_db_errors_total`) and marks the current store
+/// operation's `db` span as failed with it (OpenTelemetry: status ERROR with
+/// the error's text, `error.type` its class; no mark if the current span is
+/// not a `db` span). Every service's database errors pass through here as
+/// they are wrapped, so a trace shows which database operation a failed call
+/// failed in, and an alert can watch the rate. The log line is the caller's:
+/// it writes one when it turns the error into a status.
 pub fn failed(error: &DbErr) {
+    let code = database_code(error);
+    let error_type = code.as_deref().unwrap_or_else(|| error_class(error));
+    let service = crate::telemetry::current_service().map_or("unknown", |s| s.as_str());
+    crate::metrics::metrics().db_errors.with_label_values(&[service, error_type]).inc();
     let span = tracing::Span::current();
     if span.metadata().is_none_or(|m| m.name() != "db") {
         return;
     }
     // A description is an error status (`tracing-opentelemetry`).
     span.record("otel.status_description", crate::error::chain(error).as_str());
-    match database_code(error) {
-        Some(code) => {
-            span.record("error.type", code.as_str());
-            span.record("db.response.status_code", code.as_str());
-        }
-        None => {
-            span.record("error.type", error_class(error));
-        }
+    span.record("error.type", error_type);
+    if let Some(code) = &code {
+        span.record("db.response.status_code", code.as_str());
     }
 }
 

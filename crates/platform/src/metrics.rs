@@ -1,7 +1,7 @@
 //! Prometheus metrics: one registry and one `/metrics` endpoint per process,
 //! a `service` label per service (so `caravan up` serves all four on one port).
 //! The platform's own — call durations on both sides, shed calls, database
-//! pool usage — are defined here; a service registers its domain metrics
+//! pool usage and errors — are defined here; a service registers its domain metrics
 //! into the same registry with [`register`].
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
@@ -30,6 +30,9 @@ pub struct Metrics {
     pub db_connections: IntGaugeVec,
     /// `caravan_db_max_connections{service}`: the pool's size limit.
     pub db_max_connections: IntGaugeVec,
+    /// `caravan_db_errors_total{service, error_type}`: store operations the
+    /// database failed ([`crate::db::failed`]), by the span's `error.type`.
+    pub db_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -63,12 +66,20 @@ impl Metrics {
             Opts::new("caravan_db_max_connections", "Most database connections the service's pool opens"),
             &["service"],
         )?;
+        let db_errors = IntCounterVec::new(
+            Opts::new(
+                "caravan_db_errors_total",
+                "Store operations the database failed, by error type (SQLSTATE, SQLite result code or class)",
+            ),
+            &["service", "error_type"],
+        )?;
         registry.register(Box::new(server_duration.clone()))?;
         registry.register(Box::new(client_duration.clone()))?;
         registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(db_connections.clone()))?;
         registry.register(Box::new(db_max_connections.clone()))?;
-        Ok(Metrics { registry, server_duration, client_duration, shed, db_connections, db_max_connections })
+        registry.register(Box::new(db_errors.clone()))?;
+        Ok(Metrics { registry, server_duration, client_duration, shed, db_connections, db_max_connections, db_errors })
     }
 
     /// Records what a service's pool holds now.

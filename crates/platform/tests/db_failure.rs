@@ -1,0 +1,120 @@
+//! A store operation the database failed is an error span, counted by
+//! service and error type; an expected conflict that is answered is neither.
+//!
+//! Alone in its test binary: tracing caches whether anyone wants a span
+//! where it is first reached, and another test reaching the same store's
+//! spans while this one's subscriber registers could leave them cached as
+//! unwanted.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use caravan_platform::{
+    config::ServiceKind,
+    idempotency::{Idempotency, IdempotencyConfig, Scope},
+    testing::TestDatabase,
+    time::{ManualClock, Micros},
+};
+use caravan_proto::orders::v1::{GetOrderRequest, Order};
+use sea_orm_migration::prelude::*;
+use tonic::Status;
+
+#[derive(Debug)]
+struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![caravan_platform::idempotency::migration()]
+    }
+}
+
+fn scope(request_id: &str) -> Scope<'_> {
+    Scope { principal: "partner:hema", method: "caravan.orders.v1.OrdersService/PlaceOrder", request_id }
+}
+
+fn request(name: &str) -> GetOrderRequest {
+    GetOrderRequest { name: name.into() }
+}
+
+/// A handler that counts its runs.
+fn counting(runs: &Arc<AtomicUsize>) -> impl std::future::Future<Output = Result<Order, Status>> + use<> {
+    let runs = runs.clone();
+    async move {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok(Order { name: "orders/a".into(), ..Default::default() })
+    }
+}
+
+/// The exported spans of `f`, run as orders' work inside a call's span (the
+/// `db` spans of store operations are exported only within a call or job).
+async fn traced<F: std::future::Future>(f: F) -> (F::Output, Vec<opentelemetry_sdk::trace::SpanData>) {
+    use caravan_platform::{
+        config::{LogConfig, LogFormat},
+        telemetry::ServiceTelemetry,
+    };
+    use tracing::Instrument as _;
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let log = LogConfig { format: LogFormat::Pretty, filter: "off".into() };
+    let telemetry = ServiceTelemetry::with_provider(ServiceKind::Orders, &log, &provider).unwrap();
+    // The span is opened inside the telemetry, as a server opens its calls.
+    let output = telemetry.run(async { f.instrument(tracing::info_span!("call")).await }).await;
+    provider.force_flush().unwrap();
+    (output, exporter.get_finished_spans().unwrap())
+}
+
+fn claim_of(spans: &[opentelemetry_sdk::trace::SpanData]) -> &opentelemetry_sdk::trace::SpanData {
+    let names: Vec<_> = spans.iter().map(|s| s.name.as_ref()).collect();
+    spans.iter().find(|s| s.name == "idempotency insert").unwrap_or_else(|| panic!("the claim's span in {names:?}"))
+}
+
+fn attribute(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+}
+
+#[tokio::test]
+async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not() {
+    use opentelemetry::trace::Status as SpanStatus;
+    let database = TestDatabase::new::<Migrator>(ServiceKind::Orders).await.unwrap();
+    let clock = Arc::new(ManualClock::new(Micros(1_700_000_000_000_000)));
+    let idempotency = Idempotency::new(database.connect().await.unwrap(), clock, IdempotencyConfig::default());
+    let runs = Arc::new(AtomicUsize::new(0));
+
+    // A retry: the claim conflicts with the first call's record, as
+    // expected, and is answered from it. No span says failed.
+    idempotency.run(scope("req-1"), &request("orders/a"), || counting(&runs)).await.unwrap();
+    let (again, spans) = traced(idempotency.run(scope("req-1"), &request("orders/a"), || counting(&runs))).await;
+    again.unwrap();
+    let claim = claim_of(&spans);
+    assert_eq!(claim.status, SpanStatus::Unset, "an expected conflict is not a failure");
+    assert_eq!(attribute(claim, "error.type"), None);
+
+    // The database fails under the store: the operation's span says so,
+    // with the database's own code and the error's text.
+    let db = database.connect().await.unwrap();
+    caravan_platform::db::exec(&db, "DROP TABLE idempotency_records", vec![]).await.unwrap();
+    let expected = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres { "42P01" } else { "1" };
+    let errors = || caravan_platform::metrics::metrics().db_errors.with_label_values(&["orders", expected]).get();
+    let before = errors();
+    let (failed, spans) = traced(idempotency.run(scope("req-2"), &request("orders/a"), || counting(&runs))).await;
+    // Only this test fails statements in this process (the retry's conflict
+    // above is not counted).
+    assert_eq!(errors() - before, 1, "one failed operation counted for its service and code");
+    assert!(failed.is_err(), "{failed:?}");
+    let claim = claim_of(&spans);
+    match &claim.status {
+        SpanStatus::Error { description } => {
+            assert!(description.contains("idempotency_records"), "the cause, not only a code: {description}")
+        }
+        other => panic!("a failed operation's span is an error, not {other:?}"),
+    }
+    let code = attribute(claim, "db.response.status_code").expect("the database's code");
+    assert_eq!(code, expected, "undefined table");
+    assert_eq!(attribute(claim, "error.type").as_deref(), Some(expected));
+}
