@@ -567,15 +567,29 @@ fn log_layer<S>(log: &LogConfig) -> anyhow::Result<Box<dyn Layer<S> + Send + Syn
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    log_layer_to(log, std::io::stdout)
+}
+
+/// [`log_layer`], writing to `writer` (tests read their lines back).
+fn log_layer_to<S, W>(log: &LogConfig, writer: W) -> anyhow::Result<Box<dyn Layer<S> + Send + Sync>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&log.filter)
         .map_err(|e| anyhow::anyhow!("CARAVAN_LOG: `{}` is not a valid filter: {e}", log.filter))?;
     let layer = match log.format {
-        LogFormat::Pretty => {
-            fmt::layer().with_target(true).with_ansi(colours()).fmt_fields(TextFields).with_filter(filter).boxed()
-        }
+        LogFormat::Pretty => fmt::layer()
+            .with_writer(writer)
+            .with_target(true)
+            .with_ansi(colours())
+            .fmt_fields(TextFields)
+            .with_filter(filter)
+            .boxed(),
         LogFormat::Json => {
             let dispatch = Arc::new(OnceLock::new());
             fmt::layer()
+                .with_writer(writer)
                 .event_format(JsonLines { dispatch: dispatch.clone() })
                 .fmt_fields(NoSpanFields)
                 .and_then(KnowDispatch(dispatch))
@@ -847,8 +861,8 @@ mod tests {
     fn pretty_lines_name_the_call_and_caller_without_restating_its_attributes() {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber = Registry::default()
-            .with(fmt::layer().with_ansi(false).fmt_fields(TextFields).with_writer(move || writer.clone()));
+        let log = LogConfig { format: LogFormat::Pretty, filter: "info".into() };
+        let subscriber = Registry::default().with(log_layer_to(&log, move || writer.clone()).unwrap());
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!(
                 "rpc.server",
@@ -873,6 +887,45 @@ mod tests {
         assert!(out.contains(r#"not found: p1 product="products/p1""#), "{out}");
         for restated in ["otel.kind", "rpc.system", "rpc.grpc", "server.port", "otel.status_code"] {
             assert!(!out.contains(restated), "{restated} in {out}");
+        }
+    }
+
+    #[test]
+    fn json_lines_name_the_span_and_format_none_of_its_fields() {
+        use tracing_subscriber::registry::LookupSpan as _;
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let log = LogConfig { format: LogFormat::Json, filter: "info".into() };
+        let subscriber = Registry::default().with(log_layer_to(&log, move || writer.clone()).unwrap());
+        let formatted = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "rpc.server",
+                otel.name = "caravan.catalog.v1.CatalogService/GetProduct",
+                rpc.grpc.status_code = tracing::field::Empty,
+                enduser.id = "hema",
+            );
+            let _entered = span.enter();
+            span.record("rpc.grpc.status_code", 5);
+            tracing::info!(product = "products/p1", "not found");
+            // What the log layer keeps of the span's fields: nothing, not
+            // even formatted once as it opened.
+            tracing::dispatcher::get_default(|dispatch| {
+                let registry = dispatch.downcast_ref::<Registry>().expect("a registry underneath");
+                let id = span.id().expect("an enabled span");
+                let data = registry.span(&id).expect("the span");
+                let extensions = data.extensions();
+                extensions.get::<fmt::FormattedFields<NoSpanFields>>().map(|f| f.fields.clone())
+            })
+        });
+        assert_eq!(formatted.as_deref(), Some(""), "span fields formatted for JSON logs");
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(line["message"], "not found", "{out}");
+        assert_eq!(line["product"], "products/p1");
+        assert_eq!(line["span"], "rpc.server");
+        assert_eq!(line["level"], "INFO");
+        for field in ["hema", "enduser", "otel.name", "status_code"] {
+            assert!(!out.contains(field), "{field} in {out}");
         }
     }
 
