@@ -449,11 +449,19 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What a store operation's `db` span records when `wrap` is handed a
-/// database error inside it, as a service's store wraps one: field name →
-/// value. For each service's test that its error wrapping marks the
-/// operation failed ([`crate::db::failed`]).
-pub fn db_failure_fields(wrap: impl FnOnce(sea_orm::DbErr)) -> std::collections::HashMap<String, String> {
+/// Asserts that `wrap`, handed a database error inside a store operation's
+/// `db` span as a service's store wraps one, marks that operation failed
+/// ([`crate::db::failed`]): an `error.type` and the error's text as the
+/// status description. Each service's test of its error wrapping.
+pub fn assert_wrapping_marks_db_failure(wrap: impl FnOnce(sea_orm::DbErr)) {
+    let fields = db_failure_fields(wrap);
+    assert_eq!(fields.get("error.type").map(String::as_str), Some("other"), "{fields:?}");
+    assert!(fields.get("otel.status_description").is_some_and(|d| d.contains("the disk is on fire")), "{fields:?}");
+}
+
+/// What a `db` span records when `wrap` is handed a database error inside
+/// it: field name → value.
+fn db_failure_fields(wrap: impl FnOnce(sea_orm::DbErr)) -> std::collections::HashMap<String, String> {
     use std::{collections::HashMap, sync::Mutex};
 
     use tracing::field::{Empty, Field, Visit};

@@ -8,47 +8,11 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+mod common;
 
-use caravan_platform::{
-    config::ServiceKind,
-    idempotency::{Idempotency, IdempotencyConfig, Scope},
-    testing::TestDatabase,
-    time::{ManualClock, Micros},
-};
-use caravan_proto::orders::v1::{GetOrderRequest, Order};
-use sea_orm_migration::prelude::*;
-use tonic::Status;
+use caravan_platform::{config::ServiceKind, idempotency::IdempotencyConfig};
 
-#[derive(Debug)]
-struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![caravan_platform::idempotency::migration()]
-    }
-}
-
-fn scope(request_id: &str) -> Scope<'_> {
-    Scope { principal: "partner:hema", method: "caravan.orders.v1.OrdersService/PlaceOrder", request_id }
-}
-
-fn request(name: &str) -> GetOrderRequest {
-    GetOrderRequest { name: name.into() }
-}
-
-/// A handler that counts its runs.
-fn counting(runs: &Arc<AtomicUsize>) -> impl std::future::Future<Output = Result<Order, Status>> + use<> {
-    let runs = runs.clone();
-    async move {
-        runs.fetch_add(1, Ordering::SeqCst);
-        Ok(Order { name: "orders/a".into(), ..Default::default() })
-    }
-}
+use common::{Fixture, counting, request, scope};
 
 /// The exported spans of `f`, run as orders' work inside a call's span (the
 /// `db` spans of store operations are exported only within a call or job).
@@ -81,15 +45,14 @@ fn attribute(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<Str
 #[tokio::test]
 async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not() {
     use opentelemetry::trace::Status as SpanStatus;
-    let database = TestDatabase::new::<Migrator>(ServiceKind::Orders).await.unwrap();
-    let clock = Arc::new(ManualClock::new(Micros(1_700_000_000_000_000)));
-    let idempotency = Idempotency::new(database.connect().await.unwrap(), clock, IdempotencyConfig::default());
-    let runs = Arc::new(AtomicUsize::new(0));
+    let fixture = Fixture::new().await;
+    let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
 
     // A retry: the claim conflicts with the first call's record, as
     // expected, and is answered from it. No span says failed.
-    idempotency.run(scope("req-1"), &request("orders/a"), || counting(&runs)).await.unwrap();
-    let (again, spans) = traced(idempotency.run(scope("req-1"), &request("orders/a"), || counting(&runs))).await;
+    idempotency.run(scope("req-1"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    let (again, spans) =
+        traced(idempotency.run(scope("req-1"), &request("orders/a"), || counting(&fixture.runs))).await;
     again.unwrap();
     let claim = claim_of(&spans);
     assert_eq!(claim.status, SpanStatus::Unset, "an expected conflict is not a failure");
@@ -97,12 +60,13 @@ async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not(
 
     // The database fails under the store: the operation's span says so,
     // with the database's own code and the error's text.
-    let db = database.connect().await.unwrap();
+    let db = fixture.database.connect().await.unwrap();
     caravan_platform::db::exec(&db, "DROP TABLE idempotency_records", vec![]).await.unwrap();
     let expected = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres { "42P01" } else { "1" };
     let errors = || caravan_platform::metrics::metrics().db_errors.with_label_values(&["orders", expected]).get();
     let before = errors();
-    let (failed, spans) = traced(idempotency.run(scope("req-2"), &request("orders/a"), || counting(&runs))).await;
+    let (failed, spans) =
+        traced(idempotency.run(scope("req-2"), &request("orders/a"), || counting(&fixture.runs))).await;
     // Only this test fails statements in this process (the retry's conflict
     // above is not counted).
     assert_eq!(errors() - before, 1, "one failed operation counted for its service and code");

@@ -4,81 +4,20 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly; that is their job.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+mod common;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use caravan_platform::{
-    config::ServiceKind,
     error::ERROR_DOMAIN,
-    idempotency::{Idempotency, IdempotencyConfig, Scope},
-    testing::TestDatabase,
-    time::{ManualClock, Micros},
+    idempotency::{IdempotencyConfig, Scope},
 };
-use caravan_proto::orders::v1::{GetOrderRequest, Order};
-use sea_orm_migration::prelude::*;
+use caravan_proto::orders::v1::Order;
 use tokio::sync::Notify;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-#[derive(Debug)]
-struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![caravan_platform::idempotency::migration()]
-    }
-}
-
-const T0: Micros = Micros(1_700_000_000_000_000);
-
-struct Fixture {
-    database: TestDatabase,
-    clock: ManualClock,
-    runs: Arc<AtomicUsize>,
-}
-
-impl Fixture {
-    async fn new() -> Self {
-        Fixture {
-            database: TestDatabase::new::<Migrator>(ServiceKind::Orders).await.unwrap(),
-            clock: ManualClock::new(T0),
-            runs: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    async fn idempotency(&self, config: IdempotencyConfig) -> Idempotency {
-        Idempotency::new(self.database.connect().await.unwrap(), Arc::new(self.clock.clone()), config)
-    }
-
-    fn runs(&self) -> usize {
-        self.runs.load(Ordering::SeqCst)
-    }
-}
-
-fn scope(request_id: &str) -> Scope<'_> {
-    Scope { principal: "partner:hema", method: "caravan.orders.v1.OrdersService/PlaceOrder", request_id }
-}
-
-fn request(name: &str) -> GetOrderRequest {
-    GetOrderRequest { name: name.into() }
-}
-
-/// A handler that counts its runs and answers an order named after the run.
-fn counting(runs: &Arc<AtomicUsize>) -> impl std::future::Future<Output = Result<Order, Status>> + use<> {
-    let runs = runs.clone();
-    async move {
-        let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        Ok(Order { name: format!("orders/run-{n}"), ..Default::default() })
-    }
-}
+use common::{Fixture, counting, request, scope};
 
 #[tokio::test]
 async fn concurrent_duplicates_run_once_and_all_get_the_first_result() {
