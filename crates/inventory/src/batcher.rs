@@ -13,11 +13,13 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use caravan_platform::{telemetry::ServiceTelemetry, time::SharedClock};
+use caravan_platform::{
+    telemetry::{self, ServiceTelemetry},
+    time::SharedClock,
+};
 use tokio::sync::oneshot;
 use tonic::Status;
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::store::{BatchItem, Batched, Ending, Store};
 
@@ -112,10 +114,8 @@ impl Batcher {
                 size = batch.len()
             );
             for waiting in &batch[1..] {
-                let linked = waiting.span.context();
-                let span_context = opentelemetry::trace::TraceContextExt::span(&linked).span_context().clone();
-                if span_context.is_valid() {
-                    span.add_link(span_context);
+                if let Some(span_context) = telemetry::span_context(&waiting.span) {
+                    telemetry::add_link(&span, span_context);
                 }
             }
             let items: Vec<BatchItem> = batch.iter().map(|w| w.item.clone()).collect();

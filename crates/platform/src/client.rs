@@ -24,7 +24,6 @@ use tower::{
     retry::budget::{Budget as _, TpsBudget},
 };
 use tracing::{Dispatch, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use url::Url;
 
 use crate::{
@@ -179,7 +178,9 @@ impl Service<http::Request<Body>> for TracedChannel {
             server.port = i64::from(self.port),
             peer.service = self.options.target.as_str(),
         );
-        crate::rpc::inject_trace_context(&span.context(), request.headers_mut());
+        if let Some(span_context) = crate::telemetry::span_context(&span) {
+            crate::rpc::inject_trace_context(&span_context, request.headers_mut());
+        }
         if let Some(key) = &self.authorization {
             request.headers_mut().insert(auth::AUTHORIZATION, key.clone());
         }

@@ -154,7 +154,7 @@ pub fn failed(error: &DbErr) {
     if span.metadata().is_none_or(|m| m.name() != "db") {
         return;
     }
-    // A description is an error status (`tracing-opentelemetry`).
+    // A description is an error status (see `telemetry`'s span layer).
     span.record("otel.status_description", crate::error::chain(error).as_str());
     span.record("error.type", error_type);
     if let Some(code) = &code {

@@ -20,7 +20,6 @@ use tokio::sync::Semaphore;
 use tonic::{Code, body::Body};
 use tower::{Layer, Service};
 use tracing::{Dispatch, Span, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
     auth::ServerAuth,
@@ -165,7 +164,8 @@ where
             )
         });
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
-        let _ = span.set_parent(crate::telemetry::with_service(parent, shared.service));
+        let parent = opentelemetry::trace::TraceContextExt::span(&parent).span_context().clone();
+        crate::telemetry::continue_trace(&span, Some(&parent), shared.service);
         let method = method.to_owned();
         let start = Instant::now();
 
@@ -403,14 +403,12 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Writes the W3C trace context of `cx` into HTTP headers, as the W3C
-/// propagator does (`traceparent`, and `tracestate` when a vendor put
+/// Writes the W3C trace context of `span_context` into HTTP headers, as the
+/// W3C propagator does (`traceparent`, and `tracestate` when a vendor put
 /// something in it), but without the text-map machinery: every outgoing
 /// call pays for this.
-pub(crate) fn inject_trace_context(cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
-    use opentelemetry::trace::{TraceContextExt as _, TraceState};
-    let span = cx.span();
-    let span_context = span.span_context();
+pub(crate) fn inject_trace_context(span_context: &opentelemetry::trace::SpanContext, headers: &mut http::HeaderMap) {
+    use opentelemetry::trace::TraceState;
     let Some(traceparent) = traceparent(span_context) else {
         return;
     };
@@ -447,9 +445,8 @@ fn traceparent(span_context: &opentelemetry::trace::SpanContext) -> Option<[u8; 
 /// background work will act on later (so its run can link to this trace);
 /// empty when there is none.
 pub fn current_traceparent() -> String {
-    use opentelemetry::trace::TraceContextExt as _;
-    let cx = Span::current().context();
-    traceparent(cx.span().span_context())
+    crate::telemetry::span_context(&Span::current())
+        .and_then(|span_context| traceparent(&span_context))
         .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(str::to_owned))
         .unwrap_or_default()
 }
@@ -507,7 +504,7 @@ mod tests {
         for case in cases {
             let cx = Context::new().with_remote_span_context(case.clone());
             let mut ours = http::HeaderMap::new();
-            inject_trace_context(&cx, &mut ours);
+            inject_trace_context(&case, &mut ours);
             let ours: HashMap<String, String> = ours
                 .iter()
                 .map(|(name, value)| (name.as_str().to_owned(), value.to_str().expect("ASCII").to_owned()))

@@ -19,7 +19,6 @@ use std::{future::Future, sync::Arc, time::Duration};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
     db::placeholder,
@@ -225,10 +224,10 @@ impl<J: Job> Worker<J> {
             tracing::info_span!(parent: None, "worker.run", otel.name = self.job.name(), otel.kind = "internal", job = self.job.name(), item = %item.id, service)
         });
         if let Some(service) = self.telemetry.service {
-            let _ = span.set_parent(crate::telemetry::with_service(opentelemetry::Context::new(), service));
+            crate::telemetry::continue_trace(&span, None, service);
         }
         if let Some(link) = span_context_of(&item.traceparent) {
-            span.add_link(link);
+            crate::telemetry::add_link(&span, link);
         }
         let limit = self.config.lease / 2;
         // A tick may also run outside `run` (tests): the run is the service's work either way.

@@ -23,13 +23,10 @@ async fn traced<F: std::future::Future>(f: F) -> (F::Output, Vec<opentelemetry_s
     };
     use tracing::Instrument as _;
     let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
-    let provider =
-        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     let log = LogConfig { format: LogFormat::Pretty, filter: "off".into() };
-    let telemetry = ServiceTelemetry::with_provider(ServiceKind::Orders, &log, &provider).unwrap();
+    let telemetry = ServiceTelemetry::with_exporter(ServiceKind::Orders, &log, exporter.clone()).unwrap();
     // The span is opened inside the telemetry, as a server opens its calls.
     let output = telemetry.run(async { f.instrument(tracing::info_span!("call")).await }).await;
-    provider.force_flush().unwrap();
     (output, exporter.get_finished_spans().unwrap())
 }
 

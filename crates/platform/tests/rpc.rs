@@ -32,7 +32,7 @@ use caravan_proto::orders::v1::{
     orders_service_server::{OrdersService, OrdersServiceServer},
 };
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use sea_orm_migration::prelude::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -236,11 +236,10 @@ async fn the_callers_deadline_reaches_the_callee() {
     }
 }
 
-fn collecting(service: ServiceKind) -> (ServiceTelemetry, SdkTracerProvider, InMemorySpanExporter) {
+fn collecting(service: ServiceKind) -> (ServiceTelemetry, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     let log = LogConfig { format: LogFormat::Pretty, filter: "off".into() };
-    (ServiceTelemetry::with_provider(service, &log, &provider).unwrap(), provider, exporter)
+    (ServiceTelemetry::with_exporter(service, &log, exporter.clone()).unwrap(), exporter)
 }
 
 fn only(spans: &[SpanData], kind: SpanKind) -> SpanData {
@@ -252,8 +251,8 @@ fn only(spans: &[SpanData], kind: SpanKind) -> SpanData {
 #[tokio::test]
 async fn trace_context_crosses_every_hop() {
     let seen = Arc::new(Mutex::new(None));
-    let (back_telemetry, back_provider, back_spans) = collecting(ServiceKind::Inventory);
-    let (front_telemetry, front_provider, front_spans) = collecting(ServiceKind::Scheduling);
+    let (back_telemetry, back_spans) = collecting(ServiceKind::Inventory);
+    let (front_telemetry, front_spans) = collecting(ServiceKind::Scheduling);
     let back = start(Mode::Record(seen.clone()), back_telemetry, 0).await;
     let front =
         start(Mode::Forward(Box::new(traced_client(back.addr, Duration::from_secs(5)))), front_telemetry, 0).await;
@@ -267,8 +266,6 @@ async fn trace_context_crosses_every_hop() {
     // Health checks are not traced.
     health_status(front.addr, "").await.unwrap();
 
-    front_provider.force_flush().unwrap();
-    back_provider.force_flush().unwrap();
     let front_spans = front_spans.get_finished_spans().unwrap();
     let back_spans = back_spans.get_finished_spans().unwrap();
     let front_server = only(&front_spans, SpanKind::Server);

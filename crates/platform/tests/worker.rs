@@ -21,7 +21,7 @@ use caravan_platform::{
     worker::{Claimed, ItemTable, Job, Next, Worker, WorkerConfig, lease_columns},
 };
 use opentelemetry::trace::{SpanId, TraceId};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use opentelemetry_sdk::trace::InMemorySpanExporter;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -196,14 +196,12 @@ async fn each_run_is_a_new_trace_linked_to_the_items_trace() {
     insert(&db, "traced", T0, &format!("00-{trace_id}-{span_id}-01")).await;
 
     let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     let log = LogConfig { format: LogFormat::Pretty, filter: "off".into() };
-    let telemetry = ServiceTelemetry::with_provider(ServiceKind::Orders, &log, &provider).unwrap();
+    let telemetry = ServiceTelemetry::with_exporter(ServiceKind::Orders, &log, exporter.clone()).unwrap();
     let job = Probe { db: db.clone(), failures: Arc::new(AtomicUsize::new(0)) };
     let w = Worker::new(job, db, Arc::new(ManualClock::new(T0)), WorkerConfig::default(), telemetry);
     assert_eq!(w.tick().await.unwrap(), 1);
 
-    provider.force_flush().unwrap();
     let spans = exporter.get_finished_spans().unwrap();
     let run = spans.iter().find(|s| s.name == "probe").expect("a span per run");
     assert_ne!(run.span_context.trace_id(), TraceId::from_hex(trace_id).unwrap(), "its own trace");

@@ -5,13 +5,18 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, an OpenTelemetry layer exporting
 //! over OTLP/gRPC with the sampler of `OTEL_TRACES_SAMPLER`.
 //!
+//! Spans become OpenTelemetry spans through caravan's own layer
+//! ([`spans`]), which builds each exported span straight from what it
+//! recorded.
+//!
 //! Every span reports the `service.name` of the service whose work it is,
 //! also under `caravan up`, where four services share the process (and one
 //! registry: libraries such as the SQLite driver carry span handles across
 //! threads, which is unsafe across several registries). The server layer
-//! and the worker run each service's work inside [`in_service`]; a span
-//! processor stamps every span started there with `caravan.service`, and the
-//! exporter sends each span with the resource of its service.
+//! and the worker run each service's work inside [`in_service`] and give
+//! their spans to it ([`continue_trace`]); a span is its parent's service's
+//! work, else the running service's, and is exported by that service's batch
+//! processor, whose exporter carries that service's resource.
 //!
 //! Database work is traced as child spans of the call or job it serves, one
 //! per store operation (a query, or a transaction of several statements),
@@ -22,25 +27,23 @@
 //! layer, the libraries underneath are filtered out of the exported spans, and
 //! the batch processor's thread suppresses telemetry: exporting makes no spans.
 
+mod spans;
+
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use opentelemetry::{
-    Context, KeyValue, Value,
-    trace::{Span as _, TraceContextExt as _, TracerProvider as _},
-};
+use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{
     Resource,
-    error::OTelSdkResult,
-    trace::{
-        BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
-    },
+    trace::{BatchConfigBuilder, BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanProcessor},
 };
+use spans::{Sinks, SpanLayer};
+pub use spans::{add_link, continue_trace, span_context};
 use tracing::{Dispatch, Level, span, subscriber::Interest};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
@@ -56,11 +59,6 @@ tokio::task_local! {
     static SERVICE: ServiceKind;
 }
 
-/// The span attribute naming the service whose work a span is: set as a
-/// span starts, taken off at export, where the span's resource names the
-/// service (`service.name`).
-pub const SERVICE_ATTRIBUTE: &str = "caravan.service";
-
 /// Runs `fut` as `service`'s work: the spans it starts report that service.
 pub fn in_service<F: Future>(service: ServiceKind, fut: F) -> impl Future<Output = F::Output> {
     SERVICE.scope(service, fut)
@@ -74,18 +72,6 @@ pub fn in_service_sync<R>(service: ServiceKind, f: impl FnOnce() -> R) -> R {
 /// The service whose work is running here, if any.
 pub fn current_service() -> Option<ServiceKind> {
     SERVICE.try_with(|s| *s).ok()
-}
-
-/// Which service a trace's spans in this process belong to, carried in the
-/// OpenTelemetry context of a call's or a job's root span, so every
-/// descendant knows it wherever it is started (the SQLite driver, for one,
-/// finishes spans on a thread of its own).
-#[derive(Debug, Clone, Copy)]
-struct ServiceTag(ServiceKind);
-
-/// `parent`, as the parent of `service`'s work.
-pub fn with_service(parent: Context, service: ServiceKind) -> Context {
-    parent.with_value(ServiceTag(service))
 }
 
 /// OpenTelemetry settings, from the standard `OTEL_*` variables.
@@ -188,24 +174,13 @@ impl OtelConfig {
         let export_batch = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_EXPORT_BATCH)?.min(queue);
         Ok(OtelConfig { endpoint, sampler, export_batch, queue })
     }
-
-    fn sampler(&self) -> Sampler {
-        match self.sampler {
-            SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
-            SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
-            SamplerConfig::Ratio(r) => Sampler::TraceIdRatioBased(r),
-            SamplerConfig::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-            SamplerConfig::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
-            SamplerConfig::ParentBasedRatio(r) => Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))),
-        }
-    }
 }
 
 /// The process's telemetry: create once in `main`, then call
 /// [`Telemetry::shutdown`] before exiting so the last spans are exported.
 #[derive(Debug)]
 pub struct Telemetry {
-    provider: Mutex<Option<SdkTracerProvider>>,
+    sinks: Mutex<Option<Arc<Sinks>>>,
 }
 
 /// The dispatch a service's requests and background work run under: the
@@ -225,10 +200,16 @@ impl ServiceTelemetry {
         ServiceTelemetry { dispatch: tracing::dispatcher::get_default(Dispatch::clone), service: None }
     }
 
-    /// A dispatch with logs (per `log`) and traces into `provider`, for tests
-    /// that collect spans in memory.
-    pub fn with_provider(service: ServiceKind, log: &LogConfig, provider: &SdkTracerProvider) -> anyhow::Result<Self> {
-        let otel = otel_layer(provider.tracer(service.as_str()));
+    /// A dispatch with logs (per `log`) and every span exported as it ends
+    /// to `exporter` (the default sampler), for tests that collect spans in
+    /// memory.
+    pub fn with_exporter<E: SpanExporter + 'static>(
+        service: ServiceKind,
+        log: &LogConfig,
+        exporter: E,
+    ) -> anyhow::Result<Self> {
+        let sinks = Arc::new(Sinks::one(Box::new(SimpleSpanProcessor::new(exporter))));
+        let otel = otel_layer(SpanLayer::new(SamplerConfig::ParentBasedAlwaysOn, sinks));
         let subscriber = Registry::default().with(log_layer(log)?).with(otel);
         Ok(ServiceTelemetry { dispatch: Dispatch::new(subscriber), service: Some(service) })
     }
@@ -259,46 +240,37 @@ impl Telemetry {
     /// `caravan up`. Call inside the tokio runtime when export is on: the
     /// exporters' channels are created here.
     pub fn init(log: &LogConfig, otel: &OtelConfig, process_name: &str) -> anyhow::Result<Self> {
-        let provider = match &otel.endpoint {
+        let sinks = match &otel.endpoint {
             None => None,
             Some(endpoint) => {
-                let build = |name: &str| -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+                // One batch processor per service, its exporter carrying the
+                // service's resource: each export is one OTLP request of one
+                // service's spans.
+                let processor = |name: &str| -> anyhow::Result<Box<dyn SpanProcessor>> {
                     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
                         .with_tonic()
                         .with_endpoint(endpoint.clone())
                         .with_timeout(Duration::from_secs(5))
                         .build()?;
                     exporter.set_resource(&resource(name));
-                    Ok(exporter)
+                    let batches = BatchConfigBuilder::default()
+                        .with_max_queue_size(otel.queue)
+                        .with_max_export_batch_size(otel.export_batch)
+                        .build();
+                    Ok(Box::new(BatchSpanProcessor::builder(exporter).with_batch_config(batches).build()))
                 };
                 let mut services = Vec::new();
                 for kind in ServiceKind::ALL {
-                    services.push((kind, build(kind.as_str())?));
+                    services.push((kind, processor(kind.as_str())?));
                 }
-                let exporter = ByService { services, rest: build(process_name)? };
-                Some(
-                    SdkTracerProvider::builder()
-                        .with_span_processor(ServiceStamp(
-                            BatchSpanProcessor::builder(exporter)
-                                .with_batch_config(
-                                    BatchConfigBuilder::default()
-                                        .with_max_queue_size(otel.queue)
-                                        .with_max_export_batch_size(otel.export_batch)
-                                        .build(),
-                                )
-                                .build(),
-                        ))
-                        .with_sampler(otel.sampler())
-                        .with_resource(resource(process_name))
-                        .build(),
-                )
+                Some(Arc::new(Sinks::by_service(services, processor(process_name)?)))
             }
         };
-        let otel_layer = provider.as_ref().map(|provider| otel_layer(provider.tracer(process_name.to_owned())));
+        let otel_layer = sinks.clone().map(|sinks| otel_layer(SpanLayer::new(otel.sampler, sinks)));
         let subscriber = Registry::default().with(log_layer(log)?).with(otel_layer);
         tracing::subscriber::set_global_default(subscriber)
             .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
-        Ok(Telemetry { provider: Mutex::new(provider) })
+        Ok(Telemetry { sinks: Mutex::new(sinks) })
     }
 
     /// The telemetry of one service of this process.
@@ -308,9 +280,9 @@ impl Telemetry {
 
     /// Flushes and stops the exporter, so the last spans leave before exit.
     pub fn shutdown(&self) {
-        let provider = self.provider.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(provider) = provider
-            && let Err(e) = provider.shutdown_with_timeout(Duration::from_secs(5))
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(sinks) = sinks
+            && let Err(e) = sinks.shutdown(Duration::from_secs(5))
         {
             tracing::warn!(error = %e, "flushing traces at exit");
         }
@@ -329,138 +301,27 @@ pub fn resource(service_name: &str) -> Resource {
         .build()
 }
 
-/// Stamps every span with the service whose work it is: the one its
-/// ancestors' context names ([`with_service`]), else the one running it
-/// ([`in_service`]); then hands finished spans to the batch processor.
-///
-/// One processor, not a stamping one beside the batch one: the SDK gives
-/// each of several processors its own copy of every finished span.
-#[derive(Debug)]
-struct ServiceStamp(BatchSpanProcessor);
-
-impl SpanProcessor for ServiceStamp {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
-        if let Some(service) = cx.get::<ServiceTag>().map(|tag| tag.0).or_else(current_service) {
-            span.set_attribute(KeyValue::new(SERVICE_ATTRIBUTE, service.as_str()));
-        }
-    }
-
-    fn on_end(&self, span: SpanData) {
-        self.0.on_end(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource);
-    }
-}
-
-/// The service a finished span belongs to, taken from its `caravan.service`
-/// stamp: the resource it is exported with says the same (`service.name`),
-/// so the stamp itself is not exported.
-fn take_service(span: &mut SpanData) -> Option<ServiceKind> {
-    // The stamp is set when the span starts, after the attributes it was
-    // opened with: look from the end.
-    let at = span.attributes.iter().rposition(|kv| kv.key.as_str() == SERVICE_ATTRIBUTE)?;
-    match span.attributes.remove(at).value {
-        Value::String(name) => name.as_str().parse().ok(),
-        _ => None,
-    }
-}
-
-/// Exports each span with the resource of its service; spans of no service
-/// with the process's.
-#[derive(Debug)]
-struct ByService {
-    services: Vec<(ServiceKind, opentelemetry_otlp::SpanExporter)>,
-    rest: opentelemetry_otlp::SpanExporter,
-}
-
-impl SpanExporter for ByService {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let mut groups: HashMap<Option<ServiceKind>, Vec<SpanData>> = HashMap::new();
-        for mut span in batch {
-            groups.entry(take_service(&mut span)).or_default().push(span);
-        }
-        let mut outcome = Ok(());
-        for (service, spans) in groups {
-            let exporter = self.services.iter().find(|(kind, _)| Some(*kind) == service).map_or(&self.rest, |(_, e)| e);
-            let exported = exporter.export(spans).await;
-            if outcome.is_ok() {
-                outcome = exported;
-            }
-        }
-        outcome
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let mut outcome = self.rest.shutdown_with_timeout(timeout);
-        for (_, exporter) in &self.services {
-            let stopped = exporter.shutdown_with_timeout(timeout);
-            if outcome.is_ok() {
-                outcome = stopped;
-            }
-        }
-        outcome
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        let mut outcome = self.rest.force_flush();
-        for (_, exporter) in &self.services {
-            let flushed = exporter.force_flush();
-            if outcome.is_ok() {
-                outcome = flushed;
-            }
-        }
-        outcome
-    }
-
-    /// Each exporter keeps its own service's resource; the process's
-    /// resource goes to spans of no service.
-    fn set_resource(&mut self, resource: &Resource) {
-        self.rest.set_resource(resource);
-    }
-}
-
-/// The OpenTelemetry layer: spans carry what the conventions name, not the
-/// source location, thread or timing fields tracing could add (they would
-/// only cost export bytes).
-fn otel_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl Layer<S>
+/// The OpenTelemetry layer behind the exported spans' filter. Spans carry
+/// what the conventions name, not the source location, thread or timing
+/// fields tracing could add (they would only cost export bytes); they are
+/// never looked at as they are entered and left, and caravan reads a span's
+/// context through the span ([`span_context`]), never through
+/// `Context::current`.
+fn otel_layer<S>(layer: SpanLayer) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    ClosesOnly(
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            // Spans start when first asked for their context or when they
-            // close, not at every enter: caravan reads contexts through the
-            // span (propagation, stored traceparents, log lines), never
-            // through `Context::current`, and activation costs at every poll.
-            .with_context_activation(false)
-            .with_filter(otel_filter()),
-    )
+    ClosesOnly(layer.with_filter(otel_filter()))
 }
 
 /// A layer that sees spans open, change and close, but not each entry and
-/// exit. The OpenTelemetry layer's only use of an exit (with busy/idle
-/// timing and context activation off) is to note the clock as the span's end,
-/// under a lock, at every poll of every instrumented future; without it a
-/// span ends when it closes — when its last handle drops, right after its
-/// future's last poll, or after the response body of a call has gone out.
-/// The log layer needs entries and exits only for span directives (see
-/// [`log_layer`]). Everything else, `downcast_raw` included (how a span's
-/// OpenTelemetry context is found), goes to the inner layer.
+/// exit. Neither the OpenTelemetry layer nor the log layer (but for span
+/// directives, see [`log_layer`]) uses them, and the filter in front of
+/// either would look the span up at every poll of every instrumented future
+/// only to pass them on. A span ends when it closes — when its last handle
+/// drops, right after its future's last poll, or after the response body of
+/// a call has gone out. Everything else, `downcast_raw` included (how the
+/// layer is found, see [`continue_trace`]), goes to the inner layer.
 struct ClosesOnly<L>(L);
 
 // The one `unsafe` in caravan: `Layer::downcast_raw` is an unsafe method, and
@@ -586,16 +447,12 @@ where
             .fmt_fields(TextFields)
             .with_filter(filter)
             .boxed(),
-        LogFormat::Json => {
-            let dispatch = Arc::new(OnceLock::new());
-            fmt::layer()
-                .with_writer(writer)
-                .event_format(JsonLines { dispatch: dispatch.clone() })
-                .fmt_fields(NoSpanFields)
-                .and_then(KnowDispatch(dispatch))
-                .with_filter(filter)
-                .boxed()
-        }
+        LogFormat::Json => fmt::layer()
+            .with_writer(writer)
+            .event_format(JsonLines)
+            .fmt_fields(NoSpanFields)
+            .with_filter(filter)
+            .boxed(),
     };
     // The log layer uses span entries and exits only for directives that
     // name spans (`target[span{field}]=level`), whose filter follows the
@@ -721,22 +578,8 @@ fn uses_span_scope(filter: &str) -> bool {
 /// `target`, the event's fields (`message` among them), the current span's
 /// name, and the `trace_id` / `span_id` of its trace when it is traced, so a
 /// log line leads to its trace and back.
-#[derive(Debug, Clone)]
-struct JsonLines {
-    /// The subscriber the lines are written for: while an event is being
-    /// handled, `dispatcher::get_default` answers no subscriber at all.
-    dispatch: Arc<OnceLock<tracing::dispatcher::WeakDispatch>>,
-}
-
-/// Tells [`JsonLines`] which subscriber it is part of.
-#[derive(Debug)]
-struct KnowDispatch(Arc<OnceLock<tracing::dispatcher::WeakDispatch>>);
-
-impl<S: tracing::Subscriber> Layer<S> for KnowDispatch {
-    fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        let _ = self.0.set(subscriber.downgrade());
-    }
-}
+#[derive(Debug, Clone, Copy)]
+struct JsonLines;
 
 impl<S, N> fmt::FormatEvent<S, N> for JsonLines
 where
@@ -758,14 +601,9 @@ where
         event.record(&mut JsonFields(&mut line));
         if let Some(span) = cx.lookup_current() {
             line.insert("span".into(), span.name().into());
-            let dispatch = self.dispatch.get().and_then(tracing::dispatcher::WeakDispatch::upgrade);
-            let traced = dispatch.and_then(|dispatch| tracing_opentelemetry::get_otel_context(&span.id(), &dispatch));
-            if let Some(context) = traced {
-                let span_context = context.span().span_context().clone();
-                if span_context.is_valid() {
-                    line.insert("trace_id".into(), span_context.trace_id().to_string().into());
-                    line.insert("span_id".into(), span_context.span_id().to_string().into());
-                }
+            if let Some(span_context) = spans::context_of(&span).filter(|c| c.is_valid()) {
+                line.insert("trace_id".into(), span_context.trace_id().to_string().into());
+                line.insert("span_id".into(), span_context.span_id().to_string().into());
             }
         }
         writeln!(writer, "{}", serde_json::Value::Object(line))
@@ -956,15 +794,19 @@ mod tests {
         }
     }
 
+    fn test_layer() -> SpanLayer {
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        SpanLayer::new(SamplerConfig::AlwaysOn, Arc::new(Sinks::one(Box::new(SimpleSpanProcessor::new(exporter)))))
+    }
+
     #[test]
     fn tracing_does_not_lift_the_process_log_level() {
         // A `debug!` anywhere in the process is turned away by the global
         // level check, traced or not, unless a log directive asks for it.
-        let provider = SdkTracerProvider::builder().build();
         for (filter, level) in [("info", LevelFilter::INFO), ("warn,caravan_orders=debug", LevelFilter::DEBUG)] {
             let log = LogConfig { format: LogFormat::Pretty, filter: filter.to_owned() };
             let untraced = Registry::default().with(log_layer(&log).unwrap());
-            let traced = Registry::default().with(log_layer(&log).unwrap()).with(otel_layer(provider.tracer("test")));
+            let traced = Registry::default().with(log_layer(&log).unwrap()).with(otel_layer(test_layer()));
             assert_eq!(tracing::Subscriber::max_level_hint(&untraced), Some(level), "{filter}");
             assert_eq!(tracing::Subscriber::max_level_hint(&traced), Some(level), "{filter}, traced");
         }
