@@ -13,65 +13,19 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     process::{Command, Stdio},
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use caravan::loadgen::channel::Authed;
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, TestDatabase, write_test_keys},
+    testing::{Caller, OtlpReceiver, TestDatabase, write_test_keys},
 };
 use common::{Services, Spawned, free_addr, live_show, place, serving, stop};
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
     common::v1::{KeyValue, any_value::Value},
     trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
-
-/// Spans received, with the `service.name` of their resource.
-#[derive(Default, Clone)]
-struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap();
-        for resource_spans in request.into_inner().resource_spans {
-            let attributes = resource_spans.resource.map(|r| r.attributes).unwrap_or_default();
-            let service = text(&attributes, "service.name").unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                spans.extend(scope.spans.into_iter().map(|span| (service.clone(), span)));
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-impl Receiver {
-    /// Starts the receiver on a free port.
-    async fn start() -> (Receiver, SocketAddr) {
-        let receiver = Receiver::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(receiver.clone()))
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-        );
-        (receiver, addr)
-    }
-
-    fn spans(&self) -> Vec<(String, Span)> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 fn value<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).and_then(|v| v.value.as_ref())
@@ -293,7 +247,7 @@ fn check_driver_link(all: &[(String, Span)], placed: &str) {
 
 #[tokio::test]
 async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
-    let (receiver, otlp) = Receiver::start().await;
+    let (receiver, otlp) = OtlpReceiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")),
@@ -321,7 +275,7 @@ async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
 
 #[tokio::test]
 async fn under_caravan_up_each_service_still_reports_its_own_name() {
-    let (receiver, otlp) = Receiver::start().await;
+    let (receiver, otlp) = OtlpReceiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let addrs: HashMap<ServiceKind, SocketAddr> = ServiceKind::ALL.into_iter().map(|k| (k, free_addr())).collect();
     let port = |kind: ServiceKind| addrs[&kind].port().to_string();
@@ -363,7 +317,7 @@ async fn json_logs_carry_the_trace_and_a_level_that_follows_the_code() {
         catalog::v1::{GetProductRequest, catalog_service_client::CatalogServiceClient},
         scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient},
     };
-    let (_receiver, otlp) = Receiver::start().await;
+    let (_receiver, otlp) = OtlpReceiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let keys = write_test_keys(dir.path()).unwrap().display().to_string();
     let addr = free_addr();

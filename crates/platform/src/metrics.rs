@@ -33,6 +33,10 @@ pub struct Metrics {
     /// `caravan_db_errors_total{service, error_type}`: store operations the
     /// database failed ([`crate::db::failed`]), by the span's `error.type`.
     pub db_errors: IntCounterVec,
+    /// `caravan_spans_total{service, outcome}`: finished spans by what became
+    /// of them — `exported`, `rejected` (by the collector), `failed` (the
+    /// export failed for good) or `dropped` (the exporter's queue was full).
+    pub spans: IntCounterVec,
 }
 
 impl Metrics {
@@ -73,13 +77,30 @@ impl Metrics {
             ),
             &["service", "error_type"],
         )?;
+        let spans = IntCounterVec::new(
+            Opts::new(
+                "caravan_spans_total",
+                "Finished spans by what became of them (exported, rejected, failed, dropped)",
+            ),
+            &["service", "outcome"],
+        )?;
         registry.register(Box::new(server_duration.clone()))?;
         registry.register(Box::new(client_duration.clone()))?;
         registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(db_connections.clone()))?;
         registry.register(Box::new(db_max_connections.clone()))?;
         registry.register(Box::new(db_errors.clone()))?;
-        Ok(Metrics { registry, server_duration, client_duration, shed, db_connections, db_max_connections, db_errors })
+        registry.register(Box::new(spans.clone()))?;
+        Ok(Metrics {
+            registry,
+            server_duration,
+            client_duration,
+            shed,
+            db_connections,
+            db_max_connections,
+            db_errors,
+            spans,
+        })
     }
 
     /// Records what a service's pool holds now.

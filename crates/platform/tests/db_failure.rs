@@ -13,35 +13,41 @@ mod common;
 use caravan_platform::{config::ServiceKind, idempotency::IdempotencyConfig};
 
 use common::{Fixture, counting, request, scope};
+use opentelemetry_proto::tonic::{
+    common::v1::any_value::Value as AnyValue,
+    trace::v1::{Span, status::StatusCode},
+};
 
 /// The exported spans of `f`, run as orders' work inside a call's span (the
 /// `db` spans of store operations are exported only within a call or job).
-async fn traced<F: std::future::Future>(f: F) -> (F::Output, Vec<opentelemetry_sdk::trace::SpanData>) {
+async fn traced<F: std::future::Future>(f: F) -> (F::Output, Vec<Span>) {
     use caravan_platform::{
         config::{LogConfig, LogFormat},
         telemetry::ServiceTelemetry,
     };
     use tracing::Instrument as _;
-    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
     let log = LogConfig { format: LogFormat::Pretty, filter: "off".into() };
-    let telemetry = ServiceTelemetry::with_exporter(ServiceKind::Orders, &log, exporter.clone()).unwrap();
+    let (telemetry, collector) = ServiceTelemetry::collecting(ServiceKind::Orders, &log).unwrap();
     // The span is opened inside the telemetry, as a server opens its calls.
     let output = telemetry.run(async { f.instrument(tracing::info_span!("call")).await }).await;
-    (output, exporter.get_finished_spans().unwrap())
+    (output, collector.spans().unwrap())
 }
 
-fn claim_of(spans: &[opentelemetry_sdk::trace::SpanData]) -> &opentelemetry_sdk::trace::SpanData {
-    let names: Vec<_> = spans.iter().map(|s| s.name.as_ref()).collect();
+fn claim_of(spans: &[Span]) -> &Span {
+    let names: Vec<_> = spans.iter().map(|s| s.name.as_str()).collect();
     spans.iter().find(|s| s.name == "idempotency insert").unwrap_or_else(|| panic!("the claim's span in {names:?}"))
 }
 
-fn attribute(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<String> {
-    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    match span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()?.value)? {
+        AnyValue::StringValue(s) => Some(s),
+        AnyValue::IntValue(i) => Some(i.to_string()),
+        other => Some(format!("{other:?}")),
+    }
 }
 
 #[tokio::test]
 async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not() {
-    use opentelemetry::trace::Status as SpanStatus;
     let fixture = Fixture::new().await;
     let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
 
@@ -52,7 +58,11 @@ async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not(
         traced(idempotency.run(scope("req-1"), &request("orders/a"), || counting(&fixture.runs))).await;
     again.unwrap();
     let claim = claim_of(&spans);
-    assert_eq!(claim.status, SpanStatus::Unset, "an expected conflict is not a failure");
+    assert_eq!(
+        claim.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Unset as i32),
+        "an expected conflict is not a failure"
+    );
     assert_eq!(attribute(claim, "error.type"), None);
 
     // The database fails under the store: the operation's span says so,
@@ -69,12 +79,9 @@ async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not(
     assert_eq!(errors() - before, 1, "one failed operation counted for its service and code");
     assert!(failed.is_err(), "{failed:?}");
     let claim = claim_of(&spans);
-    match &claim.status {
-        SpanStatus::Error { description } => {
-            assert!(description.contains("idempotency_records"), "the cause, not only a code: {description}")
-        }
-        other => panic!("a failed operation's span is an error, not {other:?}"),
-    }
+    let status = claim.status.clone().unwrap_or_default();
+    assert_eq!(status.code, StatusCode::Error as i32, "a failed operation's span is an error: {status:?}");
+    assert!(status.message.contains("idempotency_records"), "the cause, not only a code: {}", status.message);
     let code = attribute(claim, "db.response.status_code").expect("the database's code");
     assert_eq!(code, expected, "undefined table");
     assert_eq!(attribute(claim, "error.type").as_deref(), Some(expected));

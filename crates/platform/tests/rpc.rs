@@ -23,7 +23,7 @@ use caravan_platform::{
     deadline::parse_grpc_timeout,
     metrics::metrics,
     server::{GrpcServer, ServeOptions},
-    telemetry::ServiceTelemetry,
+    telemetry::{ServiceTelemetry, SpanCollector},
     testing::{TestDatabase, eventually, health_status},
 };
 use caravan_proto::orders::v1::{
@@ -31,8 +31,11 @@ use caravan_proto::orders::v1::{
     orders_service_client::OrdersServiceClient,
     orders_service_server::{OrdersService, OrdersServiceServer},
 };
-use opentelemetry::trace::{SpanId, SpanKind, TraceId};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry_proto::tonic::{
+    common::v1::any_value::Value as AnyValue,
+    trace::v1::{Span as OtlpSpan, span::SpanKind as OtlpKind},
+};
 use sea_orm_migration::prelude::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -236,14 +239,13 @@ async fn the_callers_deadline_reaches_the_callee() {
     }
 }
 
-fn collecting(service: ServiceKind) -> (ServiceTelemetry, InMemorySpanExporter) {
-    let exporter = InMemorySpanExporter::default();
+fn collecting(service: ServiceKind) -> (ServiceTelemetry, SpanCollector) {
     let log = LogConfig { format: LogFormat::Pretty, filter: "off".into() };
-    (ServiceTelemetry::with_exporter(service, &log, exporter.clone()).unwrap(), exporter)
+    ServiceTelemetry::collecting(service, &log).unwrap()
 }
 
-fn only(spans: &[SpanData], kind: SpanKind) -> SpanData {
-    let matching: Vec<_> = spans.iter().filter(|s| s.span_kind == kind).cloned().collect();
+fn only(spans: &[OtlpSpan], kind: OtlpKind) -> OtlpSpan {
+    let matching: Vec<_> = spans.iter().filter(|s| s.kind == kind as i32).cloned().collect();
     assert_eq!(matching.len(), 1, "{kind:?} spans: {matching:#?}");
     matching.into_iter().next().unwrap()
 }
@@ -266,29 +268,30 @@ async fn trace_context_crosses_every_hop() {
     // Health checks are not traced.
     health_status(front.addr, "").await.unwrap();
 
-    let front_spans = front_spans.get_finished_spans().unwrap();
-    let back_spans = back_spans.get_finished_spans().unwrap();
-    let front_server = only(&front_spans, SpanKind::Server);
-    let front_client = only(&front_spans, SpanKind::Client);
-    let back_server = only(&back_spans, SpanKind::Server);
+    let front_spans = front_spans.spans().unwrap();
+    let back_spans = back_spans.spans().unwrap();
+    let front_server = only(&front_spans, OtlpKind::Server);
+    let front_client = only(&front_spans, OtlpKind::Client);
+    let back_server = only(&back_spans, OtlpKind::Server);
 
-    let trace = TraceId::from_hex(trace_id).unwrap();
-    assert_eq!(front_server.span_context.trace_id(), trace);
-    assert_eq!(front_server.parent_span_id, SpanId::from_hex(parent_id).unwrap());
-    assert_eq!(front_client.span_context.trace_id(), trace);
-    assert_eq!(front_client.parent_span_id, front_server.span_context.span_id());
-    assert_eq!(back_server.span_context.trace_id(), trace);
-    assert_eq!(back_server.parent_span_id, front_client.span_context.span_id());
+    let trace = TraceId::from_hex(trace_id).unwrap().to_bytes();
+    assert_eq!(front_server.trace_id, trace);
+    assert_eq!(front_server.parent_span_id, SpanId::from_hex(parent_id).unwrap().to_bytes());
+    assert_eq!(front_client.trace_id, trace);
+    assert_eq!(front_client.parent_span_id, front_server.span_id);
+    assert_eq!(back_server.trace_id, trace);
+    assert_eq!(back_server.parent_span_id, front_client.span_id);
 
     assert_eq!(front_server.name, "caravan.orders.v1.OrdersService/GetOrder");
-    let attribute = |span: &SpanData, key: &str| {
-        span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+    let attribute = |span: &OtlpSpan, key: &str| {
+        span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()?.value)
     };
-    assert_eq!(attribute(&back_server, "rpc.system").as_deref(), Some("grpc"));
-    assert_eq!(attribute(&back_server, "rpc.service").as_deref(), Some("caravan.orders.v1.OrdersService"));
-    assert_eq!(attribute(&back_server, "rpc.method").as_deref(), Some("GetOrder"));
-    assert_eq!(attribute(&back_server, "rpc.grpc.status_code").as_deref(), Some("0"));
-    assert_eq!(attribute(&front_client, "server.port").as_deref(), Some(back.addr.port().to_string().as_str()));
+    let text = |s: &str| Some(AnyValue::StringValue(s.to_owned()));
+    assert_eq!(attribute(&back_server, "rpc.system"), text("grpc"));
+    assert_eq!(attribute(&back_server, "rpc.service"), text("caravan.orders.v1.OrdersService"));
+    assert_eq!(attribute(&back_server, "rpc.method"), text("GetOrder"));
+    assert_eq!(attribute(&back_server, "rpc.grpc.status_code"), Some(AnyValue::IntValue(0)));
+    assert_eq!(attribute(&front_client, "server.port"), Some(AnyValue::IntValue(i64::from(back.addr.port()))));
 
     let metadata = seen.lock().unwrap().take().unwrap();
     let traceparent = metadata.get("traceparent").unwrap().to_str().unwrap().to_owned();

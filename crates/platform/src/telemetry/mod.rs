@@ -6,8 +6,9 @@
 //! over OTLP/gRPC with the sampler of `OTEL_TRACES_SAMPLER`.
 //!
 //! Spans become OpenTelemetry spans through caravan's own layer
-//! ([`spans`]), which builds each exported span straight from what it
-//! recorded.
+//! ([`spans`]), which writes each exported span in OTLP's protobuf as it
+//! records it, and caravan's own OTLP/gRPC exporter ([`otlp`]), which sends
+//! those bytes in batches from a thread of its own.
 //!
 //! Every span reports the `service.name` of the service whose work it is,
 //! also under `caravan up`, where four services share the process (and one
@@ -15,8 +16,8 @@
 //! threads, which is unsafe across several registries). The server layer
 //! and the worker run each service's work inside [`in_service`] and give
 //! their spans to it ([`continue_trace`]); a span is its parent's service's
-//! work, else the running service's, and is exported by that service's batch
-//! processor, whose exporter carries that service's resource.
+//! work, else the running service's, and is exported with that service's
+//! resource.
 //!
 //! Database work is traced as child spans of the call or job it serves, one
 //! per store operation (a query, or a transaction of several statements),
@@ -24,10 +25,12 @@
 //! call (polls, claims, health checks) is not exported.
 //!
 //! The OTLP exporter's own gRPC calls do not pass through caravan's client
-//! layer, the libraries underneath are filtered out of the exported spans, and
-//! the batch processor's thread suppresses telemetry: exporting makes no spans.
+//! layer, and the libraries underneath are filtered out of the exported
+//! spans: exporting makes no spans.
 
+mod otlp;
 mod spans;
+mod wire;
 
 use std::{
     collections::HashMap,
@@ -37,12 +40,10 @@ use std::{
 };
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::WithExportConfig as _;
-use opentelemetry_sdk::{
-    Resource,
-    trace::{BatchConfigBuilder, BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanProcessor},
-};
-use spans::{Sinks, SpanLayer};
+use opentelemetry_sdk::Resource;
+pub use otlp::SpanCollector;
+use otlp::{OtlpExporter, SpanSink};
+use spans::SpanLayer;
 pub use spans::{add_link, continue_trace, span_context};
 use tracing::{Dispatch, Level, span, subscriber::Interest};
 use tracing_subscriber::{
@@ -53,7 +54,7 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
-use crate::config::{ConfigError, LogConfig, LogFormat, ServiceKind};
+use crate::config::{ConfigError, LogConfig, LogFormat, Secret, ServiceKind};
 
 tokio::task_local! {
     static SERVICE: ServiceKind;
@@ -74,18 +75,45 @@ pub fn current_service() -> Option<ServiceKind> {
     SERVICE.try_with(|s| *s).ok()
 }
 
-/// OpenTelemetry settings, from the standard `OTEL_*` variables.
+/// OpenTelemetry settings, from the standard `OTEL_*` variables. Where a
+/// `OTEL_EXPORTER_OTLP_TRACES_*` variable is set, it takes precedence over
+/// its `OTEL_EXPORTER_OTLP_*` counterpart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtelConfig {
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/gRPC collector; no export when unset.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/gRPC collector; no export when
+    /// unset (or when `OTEL_SDK_DISABLED` is `true`).
     pub endpoint: Option<String>,
     /// From `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
     pub sampler: SamplerConfig,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`: metadata sent with every export
+    /// (`key=value,…`, values percent-decoded), such as a collector's API
+    /// key: never printed.
+    pub headers: Vec<(String, Secret<String>)>,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, default 10 s): one export
+    /// attempt's limit.
+    pub timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`: `gzip`, or `none` (the default).
+    pub gzip: bool,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`: the CA (PEM) that signs an
+    /// `https://` collector's certificate; the public roots when unset.
+    pub certificate: Option<std::path::PathBuf>,
+    /// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `_CLIENT_KEY` (PEM), for
+    /// a collector that asks for mutual TLS; both or neither.
+    pub client_certificate: Option<std::path::PathBuf>,
+    /// See [`OtelConfig::client_certificate`].
+    pub client_key: Option<std::path::PathBuf>,
+    /// `OTEL_BSP_SCHEDULE_DELAY` (milliseconds, default 5 s): the longest a
+    /// finished span waits before it is sent.
+    pub schedule_delay: Duration,
+    /// `OTEL_BSP_EXPORT_TIMEOUT` (milliseconds, default 30 s): the longest
+    /// one export is retried.
+    pub export_timeout: Duration,
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: most spans per export; default
     /// [`DEFAULT_EXPORT_BATCH`].
     pub export_batch: usize,
     /// `OTEL_BSP_MAX_QUEUE_SIZE`: most finished spans waiting for export
-    /// (more are dropped, and counted by the SDK); default [`DEFAULT_QUEUE`].
+    /// (more are dropped, and counted in `caravan_spans_total`); default
+    /// [`DEFAULT_QUEUE`].
     pub queue: usize,
 }
 
@@ -117,24 +145,39 @@ pub enum SamplerConfig {
 }
 
 impl OtelConfig {
-    /// Reads `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_TRACES_SAMPLER`,
-    /// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and
-    /// `OTEL_BSP_MAX_QUEUE_SIZE` (the SDK reads the batch processor's other
-    /// `OTEL_BSP_*` variables itself).
+    /// Reads the standard variables: `OTEL_SDK_DISABLED`,
+    /// `OTEL_EXPORTER_OTLP_{ENDPOINT,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE,
+    /// CLIENT_CERTIFICATE,CLIENT_KEY}` (each also as `OTEL_EXPORTER_OTLP_TRACES_…`,
+    /// which wins), `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` and
+    /// `OTEL_BSP_{SCHEDULE_DELAY,EXPORT_TIMEOUT,MAX_EXPORT_BATCH_SIZE,MAX_QUEUE_SIZE}`.
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let endpoint = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        // The traces-only variable, else the general one; with the name read,
+        // for errors.
+        let exporter = |suffix: &str| -> Option<(String, &str)> {
+            [format!("OTEL_EXPORTER_OTLP_TRACES_{suffix}"), format!("OTEL_EXPORTER_OTLP_{suffix}")]
+                .into_iter()
+                .find_map(|name| get(&name).map(|value| (name, value)))
+        };
+        let disabled = match get("OTEL_SDK_DISABLED").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::new("OTEL_SDK_DISABLED", format!("`{other}` is not true or false")));
+            }
+        };
+        let endpoint = match exporter("ENDPOINT") {
             None => None,
-            Some(raw) => {
-                let url = url::Url::parse(raw).map_err(|e| {
-                    ConfigError::new("OTEL_EXPORTER_OTLP_ENDPOINT", format!("`{raw}` is not a URL: {e}"))
-                })?;
+            Some((name, raw)) => {
+                let url =
+                    url::Url::parse(raw).map_err(|e| ConfigError::new(&name, format!("`{raw}` is not a URL: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(ConfigError::new("OTEL_EXPORTER_OTLP_ENDPOINT", "must be http:// or https://"));
+                    return Err(ConfigError::new(&name, "must be http:// or https://"));
                 }
                 Some(raw.to_owned())
             }
         };
+        let endpoint = endpoint.filter(|_| !disabled);
         let ratio = || -> Result<f64, ConfigError> {
             match get("OTEL_TRACES_SAMPLER_ARG") {
                 None => Ok(1.0),
@@ -159,6 +202,44 @@ impl OtelConfig {
                 ));
             }
         };
+        let headers = match exporter("HEADERS") {
+            None => Vec::new(),
+            Some((name, raw)) => parse_headers(raw).map_err(|e| ConfigError::new(&name, e))?,
+        };
+        let millis = |name: &str, value: Option<&str>, default: Duration| -> Result<Duration, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(raw) => {
+                    raw.parse::<u64>().ok().filter(|ms| *ms > 0).map(Duration::from_millis).ok_or_else(|| {
+                        ConfigError::new(name, format!("`{raw}` is not a positive number of milliseconds"))
+                    })
+                }
+            }
+        };
+        let timeout = match exporter("TIMEOUT") {
+            None => Duration::from_secs(10),
+            Some((name, raw)) => millis(&name, Some(raw), Duration::ZERO)?,
+        };
+        let gzip = match exporter("COMPRESSION") {
+            None => false,
+            Some((_, "gzip")) => true,
+            Some((_, "none")) => false,
+            Some((name, other)) => {
+                return Err(ConfigError::new(&name, format!("`{other}` is not gzip or none")));
+            }
+        };
+        let path = |suffix: &str| exporter(suffix).map(|(_, raw)| std::path::PathBuf::from(raw));
+        let (certificate, client_certificate, client_key) =
+            (path("CERTIFICATE"), path("CLIENT_CERTIFICATE"), path("CLIENT_KEY"));
+        if client_certificate.is_some() != client_key.is_some() {
+            return Err(ConfigError::new(
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                "a client certificate and its key go together: set both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY, or neither",
+            ));
+        }
+        let schedule_delay = millis("OTEL_BSP_SCHEDULE_DELAY", get("OTEL_BSP_SCHEDULE_DELAY"), Duration::from_secs(5))?;
+        let export_timeout =
+            millis("OTEL_BSP_EXPORT_TIMEOUT", get("OTEL_BSP_EXPORT_TIMEOUT"), Duration::from_secs(30))?;
         let count = |name: &str, default: usize| -> Result<usize, ConfigError> {
             match get(name) {
                 None => Ok(default),
@@ -172,20 +253,56 @@ impl OtelConfig {
         let queue = count("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE)?;
         // The SDK's rule: a batch is never larger than the queue.
         let export_batch = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_EXPORT_BATCH)?.min(queue);
-        Ok(OtelConfig { endpoint, sampler, export_batch, queue })
+        Ok(OtelConfig {
+            endpoint,
+            sampler,
+            headers,
+            timeout,
+            gzip,
+            certificate,
+            client_certificate,
+            client_key,
+            schedule_delay,
+            export_timeout,
+            export_batch,
+            queue,
+        })
     }
+}
+
+/// `key=value,key2=value2`, as the W3C baggage format writes it: values are
+/// percent-decoded; keys are gRPC metadata keys (lower case).
+fn parse_headers(raw: &str) -> Result<Vec<(String, Secret<String>)>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not key=value"))?;
+            let key = key.trim().to_ascii_lowercase();
+            let value = percent_encoding::percent_decode_str(value.trim())
+                .decode_utf8()
+                .map_err(|_| format!("the value of `{key}` is not UTF-8 once decoded"))?
+                .into_owned();
+            key.parse::<tonic::metadata::AsciiMetadataKey>()
+                .map_err(|_| format!("`{key}` is not a valid metadata key"))?;
+            value
+                .parse::<tonic::metadata::AsciiMetadataValue>()
+                .map_err(|_| format!("the value of `{key}` cannot be sent as metadata"))?;
+            Ok((key, Secret::new(value)))
+        })
+        .collect()
 }
 
 /// The process's telemetry: create once in `main`, then call
 /// [`Telemetry::shutdown`] before exiting so the last spans are exported.
 #[derive(Debug)]
 pub struct Telemetry {
-    sinks: Mutex<Option<Arc<Sinks>>>,
+    sink: Mutex<Option<Arc<OtlpExporter>>>,
 }
 
 /// The dispatch a service's requests and background work run under: the
 /// process's global subscriber in production; tests may give a service one of
-/// its own (for instance with an in-memory span exporter).
+/// its own (for instance collecting its spans in memory).
 #[derive(Debug, Clone)]
 pub struct ServiceTelemetry {
     /// Logs, and traces when export is on.
@@ -200,18 +317,13 @@ impl ServiceTelemetry {
         ServiceTelemetry { dispatch: tracing::dispatcher::get_default(Dispatch::clone), service: None }
     }
 
-    /// A dispatch with logs (per `log`) and every span exported as it ends
-    /// to `exporter` (the default sampler), for tests that collect spans in
-    /// memory.
-    pub fn with_exporter<E: SpanExporter + 'static>(
-        service: ServiceKind,
-        log: &LogConfig,
-        exporter: E,
-    ) -> anyhow::Result<Self> {
-        let sinks = Arc::new(Sinks::one(Box::new(SimpleSpanProcessor::new(exporter))));
-        let otel = otel_layer(SpanLayer::new(SamplerConfig::ParentBasedAlwaysOn, sinks));
+    /// A dispatch with logs (per `log`) and every span kept as it ends by
+    /// the returned collector (the default sampler), for tests.
+    pub fn collecting(service: ServiceKind, log: &LogConfig) -> anyhow::Result<(Self, SpanCollector)> {
+        let collector = SpanCollector::default();
+        let otel = otel_layer(SpanLayer::new(SamplerConfig::ParentBasedAlwaysOn, Arc::new(collector.clone())));
         let subscriber = Registry::default().with(log_layer(log)?).with(otel);
-        Ok(ServiceTelemetry { dispatch: Dispatch::new(subscriber), service: Some(service) })
+        Ok((ServiceTelemetry { dispatch: Dispatch::new(subscriber), service: Some(service) }, collector))
     }
 
     /// The same telemetry, for `service`'s work.
@@ -237,40 +349,17 @@ impl Telemetry {
     /// Installs the process's subscriber. Spans of a service's work carry
     /// that service's `service.name`; the rest (start-up, tools) carry
     /// `process_name` — the service under `caravan serve`, `caravan` under
-    /// `caravan up`. Call inside the tokio runtime when export is on: the
-    /// exporters' channels are created here.
+    /// `caravan up`. With export on, the exporter's thread starts here.
     pub fn init(log: &LogConfig, otel: &OtelConfig, process_name: &str) -> anyhow::Result<Self> {
-        let sinks = match &otel.endpoint {
+        let sink = match &otel.endpoint {
             None => None,
-            Some(endpoint) => {
-                // One batch processor per service, its exporter carrying the
-                // service's resource: each export is one OTLP request of one
-                // service's spans.
-                let processor = |name: &str| -> anyhow::Result<Box<dyn SpanProcessor>> {
-                    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-                        .with_tonic()
-                        .with_endpoint(endpoint.clone())
-                        .with_timeout(Duration::from_secs(5))
-                        .build()?;
-                    exporter.set_resource(&resource(name));
-                    let batches = BatchConfigBuilder::default()
-                        .with_max_queue_size(otel.queue)
-                        .with_max_export_batch_size(otel.export_batch)
-                        .build();
-                    Ok(Box::new(BatchSpanProcessor::builder(exporter).with_batch_config(batches).build()))
-                };
-                let mut services = Vec::new();
-                for kind in ServiceKind::ALL {
-                    services.push((kind, processor(kind.as_str())?));
-                }
-                Some(Arc::new(Sinks::by_service(services, processor(process_name)?)))
-            }
+            Some(endpoint) => Some(Arc::new(OtlpExporter::start(otel, endpoint, process_name)?)),
         };
-        let otel_layer = sinks.clone().map(|sinks| otel_layer(SpanLayer::new(otel.sampler, sinks)));
+        let otel_layer = sink.clone().map(|sink| otel_layer(SpanLayer::new(otel.sampler, sink)));
         let subscriber = Registry::default().with(log_layer(log)?).with(otel_layer);
         tracing::subscriber::set_global_default(subscriber)
             .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
-        Ok(Telemetry { sinks: Mutex::new(sinks) })
+        Ok(Telemetry { sink: Mutex::new(sink) })
     }
 
     /// The telemetry of one service of this process.
@@ -280,11 +369,11 @@ impl Telemetry {
 
     /// Flushes and stops the exporter, so the last spans leave before exit.
     pub fn shutdown(&self) {
-        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(sinks) = sinks
-            && let Err(e) = sinks.shutdown(Duration::from_secs(5))
+        let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(sink) = sink
+            && let Err(e) = sink.shutdown(Duration::from_secs(5))
         {
-            tracing::warn!(error = %e, "flushing traces at exit");
+            tracing::warn!(error = format!("{e:#}"), "flushing traces at exit");
         }
     }
 }
@@ -794,9 +883,56 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_exporter_takes_its_standard_variables() {
+        let defaults = OtelConfig::from_env(&env(&[])).unwrap();
+        assert_eq!(defaults.timeout, Duration::from_secs(10));
+        assert_eq!(
+            (defaults.schedule_delay, defaults.export_timeout),
+            (Duration::from_secs(5), Duration::from_secs(30))
+        );
+        assert!(!defaults.gzip && defaults.headers.is_empty() && defaults.certificate.is_none());
+
+        let set = OtelConfig::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces.example:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret, X-Tenant = festival ,"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "1000"),
+        ]))
+        .unwrap();
+        assert_eq!(set.endpoint.as_deref(), Some("https://traces.example:4317"), "the traces variable wins");
+        let headers: Vec<_> = set.headers.iter().map(|(k, v)| (k.as_str(), v.expose().as_str())).collect();
+        assert_eq!(headers, [("api-key", "s=cret"), ("x-tenant", "festival")]);
+        assert!(!format!("{set:?}").contains("s=cret"), "header values are never printed");
+        assert_eq!(set.timeout, Duration::from_millis(2500));
+        assert!(set.gzip);
+        assert_eq!(set.certificate.as_deref(), Some(std::path::Path::new("/etc/otel/ca.pem")));
+        assert_eq!((set.schedule_delay, set.export_timeout), (Duration::from_millis(200), Duration::from_secs(1)));
+
+        let disabled = env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"), ("OTEL_SDK_DISABLED", "true")]);
+        assert_eq!(OtelConfig::from_env(&disabled).unwrap().endpoint, None);
+
+        for (var, value) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "bad key=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "soon"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+            ("OTEL_SDK_DISABLED", "maybe"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317"),
+        ] {
+            assert_eq!(OtelConfig::from_env(&env(&[(var, value)])).unwrap_err().variable, var, "{var}={value}");
+        }
+        let half_pair = env(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/otel/client.pem")]);
+        assert_eq!(OtelConfig::from_env(&half_pair).unwrap_err().variable, "OTEL_EXPORTER_OTLP_CLIENT_KEY");
+    }
+
     fn test_layer() -> SpanLayer {
-        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
-        SpanLayer::new(SamplerConfig::AlwaysOn, Arc::new(Sinks::one(Box::new(SimpleSpanProcessor::new(exporter)))))
+        SpanLayer::new(SamplerConfig::AlwaysOn, Arc::new(SpanCollector::default()))
     }
 
     #[test]

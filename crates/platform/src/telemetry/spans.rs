@@ -1,14 +1,17 @@
 //! The OpenTelemetry span layer: each exported `tracing` span becomes one
-//! OpenTelemetry span, built straight from what the span recorded.
+//! OTLP span, written in protobuf as the span records it.
 //!
 //! As a span opens, the layer gives it its OpenTelemetry identity (trace id,
 //! span id, sampled flag — from its parent, or a new trace) and the service
-//! whose work it is, and, when it is sampled, starts recording: name, kind,
-//! attributes, events, links, status. As it closes, the recording becomes the
-//! `SpanData` the batch processor of its service exports. Nothing else runs
-//! per span: no tracer, no SDK span behind a lock, no span processor's
-//! `on_start`, no context objects — the per-span work of a bridge built on
-//! the SDK's tracer was most of what tracing cost a busy server.
+//! whose work it is, and, when it is sampled, starts recording: its
+//! attributes, name, events and links are encoded as OTLP `Span` fields the
+//! moment they are recorded, into one buffer per span ([`super::wire`]). As
+//! it closes, its identity, kind, times and status are appended and the
+//! buffer goes to the sink ([`super::otlp`]), which sends those very bytes.
+//! Nothing else runs per span: no tracer, no SDK span behind a lock, no span
+//! processor, no `SpanData` to convert into protobuf messages again, no
+//! `String` per attribute — the per-span work of a bridge built on the SDK
+//! was most of what tracing cost a busy server.
 //!
 //! Fields follow the conventions `tracing-opentelemetry` set: `otel.name` is
 //! the span's name (else the `tracing` name), `otel.kind` its kind,
@@ -22,86 +25,39 @@
 //! may be decided again by [`continue_trace`], which gives them their remote
 //! parent).
 
-use std::{borrow::Cow, time::SystemTime};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-use opentelemetry::{
-    InstrumentationScope, KeyValue, Value,
-    trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
-};
-use opentelemetry_sdk::{
-    error::OTelSdkResult,
-    trace::{IdGenerator as _, RandomIdGenerator, SpanData, SpanEvents, SpanLinks, SpanProcessor},
-};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use tracing::{Dispatch, field::Field, span};
 use tracing_subscriber::{Layer, Registry, layer, registry::LookupSpan};
 
-use super::SamplerConfig;
+use super::{
+    SamplerConfig,
+    otlp::SpanSink,
+    wire::{self, Any, field},
+};
 use crate::config::ServiceKind;
 
 /// Most events and links one span keeps (the SDK's default limits); more are
 /// counted as dropped.
-const MAX_EVENTS: usize = 128;
-const MAX_LINKS: usize = 128;
-
-/// Where finished spans go: each service's to its own processor (whose
-/// exporter carries that service's resource, so its `service.name`), the
-/// rest (start-up, tools) to the process's.
-pub(crate) struct Sinks {
-    services: Vec<(ServiceKind, Box<dyn SpanProcessor>)>,
-    rest: Box<dyn SpanProcessor>,
-}
-
-impl Sinks {
-    /// One processor per service, and one for work of no service.
-    pub(crate) fn by_service(
-        services: Vec<(ServiceKind, Box<dyn SpanProcessor>)>,
-        rest: Box<dyn SpanProcessor>,
-    ) -> Self {
-        Sinks { services, rest }
-    }
-
-    /// Every span to `processor` (tests).
-    pub(crate) fn one(processor: Box<dyn SpanProcessor>) -> Self {
-        Sinks { services: Vec::new(), rest: processor }
-    }
-
-    fn of(&self, service: Option<ServiceKind>) -> &dyn SpanProcessor {
-        service
-            .and_then(|service| self.services.iter().find(|(kind, _)| *kind == service))
-            .map_or(self.rest.as_ref(), |(_, processor)| processor.as_ref())
-    }
-
-    fn all(&self) -> impl Iterator<Item = &dyn SpanProcessor> {
-        self.services.iter().map(|(_, p)| p.as_ref()).chain(std::iter::once(self.rest.as_ref()))
-    }
-
-    /// Exports what is queued and stops every processor; the first failure is
-    /// returned, after all were asked.
-    pub(crate) fn shutdown(&self, timeout: std::time::Duration) -> OTelSdkResult {
-        self.all().map(|p| p.shutdown_with_timeout(timeout)).fold(Ok(()), Result::and)
-    }
-}
-
-impl std::fmt::Debug for Sinks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sinks").field("services", &self.services.iter().map(|(k, _)| k).collect::<Vec<_>>()).finish()
-    }
-}
+const MAX_EVENTS: u32 = 128;
+const MAX_LINKS: u32 = 128;
 
 /// The layer. Wrap it in the exported spans' filter; it needs no span entries
 /// or exits.
 pub(crate) struct SpanLayer {
     sampler: SamplerConfig,
-    scope: InstrumentationScope,
     ids: RandomIdGenerator,
-    sinks: std::sync::Arc<Sinks>,
+    sink: Arc<dyn SpanSink>,
 }
 
 impl SpanLayer {
-    pub(crate) fn new(sampler: SamplerConfig, sinks: std::sync::Arc<Sinks>) -> Self {
-        let scope =
-            InstrumentationScope::builder(env!("CARGO_PKG_NAME")).with_version(env!("CARGO_PKG_VERSION")).build();
-        SpanLayer { sampler, scope, ids: RandomIdGenerator::default(), sinks }
+    pub(crate) fn new(sampler: SamplerConfig, sink: Arc<dyn SpanSink>) -> Self {
+        SpanLayer { sampler, ids: RandomIdGenerator::default(), sink }
     }
 }
 
@@ -119,32 +75,60 @@ struct Traced {
     recording: Option<Recording>,
 }
 
+/// A sampled span as it is recorded: its fields written as OTLP `Span`
+/// fields the moment they are known (attributes, name, events, links), the
+/// rest kept until it closes.
 #[derive(Debug)]
 struct Recording {
-    name: Cow<'static, str>,
+    /// Encoded `Span` fields so far.
+    fields: Vec<u8>,
+    /// The `tracing` name, unless `otel.name` gave another.
+    default_name: Option<&'static str>,
     kind: SpanKind,
-    start: SystemTime,
-    attributes: Vec<KeyValue>,
-    events: Vec<Event>,
+    /// Nanoseconds since the epoch.
+    start: u64,
+    events: u32,
     dropped_events: u32,
-    links: Vec<Link>,
+    links: u32,
     dropped_links: u32,
     status: Status,
+}
+
+/// Nanoseconds since the epoch, as OTLP writes times.
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A span's `flags` (or a link's): its W3C trace flags, and whether the
+/// other end (the parent, the linked span) is remote.
+fn span_flags(trace_flags: TraceFlags, remote: bool) -> u32 {
+    u32::from(trace_flags.to_u8()) | wire::HAS_IS_REMOTE | if remote { wire::IS_REMOTE } else { 0 }
 }
 
 impl Recording {
     fn new(name: &'static str, fields: usize) -> Self {
         Recording {
-            name: Cow::Borrowed(name),
+            // Room for the recorded attributes and what closing adds, so
+            // most spans allocate once.
+            fields: Vec::with_capacity(96 + 64 * fields),
+            default_name: Some(name),
             kind: SpanKind::Internal,
-            start: SystemTime::now(),
-            attributes: Vec::with_capacity(fields),
-            events: Vec::new(),
+            start: nanos(SystemTime::now()),
+            events: 0,
             dropped_events: 0,
-            links: Vec::new(),
+            links: 0,
             dropped_links: 0,
             status: Status::Unset,
         }
+    }
+
+    fn name(&mut self, name: &str) {
+        wire::string(&mut self.fields, field::span::NAME, name);
+        self.default_name = None;
+    }
+
+    fn attribute(&mut self, name: &str, value: Any<'_>) {
+        wire::attribute(&mut self.fields, field::span::ATTRIBUTES, name, value);
     }
 
     /// A later status never takes a failure's description away.
@@ -156,12 +140,71 @@ impl Recording {
         }
     }
 
-    fn link(&mut self, span_context: SpanContext) {
-        if self.links.len() < MAX_LINKS {
-            self.links.push(Link::with_context(span_context));
-        } else {
+    fn link(&mut self, span_context: &SpanContext) {
+        if self.links >= MAX_LINKS {
             self.dropped_links += 1;
+            return;
         }
+        self.links += 1;
+        let mut link = Vec::with_capacity(48);
+        wire::bytes(&mut link, field::link::TRACE_ID, &span_context.trace_id().to_bytes());
+        wire::bytes(&mut link, field::link::SPAN_ID, &span_context.span_id().to_bytes());
+        let state = span_context.trace_state().header();
+        if !state.is_empty() {
+            wire::string(&mut link, field::link::TRACE_STATE, &state);
+        }
+        wire::fixed32(&mut link, field::link::FLAGS, span_flags(span_context.trace_flags(), span_context.is_remote()));
+        wire::bytes(&mut self.fields, field::span::LINKS, &link);
+    }
+
+    /// The whole encoded `Span`: what was recorded, then identity, kind,
+    /// times, counts and status.
+    fn finish(mut self, traced: &Traced) -> Vec<u8> {
+        let buf = &mut self.fields;
+        if let Some(name) = self.default_name {
+            wire::string(buf, field::span::NAME, name);
+        }
+        let context = &traced.context;
+        wire::bytes(buf, field::span::TRACE_ID, &context.trace_id().to_bytes());
+        wire::bytes(buf, field::span::SPAN_ID, &context.span_id().to_bytes());
+        if context.trace_state() != &TraceState::NONE {
+            let state = context.trace_state().header();
+            if !state.is_empty() {
+                wire::string(buf, field::span::TRACE_STATE, &state);
+            }
+        }
+        if traced.parent != SpanId::INVALID {
+            wire::bytes(buf, field::span::PARENT_SPAN_ID, &traced.parent.to_bytes());
+        }
+        wire::uint(buf, field::span::KIND, kind_number(&self.kind));
+        wire::fixed64(buf, field::span::START, self.start);
+        wire::fixed64(buf, field::span::END, nanos(SystemTime::now()));
+        wire::uint(buf, field::span::DROPPED_EVENTS, u64::from(self.dropped_events));
+        wire::uint(buf, field::span::DROPPED_LINKS, u64::from(self.dropped_links));
+        let (code, message) = match &self.status {
+            Status::Unset => (0, ""),
+            Status::Ok => (1, ""),
+            Status::Error { description } => (2, description.as_ref()),
+        };
+        let mut status = Vec::new();
+        if !message.is_empty() {
+            wire::string(&mut status, field::status::MESSAGE, message);
+        }
+        wire::uint(&mut status, field::status::CODE, code);
+        wire::bytes(buf, field::span::STATUS, &status);
+        wire::fixed32(buf, field::span::FLAGS, span_flags(context.trace_flags(), traced.parent_is_remote));
+        self.fields
+    }
+}
+
+/// OTLP's `SpanKind` numbers.
+fn kind_number(kind: &SpanKind) -> u64 {
+    match kind {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
     }
 }
 
@@ -235,7 +278,7 @@ where
         if let Some(span) = cx.span(id)
             && let Some(recording) = span.extensions_mut().get_mut::<Traced>().and_then(|t| t.recording.as_mut())
         {
-            recording.link(linked);
+            recording.link(&linked);
         }
     }
 
@@ -247,51 +290,30 @@ where
         if *metadata.level() == tracing::Level::ERROR && matches!(recording.status, Status::Unset) {
             recording.status = Status::error("");
         }
-        if recording.events.len() >= MAX_EVENTS {
+        if recording.events >= MAX_EVENTS {
             recording.dropped_events += 1;
             return;
         }
-        let mut fields = EventFields {
-            name: None,
-            attributes: vec![
-                KeyValue::new("level", metadata.level().as_str()),
-                KeyValue::new("target", metadata.target()),
-            ],
-        };
+        recording.events += 1;
+        let mut fields = EventFields { name: None, attributes: Vec::with_capacity(128) };
+        wire::attribute(&mut fields.attributes, field::event::ATTRIBUTES, "level", Any::Str(metadata.level().as_str()));
+        wire::attribute(&mut fields.attributes, field::event::ATTRIBUTES, "target", Any::Str(metadata.target()));
         event.record(&mut fields);
-        let name = fields.name.map_or(Cow::Borrowed(metadata.name()), Cow::Owned);
-        recording.events.push(Event::new(name, SystemTime::now(), fields.attributes, 0));
+        let EventFields { name, attributes: mut encoded } = fields;
+        wire::fixed64(&mut encoded, field::event::TIME, nanos(SystemTime::now()));
+        wire::string(&mut encoded, field::event::NAME, name.as_deref().unwrap_or(metadata.name()));
+        wire::bytes(&mut recording.fields, field::span::EVENTS, &encoded);
     }
 
     fn on_close(&self, id: span::Id, cx: layer::Context<'_, S>) {
         let Some(span) = cx.span(&id) else { return };
-        // Taken out first: the processor is called with no lock held.
-        let Some(traced) = span.extensions_mut().remove::<Traced>() else { return };
-        let Some(recording) = traced.recording else { return };
+        // Taken out first: the sink is called with no lock of the span held.
+        let Some(mut traced) = span.extensions_mut().remove::<Traced>() else { return };
+        let Some(recording) = traced.recording.take() else { return };
         if !traced.context.is_sampled() {
             return;
         }
-        let mut events = SpanEvents::default();
-        events.events = recording.events;
-        events.dropped_count = recording.dropped_events;
-        let mut links = SpanLinks::default();
-        links.links = recording.links;
-        links.dropped_count = recording.dropped_links;
-        self.sinks.of(traced.service).on_end(SpanData {
-            span_context: traced.context,
-            parent_span_id: traced.parent,
-            parent_span_is_remote: traced.parent_is_remote,
-            span_kind: recording.kind,
-            name: recording.name,
-            start_time: recording.start,
-            end_time: SystemTime::now(),
-            attributes: recording.attributes,
-            dropped_attributes_count: 0,
-            events,
-            links,
-            status: recording.status,
-            instrumentation_scope: self.scope.clone(),
-        });
+        self.sink.push(traced.service, &recording.finish(&traced));
     }
 }
 
@@ -299,46 +321,48 @@ where
 struct SpanFields<'a>(&'a mut Recording);
 
 impl SpanFields<'_> {
-    fn text(&mut self, field: &Field, value: Cow<'_, str>) {
+    fn text(&mut self, field: &Field, value: &str) {
         let recording = &mut *self.0;
         match field.name() {
-            "otel.name" => recording.name = Cow::Owned(value.into_owned()),
-            "otel.kind" => recording.kind = kind_of(&value),
-            "otel.status_code" => recording.set_status(status_of(&value)),
-            "otel.status_description" => recording.set_status(Status::error(value.into_owned())),
-            name => recording.attributes.push(KeyValue::new(name, value.into_owned())),
+            "otel.name" => recording.name(value),
+            "otel.kind" => recording.kind = kind_of(value),
+            "otel.status_code" => recording.set_status(status_of(value)),
+            "otel.status_description" => recording.set_status(Status::error(value.to_owned())),
+            name => recording.attribute(name, Any::Str(value)),
         }
     }
 }
 
 impl tracing::field::Visit for SpanFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, Cow::Borrowed(value));
+        self.text(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.text(field, Cow::Owned(format!("{value:?}")));
+        self.text(field, &format!("{value:?}"));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.text(field, Cow::Owned(value.to_string()));
+        self.text(field, &value.to_string());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.attributes.push(KeyValue::new(field.name(), value));
+        self.0.attribute(field.name(), Any::Int(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        let value = i64::try_from(value).map_or_else(|_| Value::from(value.to_string()), Value::from);
-        self.0.attributes.push(KeyValue::new(field.name(), value));
+        match i64::try_from(value) {
+            Ok(value) => self.0.attribute(field.name(), Any::Int(value)),
+            Err(_) => self.0.attribute(field.name(), Any::Str(&value.to_string())),
+        }
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.attributes.push(KeyValue::new(field.name(), value));
+        self.0.attribute(field.name(), Any::Double(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.attributes.push(KeyValue::new(field.name(), value));
+        self.0.attribute(field.name(), Any::Bool(value));
     }
 }
 
@@ -360,37 +384,52 @@ fn status_of(value: &str) -> Status {
     }
 }
 
-/// An event's fields: its message names it, the rest are attributes.
+/// An event's fields: its message names it, the rest are attributes,
+/// written as an OTLP `Event`'s.
 struct EventFields {
     name: Option<String>,
-    attributes: Vec<KeyValue>,
+    attributes: Vec<u8>,
+}
+
+impl EventFields {
+    fn attribute(&mut self, field: &Field, value: Any<'_>) {
+        wire::attribute(&mut self.attributes, field::event::ATTRIBUTES, field.name(), value);
+    }
 }
 
 impl tracing::field::Visit for EventFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "message" => self.name = Some(value.to_owned()),
-            name => self.attributes.push(KeyValue::new(name, value.to_owned())),
+            _ => self.attribute(field, Any::Str(value)),
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
         match field.name() {
-            "message" => self.name = Some(format!("{value:?}")),
-            name => self.attributes.push(KeyValue::new(name, format!("{value:?}"))),
+            "message" => self.name = Some(text),
+            _ => self.attribute(field, Any::Str(&text)),
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes.push(KeyValue::new(field.name(), value));
+        self.attribute(field, Any::Int(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match i64::try_from(value) {
+            Ok(value) => self.attribute(field, Any::Int(value)),
+            Err(_) => self.attribute(field, Any::Str(&value.to_string())),
+        }
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes.push(KeyValue::new(field.name(), value));
+        self.attribute(field, Any::Double(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes.push(KeyValue::new(field.name(), value));
+        self.attribute(field, Any::Bool(value));
     }
 }
 
@@ -455,7 +494,7 @@ pub fn add_link(span: &tracing::Span, linked: SpanContext) {
     }
     with_traced(span, |traced, _| {
         if let Some(recording) = traced.recording.as_mut() {
-            recording.link(linked);
+            recording.link(&linked);
         }
     });
 }
@@ -466,9 +505,14 @@ mod tests {
         Context,
         trace::{SpanKind as Kind, TraceContextExt as _},
     };
+    use opentelemetry_proto::tonic::{
+        common::v1::{KeyValue, any_value::Value as AnyValue},
+        trace::v1::{Span as OtlpSpan, span::SpanKind as OtlpKind, status::StatusCode},
+    };
     use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample as _};
 
     use super::*;
+    use crate::telemetry::SpanCollector;
 
     /// The SDK's sampler of the same name.
     fn sdk(config: SamplerConfig) -> Sampler {
@@ -512,12 +556,11 @@ mod tests {
 
     /// A subscriber exporting through the layer (behind its filter), and
     /// what it exported.
-    fn exporting(sampler: SamplerConfig) -> (Dispatch, opentelemetry_sdk::trace::InMemorySpanExporter) {
+    fn exporting(sampler: SamplerConfig) -> (Dispatch, SpanCollector) {
         use tracing_subscriber::layer::SubscriberExt as _;
-        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
-        let processor = opentelemetry_sdk::trace::SimpleSpanProcessor::new(exporter.clone());
-        let layer = SpanLayer::new(sampler, std::sync::Arc::new(Sinks::one(Box::new(processor))));
-        (Dispatch::new(Registry::default().with(super::super::otel_layer(layer))), exporter)
+        let collector = SpanCollector::default();
+        let layer = SpanLayer::new(sampler, Arc::new(collector.clone()));
+        (Dispatch::new(Registry::default().with(super::super::otel_layer(layer))), collector)
     }
 
     fn remote(sampled: bool) -> SpanContext {
@@ -525,9 +568,17 @@ mod tests {
         SpanContext::new(ids.new_trace_id(), ids.new_span_id(), flags(sampled), true, TraceState::NONE)
     }
 
+    fn attribute(span: &OtlpSpan, key: &str) -> Option<AnyValue> {
+        attribute_of(&span.attributes, key)
+    }
+
+    fn attribute_of(attributes: &[KeyValue], key: &str) -> Option<AnyValue> {
+        attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).and_then(|v| v.value)
+    }
+
     #[test]
     fn a_call_follows_its_callers_trace_and_sampling() {
-        let (dispatch, exporter) = exporting(SamplerConfig::ParentBasedAlwaysOn);
+        let (dispatch, collector) = exporting(SamplerConfig::ParentBasedAlwaysOn);
         for parent in [remote(false), remote(true)] {
             tracing::dispatcher::with_default(&dispatch, || {
                 let call = tracing::info_span!("rpc.server", otel.name = "Svc/Method", otel.kind = "server");
@@ -537,34 +588,104 @@ mod tests {
                 tracing::info_span!("work").in_scope(|| {});
             });
         }
-        let spans = exporter.get_finished_spans().unwrap();
-        let names: Vec<_> = spans.iter().map(|s| s.name.as_ref()).collect();
+        let spans = collector.with_service().unwrap();
+        let names: Vec<_> = spans.iter().map(|(_, s)| s.name.as_str()).collect();
         assert_eq!(names, ["work", "Svc/Method"], "only the sampled caller's trace is exported");
-        let (work, call) = (&spans[0], &spans[1]);
-        assert_eq!(call.span_kind, SpanKind::Server);
-        assert!(call.parent_span_is_remote);
-        assert_eq!(work.span_context.trace_id(), call.span_context.trace_id());
-        assert_eq!(work.parent_span_id, call.span_context.span_id());
-        assert_eq!(work.span_kind, SpanKind::Internal);
+        let ((work_service, work), (call_service, call)) = (&spans[0], &spans[1]);
+        assert_eq!((*work_service, *call_service), (Some(ServiceKind::Orders), Some(ServiceKind::Orders)));
+        assert_eq!(call.kind, OtlpKind::Server as i32);
+        assert_eq!(call.flags, 0x301, "sampled, with a remote parent");
+        assert_eq!(work.flags, 0x101, "sampled, with a local parent");
+        assert_eq!(work.trace_id, call.trace_id);
+        assert_eq!(work.parent_span_id, call.span_id);
+        assert_eq!(work.kind, OtlpKind::Internal as i32);
+        assert!(work.start_time_unix_nano >= call.start_time_unix_nano);
+        assert!(work.end_time_unix_nano >= work.start_time_unix_nano);
+        assert!(call.end_time_unix_nano >= work.end_time_unix_nano, "the call outlives its work");
+        assert_eq!(call.status.as_ref().map(|s| s.code), Some(StatusCode::Unset as i32));
+    }
+
+    #[test]
+    fn a_root_span_has_no_parent_and_its_own_trace() {
+        let (dispatch, collector) = exporting(SamplerConfig::AlwaysOn);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!("job");
+            let context = span_context(&span).unwrap();
+            drop(span);
+            let spans = collector.spans().unwrap();
+            let [job] = spans.as_slice() else { panic!("one span: {spans:?}") };
+            assert_eq!(job.trace_id, context.trace_id().to_bytes());
+            assert_eq!(job.span_id, context.span_id().to_bytes());
+            assert!(job.parent_span_id.is_empty(), "a root");
+            assert_eq!(job.flags, 0x101);
+        });
     }
 
     #[test]
     fn events_are_named_by_their_message_and_an_error_marks_the_span() {
-        let (dispatch, exporter) = exporting(SamplerConfig::AlwaysOn);
+        let (dispatch, collector) = exporting(SamplerConfig::AlwaysOn);
         tracing::dispatcher::with_default(&dispatch, || {
-            let span = tracing::info_span!("job", item = "orders/o-1", attempt = 2_i64);
+            let span = tracing::info_span!(
+                "job",
+                item = "orders/o-1",
+                attempt = 2_i64,
+                retried = true,
+                share = 0.5_f64,
+                big = u64::MAX,
+                otel.name = "orders.drive",
+            );
             let _entered = span.enter();
-            tracing::info!(step = "reserve", "reserving");
+            tracing::info!(step = "reserve", units = 3_u64, "reserving");
             tracing::error!("run failed");
         });
-        let spans = exporter.get_finished_spans().unwrap();
+        let spans = collector.spans().unwrap();
         let [span] = spans.as_slice() else { panic!("one span: {spans:?}") };
-        let events: Vec<_> = span.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(span.name, "orders.drive", "otel.name names it");
+        let events: Vec<_> = span.events.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(events, ["reserving", "run failed"]);
-        assert!(span.events[0].attributes.contains(&KeyValue::new("step", "reserve")));
-        assert_eq!(span.status, Status::error(""));
-        assert!(span.attributes.contains(&KeyValue::new("item", "orders/o-1")));
-        assert!(span.attributes.contains(&KeyValue::new("attempt", 2_i64)));
+        let reserving = &span.events[0];
+        assert_eq!(attribute_of(&reserving.attributes, "step"), Some(AnyValue::StringValue("reserve".into())));
+        assert_eq!(attribute_of(&reserving.attributes, "units"), Some(AnyValue::IntValue(3)));
+        assert_eq!(attribute_of(&reserving.attributes, "level"), Some(AnyValue::StringValue("INFO".into())));
+        assert!(reserving.time_unix_nano >= span.start_time_unix_nano);
+        let status = span.status.clone().unwrap();
+        assert_eq!((status.code, status.message.as_str()), (StatusCode::Error as i32, ""));
+        assert_eq!(attribute(span, "item"), Some(AnyValue::StringValue("orders/o-1".into())));
+        assert_eq!(attribute(span, "attempt"), Some(AnyValue::IntValue(2)));
+        assert_eq!(attribute(span, "retried"), Some(AnyValue::BoolValue(true)));
+        assert_eq!(attribute(span, "share"), Some(AnyValue::DoubleValue(0.5)));
+        assert_eq!(attribute(span, "big"), Some(AnyValue::StringValue(u64::MAX.to_string())));
+        assert_eq!(attribute(span, "otel.name"), None, "conventions are not attributes");
+    }
+
+    #[test]
+    fn links_and_late_fields_are_exported() {
+        let (dispatch, collector) = exporting(SamplerConfig::AlwaysOn);
+        let linked = remote(true);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!(
+                "rpc.client",
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                otel.status_description = tracing::field::Empty,
+                rpc.grpc.status_code = tracing::field::Empty,
+            );
+            add_link(&span, linked.clone());
+            add_link(&span, SpanContext::empty_context());
+            span.record("rpc.grpc.status_code", 14);
+            span.record("otel.status_description", "the callee went away");
+            span.record("otel.status_code", "ERROR");
+        });
+        let spans = collector.spans().unwrap();
+        let [span] = spans.as_slice() else { panic!("one span: {spans:?}") };
+        assert_eq!(span.kind, OtlpKind::Client as i32);
+        assert_eq!(attribute(span, "rpc.grpc.status_code"), Some(AnyValue::IntValue(14)));
+        let status = span.status.clone().unwrap();
+        assert_eq!((status.code, status.message.as_str()), (StatusCode::Error as i32, "the callee went away"));
+        let [link] = span.links.as_slice() else { panic!("one link (an invalid context is none): {span:?}") };
+        assert_eq!(link.trace_id, linked.trace_id().to_bytes());
+        assert_eq!(link.span_id, linked.span_id().to_bytes());
+        assert_eq!(link.flags, 0x301, "sampled, remote");
     }
 
     #[test]
