@@ -14,8 +14,6 @@ use std::{
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::sync::Semaphore;
 use tonic::{Code, body::Body};
 use tower::{Layer, Service};
@@ -163,9 +161,8 @@ where
                 caravan.on_behalf_of = on_behalf_of,
             )
         });
-        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
-        let parent = opentelemetry::trace::TraceContextExt::span(&parent).span_context().clone();
-        crate::telemetry::continue_trace(&span, Some(&parent), shared.service);
+        let parent = extract_trace_context(request.headers());
+        crate::telemetry::continue_trace(&span, parent.as_ref(), shared.service);
         let method = method.to_owned();
         let start = Instant::now();
 
@@ -390,17 +387,58 @@ impl<B> Drop for ObservedBody<B> {
     }
 }
 
-/// Reads W3C trace context from HTTP headers.
-pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a http::HeaderMap);
+/// The caller's W3C trace context (`traceparent`, and `tracestate` with
+/// it), as a remote span context; `None` when there is none or it is not
+/// valid. Read directly, as [`inject_trace_context`] writes: every call
+/// served pays for this.
+pub(crate) fn extract_trace_context(headers: &http::HeaderMap) -> Option<opentelemetry::trace::SpanContext> {
+    let traceparent = headers.get("traceparent")?.to_str().ok()?;
+    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    parse_trace_context(traceparent, tracestate)
+}
 
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+/// A W3C trace context (<https://www.w3.org/TR/trace-context/>):
+/// `version-traceid-parentid-flags` in lower-case hex, version `ff`
+/// invalid, version `00` exactly that long, a later version possibly longer
+/// after a `-`; all-zero ids invalid. Only the sampled flag is kept (the
+/// W3C propagator's rule); a `tracestate` that does not parse is dropped,
+/// not the context.
+fn parse_trace_context(traceparent: &str, tracestate: Option<&str>) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    fn hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0; N];
+        if text.len() != 2 * N {
+            return None;
+        }
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(out)
     }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(http::HeaderName::as_str).collect()
+    let value = traceparent.trim().as_bytes();
+    if value.len() < 55 || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
+        return None;
     }
+    let [version] = hex::<1>(&value[..2])?;
+    let length_fits = match version {
+        0xff => false,
+        0 => value.len() == 55,
+        _ => value.len() == 55 || value[55] == b'-',
+    };
+    if !length_fits {
+        return None;
+    }
+    let trace_id = TraceId::from_bytes(hex::<16>(&value[3..35])?);
+    let span_id = SpanId::from_bytes(hex::<8>(&value[36..52])?);
+    let [flags] = hex::<1>(&value[53..55])?;
+    let state = tracestate.and_then(|state| state.parse::<TraceState>().ok()).unwrap_or_default();
+    let span_context = SpanContext::new(trace_id, span_id, TraceFlags::new(flags) & TraceFlags::SAMPLED, true, state);
+    span_context.is_valid().then_some(span_context)
 }
 
 /// Writes the W3C trace context of `span_context` into HTTP headers, as the
@@ -412,7 +450,11 @@ pub(crate) fn inject_trace_context(span_context: &opentelemetry::trace::SpanCont
     let Some(traceparent) = traceparent(span_context) else {
         return;
     };
-    if let Ok(value) = http::HeaderValue::from_bytes(&traceparent) {
+    if let Ok(mut value) = http::HeaderValue::from_bytes(&traceparent) {
+        // Never indexed by HPACK: a value no other call repeats would only
+        // push the connection's repeated headers (the key, the caller) out of
+        // its compression table.
+        value.set_sensitive(true);
         headers.insert(http::HeaderName::from_static("traceparent"), value);
     }
     if *span_context.trace_state() != TraceState::NONE {
@@ -453,15 +495,7 @@ pub fn current_traceparent() -> String {
 
 /// The span context in a stored `traceparent`, for a link.
 pub fn span_context_of(traceparent: &str) -> Option<opentelemetry::trace::SpanContext> {
-    use opentelemetry::trace::TraceContextExt as _;
-    if traceparent.is_empty() {
-        return None;
-    }
-    let mut headers = http::HeaderMap::new();
-    headers.insert("traceparent", http::HeaderValue::from_str(traceparent).ok()?);
-    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
-    let span_context = cx.span().span_context().clone();
-    span_context.is_valid().then_some(span_context)
+    parse_trace_context(traceparent, None)
 }
 
 #[cfg(test)]
@@ -470,13 +504,97 @@ mod tests {
 
     use opentelemetry::{
         Context,
-        propagation::Injector,
+        propagation::{Extractor, Injector, TextMapPropagator as _},
         trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState},
     };
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
 
     use super::*;
 
     struct Written(HashMap<String, String>);
+
+    struct Headers<'a>(&'a http::HeaderMap);
+
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(http::HeaderName::as_str).collect()
+        }
+    }
+
+    /// What the SDK's W3C propagator reads from `headers`.
+    fn theirs(headers: &http::HeaderMap) -> Option<SpanContext> {
+        let cx = TraceContextPropagator::new().extract(&Headers(headers));
+        Some(cx.span().span_context().clone()).filter(SpanContext::is_valid)
+    }
+
+    fn headers(traceparent: &str, tracestate: Option<&str>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", traceparent.parse().expect("a header value"));
+        if let Some(state) = tracestate {
+            headers.insert("tracestate", state.parse().expect("a header value"));
+        }
+        headers
+    }
+
+    #[test]
+    fn trace_context_is_read_as_the_w3c_propagator_reads_it() {
+        let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
+        use opentelemetry_sdk::trace::IdGenerator as _;
+        // Valid contexts, each as written, read back identically by both.
+        for flags in [0, 1, 0xff] {
+            for state in [None, Some("vendor=opaque,other=x"), Some("not a tracestate")] {
+                let written = SpanContext::new(
+                    ids.new_trace_id(),
+                    ids.new_span_id(),
+                    TraceFlags::new(flags),
+                    true,
+                    TraceState::NONE,
+                );
+                let traceparent = String::from_utf8(traceparent(&written).unwrap().to_vec()).unwrap();
+                let headers = headers(&traceparent, state);
+                let ours = extract_trace_context(&headers);
+                assert_eq!(ours, theirs(&headers), "{traceparent} {state:?}");
+                assert!(ours.is_some_and(|c| c.is_remote() && c.trace_id() == written.trace_id()));
+            }
+        }
+        // Invalid ones, refused by both.
+        let good_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let good_span = "00f067aa0ba902b7";
+        for invalid in [
+            String::new(),
+            "garbage".to_owned(),
+            format!("00-{}-{good_span}-01", "0".repeat(32)),
+            format!("00-{good_trace}-{}-01", "0".repeat(16)),
+            format!("00-{}-{good_span}-01", good_trace.to_uppercase()),
+            format!("00-{good_trace}-{good_span}-0G"),
+            format!("ff-{good_trace}-{good_span}-01"),
+            format!("00-{good_trace}-{good_span}-01-extra"),
+            format!("00-{good_trace}x{good_span}-01"),
+        ] {
+            let headers = headers(&invalid, None);
+            assert_eq!(extract_trace_context(&headers), None, "{invalid}");
+            assert_eq!(theirs(&headers), None, "{invalid}");
+        }
+        // W3C: a later version may carry more fields after the four it knows.
+        let future = headers(&format!("01-{good_trace}-{good_span}-01-more"), None);
+        assert_eq!(extract_trace_context(&future), theirs(&future));
+        assert!(extract_trace_context(&future).is_some());
+        // Ids of another length are not W3C ids (the SDK's propagator takes
+        // some; a context that is not one is no parent).
+        assert_eq!(extract_trace_context(&headers(&format!("00-{}-{good_span}-01-", &good_trace[..31]), None)), None);
+        assert_eq!(extract_trace_context(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_traceparent_sent_is_never_indexed() {
+        let mut headers = http::HeaderMap::new();
+        inject_trace_context(&span_context(1, TraceState::NONE), &mut headers);
+        assert!(headers.get("traceparent").is_some_and(http::HeaderValue::is_sensitive));
+    }
 
     impl Injector for Written {
         fn set(&mut self, key: &str, value: String) {
