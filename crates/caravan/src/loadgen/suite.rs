@@ -122,8 +122,9 @@ impl SpawnedSuite {
         command
             .env_clear()
             .env("CARAVAN_LOG", "warn")
-            // What tunes the suites and not what they run: the span batch
-            // processor's settings (the traced suite's) and the allocator's.
+            // What tunes the suites and not what they run: the span
+            // exporter's batch settings (the traced suite's) and the
+            // allocator's.
             .envs(std::env::vars().filter(|(name, _)| name.starts_with("OTEL_BSP_") || name.starts_with("MIMALLOC_")))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

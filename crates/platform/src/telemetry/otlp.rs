@@ -227,7 +227,7 @@ impl SpanSink for OtlpExporter {
         if *count < self.shared.batch {
             return;
         }
-        let full = Chunk { slot, spans: std::mem::take(spans), count: std::mem::take(count) };
+        let full = Chunk { slot, spans: sized_like(spans), count: std::mem::take(count) };
         queue.ready.push_back(full);
         drop(queue);
         self.shared.wake.notify_one();
@@ -247,6 +247,14 @@ impl SpanSink for OtlpExporter {
             Err(_) => anyhow::bail!("the trace exporter did not finish within {timeout:?}"),
         }
     }
+}
+
+/// What `spans` holds, leaving in its place an empty buffer as large as it
+/// was: the next batch is about as large, and growing one from nothing
+/// copies it over and over.
+fn sized_like(spans: &mut Vec<u8>) -> Vec<u8> {
+    let capacity = spans.len();
+    std::mem::replace(spans, Vec::with_capacity(capacity))
 }
 
 fn spans_counter(service: &str, outcome: &str) -> prometheus::IntCounter {
@@ -306,11 +314,7 @@ async fn export_loop(shared: Arc<Shared>, target: Target) -> u64 {
                 let queue = &mut *queue;
                 for (slot, (spans, count)) in queue.open.iter_mut().enumerate() {
                     if *count > 0 {
-                        queue.ready.push_back(Chunk {
-                            slot,
-                            spans: std::mem::take(spans),
-                            count: std::mem::take(count),
-                        });
+                        queue.ready.push_back(Chunk { slot, spans: sized_like(spans), count: std::mem::take(count) });
                     }
                 }
                 next_flush = Instant::now() + target.schedule_delay;
