@@ -164,9 +164,6 @@ impl OtlpExporter {
             .chain(std::iter::once(process_name.to_owned()))
             .collect();
         let resources = names.iter().map(|name| encoded_resource(&super::resource(name))).collect();
-        let mut scope = Vec::new();
-        wire::string(&mut scope, field::scope::NAME, env!("CARGO_PKG_NAME"));
-        wire::string(&mut scope, field::scope::VERSION, env!("CARGO_PKG_VERSION"));
         let target = Target {
             endpoint: endpoint_of(config, endpoint)?,
             headers: config
@@ -180,7 +177,7 @@ impl OtlpExporter {
             export_timeout: config.export_timeout,
             schedule_delay: config.schedule_delay,
             resources,
-            scope,
+            scope: encoded_scope(),
         };
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -287,6 +284,14 @@ fn endpoint_of(config: &OtelConfig, url: &str) -> anyhow::Result<Endpoint> {
         endpoint = endpoint.tls_config(tls).map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: TLS: {e}"))?;
     }
     Ok(endpoint)
+}
+
+/// The `InstrumentationScope` of every span: this crate.
+fn encoded_scope() -> Vec<u8> {
+    let mut scope = Vec::new();
+    wire::string(&mut scope, field::scope::NAME, env!("CARGO_PKG_NAME"));
+    wire::string(&mut scope, field::scope::VERSION, env!("CARGO_PKG_VERSION"));
+    scope
 }
 
 /// A `Resource` message: its attributes.
@@ -673,12 +678,7 @@ mod tests {
             export_timeout: Duration::from_secs(1),
             schedule_delay: Duration::from_secs(1),
             resources: names.iter().map(|n| encoded_resource(&super::super::resource(n))).collect(),
-            scope: {
-                let mut scope = Vec::new();
-                wire::string(&mut scope, field::scope::NAME, "caravan-platform");
-                wire::string(&mut scope, field::scope::VERSION, "0.1.0");
-                scope
-            },
+            scope: encoded_scope(),
         };
         let body = encode_request(&[chunk(3, 2), chunk(4, 1)], &target);
         let request = ExportTraceServiceRequest::decode(body).unwrap();
