@@ -206,19 +206,17 @@ impl OtelConfig {
             None => Vec::new(),
             Some((name, raw)) => parse_headers(raw).map_err(|e| ConfigError::new(&name, e))?,
         };
-        let millis = |name: &str, value: Option<&str>, default: Duration| -> Result<Duration, ConfigError> {
-            match value {
-                None => Ok(default),
-                Some(raw) => {
-                    raw.parse::<u64>().ok().filter(|ms| *ms > 0).map(Duration::from_millis).ok_or_else(|| {
-                        ConfigError::new(name, format!("`{raw}` is not a positive number of milliseconds"))
-                    })
-                }
-            }
+        // A positive number of milliseconds in `name`, when it is set.
+        let millis = |name: &str, raw: &str| -> Result<Duration, ConfigError> {
+            raw.parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| ConfigError::new(name, format!("`{raw}` is not a positive number of milliseconds")))
         };
         let timeout = match exporter("TIMEOUT") {
             None => Duration::from_secs(10),
-            Some((name, raw)) => millis(&name, Some(raw), Duration::ZERO)?,
+            Some((name, raw)) => millis(&name, raw)?,
         };
         let gzip = match exporter("COMPRESSION") {
             None => false,
@@ -237,9 +235,9 @@ impl OtelConfig {
                 "a client certificate and its key go together: set both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY, or neither",
             ));
         }
-        let schedule_delay = millis("OTEL_BSP_SCHEDULE_DELAY", get("OTEL_BSP_SCHEDULE_DELAY"), Duration::from_secs(5))?;
-        let export_timeout =
-            millis("OTEL_BSP_EXPORT_TIMEOUT", get("OTEL_BSP_EXPORT_TIMEOUT"), Duration::from_secs(30))?;
+        let bsp = |name: &str, default: Duration| get(name).map_or(Ok(default), |raw| millis(name, raw));
+        let schedule_delay = bsp("OTEL_BSP_SCHEDULE_DELAY", Duration::from_secs(5))?;
+        let export_timeout = bsp("OTEL_BSP_EXPORT_TIMEOUT", Duration::from_secs(30))?;
         let count = |name: &str, default: usize| -> Result<usize, ConfigError> {
             match get(name) {
                 None => Ok(default),
