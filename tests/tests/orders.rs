@@ -530,7 +530,7 @@ async fn stuck_order(sale: &Sale, id: &str, product: &str, inventory: &mut Inven
     };
     // Due when the service itself would have made it due: twice the call limit.
     let due = now.plus(Duration::from_secs(20));
-    assert!(store.insert_order(&order, "", due, &BuyerLimits::new()).await.unwrap());
+    assert!(store.insert_order(&order, "", due, &BuyerLimits::new(), None).await.unwrap());
     inventory.reserve_stock(reserve(id, product)).await.unwrap();
 }
 

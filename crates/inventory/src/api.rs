@@ -628,6 +628,7 @@ fn line_to_pb(line: AllocationLine) -> pb::AllocationLine {
         used: line.used(),
         available: line.available(),
         sold_out: line.available() == 0,
+        closed: line.closed,
         version: line.version,
         sources: line
             .sources

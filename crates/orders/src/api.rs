@@ -7,7 +7,7 @@ use caravan_platform::{
     auth::{self, Kind, Principal},
     deadline,
     error::{FieldViolations, invalid_argument},
-    idempotency::Idempotency,
+    idempotency::{Idempotency, Seen},
     paging, resource,
     time::{Micros, SharedClock},
 };
@@ -17,6 +17,7 @@ use caravan_proto::{
     timestamp_from_micros,
     r#type::v1 as types,
 };
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -160,23 +161,52 @@ impl OrdersService for OrdersApi {
     async fn place_order(&self, request: Request<pb::PlaceOrderRequest>) -> Result<Response<pb::Order>, Status> {
         let partner = acting_partner(auth::principal(&request)?)?;
         let new = saga::new_order(request.get_ref(), &partner)?;
+        let request_id = request.get_ref().request_id.as_str();
+        let claim = self.idempotency.claim_for(&request, PLACE_ORDER, request_id)?;
+        // The sell-out storm: an offer this replica knows is sold out is
+        // refused from memory — unless the request id says this request was
+        // seen before (a retry of an order placed before the sell-out),
+        // which one shared read tells.
+        if let Some(show) = &new.show
+            && let Some(shortage) = self.saga.shortage(show, &new.lines)
+        {
+            let seen = match &claim {
+                Some(claim) => self.idempotency.seen(claim).await?,
+                None => Seen::New,
+            };
+            if seen == Seen::New {
+                return Err(self.saga.turn_away(show, shortage));
+            }
+        }
         let traceparent = caravan_platform::rpc::current_traceparent();
         // Never longer than the call limit (the driver recovers what is left
         // after twice that), and answered before the partner's own deadline:
         // UNAVAILABLE tells it to retry with the same request id.
         let limit = self.saga.timers().call_limit;
+        let too_late = || {
+            Status::unavailable("the order could not be completed in time; retry with the same request_id to resume it")
+        };
+        if let Some(claim) = &claim {
+            let reply = |order: &Order| order_to_pb(order.clone()).encode_to_vec();
+            let first = deadline::within(limit, self.saga.place_claimed(new.clone(), claim, &traceparent, &reply));
+            match Box::pin(first).await {
+                Ok(Some(placed)) => return placed.map(|o| Response::new(order_to_pb(o))),
+                Ok(None) => {}
+                Err(deadline::Elapsed) => {
+                    self.idempotency.release(claim).await;
+                    return Err(too_late());
+                }
+            }
+        }
+        // No request id, or one already claimed: the idempotency mechanism
+        // waits for the first call, replays its answer or takes over.
         let place = Box::pin(async {
             match deadline::within(limit, self.saga.place(new, &traceparent)).await {
                 Ok(placed) => placed.map(order_to_pb),
-                Err(deadline::Elapsed) => Err(Status::unavailable(
-                    "the order could not be completed in time; retry with the same request_id to resume it",
-                )),
+                Err(deadline::Elapsed) => Err(too_late()),
             }
         });
-        self.idempotency
-            .run_for(&request, PLACE_ORDER, &request.get_ref().request_id, || place)
-            .await
-            .map(Response::new)
+        self.idempotency.run_for(&request, PLACE_ORDER, request_id, || place).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
@@ -235,7 +265,7 @@ fn money_list(sums: std::collections::BTreeMap<String, i64>) -> Vec<types::Money
 /// A show's sales as the report shows them.
 fn report_to_pb(show: &str, sales: crate::store::Sales, now: Micros) -> pb::ShowSalesReport {
     use std::collections::BTreeMap;
-    let crate::store::Sales { lines, countries, orders_paid, orders_awaiting_payment, sold_out } = sales;
+    let crate::store::Sales { lines, countries, orders_paid, orders_awaiting_payment, unmet } = sales;
     let mut products: BTreeMap<String, pb::ProductSales> = BTreeMap::new();
     let (mut paid_revenue, mut awaiting_revenue) = (BTreeMap::new(), BTreeMap::new());
     let (mut units_paid, mut units_awaiting) = (0, 0);
@@ -260,11 +290,13 @@ fn report_to_pb(show: &str, sales: crate::store::Sales, now: Micros) -> pb::Show
         let revenue = revenue.get_or_insert_with(|| types::Money { currency_code: line.currency, minor_units: 0 });
         revenue.minor_units = revenue.minor_units.saturating_add(line.revenue);
     }
-    for (product, at) in sold_out {
-        products
+    for crate::store::Unmet { product, sold_out_time, turned_away, units } in unmet {
+        let entry = products
             .entry(product.clone())
-            .or_insert_with(|| pb::ProductSales { product: product.clone(), ..Default::default() })
-            .sold_out_time = Some(timestamp_from_micros(at.0));
+            .or_insert_with(|| pb::ProductSales { product: product.clone(), ..Default::default() });
+        entry.sold_out_time = sold_out_time.map(|at| timestamp_from_micros(at.0));
+        entry.turned_away = turned_away;
+        entry.units_turned_away = units;
     }
     type CountrySums = (pb::CountrySales, BTreeMap<String, i64>, BTreeMap<String, i64>);
     let mut by_country: BTreeMap<String, CountrySums> = BTreeMap::new();

@@ -22,6 +22,20 @@ pub enum Error {
         /// What the buyer's other orders hold.
         held: i64,
     },
+    /// The show has fewer units of the product left than the line asks for:
+    /// known from this replica's memory of the show's stock, so refused
+    /// without asking inventory (the same answer inventory would give).
+    #[error("not enough stock of `{product}`: {requested} requested, {available} available")]
+    SoldOut {
+        /// `products/{id}`.
+        product: String,
+        /// `shows/{id}`.
+        show: String,
+        /// Units asked for.
+        requested: i64,
+        /// Units the show has left.
+        available: i64,
+    },
     /// A stored value that our own code could not have written.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -59,6 +73,15 @@ impl From<Error> for Status {
                     ("held".to_owned(), held.to_string()),
                 ]);
                 rpc::failed_precondition("PER_BUYER_LIMIT", &product, message, metadata)
+            }
+            Error::SoldOut { product, show, requested, available } => {
+                let metadata = HashMap::from([
+                    ("product".to_owned(), product.clone()),
+                    ("show".to_owned(), show),
+                    ("requested".to_owned(), requested.to_string()),
+                    ("available".to_owned(), available.to_string()),
+                ]);
+                rpc::failed_precondition("INSUFFICIENT_STOCK", &product, message, metadata)
             }
             e @ Error::Corrupt(_) => rpc::internal("reading orders", &e),
             Error::Database { context, source } => rpc::database(context, source),

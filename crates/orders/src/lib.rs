@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod migration;
 pub mod saga;
+pub mod sellout;
 pub mod store;
 pub mod upstream;
 
@@ -43,7 +44,24 @@ impl app::Service for Orders {
             reservation_ttl: config.reservation_ttl,
         };
         let store = store::Store::new(host.db().clone());
-        let saga = saga::Saga::new(store, upstream::Upstream::connect(host)?, host.clock(), host.failpoints(), timers);
+        let upstream = upstream::Upstream::connect(host)?;
+        let sellout = sellout::SellOut::start(
+            upstream.clone(),
+            store.clone(),
+            host.clock(),
+            host.background(),
+            host.telemetry().clone(),
+        );
+        let idempotency = host.start_idempotency();
+        let saga = saga::Saga::new(saga::Parts {
+            store,
+            upstream,
+            sellout,
+            idempotency: idempotency.clone(),
+            clock: host.clock(),
+            failpoints: host.failpoints(),
+            timers,
+        });
         // Runs are calls too: bounded by the call limit, leased for twice it,
         // so a crashed replica's orders are re-driven that soon.
         let worker_config = WorkerConfig { lease: config.call_limit * 2, ..WorkerConfig::default() };
@@ -55,7 +73,7 @@ impl app::Service for Orders {
             host.telemetry().clone(),
         );
         tokio::spawn(driver.run(host.background()));
-        let api = api::OrdersApi::new(saga, host.start_idempotency(), host.clock());
+        let api = api::OrdersApi::new(saga, idempotency, host.clock());
         let server = OrdersServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
         Ok(Routes::new(server))
     }

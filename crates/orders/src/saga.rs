@@ -7,8 +7,13 @@
 //! crash between any two steps converges:
 //!
 //! - PlaceOrder writes the order PENDING (due for recovery at twice the call
-//!   limit), reserves, then moves it to AWAITING_PAYMENT or REJECTED. A retry
-//!   with the same request id finds the same order and resumes it.
+//!   limit) with its request id's claim, reserves, then moves it to
+//!   AWAITING_PAYMENT with the reply recorded under the claim — two commits,
+//!   the second shared by concurrent orders. Refused by inventory, the order
+//!   is forgotten (deleted with its claim): a refusal leaves no row, and a
+//!   retry is evaluated afresh. A retry of an order that exists finds it and
+//!   resumes it. An offer this replica knows is sold out is refused before
+//!   any of this, from memory ([`crate::sellout`]).
 //! - Recovery rejects an order still PENDING at its recovery time *first*
 //!   and only then releases its hold, so an order the partner was told failed
 //!   can never be left holding stock, and a late ReserveStock meets a
@@ -25,6 +30,7 @@ use std::{collections::HashMap, time::Duration};
 use caravan_platform::{
     error::{failed_precondition, invalid_argument},
     failpoint::Failpoints,
+    idempotency::{Claim, Idempotency},
     time::{Micros, SharedClock},
 };
 use tonic::Status;
@@ -32,6 +38,7 @@ use tonic::Status;
 use crate::{
     domain::{Order, OrderLine, OrderState},
     error::Error,
+    sellout::{SellOut, Shortage},
     store::{BuyerLimits, StateChange, Store},
     upstream::{Refusal, Upstream},
 };
@@ -77,9 +84,30 @@ pub struct NewOrder {
 pub struct Saga {
     store: Store,
     upstream: Upstream,
+    sellout: SellOut,
+    idempotency: Idempotency,
     clock: SharedClock,
     failpoints: Failpoints,
     timers: Timers,
+}
+
+/// What the saga runs on.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// Orders' store.
+    pub store: Store,
+    /// Channels to the services it calls.
+    pub upstream: Upstream,
+    /// The memory of what live shows have left.
+    pub sellout: SellOut,
+    /// Request ids (claims written with the order).
+    pub idempotency: Idempotency,
+    /// The time.
+    pub clock: SharedClock,
+    /// Crash drills.
+    pub failpoints: Failpoints,
+    /// The timings.
+    pub timers: Timers,
 }
 
 fn precondition(reason: &str, subject: &str, message: String) -> Status {
@@ -100,13 +128,25 @@ fn reason_of(status: &Status) -> Option<String> {
     status.get_error_details().error_info().map(|info| info.reason.clone())
 }
 
-/// The product an `INSUFFICIENT_STOCK` refusal names.
-fn short_product(status: &Status) -> Option<String> {
+/// What an `INSUFFICIENT_STOCK` refusal of inventory says: the product
+/// (its id), the units asked for and those left.
+fn shortage_of(status: &Status) -> Option<Shortage> {
     use tonic_types::StatusExt as _;
     let details = status.get_error_details();
     let info = details.error_info()?;
-    (info.reason == "INSUFFICIENT_STOCK").then(|| info.metadata.get("product").cloned()).flatten()
+    if info.reason != "INSUFFICIENT_STOCK" {
+        return None;
+    }
+    let product = info.metadata.get("product")?;
+    Some(Shortage {
+        product: product.strip_prefix("products/").unwrap_or(product).to_owned(),
+        requested: info.metadata.get("requested")?.parse().ok()?,
+        available: info.metadata.get("available")?.parse().ok()?,
+    })
 }
+
+/// Encodes the answer to an accepted order, to record under its request id.
+pub type Reply<'a> = &'a (dyn Fn(&Order) -> Vec<u8> + Sync);
 
 /// A callee's answer as the partner sees it: refusals as they are, transient
 /// failures as `UNAVAILABLE` (retry with the same request id).
@@ -130,9 +170,15 @@ fn transient(step: &str, refusal: Refusal) -> anyhow::Error {
 }
 
 impl Saga {
-    /// The saga over `store`, calling `upstream`.
-    pub fn new(store: Store, upstream: Upstream, clock: SharedClock, failpoints: Failpoints, timers: Timers) -> Self {
-        Saga { store, upstream, clock, failpoints, timers }
+    /// The saga over its parts.
+    pub fn new(parts: Parts) -> Self {
+        let Parts { store, upstream, sellout, idempotency, clock, failpoints, timers } = parts;
+        Saga { store, upstream, sellout, idempotency, clock, failpoints, timers }
+    }
+
+    /// The request ids' mechanism.
+    pub fn idempotency(&self) -> &Idempotency {
+        &self.idempotency
     }
 
     /// The saga's timings.
@@ -145,14 +191,74 @@ impl Saga {
         &self.store
     }
 
+    /// The first line of an order for `show` (its id) that this replica
+    /// knows the show cannot sell (see [`crate::sellout`]); `None` when
+    /// every line may be had or nothing is known yet.
+    pub fn shortage(&self, show: &str, lines: &[(String, i64)]) -> Option<Shortage> {
+        self.sellout.shortage(show, lines)
+    }
+
+    /// Turns an order away for `shortage` in `show` without writing
+    /// anything: counted as demand, answered as inventory would.
+    pub fn turn_away(&self, show: &str, shortage: Shortage) -> Status {
+        let Shortage { product, requested, available } = shortage;
+        self.sellout.turned_away(show, &product, requested);
+        crate::metrics::turned_away(crate::metrics::From::Memory);
+        Error::SoldOut {
+            product: format!("products/{product}"),
+            show: format!("shows/{show}"),
+            requested,
+            available,
+        }
+        .into()
+    }
+
+    /// PlaceOrder for a first attempt that writes its request id's `claim`
+    /// with the order, and its outcome with the acceptance (two commits for
+    /// an accepted order, none for a refusal); `reply` encodes the answer
+    /// to record. `None` when the request id is already claimed or the
+    /// order already exists (a retry, a concurrent repeat): then run
+    /// [`Self::place`] under the idempotency mechanism, which waits,
+    /// replays or takes over.
+    pub async fn place_claimed(
+        &self,
+        new: NewOrder,
+        claim: &Claim,
+        traceparent: &str,
+        reply: Reply<'_>,
+    ) -> Option<Result<Order, Status>> {
+        let id = new.id.clone();
+        let (order, limits) = match self.priced(new).await {
+            Ok(priced) => priced,
+            Err(refused) => {
+                // An earlier attempt may have written the order before the
+                // checks began to fail (the show ended since): its answer
+                // is the order, found by the retry path.
+                return match self.store.order(&id, None).await {
+                    Ok(_) => None,
+                    Err(Error::OrderNotFound(_)) => Some(Err(refused)),
+                    Err(e) => Some(Err(e.into())),
+                };
+            }
+        };
+        let recover_at = self.timers.recover_at(&order);
+        match self.store.insert_order(&order, traceparent, recover_at, &limits, Some(claim)).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e.into())),
+        }
+        self.failpoints.hit("orders.place.after_insert");
+        Some(self.reserve(order, Some((claim, reply))).await)
+    }
+
     /// PlaceOrder: the order `new.id` names, resumed if it exists (a retry),
     /// else checked, priced, written PENDING and reserved.
     ///
-    /// A first attempt — nearly every call — does not look for its order
-    /// first: the insert finds an earlier one (a conflict on the id), and a
-    /// retry whose checks now fail (the show ended since, an upstream is
-    /// down) looks for it then. So a retry still resumes what the first
-    /// attempt wrote, and a new order costs one statement less.
+    /// A first attempt does not look for its order first: the insert finds
+    /// an earlier one (a conflict on the id), and a retry whose checks now
+    /// fail (the show ended since, an upstream is down) looks for it then.
+    /// So a retry still resumes what the first attempt wrote, and a new
+    /// order costs one statement less.
     pub async fn place(&self, new: NewOrder, traceparent: &str) -> Result<Order, Status> {
         let (id, partner) = (new.id.clone(), new.partner.clone());
         let (order, limits) = match self.priced(new).await {
@@ -166,20 +272,20 @@ impl Saga {
             }
         };
         let recover_at = self.timers.recover_at(&order);
-        if !self.store.insert_order(&order, traceparent, recover_at, &limits).await? {
+        if !self.store.insert_order(&order, traceparent, recover_at, &limits, None).await? {
             // A concurrent attempt with the same request id wrote it first.
             let existing = self.store.order(&order.id, None).await?;
             return self.resume(existing).await;
         }
         self.failpoints.hit("orders.place.after_insert");
-        self.reserve(order).await
+        self.reserve(order, None).await
     }
 
     /// A retried PlaceOrder finds its order: a PENDING one is driven on,
     /// any other answers what it is.
     async fn resume(&self, order: Order) -> Result<Order, Status> {
         match order.state {
-            OrderState::Pending => self.reserve(order).await,
+            OrderState::Pending => self.reserve(order, None).await,
             _ => self.answer(order),
         }
     }
@@ -274,50 +380,67 @@ impl Saga {
         Ok((order, limits))
     }
 
-    /// The reserve step of a PENDING order: AWAITING_PAYMENT, or REJECTED
-    /// with inventory's refusal; a transient failure leaves it PENDING. If
-    /// someone else moved the order meanwhile (recovery, a concurrent retry),
-    /// answers what it is now.
-    async fn reserve(&self, order: Order) -> Result<Order, Status> {
+    /// The reserve step of a PENDING order: AWAITING_PAYMENT, or — refused
+    /// by inventory — forgotten, as if never placed; a transient failure
+    /// leaves it PENDING. If someone else moved the order meanwhile
+    /// (recovery), answers what it is now. With `claimed`, the request id's
+    /// claim is settled in the same transactions: its reply recorded with
+    /// the acceptance, let go with a refusal or a failure.
+    async fn reserve(&self, order: Order, claimed: Option<(&Claim, Reply<'_>)>) -> Result<Order, Status> {
         let lines: Vec<(String, i64)> = order
             .lines
             .iter()
             .map(|l| (l.product.strip_prefix("products/").unwrap_or(&l.product).to_owned(), l.quantity))
             .collect();
         let show = order.show.strip_prefix("shows/").filter(|s| !s.is_empty());
+        // What the memory held when the reservation was sent: a refusal
+        // may lower a level only if it has not changed since.
+        let versions: Vec<Option<i64>> =
+            lines.iter().map(|(p, _)| show.and_then(|s| self.sellout.version(s, p))).collect();
         let reserved = self.upstream.reserve(&order.id, show, &lines, self.timers.reservation_ttl).await;
         let now = self.clock.now();
+        let claim = claimed.as_ref().map(|(claim, _)| *claim);
         match reserved {
             Ok(_) => {
                 self.failpoints.hit("orders.place.after_reserve");
                 let deadline = now.plus(self.timers.payment_window);
-                let change =
-                    StateChange { payment_deadline: Some(deadline), due_at: Some(deadline), ..StateChange::default() };
-                if self
-                    .store
-                    .move_state(&order.id, OrderState::Pending, OrderState::AwaitingPayment, change, now)
-                    .await?
-                {
+                let accepted = Order {
+                    state: OrderState::AwaitingPayment,
+                    payment_deadline: Some(deadline),
+                    update_time: now,
+                    ..order.clone()
+                };
+                let outcome = claimed.map(|(claim, reply)| (claim.clone(), reply(&accepted)));
+                if self.store.accept(&order.id, deadline, now, outcome).await? {
                     self.failpoints.hit("orders.place.after_accept");
                     // The conditional update changed exactly these: no need
                     // to read the order back.
-                    return Ok(Order {
-                        state: OrderState::AwaitingPayment,
-                        payment_deadline: Some(deadline),
-                        update_time: now,
-                        ..order
-                    });
+                    return Ok(accepted);
                 }
             }
             Err(Refusal::Final(status)) => {
-                let reason = status.message().to_owned();
-                let product = short_product(&status).unwrap_or_default();
-                let change = StateChange { reason: &reason, rejected_product: &product, ..StateChange::default() };
-                if self.store.move_state(&order.id, OrderState::Pending, OrderState::Rejected, change, now).await? {
+                if let (Some(show), Some(short)) = (show, shortage_of(&status)) {
+                    let version = lines.iter().position(|(p, _)| p == &short.product).and_then(|i| versions[i]);
+                    self.sellout.refused(show, &short.product, short.available, version);
+                    self.sellout.turned_away(show, &short.product, short.requested);
+                    crate::metrics::turned_away(crate::metrics::From::Inventory);
+                }
+                self.failpoints.hit("orders.place.after_refusal");
+                if self.store.forget(&order, claim).await? {
                     return Err(status);
                 }
             }
-            Err(transient @ Refusal::Transient(_)) => return Err(upstream_status(transient)),
+            Err(transient @ Refusal::Transient(_)) => {
+                if let Some(claim) = claim {
+                    self.idempotency.release(claim).await;
+                }
+                return Err(upstream_status(transient));
+            }
+        }
+        // Moved by someone else (recovery rejected it): its answer is what
+        // it is now, and the claim is let go so a retry asks again.
+        if let Some(claim) = claim {
+            self.idempotency.release(claim).await;
         }
         self.answer(self.store.order(&order.id, None).await?)
     }

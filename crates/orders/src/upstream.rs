@@ -22,6 +22,9 @@ const READ_DEADLINE: Duration = Duration::from_secs(2);
 /// Deadline of an inventory call when the caller sent none.
 const INVENTORY_DEADLINE: Duration = Duration::from_secs(5);
 
+/// Deadline of a WatchStock stream: past inventory's own stream lifetime.
+const WATCH_DEADLINE: Duration = Duration::from_secs(20 * 60);
+
 /// What a callee answered, sorted for the saga.
 #[derive(Debug)]
 pub enum Refusal {
@@ -70,6 +73,19 @@ pub struct LiveOffer {
     pub price: Money,
     /// Most units per buyer (0: no limit).
     pub per_buyer_limit: i64,
+}
+
+/// What is left of a product in a show's allocation, as WatchStock says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShowStock {
+    /// Product id.
+    pub product: String,
+    /// Units the show can still sell.
+    pub available: i64,
+    /// The allocation is closed (the show ended).
+    pub closed: bool,
+    /// The line's version: grows with every change.
+    pub version: i64,
 }
 
 /// Channels to catalog, scheduling and inventory, shared by all handlers.
@@ -189,6 +205,45 @@ impl Upstream {
             ))));
         }
         Ok(reservation.expire_time)
+    }
+
+    /// Streams what is left of `products` (ids) in a show's allocation
+    /// (WatchStock): a snapshot, then every change; `cursors` resume where
+    /// an earlier stream left off. The stream runs until inventory ends it
+    /// (its lifetime, a drain) or the connection breaks.
+    pub async fn watch_show(
+        &self,
+        show: &str,
+        products: &[String],
+        cursors: &[(String, i64)],
+    ) -> Result<futures::stream::BoxStream<'static, Result<ShowStock, Status>>, Status> {
+        use futures::StreamExt as _;
+        let mut request = tonic::Request::new(inventory::WatchStockRequest {
+            products: products.iter().map(|p| format!("products/{p}")).collect(),
+            cursors: cursors
+                .iter()
+                .map(|(p, version)| inventory::StockCursor { product: format!("products/{p}"), version: *version })
+                .collect(),
+            show: format!("shows/{show}"),
+        });
+        // Longer than inventory keeps a stream open: it ends the stream, not
+        // the deadline.
+        request.set_timeout(WATCH_DEADLINE);
+        let mut client = self.inventory.clone();
+        let stream = client.watch_stock(request).await?.into_inner();
+        Ok(stream
+            .map(|message| {
+                let line = message?.allocation_line.ok_or_else(|| {
+                    Status::internal("a WatchStock message of a show without its allocation line")
+                })?;
+                Ok(ShowStock {
+                    product: line.product.strip_prefix("products/").unwrap_or(&line.product).to_owned(),
+                    available: line.available,
+                    closed: line.closed,
+                    version: line.version,
+                })
+            })
+            .boxed())
     }
 
     /// Sells the order's reservation (idempotent).

@@ -29,6 +29,8 @@ pub struct ServiceHost<M> {
     telemetry: ServiceTelemetry,
     background: CancellationToken,
     db: DatabaseConnection,
+    /// Health's own connection (see [`db::connect_probe`]).
+    probe: DatabaseConnection,
     server: GrpcServer,
     _migrator: PhantomData<fn() -> M>,
 }
@@ -41,6 +43,9 @@ impl<M: MigratorTrait> ServiceHost<M> {
         let service = config.service;
         let db =
             db::connect(&config.database).await.with_context(|| format!("{service}: connecting to the database"))?;
+        let probe = db::connect_probe(&config.database)
+            .await
+            .with_context(|| format!("{service}: health's connection to the database"))?;
         match db::prepare_schema::<M>(&db, config.migrate).await {
             Ok(SchemaState::Current) => {}
             Ok(SchemaState::Behind(n)) => tracing::warn!(
@@ -68,7 +73,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             crate::metrics::metrics().sample_pool(service.as_str(), &pool, max);
             async { Ok(()) }
         });
-        Ok(ServiceHost { config, telemetry, background, db, server, _migrator: PhantomData })
+        Ok(ServiceHost { config, telemetry, background, db, probe, server, _migrator: PhantomData })
     }
 
     /// The service's configuration.
@@ -190,6 +195,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             tls: self.config.tls.clone(),
             service_name,
             db: self.db,
+            probe: self.probe,
             migrate: self.config.migrate,
             health_check_interval: self.config.health_check_interval,
             shutdown_grace: self.config.shutdown_grace,

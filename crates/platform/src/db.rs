@@ -19,11 +19,27 @@ use crate::config::{DatabaseConfig, MigrateMode};
 /// Opens a pool on the configured database. A SQLite file's folder is created
 /// if it is missing.
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    open(config, config.max_connections, false).await
+}
+
+/// A pool of one connection of its own for health's database check, opened
+/// when first used: a check that waited in the requests' pool would find it
+/// busy under a burst and call a healthy database down — and on Kubernetes
+/// every replica would leave its Service at the peak of a show.
+pub async fn connect_probe(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    open(config, 1, true).await
+}
+
+async fn open(config: &DatabaseConfig, max_connections: u32, lazy: bool) -> Result<DatabaseConnection, DbErr> {
     let url = config.url.expose();
     let mut options = ConnectOptions::new(url.clone());
-    options.acquire_timeout(config.acquire_timeout).connect_timeout(config.acquire_timeout).sqlx_logging(false);
+    options
+        .acquire_timeout(config.acquire_timeout)
+        .connect_timeout(config.acquire_timeout)
+        .sqlx_logging(false)
+        .connect_lazy(lazy);
     if config.is_postgres() {
-        options.max_connections(config.max_connections).min_connections(0).statement_timeout(config.statement_timeout);
+        options.max_connections(max_connections).min_connections(0).statement_timeout(config.statement_timeout);
     } else {
         if let Some(parent) = sqlite_path(url).and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -32,8 +48,9 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
         let busy_timeout = config.busy_timeout;
         options
             // One connection is the single writer; see the module docs.
+            // (Health's probe is a second one, which only reads.)
             .max_connections(1)
-            .min_connections(1)
+            .min_connections(u32::from(!lazy))
             .map_sqlx_sqlite_opts(move |opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)

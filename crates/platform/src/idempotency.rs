@@ -16,6 +16,20 @@
 //!
 //! Records are kept for [`IdempotencyConfig::retention`] (24 h by default)
 //! and then purged in bounded batches.
+//!
+//! A refusal that depends on state that moves (`FAILED_PRECONDITION`: sold
+//! out, a limit, a show not live yet) is not an outcome either: storing it
+//! would cost a write for every caller turned away, and a retry re-evaluates
+//! it instead.
+//!
+//! A hot handler can fold the mechanism into its own transactions instead of
+//! paying two commits of its own ([`Idempotency::claim_for`]): it writes the
+//! [`Claim`] in the transaction that starts its work and the outcome in the
+//! one that ends it; when the claim is taken (a retry, a concurrent repeat),
+//! it falls back to [`Idempotency::run_for`], which waits, replays or takes
+//! over as above. [`Idempotency::seen`] tells, without writing, whether a
+//! request id is new — batched across concurrent callers — so a refusal known
+//! from memory costs no write either.
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -32,6 +46,7 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 use tracing::field::Empty;
 
 use crate::{
+    batch::Batcher,
     db::placeholder,
     deadline,
     error::{ERROR_DOMAIN, invalid_argument},
@@ -83,6 +98,101 @@ pub struct Idempotency {
     db: DatabaseConnection,
     clock: SharedClock,
     config: IdempotencyConfig,
+    lookups: Batcher<Key, Result<Option<String>, Status>>,
+}
+
+/// `(principal, method, request_id)`: a record's key.
+type Key = (String, &'static str, String);
+
+/// Most request ids one batched lookup reads.
+const LOOKUP_BATCH: usize = 64;
+
+/// What the record of a request id says of a request, without running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// No record: the id has not been used (or its record was purged).
+    New,
+    /// A record of this very request (done or running).
+    Same,
+    /// A record of another request under the same id.
+    Reused,
+}
+
+/// A request id's claim, written by the handler in its own transaction
+/// ([`Idempotency::claim_for`]).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    principal: String,
+    method: &'static str,
+    request_id: String,
+    hash: String,
+    owner: String,
+    now: Micros,
+    lease_until: Micros,
+}
+
+impl Claim {
+    /// Writes the claim (running, leased) in `c`'s transaction; `false` if
+    /// the request id already has a record — then roll back, and go through
+    /// [`Idempotency::run_for`].
+    pub async fn insert(&self, c: &impl ConnectionTrait) -> Result<bool, DbErr> {
+        let inserted = crate::db::exec(
+            c,
+            "INSERT INTO idempotency_records \
+             (principal, method, request_id, request_hash, state, owner, lease_until, create_time) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7) ON CONFLICT DO NOTHING",
+            vec![
+                Value::from(self.principal.as_str()),
+                Value::from(self.method),
+                Value::from(self.request_id.as_str()),
+                Value::from(self.hash.as_str()),
+                Value::from(self.owner.as_str()),
+                Value::from(self.lease_until.0),
+                Value::from(self.now.0),
+            ],
+        )
+        .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Records the success `response` (the encoded reply) in `c`'s
+    /// transaction, the one that commits the work.
+    pub async fn finish(&self, c: &impl ConnectionTrait, response: Vec<u8>) -> Result<(), DbErr> {
+        crate::db::exec(
+            c,
+            "UPDATE idempotency_records SET state = 'done', code = $1, message = '', details = $2, response = $3 \
+             WHERE principal = $4 AND method = $5 AND request_id = $6 AND owner = $7",
+            vec![
+                Value::from(Code::Ok as i32),
+                Value::from(Vec::<u8>::new()),
+                Value::Bytes(Some(response)),
+                Value::from(self.principal.as_str()),
+                Value::from(self.method),
+                Value::from(self.request_id.as_str()),
+                Value::from(self.owner.as_str()),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Lets go of the claim (a refusal or a transient failure: the next
+    /// attempt runs again), in `c`'s transaction or alone.
+    pub async fn release(&self, c: &impl ConnectionTrait) -> Result<(), DbErr> {
+        crate::db::exec(
+            c,
+            "DELETE FROM idempotency_records \
+             WHERE principal = $1 AND method = $2 AND request_id = $3 AND owner = $4 AND state = 'running'",
+            vec![
+                Value::from(self.principal.as_str()),
+                Value::from(self.method),
+                Value::from(self.request_id.as_str()),
+                Value::from(self.owner.as_str()),
+            ],
+        )
+        .await
+        .map(drop)
+    }
 }
 
 /// A stored record, as read.
@@ -98,7 +208,7 @@ struct Record {
 }
 
 /// What the first step decided.
-enum Claim {
+enum Decision {
     /// We hold the claim: run the handler.
     Run { owner: String },
     /// Answer this without running.
@@ -108,7 +218,64 @@ enum Claim {
 impl Idempotency {
     /// The mechanism on `db`.
     pub fn new(db: DatabaseConnection, clock: SharedClock, config: IdempotencyConfig) -> Self {
-        Idempotency { db, clock, config }
+        let reader = db.clone();
+        let lookups = Batcher::new(LOOKUP_BATCH, move |keys: Vec<Key>| {
+            let reader = reader.clone();
+            async move { lookup(&reader, keys).await }
+        });
+        Idempotency { db, clock, config, lookups }
+    }
+
+    /// A claim on `request`'s id for a handler that writes it itself (see
+    /// the module docs); `None` without a request id. The id is validated
+    /// as in [`Self::run`].
+    pub fn claim_for<Req: Message>(
+        &self,
+        request: &tonic::Request<Req>,
+        method: &'static str,
+        request_id: &str,
+    ) -> Result<Option<Claim>, Status> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        check_request_id(request_id)?;
+        let principal = crate::auth::principal(request)?.id.clone();
+        let now = self.clock.now();
+        Ok(Some(Claim {
+            principal,
+            method,
+            request_id: request_id.to_owned(),
+            hash: request_hash(method, request.get_ref()),
+            owner: uuid::Uuid::new_v4().simple().to_string(),
+            now,
+            lease_until: now.plus(self.config.lease),
+        }))
+    }
+
+    /// Whether `claim`'s request id has a record, and of which request: one
+    /// read, shared by the callers asking at the same time.
+    pub async fn seen(&self, claim: &Claim) -> Result<Seen, Status> {
+        let key = (claim.principal.clone(), claim.method, claim.request_id.clone());
+        let stored = self
+            .lookups
+            .submit(key)
+            .await
+            .map_err(|e| crate::error::internal("looking up a request id", &e))??;
+        Ok(match stored {
+            None => Seen::New,
+            Some(hash) if hash == claim.hash => Seen::Same,
+            Some(_) => Seen::Reused,
+        })
+    }
+
+    /// Lets go of `claim` on its own (a handler that gave up before it could
+    /// do so in a transaction). Best effort: a claim left behind expires
+    /// with its lease.
+    pub async fn release(&self, claim: &Claim) {
+        if let Err(e) = claim.release(&self.db).await {
+            crate::db::failed(&e);
+            tracing::warn!(error = %crate::error::chain(&e), "letting go of a request id; it expires with its lease");
+        }
     }
 
     /// [`Self::run`] for a gRPC request: the principal is its authenticated
@@ -143,20 +310,15 @@ impl Idempotency {
         if scope.request_id.is_empty() {
             return handler().await;
         }
-        if scope.request_id.chars().count() > MAX_REQUEST_ID || scope.request_id.chars().any(char::is_control) {
-            return Err(invalid_argument(
-                "request_id",
-                format!("must be at most {MAX_REQUEST_ID} printable characters (a UUID is recommended)"),
-            ));
-        }
+        check_request_id(scope.request_id)?;
         let hash = request_hash(scope.method, request);
         let owner = match self.claim(scope, &hash).await? {
-            Claim::Answer(Ok(bytes)) => {
+            Decision::Answer(Ok(bytes)) => {
                 return Resp::decode(bytes.as_slice())
                     .map_err(|e| crate::error::internal("decoding a stored response", &e));
             }
-            Claim::Answer(Err(status)) => return Err(status),
-            Claim::Run { owner } => owner,
+            Decision::Answer(Err(status)) => return Err(status),
+            Decision::Run { owner } => owner,
         };
         let outcome = handler().await;
         match &outcome {
@@ -170,7 +332,7 @@ impl Idempotency {
         outcome
     }
 
-    async fn claim(&self, scope: Scope<'_>, hash: &str) -> Result<Claim, Status> {
+    async fn claim(&self, scope: Scope<'_>, hash: &str) -> Result<Decision, Status> {
         let waited_until = tokio::time::Instant::now()
             + deadline::remaining()
                 .map_or(self.config.wait, |left| left.saturating_sub(Duration::from_millis(50)).min(self.config.wait));
@@ -178,7 +340,7 @@ impl Idempotency {
             let owner = uuid::Uuid::new_v4().simple().to_string();
             let now = self.clock.now();
             match self.insert(scope, hash, &owner, now).await {
-                Ok(()) => return Ok(Claim::Run { owner }),
+                Ok(()) => return Ok(Decision::Run { owner }),
                 Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
                 Err(e) => return Err(crate::error::database("claiming a request id", e)),
             }
@@ -191,7 +353,7 @@ impl Idempotency {
                 return Err(reused(scope));
             }
             if record.state == "done" {
-                return Ok(Claim::Answer(replay(record)));
+                return Ok(Decision::Answer(replay(record)));
             }
             if record.lease_until <= now.0 {
                 // The first call's process died: take its claim over.
@@ -200,7 +362,7 @@ impl Idempotency {
                     .await
                     .map_err(|e| crate::error::database("taking over a request id", e))?
                 {
-                    return Ok(Claim::Run { owner });
+                    return Ok(Decision::Run { owner });
                 }
                 continue;
             }
@@ -401,6 +563,50 @@ impl Idempotency {
     }
 }
 
+fn check_request_id(request_id: &str) -> Result<(), Status> {
+    if request_id.chars().count() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
+        return Err(invalid_argument(
+            "request_id",
+            format!("must be at most {MAX_REQUEST_ID} printable characters (a UUID is recommended)"),
+        ));
+    }
+    Ok(())
+}
+
+/// The stored request hash of each key (`None`: no record), in one query.
+async fn lookup(db: &DatabaseConnection, keys: Vec<Key>) -> Vec<Result<Option<String>, Status>> {
+    let rows = (0..keys.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+    // Row-value IN works on PostgreSQL and on SQLite ≥ 3.15.
+    let sql = format!(
+        "SELECT principal, method, request_id, request_hash FROM idempotency_records \
+         WHERE (principal, method, request_id) IN ({})",
+        rows.collect::<Vec<_>>().join(", ")
+    );
+    let values = keys
+        .iter()
+        .flat_map(|(p, m, r)| [Value::from(p.as_str()), Value::from(*m), Value::from(r.as_str())])
+        .collect();
+    let found = async {
+        let mut found: HashMap<Key, String> = HashMap::new();
+        for row in crate::db::query(db, &sql, values).await? {
+            let (principal, method, request_id, hash): (String, String, String, String) =
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+            if let Some(key) = keys.iter().find(|(p, m, r)| p == &principal && *m == method && r == &request_id) {
+                found.insert(key.clone(), hash);
+            }
+        }
+        Ok::<_, DbErr>(found)
+    };
+    match found.await {
+        Ok(mut found) => keys.iter().map(|key| Ok(found.remove(key))).collect(),
+        Err(e) => {
+            crate::db::failed(&e);
+            let status = crate::error::database("looking up request ids", e);
+            keys.iter().map(|_| Err(status.clone())).collect()
+        }
+    }
+}
+
 /// SHA-256 of the method and the encoded request: equal bodies hash equal.
 fn request_hash<Req: Message>(method: &str, request: &Req) -> String {
     let mut hasher = Sha256::new();
@@ -411,6 +617,8 @@ fn request_hash<Req: Message>(method: &str, request: &Req) -> String {
 }
 
 /// Outcomes worth replaying: the same request would get the same answer.
+/// `FAILED_PRECONDITION` is not one: it depends on state that moves (see
+/// the module docs).
 fn is_final(code: Code) -> bool {
     matches!(
         code,
@@ -419,7 +627,6 @@ fn is_final(code: Code) -> bool {
             | Code::NotFound
             | Code::AlreadyExists
             | Code::PermissionDenied
-            | Code::FailedPrecondition
             | Code::OutOfRange
             | Code::Unimplemented
             | Code::Unauthenticated

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod config;
 pub mod db;

@@ -63,8 +63,11 @@ pub struct ServeOptions {
     pub tls: Option<ServerTls>,
     /// Fully qualified gRPC name of the service, e.g. `caravan.catalog.v1.CatalogService`.
     pub service_name: &'static str,
-    /// The service's database, watched by health.
+    /// The service's database pool, closed once the calls have drained.
     pub db: DatabaseConnection,
+    /// Health's own connection to it ([`crate::db::connect_probe`]), so a
+    /// check never queues behind requests.
+    pub probe: DatabaseConnection,
     /// In `verify` mode health also requires the schema to be current.
     pub migrate: MigrateMode,
     /// How often health re-checks.
@@ -122,6 +125,7 @@ impl GrpcServer {
             tls,
             service_name,
             db,
+            probe,
             migrate,
             health_check_interval,
             shutdown_grace,
@@ -132,7 +136,7 @@ impl GrpcServer {
         reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         let health = Health { reporter, service_name };
         // The first verdict is known before the first connection is accepted.
-        let first = check::<M>(&db, migrate, health_check_interval).await;
+        let first = check::<M>(&probe, migrate, health_check_interval).await;
         health.set(first.clone()).await;
 
         if let Some((listener, addr)) = self.health {
@@ -155,7 +159,7 @@ impl GrpcServer {
 
         let watcher = tokio::spawn({
             let health = health.clone();
-            let db = db.clone();
+            let probe = probe.clone();
             let shutdown = shutdown.clone();
             async move {
                 let mut ticker = tokio::time::interval(health_check_interval);
@@ -167,7 +171,7 @@ impl GrpcServer {
                         () = shutdown.cancelled() => break,
                         _ = ticker.tick() => {}
                     }
-                    let verdict = check::<M>(&db, migrate, health_check_interval).await;
+                    let verdict = check::<M>(&probe, migrate, health_check_interval).await;
                     if shutdown.is_cancelled() {
                         break;
                     }
@@ -219,6 +223,7 @@ impl GrpcServer {
             }
         };
         watcher.abort();
+        let _ = probe.close().await;
         if let Err(e) = db.close().await {
             tracing::warn!(service = service_name, error = %e, "closing the database pool");
         }

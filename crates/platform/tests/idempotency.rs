@@ -83,15 +83,25 @@ async fn transient_failures_are_not_outcomes_but_refusals_are() {
     assert_eq!((retried.name.as_str(), fixture.runs()), ("orders/run-1", 1), "the retry ran");
 
     let refuse = || async {
-        let details = ErrorDetails::with_error_info("INSUFFICIENT_STOCK", ERROR_DOMAIN, HashMap::new());
-        Err::<Order, _>(Status::with_error_details(Code::FailedPrecondition, "sold out", details))
+        let details = ErrorDetails::with_error_info("ORDER_MISSING", ERROR_DOMAIN, HashMap::new());
+        Err::<Order, _>(Status::with_error_details(Code::NotFound, "no such order", details))
     };
     let first = idempotency.run(scope("req-r"), &request("orders/a"), refuse).await.unwrap_err();
     let replayed = idempotency.run(scope("req-r"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap_err();
     assert_eq!(fixture.runs(), 1, "a refusal is replayed, not re-run");
-    assert_eq!(replayed.code(), Code::FailedPrecondition);
+    assert_eq!(replayed.code(), Code::NotFound);
     assert_eq!(replayed.message(), first.message());
-    assert_eq!(replayed.get_error_details().error_info().unwrap().reason, "INSUFFICIENT_STOCK");
+    assert_eq!(replayed.get_error_details().error_info().unwrap().reason, "ORDER_MISSING");
+
+    // A refusal on state that moves (sold out) is re-evaluated by a retry.
+    let sold_out = || async {
+        let details = ErrorDetails::with_error_info("INSUFFICIENT_STOCK", ERROR_DOMAIN, HashMap::new());
+        Err::<Order, _>(Status::with_error_details(Code::FailedPrecondition, "sold out", details))
+    };
+    let first = idempotency.run(scope("req-s"), &request("orders/a"), sold_out).await.unwrap_err();
+    assert_eq!(first.code(), Code::FailedPrecondition);
+    let retried = idempotency.run(scope("req-s"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
+    assert_eq!((retried.name.as_str(), fixture.runs()), ("orders/run-2", 2), "the retry ran again, and succeeded");
 
     let status =
         idempotency.run(scope(&"x".repeat(129)), &request("orders/a"), || counting(&fixture.runs)).await.unwrap_err();

@@ -133,6 +133,7 @@ async fn start(mode: Mode, telemetry: ServiceTelemetry, max_concurrent_calls: us
         tls: None,
         service_name: "caravan.orders.v1.OrdersService",
         db: database.connect().await.unwrap(),
+        probe: database.connect().await.unwrap(),
         migrate: MigrateMode::Apply,
         health_check_interval: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(1),

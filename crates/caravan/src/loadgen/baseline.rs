@@ -102,6 +102,7 @@ pub async fn serve_echo(
                 },
                 tls: None,
                 service_name: "caravan.loadgen.v1.EchoService",
+                probe: caravan_platform::db::connect_probe(&database).await?,
                 db,
                 migrate: MigrateMode::Apply,
                 health_check_interval: Duration::from_secs(2),

@@ -1,15 +1,19 @@
 //! Orders' storage: sea-orm entities and queries. The only module that sees
 //! sea-orm.
 
+mod demand;
 mod entity;
 mod sales;
 
 use std::collections::HashMap;
 
 use caravan_platform::{
+    batch::Batcher,
     db::{exec, query},
+    idempotency::Claim,
     time::Micros,
 };
+use tonic::Status;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
@@ -21,7 +25,8 @@ use crate::{
     error::Error,
 };
 use entity::{order, order_line};
-pub use sales::{CountrySales, Figures, Sales, SalesLine};
+pub use demand::Demand;
+pub use sales::{CountrySales, Figures, Sales, SalesLine, Unmet};
 
 /// Which orders a list returns.
 #[derive(Debug, Clone, Default)]
@@ -64,16 +69,37 @@ pub type BuyerLimits = HashMap<String, i64>;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    accepts: Batcher<Accept, Result<bool, Status>>,
 }
+
+/// An order whose stock is held, to be moved to AWAITING_PAYMENT.
+#[derive(Debug)]
+struct Accept {
+    id: String,
+    payment_deadline: Micros,
+    now: Micros,
+    /// The request id's claim and the reply to record under it.
+    outcome: Option<(Claim, Vec<u8>)>,
+}
+
+/// Most accepted orders one transaction records.
+const ACCEPT_BATCH: usize = 64;
 
 impl Store {
     /// A store on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Store { db }
+        let writer = db.clone();
+        let accepts = Batcher::new(ACCEPT_BATCH, move |batch: Vec<Accept>| {
+            let writer = writer.clone();
+            async move { accept_batch(&writer, batch).await }
+        });
+        Store { db, accepts }
     }
 
     /// Writes a new order and its lines in one transaction, due for the
-    /// driver at `due_at`; `false` if an order with its id already exists.
+    /// driver at `due_at`, with the request id's `claim` if there is one;
+    /// `false` (and nothing written) if an order with its id, or a record of
+    /// its request id, already exists.
     /// An order of a show also adds its units to what its buyer holds of each
     /// offer, in the same transaction and by one conditional upsert per line
     /// (so concurrent orders of one buyer cannot pass a limit together); a
@@ -85,8 +111,15 @@ impl Store {
         traceparent: &str,
         due_at: Micros,
         limits: &BuyerLimits,
+        claim: Option<&Claim>,
     ) -> Result<bool, Error> {
         let txn = self.db.begin().await.map_err(Error::db("starting a transaction"))?;
+        if let Some(claim) = claim
+            && !claim.insert(&txn).await.map_err(Error::db("claiming a request id"))?
+        {
+            txn.rollback().await.map_err(Error::db("rolling back"))?;
+            return Ok(false);
+        }
         let inserted = order::Entity::insert(order::ActiveModel {
             id: Set(order.id.clone()),
             partner: Set(order.partner.clone()),
@@ -127,6 +160,62 @@ impl Store {
         }
         txn.commit().await.map_err(Error::db("committing an order"))?;
         crate::metrics::placed();
+        Ok(true)
+    }
+
+    /// Moves a PENDING order whose stock is held to AWAITING_PAYMENT, and
+    /// records `outcome` (the request id's claim and its reply) with it;
+    /// `false` if the order is no longer PENDING (recovery rejected it
+    /// meanwhile), and then nothing is recorded. Concurrent acceptances
+    /// share one transaction: an order costs a fraction of a commit here.
+    pub async fn accept(
+        &self,
+        id: &str,
+        payment_deadline: Micros,
+        now: Micros,
+        outcome: Option<(Claim, Vec<u8>)>,
+    ) -> Result<bool, Status> {
+        let accept = Accept { id: id.to_owned(), payment_deadline, now, outcome };
+        self.accepts.submit(accept).await.map_err(|e| caravan_platform::error::internal("accepting an order", &e))?
+    }
+
+    /// Forgets a PENDING order that sold nothing (inventory refused it): its
+    /// row and lines go, its units are given back to its buyer, and the
+    /// request id's `claim` is let go, in one transaction; a refused order
+    /// leaves nothing behind. `false` if the order is no longer PENDING.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders forget", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "forget"))]
+    pub async fn forget(&self, order: &Order, claim: Option<&Claim>) -> Result<bool, Error> {
+        let context = "forgetting a refused order";
+        let txn = self.db.begin().await.map_err(Error::db(context))?;
+        exec(
+            &txn,
+            "DELETE FROM order_lines WHERE order_id = $1 AND EXISTS \
+             (SELECT 1 FROM orders WHERE id = $1 AND state = $2)",
+            vec![order.id.as_str().into(), OrderState::Pending.as_db().into()],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        let deleted = exec(
+            &txn,
+            "DELETE FROM orders WHERE id = $1 AND state = $2",
+            vec![order.id.as_str().into(), OrderState::Pending.as_db().into()],
+        )
+        .await
+        .map_err(Error::db(context))?
+            == 1;
+        if !deleted {
+            txn.rollback().await.map_err(Error::db(context))?;
+            return Ok(false);
+        }
+        if !order.show.is_empty() {
+            for line in by_product(&order.lines) {
+                give_back(&txn, &order.partner, &order.buyer, &order.show, &line.product, line.quantity).await?;
+            }
+        }
+        if let Some(claim) = claim {
+            claim.release(&txn).await.map_err(Error::db(context))?;
+        }
+        txn.commit().await.map_err(Error::db(context))?;
         Ok(true)
     }
 
@@ -408,19 +497,73 @@ async fn release_for_buyer(txn: &DatabaseTransaction, id: &str) -> Result<(), Er
         .map_err(Error::db(context))?;
     lines.sort_by(|a, b| a.product.cmp(&b.product));
     for line in lines {
-        exec(
-            txn,
-            "UPDATE buyer_units SET units = units - $5 WHERE partner = $1 AND buyer = $2 AND show = $3 AND product = $4",
-            vec![
-                row.partner.as_str().into(),
-                row.buyer.as_str().into(),
-                row.show.as_str().into(),
-                line.product.as_str().into(),
-                line.quantity.into(),
-            ],
-        )
-        .await
-        .map_err(Error::db(context))?;
+        give_back(txn, &row.partner, &row.buyer, &row.show, &line.product, line.quantity).await?;
     }
     Ok(())
+}
+
+/// Gives `units` of `product` back to what a buyer holds in a show.
+async fn give_back(
+    txn: &DatabaseTransaction,
+    partner: &str,
+    buyer: &str,
+    show: &str,
+    product: &str,
+    units: i64,
+) -> Result<(), Error> {
+    exec(
+        txn,
+        "UPDATE buyer_units SET units = units - $5 WHERE partner = $1 AND buyer = $2 AND show = $3 AND product = $4",
+        vec![partner.into(), buyer.into(), show.into(), product.into(), units.into()],
+    )
+    .await
+    .map_err(Error::db("returning a buyer's units"))?;
+    Ok(())
+}
+
+/// One transaction for a batch of acceptances: each order moved by its own
+/// conditional UPDATE (so each is as correct as alone), its reply recorded
+/// only if it moved. A failed batch fails every order in it, and leaves each
+/// PENDING for its caller to answer UNAVAILABLE (the retry resumes it).
+#[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders accept", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(db), db.operation.name = "accept", batch = batch.len()))]
+async fn accept_batch(db: &DatabaseConnection, batch: Vec<Accept>) -> Vec<Result<bool, Status>> {
+    let context = "accepting orders";
+    let run = async {
+        let txn = db.begin().await?;
+        let mut moved = Vec::with_capacity(batch.len());
+        for accept in &batch {
+            let changed = exec(
+                &txn,
+                "UPDATE orders SET state = $3, update_time = $4, payment_deadline = $5, due_at = $5 \
+                 WHERE id = $1 AND state = $2",
+                vec![
+                    accept.id.as_str().into(),
+                    OrderState::Pending.as_db().into(),
+                    OrderState::AwaitingPayment.as_db().into(),
+                    accept.now.0.into(),
+                    accept.payment_deadline.0.into(),
+                ],
+            )
+            .await?
+                == 1;
+            if changed && let Some((claim, reply)) = &accept.outcome {
+                claim.finish(&txn, reply.clone()).await?;
+            }
+            moved.push(changed);
+        }
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(moved)
+    };
+    match run.await {
+        Ok(moved) => {
+            for _ in moved.iter().filter(|m| **m) {
+                crate::metrics::moved(OrderState::AwaitingPayment);
+            }
+            moved.into_iter().map(Ok).collect()
+        }
+        Err(e) => {
+            let status: Status = Error::db(context)(e).into();
+            batch.iter().map(|_| Err(status.clone())).collect()
+        }
+    }
 }

@@ -59,8 +59,21 @@ pub struct Sales {
     pub orders_paid: i64,
     /// Orders awaiting payment.
     pub orders_awaiting_payment: i64,
-    /// Per product (`products/{id}`), the first refusal for lack of stock.
-    pub sold_out: Vec<(String, Micros)>,
+    /// Per product, what the show could not sell.
+    pub unmet: Vec<Unmet>,
+}
+
+/// What a show could not sell of one product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    /// `products/{id}`.
+    pub product: String,
+    /// When it first sold out, if it did.
+    pub sold_out_time: Option<Micros>,
+    /// Order attempts turned away for lack of it.
+    pub turned_away: i64,
+    /// Units they asked for.
+    pub units: i64,
 }
 
 const CONTEXT: &str = "computing a sales report";
@@ -79,9 +92,10 @@ fn figures(row: &QueryResult, keys: usize) -> Result<Figures, DbErr> {
 impl Store {
     /// A show's sales (`shows/{id}`) from its paid and awaiting-payment
     /// orders — per product and per origin country, by state and currency:
-    /// orders, units, revenue — and per product the first refusal for lack
-    /// of stock. With `partner`, only that partner's orders; the sell-out is
-    /// a fact of the show and counts everyone's.
+    /// orders, units, revenue — and per product what it could not sell (when
+    /// it sold out, the attempts turned away). With `partner`, only that
+    /// partner's orders; the sell-out and the demand are facts of the show
+    /// and count everyone's.
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders sales", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "sales"))]
     pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
         let txn = read_snapshot(&self.db).await.map_err(Error::db(CONTEXT))?;
@@ -136,19 +150,26 @@ impl Store {
                 orders_awaiting_payment = count;
             }
         }
-        let sold_out = query(
+        let unmet = query(
             &txn,
-            "SELECT rejected_product, CAST(MIN(update_time) AS BIGINT) FROM orders WHERE show = $1 \
-             AND state = 'rejected' AND rejected_product <> '' GROUP BY rejected_product",
+            "SELECT product, sold_out_time, turned_away, units_turned_away FROM offer_demand WHERE show = $1 \
+             ORDER BY product",
             vec![show.into()],
         )
         .await
         .map_err(Error::db(CONTEXT))?
         .iter()
-        .map(|r| Ok((r.try_get_by_index(0)?, Micros(r.try_get_by_index(1)?))))
+        .map(|r| {
+            Ok(Unmet {
+                product: r.try_get_by_index(0)?,
+                sold_out_time: r.try_get_by_index::<Option<i64>>(1)?.map(Micros),
+                turned_away: r.try_get_by_index(2)?,
+                units: r.try_get_by_index(3)?,
+            })
+        })
         .collect::<Result<_, DbErr>>()
         .map_err(Error::db(CONTEXT))?;
         txn.commit().await.map_err(Error::db(CONTEXT))?;
-        Ok(Sales { lines, countries, orders_paid, orders_awaiting_payment, sold_out })
+        Ok(Sales { lines, countries, orders_paid, orders_awaiting_payment, unmet })
     }
 }

@@ -64,7 +64,7 @@ pub const TABLE: &[(&str, &[Kind])] = &[
     ("caravan.inventory.v1.InventoryService/CommitReservation", &[S]),
     ("caravan.inventory.v1.InventoryService/ReleaseReservation", &[S]),
     ("caravan.inventory.v1.InventoryService/GetReservation", &[O, S]),
-    ("caravan.inventory.v1.InventoryService/WatchStock", &[P, O]),
+    ("caravan.inventory.v1.InventoryService/WatchStock", &[P, O, S]),
     // orders
     ("caravan.orders.v1.OrdersService/PlaceOrder", &[P]),
     ("caravan.orders.v1.OrdersService/GetOrder", &[P, O]),

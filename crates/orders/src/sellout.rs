@@ -1,0 +1,347 @@
+//! This replica's memory of what each live show has left (DESIGN.md's "sell-out
+//! storm"), so a crowd pressing buy after an offer sold out is answered from
+//! memory: no database write, no call to another service.
+//!
+//! **The signal.** The first order of a show starts a WatchStock subscription
+//! to that show's allocation lines (the products ordered so far; a new
+//! product restarts it with the cursors kept). Every change of a line reaches
+//! every replica's subscription within inventory's poll interval (100 ms), and
+//! each replica keeps the latest `available` of each line it has heard of.
+//!
+//! **Exactness.** Inventory's conditional UPDATE still decides every
+//! reservation; the memory only refuses what inventory would refuse. It may
+//! be late to learn of a sell-out (an order then costs one refused
+//! reservation), but never late to learn units came back: every change —
+//! a cancellation, an expiry, a raised allocation — has a newer version, and
+//! the stream delivers it. Inventory's own refusal sets the level early, but
+//! only if the line's version has not moved since the reservation was sent:
+//! a refusal can then be no older than what the memory holds, and the stream
+//! replaces it with the next change. When the stream breaks, the show's
+//! levels are forgotten (every order goes to inventory again) until it is
+//! back; a closed allocation (the show ended) is never used to refuse, so
+//! such orders hear `SHOW_NOT_LIVE` from the full path. A show nobody has
+//! ordered from for [`IDLE`] is unsubscribed.
+//!
+//! **Demand.** Refusals for lack of stock — from memory or from inventory —
+//! are counted per offer in memory, with the first sell-out seen (a refusal,
+//! or the stream taking a line to 0), and added to `offer_demand` at most
+//! once a second per replica.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use caravan_platform::{CancellationToken, telemetry::ServiceTelemetry, time::SharedClock};
+use futures::StreamExt as _;
+use tokio::{sync::Notify, time::Instant};
+
+use crate::{
+    store::{Demand, Store},
+    upstream::{ShowStock, Upstream},
+};
+
+/// A show nobody has ordered from for this long is unsubscribed.
+pub const IDLE: Duration = Duration::from_secs(60);
+/// How often refusals are added to `offer_demand`.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The longest wait before subscribing again after a failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A line of an order the show is known to be short of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    /// Product id.
+    pub product: String,
+    /// Units asked for.
+    pub requested: i64,
+    /// Units the show has left.
+    pub available: i64,
+}
+
+/// What the memory knows of one line: inventory's level at `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Level {
+    version: i64,
+    available: i64,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct ShowState {
+    /// Product ids the subscription covers (or will, at its next start).
+    watched: BTreeSet<String>,
+    /// What the current subscription has said, per product id.
+    levels: HashMap<String, Level>,
+    last_used: Instant,
+    /// Every line is closed: the show is over and no longer watched.
+    over: bool,
+}
+
+#[derive(Debug)]
+struct Show {
+    state: Mutex<ShowState>,
+    /// A product was added: subscribe again with it.
+    grew: Notify,
+}
+
+impl Show {
+    fn state(&self) -> std::sync::MutexGuard<'_, ShowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    upstream: Upstream,
+    clock: SharedClock,
+    background: CancellationToken,
+    telemetry: ServiceTelemetry,
+    shows: Mutex<HashMap<String, Arc<Show>>>,
+    /// Refusals not yet written, per (`shows/{id}`, `products/{id}`).
+    demand: Mutex<HashMap<(String, String), Demand>>,
+}
+
+/// The memory of one orders replica; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SellOut {
+    inner: Arc<Inner>,
+}
+
+impl SellOut {
+    /// The memory, subscribing through `upstream`, with its demand written
+    /// to `store` every [`FLUSH_EVERY`] until `background` is cancelled
+    /// (and once more then).
+    pub fn start(
+        upstream: Upstream,
+        store: Store,
+        clock: SharedClock,
+        background: CancellationToken,
+        telemetry: ServiceTelemetry,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            upstream,
+            clock,
+            background,
+            telemetry,
+            shows: Mutex::default(),
+            demand: Mutex::default(),
+        });
+        let flusher = inner.clone();
+        tokio::spawn(inner.telemetry.run(async move { flush_demand(flusher, store).await }));
+        SellOut { inner }
+    }
+
+    fn shows(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Show>>> {
+        self.inner.shows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first of `lines` (product id, units) that show `show` (its id)
+    /// is known to have too few units of; `None` when every line may be
+    /// had, or the memory does not know yet (it starts learning now).
+    pub fn shortage(&self, show: &str, lines: &[(String, i64)]) -> Option<Shortage> {
+        let mut shows = self.shows();
+        let Some(watch) = shows.get(show).cloned() else {
+            let watch = Arc::new(Show {
+                state: Mutex::new(ShowState {
+                    watched: lines.iter().map(|(p, _)| p.clone()).collect(),
+                    levels: HashMap::new(),
+                    last_used: Instant::now(),
+                    over: false,
+                }),
+                grew: Notify::new(),
+            });
+            shows.insert(show.to_owned(), watch.clone());
+            drop(shows);
+            let (inner, show) = (self.inner.clone(), show.to_owned());
+            tokio::spawn(self.inner.telemetry.run(async move { subscribe(inner, show, watch).await }));
+            return None;
+        };
+        drop(shows);
+        let mut state = watch.state();
+        if state.over {
+            return None;
+        }
+        state.last_used = Instant::now();
+        let mut grew = false;
+        let mut short = None;
+        for (product, requested) in lines {
+            if state.watched.insert(product.clone()) {
+                grew = true;
+                continue;
+            }
+            if short.is_none()
+                && let Some(level) = state.levels.get(product)
+                && !level.closed
+                && level.available < *requested
+            {
+                short = Some(Shortage { product: product.clone(), requested: *requested, available: level.available });
+            }
+        }
+        drop(state);
+        if grew {
+            watch.grew.notify_one();
+        }
+        short
+    }
+
+    /// The version of `product`'s line the memory holds for `show`, to hand
+    /// back with inventory's refusal ([`Self::refused`]).
+    pub fn version(&self, show: &str, product: &str) -> Option<i64> {
+        let watch = self.shows().get(show).cloned()?;
+        watch.state().levels.get(product).map(|l| l.version)
+    }
+
+    /// Inventory refused a reservation of `product` in `show` with
+    /// `available` left, for a reservation sent when the memory held
+    /// `version` of the line: the level is lowered unless the line has
+    /// changed since (then the stream already knows better).
+    pub fn refused(&self, show: &str, product: &str, available: i64, version: Option<i64>) {
+        let Some(watch) = self.shows().get(show).cloned() else { return };
+        let mut state = watch.state();
+        if let Some(level) = state.levels.get_mut(product)
+            && Some(level.version) == version
+        {
+            level.available = level.available.min(available.max(0));
+        }
+    }
+
+    /// An order attempt for `units` of `product` in `show` (ids) was turned
+    /// away for lack of stock: counted, and the offer's sell-out dated.
+    pub fn turned_away(&self, show: &str, product: &str, units: i64) {
+        let demand = Demand { turned_away: 1, units, sold_out_at: Some(self.inner.clock.now()) };
+        self.inner.add_demand(show, product, demand);
+    }
+}
+
+impl Inner {
+    fn add_demand(&self, show: &str, product: &str, demand: Demand) {
+        let mut pending = self.demand.lock().unwrap_or_else(|e| e.into_inner());
+        pending.entry((format!("shows/{show}"), format!("products/{product}"))).or_default().merge(demand);
+    }
+}
+
+/// Keeps `show`'s subscription running until the show goes idle, every line
+/// closes, or the service stops.
+async fn subscribe(inner: Arc<Inner>, show_id: String, show: Arc<Show>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if inner.background.is_cancelled() || retire_if_idle(&inner, &show_id, &show) {
+            return;
+        }
+        let (products, cursors): (Vec<String>, Vec<(String, i64)>) = {
+            let state = show.state();
+            let cursors = state.levels.iter().map(|(p, l)| (p.clone(), l.version)).collect();
+            (state.watched.iter().cloned().collect(), cursors)
+        };
+        let mut stream = match inner.upstream.watch_show(&show_id, &products, &cursors).await {
+            Ok(stream) => stream,
+            Err(status) => {
+                tracing::debug!(show = %show_id, code = ?status.code(), message = status.message(), "cannot watch the show's stock yet");
+                show.state().levels.clear();
+                tokio::select! {
+                    () = inner.background.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let mut idle_check = tokio::time::interval(IDLE / 4);
+        idle_check.tick().await;
+        loop {
+            tokio::select! {
+                () = inner.background.cancelled() => return,
+                () = show.grew.notified() => break,
+                _ = idle_check.tick() => {
+                    if retire_if_idle(&inner, &show_id, &show) {
+                        return;
+                    }
+                }
+                message = stream.next() => match message {
+                    Some(Ok(line)) => {
+                        backoff = Duration::from_millis(100);
+                        if learn(&inner, &show_id, &show, line) {
+                            // Every line is closed: the show is over. Its
+                            // entry stays, so later orders (answered
+                            // SHOW_NOT_LIVE by the full path) start nothing.
+                            show.state().over = true;
+                            return;
+                        }
+                    }
+                    Some(Err(status)) => {
+                        // Not knowing is safe; a stale "sold out" is not.
+                        tracing::debug!(show = %show_id, code = ?status.code(), message = status.message(), "the show's stock stream broke");
+                        show.state().levels.clear();
+                        break;
+                    }
+                    // Inventory ended the stream at its lifetime: resume at once.
+                    None => break,
+                },
+            }
+        }
+    }
+}
+
+/// Takes a line's new level; `true` when every watched line is closed.
+fn learn(inner: &Inner, show_id: &str, show: &Show, line: ShowStock) -> bool {
+    let ShowStock { product, available, closed, version } = line;
+    if version == 0 {
+        // Never allocated to the show: not a sell-out. The full path
+        // answers NOT_ON_LINE_UP; an allocation made later has a version.
+        return false;
+    }
+    let mut state = show.state();
+    let before = state.levels.get(&product).copied();
+    if before.is_some_and(|b| b.version > version) {
+        return false;
+    }
+    state.levels.insert(product.clone(), Level { version, available, closed });
+    let all_closed = state.watched.iter().all(|p| state.levels.get(p).is_some_and(|l| l.closed));
+    drop(state);
+    // Seen going to 0 (not a snapshot already at 0, whose moment is unknown).
+    if available == 0 && !closed && before.is_some_and(|b| b.available > 0) {
+        let demand = Demand { turned_away: 0, units: 0, sold_out_at: Some(inner.clock.now()) };
+        inner.add_demand(show_id, &product, demand);
+    }
+    all_closed
+}
+
+/// Removes `show` if nobody ordered from it for [`IDLE`]; `true` if it did.
+fn retire_if_idle(inner: &Inner, show_id: &str, show: &Arc<Show>) -> bool {
+    let mut shows = inner.shows.lock().unwrap_or_else(|e| e.into_inner());
+    if show.state().last_used.elapsed() < IDLE {
+        return false;
+    }
+    if shows.get(show_id).is_some_and(|s| Arc::ptr_eq(s, show)) {
+        shows.remove(show_id);
+    }
+    true
+}
+
+/// Writes the counted demand every [`FLUSH_EVERY`], and once more at the end.
+async fn flush_demand(inner: Arc<Inner>, store: Store) {
+    let mut ticker = tokio::time::interval(FLUSH_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            () = inner.background.cancelled() => true,
+            _ = ticker.tick() => false,
+        };
+        let pending: Vec<((String, String), Demand)> =
+            std::mem::take(&mut *inner.demand.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        if !pending.is_empty()
+            && let Err(e) = store.add_demand(&pending).await
+        {
+            tracing::warn!(error = %e, offers = pending.len(), "recording demand failed; keeping it for the next try");
+            let mut kept = inner.demand.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, demand) in pending {
+                kept.entry(key).or_default().merge(demand);
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
