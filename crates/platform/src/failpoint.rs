@@ -15,6 +15,9 @@ pub const KNOWN: &[&str] = &[
     "orders.place.after_insert",
     // PlaceOrder: inventory holds the stock; the order is still PENDING.
     "orders.place.after_reserve",
+    // PlaceOrder: inventory refused the stock; the PENDING order is not
+    // forgotten yet.
+    "orders.place.after_refusal",
     // PlaceOrder: the order is AWAITING_PAYMENT; the partner has no answer.
     "orders.place.after_accept",
     // ConfirmPayment: the payment reference is recorded; nothing committed.
