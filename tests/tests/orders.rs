@@ -602,3 +602,115 @@ async fn an_order_left_pending_is_rejected_and_its_stock_given_back() {
     assert_eq!(level.reserved, 0);
     sale.stop().await;
 }
+
+/// Another orders replica on the suite's database and clock, calling
+/// `catalog` and `scheduling` there (a closed port plays one it cannot
+/// reach) and the suite's inventory.
+async fn orders_replica(
+    sale: &Sale,
+    catalog: std::net::SocketAddr,
+    scheduling: std::net::SocketAddr,
+) -> (caravan_platform::testing::TestServer, Orders) {
+    let running = &sale.festival.running;
+    let database = running.database(ServiceKind::Orders);
+    let upstreams = [
+        (ServiceKind::Catalog, catalog),
+        (ServiceKind::Scheduling, scheduling),
+        (ServiceKind::Inventory, running.suite.addr(ServiceKind::Inventory)),
+    ];
+    let mut config = caravan_platform::testing::service_config(ServiceKind::Orders, database.config(), &upstreams);
+    config.clock = Arc::new(sale.festival.clock.clone());
+    let server =
+        caravan_platform::testing::TestServer::start_with::<caravan_orders::Orders>(config, database).await.unwrap();
+    let client = OrdersServiceClient::new(KeyedChannel::new(server.addr(), Some(Caller::Hema)));
+    (server, client)
+}
+
+/// Places `request` on `client` and answers the refusal's reason ("" when
+/// placed, the code's name for a refusal without one).
+async fn outcome(client: &Orders, request: PlaceOrderRequest) -> String {
+    let mut client = client.clone();
+    match client.place_order(request).await {
+        Ok(_) => String::new(),
+        Err(status) if reason(&status).is_empty() => format!("{:?}", status.code()),
+        Err(status) => reason(&status),
+    }
+}
+
+#[tokio::test]
+async fn every_replica_refuses_a_sold_out_offer_from_memory_and_sells_returned_units_within_a_second() {
+    let mut sale = sale(&[(0, 2)]).await;
+    let hot = sale.products[0].clone();
+    let suite = &sale.festival.running.suite;
+    let (catalog, scheduling) = (suite.addr(ServiceKind::Catalog), suite.addr(ServiceKind::Scheduling));
+    let (_b, replica_b) = orders_replica(&sale, catalog, scheduling).await;
+    // Replica C reaches inventory only: every order it places fails at the
+    // catalog (UNAVAILABLE), so an answer of INSUFFICIENT_STOCK can only
+    // come from its memory — no call to another service, nothing written.
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    let (_c, replica_c) = orders_replica(&sale, closed, closed).await;
+    assert_eq!(outcome(&replica_c, order("c-0", &hot, 1, "c-0")).await, "Unavailable", "C starts watching the show");
+
+    // The two units sell on A and B; then every replica knows the offer is gone.
+    let a = sale.hema.place_order(order("a-0", &hot, 1, "a-0")).await.unwrap().into_inner();
+    let b = replica_b.clone().place_order(order("b-0", &hot, 1, "b-0")).await.unwrap().into_inner();
+    let known = eventually(Duration::from_secs(5), || async {
+        outcome(&replica_c, order("c-1", &hot, 1, "c-1")).await == "INSUFFICIENT_STOCK"
+    })
+    .await;
+    assert!(known, "C learns of the sell-out from inventory's stream");
+    let refusal = replica_c.clone().place_order(order("c-2", &hot, 2, "c-2")).await.unwrap_err();
+    let info = refusal.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(refusal.code(), Code::FailedPrecondition);
+    assert_eq!(
+        (info.metadata["product"].as_str(), info.metadata["show"].as_str()),
+        (format!("products/{hot}").as_str(), SHOW)
+    );
+    assert_eq!((info.metadata["requested"].as_str(), info.metadata["available"].as_str()), ("2", "0"));
+    for client in [&sale.hema, &replica_b] {
+        let refused = eventually(Duration::from_secs(5), || async {
+            outcome(client, order("x", &hot, 1, "")).await == "INSUFFICIENT_STOCK"
+        })
+        .await;
+        assert!(refused, "A and B refuse too");
+    }
+    // A retry of an order placed before the sell-out still gets its order.
+    // (C answers it from the request id's record, without the catalog.)
+    let again = replica_c.clone().place_order(order("a-0", &hot, 1, "a-0")).await.unwrap().into_inner();
+    assert_eq!((again.name.as_str(), again.state()), (a.name.as_str(), State::AwaitingPayment));
+    let orders = sale.list(&sale.operator, ListOrdersRequest::default()).await;
+    assert_eq!(orders.len(), 2, "refusals wrote nothing: {orders:?}");
+
+    // A cancelled unit: within a second C stops refusing and B sells it.
+    sale.hema.cancel_order(cancel(&a)).await.unwrap();
+    let (c_forgot, b_sold) = tokio::join!(
+        eventually(Duration::from_secs(1), || async {
+            outcome(&replica_c, order("c-3", &hot, 1, "c-3")).await == "Unavailable"
+        }),
+        eventually(Duration::from_secs(1), || async {
+            outcome(&replica_b, order("b-1", &hot, 1, "b-1")).await.is_empty()
+        }),
+    );
+    assert!(c_forgot && b_sold, "within a second of the cancellation: C knew ({c_forgot}), B sold ({b_sold})");
+
+    // An expired unit: the same.
+    let known = eventually(Duration::from_secs(5), || async {
+        outcome(&replica_c, order("c-4", &hot, 1, "c-4")).await == "INSUFFICIENT_STOCK"
+    })
+    .await;
+    assert!(known, "sold out again");
+    assert_eq!(sale.books(&hot).await.reserved, 2, "b-0 and b-1 hold both units");
+    drop(b);
+    sale.festival.clock.advance(Duration::from_secs(11 * 60));
+    let returned = eventually(Duration::from_secs(30), || async { sale.books(&hot).await.reserved == 0 }).await;
+    assert!(returned, "the unpaid orders expired and their units went back to the show");
+    let (c_forgot, a_sold) = tokio::join!(
+        eventually(Duration::from_secs(1), || async {
+            outcome(&replica_c, order("c-5", &hot, 1, "c-5")).await == "Unavailable"
+        }),
+        eventually(Duration::from_secs(1), || async { outcome(&sale.hema, order("a-1", &hot, 2, "a-1")).await.is_empty() }),
+    );
+    assert!(c_forgot && a_sold, "within a second of the expiry: C knew ({c_forgot}), A sold ({a_sold})");
+    sale.books(&hot).await;
+    sale.stop().await;
+}
