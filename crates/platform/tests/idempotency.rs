@@ -192,3 +192,85 @@ async fn records_are_kept_for_the_retention_then_purged() {
     let kept = idempotency.run(scope("req-new"), &request("orders/a"), || counting(&fixture.runs)).await.unwrap();
     assert_eq!((kept.name.as_str(), fixture.runs()), ("orders/run-2", 3));
 }
+
+/// A request of `name` from partner hema, authenticated as the server layer does.
+fn grpc_request(name: &str) -> tonic::Request<caravan_proto::orders::v1::GetOrderRequest> {
+    let mut request = tonic::Request::new(request(name));
+    request.extensions_mut().insert(caravan_platform::auth::Principal::partner("hema-shop", "hema"));
+    request
+}
+
+const PLACE: &str = "caravan.orders.v1.OrdersService/PlaceOrder";
+
+#[tokio::test]
+async fn a_claim_written_in_the_handlers_transaction_is_a_request_id_like_any_other() {
+    use caravan_platform::idempotency::Seen;
+    use prost::Message as _;
+    use sea_orm::TransactionTrait as _;
+
+    let fixture = Fixture::new().await;
+    let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
+    let db = fixture.database.connect().await.unwrap();
+    assert!(idempotency.claim_for(&grpc_request("orders/a"), PLACE, "").unwrap().is_none(), "no id, no claim");
+    let status = idempotency.claim_for(&grpc_request("orders/a"), PLACE, &"x".repeat(129)).unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Rolled back with the handler's work: as if never claimed.
+    let claim = idempotency.claim_for(&grpc_request("orders/a"), PLACE, "req-1").unwrap().unwrap();
+    assert_eq!(idempotency.seen(&claim).await.unwrap(), Seen::New);
+    let txn = db.begin().await.unwrap();
+    assert!(claim.insert(&txn).await.unwrap());
+    txn.rollback().await.unwrap();
+    assert_eq!(idempotency.seen(&claim).await.unwrap(), Seen::New);
+
+    // Committed, then finished with the work's last transaction: a repeat
+    // (through the mechanism) replays the recorded reply and runs nothing.
+    let txn = db.begin().await.unwrap();
+    assert!(claim.insert(&txn).await.unwrap());
+    txn.commit().await.unwrap();
+    assert_eq!(idempotency.seen(&claim).await.unwrap(), Seen::Same);
+    let other = idempotency.claim_for(&grpc_request("orders/b"), PLACE, "req-1").unwrap().unwrap();
+    assert_eq!(idempotency.seen(&other).await.unwrap(), Seen::Reused, "the same id, another body");
+    let txn = db.begin().await.unwrap();
+    assert!(!other.insert(&txn).await.unwrap(), "the id is taken; nothing written");
+    txn.rollback().await.unwrap();
+    let reply = Order { name: "orders/placed".into(), ..Default::default() };
+    let txn = db.begin().await.unwrap();
+    claim.finish(&txn, reply.encode_to_vec()).await.unwrap();
+    txn.commit().await.unwrap();
+    let request = grpc_request("orders/a");
+    let replayed = idempotency.run_for(&request, PLACE, "req-1", || counting(&fixture.runs)).await.unwrap();
+    assert_eq!((replayed.name.as_str(), fixture.runs()), ("orders/placed", 0));
+    let request = grpc_request("orders/b");
+    let status = idempotency.run_for(&request, PLACE, "req-1", || counting(&fixture.runs)).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    // Let go (a refusal): the id is new again, and a repeat runs.
+    let refused = idempotency.claim_for(&grpc_request("orders/c"), PLACE, "req-2").unwrap().unwrap();
+    assert!(refused.insert(&db).await.unwrap());
+    idempotency.release(&refused).await;
+    assert_eq!(idempotency.seen(&refused).await.unwrap(), Seen::New);
+    let request = grpc_request("orders/c");
+    idempotency.run_for(&request, PLACE, "req-2", || counting(&fixture.runs)).await.unwrap();
+    assert_eq!(fixture.runs(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_lookups_share_reads_and_each_gets_its_own_answer() {
+    use caravan_platform::idempotency::Seen;
+
+    let fixture = Fixture::new().await;
+    let idempotency = fixture.idempotency(IdempotencyConfig::default()).await;
+    let db = fixture.database.connect().await.unwrap();
+    let claims: Vec<_> = (0..100)
+        .map(|i| idempotency.claim_for(&grpc_request("orders/a"), PLACE, &format!("req-{i}")).unwrap().unwrap())
+        .collect();
+    for claim in claims.iter().step_by(3) {
+        assert!(claim.insert(&db).await.unwrap());
+    }
+    let seen = futures::future::join_all(claims.iter().map(|c| idempotency.seen(c))).await;
+    for (i, seen) in seen.into_iter().enumerate() {
+        let expected = if i % 3 == 0 { Seen::Same } else { Seen::New };
+        assert_eq!(seen.unwrap(), expected, "req-{i}");
+    }
+}

@@ -213,3 +213,54 @@ async fn health_follows_the_database_going_away_and_coming_back() {
     token.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// The probe service, whose request pool a background task keeps busy: every
+/// connection inside an open transaction for `BUSY`, as a burst of requests
+/// would.
+#[derive(Debug)]
+struct Busy;
+
+const BUSY: Duration = Duration::from_secs(3);
+
+impl app::Service for Busy {
+    const KIND: ServiceKind = ServiceKind::Inventory;
+    const NAME: &'static str = NAME;
+    type Migrator = ProbeMigrator;
+
+    fn routes(host: &ServiceHost<ProbeMigrator>) -> anyhow::Result<Routes> {
+        use sea_orm::TransactionTrait as _;
+        let db = host.db().clone();
+        let connections = if host.config().database.is_postgres() { host.config().database.max_connections } else { 1 };
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            for _ in 0..connections {
+                held.push(db.begin().await.unwrap());
+            }
+            tokio::time::sleep(BUSY).await;
+            drop(held);
+        });
+        Ok(Routes::default())
+    }
+}
+
+#[tokio::test]
+async fn health_stays_serving_while_requests_hold_every_pooled_connection() {
+    let database = TestDatabase::new::<ProbeMigrator>(ServiceKind::Inventory).await.unwrap();
+    let config = service_config(ServiceKind::Inventory, database.config(), &[]);
+    let app = Application::<Busy>::build(config).await.unwrap();
+    let addr = app.local_addr();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone()));
+    // Health re-checks every 200 ms, each check bounded by 1 s: a check
+    // that waited in the request pool would have failed by now.
+    let until = tokio::time::Instant::now() + BUSY - Duration::from_millis(500);
+    let mut checks = 0;
+    while tokio::time::Instant::now() < until {
+        assert_eq!(status(addr, "").await, ServingStatus::Serving, "after {checks} checks");
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(checks >= 10);
+    token.cancel();
+    running.await.unwrap().unwrap();
+}
