@@ -150,10 +150,15 @@ impl Drill {
 
     /// A PlaceOrder of one unit for `buyer`, in the partner's trace.
     fn place(&self, buyer: &str) -> tonic::Request<PlaceOrderRequest> {
+        self.place_units(buyer, 1)
+    }
+
+    /// A PlaceOrder of `quantity` units for `buyer`, in the partner's trace.
+    fn place_units(&self, buyer: &str, quantity: i64) -> tonic::Request<PlaceOrderRequest> {
         let mut request = tonic::Request::new(PlaceOrderRequest {
             buyer: buyer.into(),
             show: String::new(),
-            lines: vec![PlaceOrderLine { product: format!("products/{}", self.product), quantity: 1 }],
+            lines: vec![PlaceOrderLine { product: format!("products/{}", self.product), quantity }],
             request_id: format!("req-{buyer}"),
         });
         let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
@@ -312,6 +317,32 @@ async fn placing_an_order_converges_after_a_crash_at_every_step() {
     let pending = ListOrdersRequest { state: State::Pending.into(), ..Default::default() };
     let pending = drill.hema().list_orders(pending).await.unwrap().into_inner().orders;
     assert!(pending.is_empty(), "no order is left PENDING: {pending:?}");
+    stop(orders).await;
+
+    // Refused by inventory, cut short before the PENDING order was
+    // forgotten: recovered like any order whose partner heard nothing —
+    // REJECTED, a tombstone, nothing held — and the retry hears so.
+    let too_many = drill.stock + 1;
+    let orders = crash_at(&drill, "orders.place.after_refusal", || async {
+        let refused = drill.hema().place_order(drill.place_units("e", too_many)).await;
+        assert!(refused.is_err(), "the partner got no answer");
+    })
+    .await;
+    let rejected = drill.converges("e", State::Rejected).await;
+    let tombstone = eventually(Duration::from_secs(20), || async {
+        drill.reservation(&rejected).await == Some(reservation::State::Released)
+    })
+    .await;
+    assert!(tombstone, "recovery released the (never made) hold; log:\n{}", drill.log());
+    let status = drill.hema().place_order(drill.place_units("e", too_many)).await.unwrap_err();
+    assert_eq!(reason(&status), "ORDER_REJECTED");
+    assert_eq!(drill.books().await, (drill.stock, 0), "nothing is held");
+
+    // Refused without a crash, the order leaves nothing behind.
+    let status = drill.hema().place_order(drill.place_units("f", too_many)).await.unwrap_err();
+    assert_eq!(reason(&status), "INSUFFICIENT_STOCK");
+    let listed = drill.hema().list_orders(ListOrdersRequest { buyer: "f".into(), ..Default::default() }).await;
+    assert!(listed.unwrap().into_inner().orders.is_empty(), "a refusal leaves no order");
     stop(orders).await;
 }
 
