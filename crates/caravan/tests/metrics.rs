@@ -60,11 +60,12 @@ async fn each_processs_counters_move_by_exactly_what_was_done() {
     let orders = services.addrs[&ServiceKind::Orders];
     let sale = live_show(&services.addrs, Caller::Operator.key(), 2).await;
 
-    // Three buyers for two units; one pays, one cancels.
+    // Three buyers for two units — the first wants three, and inventory
+    // refuses; one pays, one cancels.
+    let refused = place(orders, Caller::Hema.key(), &sale, "buyer-c", 3, None).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     let a = place(orders, Caller::Hema.key(), &sale, "buyer-a", 1, None).await.unwrap();
     let b = place(orders, Caller::Hema.key(), &sale, "buyer-b", 1, None).await.unwrap();
-    let refused = place(orders, Caller::Hema.key(), &sale, "buyer-c", 1, None).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     let mut hema = OrdersServiceClient::new(Authed::new(&orders.to_string(), Some(Caller::Hema.key()), None).unwrap());
     hema.confirm_payment(ConfirmPaymentRequest {
         name: a,
@@ -78,10 +79,12 @@ async fn each_processs_counters_move_by_exactly_what_was_done() {
     let text = |kind: ServiceKind| scrape(services.metrics[&kind]);
     let orders_text = text(ServiceKind::Orders).await;
     for (event, n) in
-        [("placed", 3.0), ("accepted", 2.0), ("rejected", 1.0), ("paid", 1.0), ("cancelled", 1.0), ("expired", 0.0)]
+        [("placed", 3.0), ("accepted", 2.0), ("rejected", 0.0), ("paid", 1.0), ("cancelled", 1.0), ("expired", 0.0)]
     {
         assert_eq!(sample(&orders_text, "caravan_orders_total", &[("event", event)]), n, "orders {event}");
     }
+    let turned_away = |decided| sample(&orders_text, "caravan_orders_turned_away_total", &[("decided", decided)]);
+    assert_eq!((turned_away("inventory"), turned_away("memory")), (1.0, 0.0), "the refused order, turned away");
     let place_order = "caravan.orders.v1.OrdersService/PlaceOrder";
     let served = |text: &str, service: &str, method: &str, code: &str| {
         sample(text, "rpc_server_duration_seconds_count", &[("service", service), ("method", method), ("code", code)])

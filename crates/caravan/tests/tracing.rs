@@ -142,7 +142,10 @@ fn hex(id: &str) -> Vec<u8> {
 }
 
 /// What every test checks of a placed and a refused order's traces.
-fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port: u16, partner: &str) {
+/// The traces of three calls: `refused` (first, more than the show holds:
+/// inventory refuses), `placed` (then, the whole allocation) and `storm` (a
+/// second later, the offer gone: refused from orders' memory).
+fn check_traces(all: &[(String, Span)], [refused, placed, storm]: [&str; 3], orders_port: u16, partner: &str) {
     let trace = Trace::of(all, placed);
     println!("the placed order's trace:\n{}", trace.tree());
     assert_eq!(trace.services(), ["catalog", "inventory", "orders", "scheduling"], "{:?}", trace.names());
@@ -183,10 +186,9 @@ fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port
         );
         assert_eq!(text(&hop.attributes, "enduser.id").as_deref(), Some("svc-orders"), "orders calls with its own key");
     }
-    // A product catalog had not cached is read from its database, within
-    // the call that asked for it.
+    // Its product was read from catalog's cache: no database work to trace.
     let products = trace.find("catalog", SpanKind::Server, "caravan.catalog.v1.CatalogService/BatchGetProducts");
-    assert!(trace.statements("catalog", products) > 0, "catalog's read of an uncached product in the trace");
+    assert_eq!(trace.statements("catalog", products), 0, "a cached read is not traced as database work");
     // Spans last while their work does: each ends after it starts, and
     // serving PlaceOrder spans the whole of each call and statement it made.
     for (service, span) in &trace.spans {
@@ -213,19 +215,31 @@ fn check_traces(all: &[(String, Span)], placed: &str, refused: &str, orders_port
     assert_eq!(int(&call.attributes, "rpc.grpc.status_code"), Some(9));
     let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
     assert_eq!(int(&served.attributes, "rpc.grpc.status_code"), Some(9));
-    // Its product was read from catalog's cache: no database work to trace.
+    // A product catalog had not cached is read from its database, within
+    // the call that asked for it.
     let products = trace.find("catalog", SpanKind::Server, "caravan.catalog.v1.CatalogService/BatchGetProducts");
-    assert_eq!(trace.statements("catalog", products), 0, "a cached read is not traced as database work");
+    assert!(trace.statements("catalog", products) > 0, "catalog's read of an uncached product in the trace");
     assert_ne!(served.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
+
+    // Once orders knows the offer is gone, a buyer pressing buy is answered
+    // from its memory: no call to another service, no database work.
+    let trace = Trace::of(all, storm);
+    let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
+    assert_eq!(int(&served.attributes, "rpc.grpc.status_code"), Some(9));
+    assert_eq!(trace.names().len(), 1, "refused from memory, nothing else: {:?}", trace.names());
 
     // Health checks are not traced, and exporting traces makes no traces.
     assert!(!all.iter().any(|(_, span)| span.name.contains("grpc.health")), "health checks traced");
     assert!(!all.iter().any(|(_, span)| span.name.contains("TraceService")), "the exporter traced itself");
 }
 
+/// How soon every orders replica knows an offer sold out (inventory's
+/// stream, a poll every 100 ms): what the README promises partners.
+const SOLD_OUT_KNOWN: Duration = Duration::from_secs(1);
+
 /// Waits until catalog's cache of the show's product (filled while the show
-/// was set up) has expired: the placed order's read of it misses and goes to
-/// the database; the refused order's, right after, is served from memory.
+/// was set up) has expired: the refused order's read of it misses and goes
+/// to the database; the placed order's, right after, is served from memory.
 async fn let_catalogs_cache_expire() {
     tokio::time::sleep(caravan_catalog::store::PRODUCT_CACHE_TTL + Duration::from_millis(200)).await;
 }
@@ -260,16 +274,20 @@ async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
     let orders = services.addrs[&ServiceKind::Orders];
     let sale = live_show(&services.addrs, Caller::Operator.key(), 2).await;
     let_catalogs_cache_expire().await;
+    let (refused, traceparent) = trace_of(2);
+    let status = place(orders, Caller::Hema.key(), &sale, "buyer-2", 3, Some(&traceparent)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "more than the show holds");
     let (placed, traceparent) = trace_of(1);
     place(orders, Caller::Hema.key(), &sale, "buyer-1", 2, Some(&traceparent)).await.unwrap();
-    let (refused, traceparent) = trace_of(2);
-    let status = place(orders, Caller::Hema.key(), &sale, "buyer-2", 1, Some(&traceparent)).await.unwrap_err();
+    tokio::time::sleep(SOLD_OUT_KNOWN).await;
+    let (storm, traceparent) = trace_of(7);
+    let status = place(orders, Caller::Hema.key(), &sale, "buyer-3", 1, Some(&traceparent)).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "sold out");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     services.stop().await;
 
     let spans = receiver.spans();
-    check_traces(&spans, &placed, &refused, orders.port(), "hema-shop");
+    check_traces(&spans, [&refused, &placed, &storm], orders.port(), "hema-shop");
     check_driver_link(&spans, &placed);
 }
 
@@ -302,13 +320,16 @@ async fn under_caravan_up_each_service_still_reports_its_own_name() {
     let sale = live_show(&addrs, &key("operator "), 2).await;
     let_catalogs_cache_expire().await;
     let orders = addrs[&ServiceKind::Orders];
+    let (refused, traceparent) = trace_of(4);
+    place(orders, &key("partner:hema "), &sale, "buyer-2", 3, Some(&traceparent)).await.unwrap_err();
     let (placed, traceparent) = trace_of(3);
     place(orders, &key("partner:hema "), &sale, "buyer-1", 2, Some(&traceparent)).await.unwrap();
-    let (refused, traceparent) = trace_of(4);
-    place(orders, &key("partner:hema "), &sale, "buyer-2", 1, Some(&traceparent)).await.unwrap_err();
+    tokio::time::sleep(SOLD_OUT_KNOWN).await;
+    let (storm, traceparent) = trace_of(8);
+    place(orders, &key("partner:hema "), &sale, "buyer-3", 1, Some(&traceparent)).await.unwrap_err();
     stop(up).await;
 
-    check_traces(&receiver.spans(), &placed, &refused, addrs[&ServiceKind::Orders].port(), "hema-dev");
+    check_traces(&receiver.spans(), [&refused, &placed, &storm], addrs[&ServiceKind::Orders].port(), "hema-dev");
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod engine;
 pub mod report;
 pub mod scenario;
+pub mod storm;
 pub mod suite;
 pub mod svg;
 
@@ -48,7 +49,10 @@ pub struct LoadgenArgs {
     /// oversell; --key must be a service key, see --operator-key) or `order`
     /// (PlaceOrder of one unit of one hot product in a live show, through
     /// all four services, checked against the sales report and inventory;
-    /// --key must be a partner key, see --operator-key).
+    /// --key must be a partner key, see --operator-key) or `storm` (the
+    /// sell-out storm: `order` until --stock is sold, measured apart, then
+    /// --duration of buyers pressing buy on a sold-out offer, with
+    /// --storm-cancel orders cancelled midway; see --pg-stats).
     #[arg(long)]
     pub scenario: Option<String>,
     /// For `list`: filter by this country (`countries/XX`).
@@ -108,6 +112,19 @@ pub struct LoadgenArgs {
     /// Server processes whose CPU the scenario is charged (repeatable).
     #[arg(long = "server-pid")]
     pub server_pids: Vec<u32>,
+    /// For `storm`: orders cancelled midway through the storm, whose units
+    /// must sell again.
+    #[arg(long, default_value_t = 20)]
+    pub storm_cancel: usize,
+    /// For `storm` against a suite on PostgreSQL: a URL of that server (any
+    /// database on it, e.g. postgres://postgres@127.0.0.1:5432/postgres);
+    /// each phase then reports the suite's transactions per call.
+    #[arg(long)]
+    pub pg_stats: Option<String>,
+    /// With --pg-stats: the suite's databases' name prefix (`<prefix>_<service>`,
+    /// as `caravan up --postgres-prefix`).
+    #[arg(long, default_value = "caravan")]
+    pub pg_prefix: String,
     /// Print figures as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -198,7 +215,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
                 ca,
                 server: ServerCpu::Pids(args.server_pids.clone()),
             };
-            runs.push(run_scenario(name, name, &target, &args, &config).await?);
+            if name == "storm" {
+                runs.extend(run_storm(&target, &args, &config).await?);
+            } else {
+                runs.push(run_scenario(name, name, &target, &args, &config).await?);
+            }
         }
         (Some(name), true) => runs.extend(tracing_cost(name, &args, &config).await?),
         (None, true) => anyhow::bail!("--tracing-cost needs a --scenario"),
@@ -214,8 +235,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
     } else if args.compare && reports.len() > 1 {
         match args.scenario {
             Some(_) => {
-                let (scenario, baselines) = reports.split_last().context("reports")?;
-                ratios.extend(baselines.iter().map(|b| Ratio::between(scenario, b)));
+                // Every scenario run (the storm has two) against each baseline.
+                let (baselines, scenarios) = reports.split_at(args.baselines.len().min(reports.len()));
+                for scenario in scenarios {
+                    ratios.extend(baselines.iter().map(|b| Ratio::between(scenario, b)));
+                }
             }
             None => ratios.extend(reports[1..].iter().map(|r| Ratio::between(r, &reports[0]))),
         }
@@ -406,13 +430,40 @@ async fn run_scenario(
             let scenario = scenario::Order::prepare(channels(&target.orders)?, setup, args.stock).await?;
             measure(label, Arc::new(scenario), config, server).await
         }
-        other => anyhow::bail!("unknown scenario `{other}` (known: read, list, reserve, order)"),
+        other => anyhow::bail!("unknown scenario `{other}` (known: read, list, reserve, order, storm)"),
     }
+}
+
+/// `--scenario storm` against `target`: its show set up as `order`'s, then
+/// both phases.
+async fn run_storm(target: &Target, args: &LoadgenArgs, config: &LoadConfig) -> anyhow::Result<Vec<(Report, Measurement)>> {
+    anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
+    anyhow::ensure!(
+        args.stock < 10_000_000,
+        "--stock is what the storm sells before it storms: give a show's stock (say 1000), not the default"
+    );
+    let ca = target.ca.as_deref();
+    let operator = target.operator_key.as_deref().context("`storm` needs --operator-key for its setup")?;
+    let setup = scenario::OrderSetup {
+        catalog: Authed::new(&target.catalog, Some(operator), ca)?,
+        scheduling: Authed::new(&target.scheduling, Some(operator), ca)?,
+        inventory: Authed::new(&target.inventory, Some(operator), ca)?,
+        orders: Authed::new(&target.orders, Some(operator), ca)?,
+    };
+    let channels = Authed::many(&target.orders, target.key.as_deref(), ca, args.channels)?;
+    let order = scenario::Order::prepare(channels, setup, args.stock).await?;
+    let options = storm::StormOptions {
+        stock: args.stock,
+        cancel: args.storm_cancel,
+        pg_stats: args.pg_stats.clone().map(|url| (url, args.pg_prefix.clone())),
+        services: storm::services(&target.catalog, &target.scheduling, &target.inventory, &target.orders),
+    };
+    storm::run(order, options, config, target.server.clone()).await
 }
 
 /// Whose CPU a run is charged.
 #[derive(Debug, Clone)]
-enum ServerCpu {
+pub(crate) enum ServerCpu {
     /// Nobody known.
     None,
     /// These processes.
@@ -432,7 +483,7 @@ impl ServerCpu {
     }
 }
 
-async fn measure<S: Scenario>(
+pub(crate) async fn measure<S: Scenario>(
     name: &str,
     scenario: Arc<S>,
     config: &LoadConfig,

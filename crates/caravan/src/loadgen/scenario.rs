@@ -323,13 +323,13 @@ impl Scenario for Reserve {
 /// oversell, a lost order or a leaked hold shows as a difference.
 #[derive(Debug)]
 pub struct Order {
-    clients: Vec<OrdersServiceClient<Authed>>,
-    operator_orders: OrdersServiceClient<Authed>,
-    inventory: InventoryServiceClient<Authed>,
-    product: String,
-    show: String,
-    stock: i64,
-    run: String,
+    pub(super) clients: Vec<OrdersServiceClient<Authed>>,
+    pub(super) operator_orders: OrdersServiceClient<Authed>,
+    pub(super) inventory: InventoryServiceClient<Authed>,
+    pub(super) product: String,
+    pub(super) show: String,
+    pub(super) stock: i64,
+    pub(super) run: String,
     next: AtomicU64,
     placed: AtomicU64,
 }
