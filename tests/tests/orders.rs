@@ -519,7 +519,11 @@ async fn partners_place_and_see_their_own_and_operators_see_every_order() {
     assert_eq!(status.code(), Code::NotFound);
     let status = sale.douyin.cancel_order(cancel(&hemas[0])).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(sale.list(&sale.operator, ListOrdersRequest::default()).await.len(), 5, "the refused order left nothing");
+    assert_eq!(
+        sale.list(&sale.operator, ListOrdersRequest::default()).await.len(),
+        5,
+        "the refused order left nothing"
+    );
     sale.books(&hot).await;
     sale.stop().await;
 }
@@ -708,7 +712,9 @@ async fn every_replica_refuses_a_sold_out_offer_from_memory_and_sells_returned_u
         eventually(Duration::from_secs(1), || async {
             outcome(&replica_c, order("c-5", &hot, 1, "c-5")).await == "Unavailable"
         }),
-        eventually(Duration::from_secs(1), || async { outcome(&sale.hema, order("a-1", &hot, 2, "a-1")).await.is_empty() }),
+        eventually(Duration::from_secs(1), || async {
+            outcome(&sale.hema, order("a-1", &hot, 2, "a-1")).await.is_empty()
+        }),
     );
     assert!(c_forgot && a_sold, "within a second of the expiry: C knew ({c_forgot}), A sold ({a_sold})");
     sale.books(&hot).await;

@@ -590,7 +590,7 @@ fn print_report(
     let titles: HashMap<String, &str> =
         line_up.iter().map(|p| (format!("products/{}", p.id), p.title_en.as_str())).collect();
     println!("\nSales report — {}", line_up_title(report.show.trim_start_matches("shows/")));
-    println!("  {:<46} {:>5} {:>9} {:>12}  sold out", "specialty", "paid", "awaiting", "revenue");
+    println!("  {:<46} {:>5} {:>9} {:>12} {:>11}  sold out", "specialty", "paid", "awaiting", "revenue", "turned away");
     let mut by_order: BTreeMap<usize, &orders::ProductSales> = BTreeMap::new();
     for sales in &report.products {
         let position = line_up.iter().position(|p| format!("products/{}", p.id) == sales.product).unwrap_or(usize::MAX);
@@ -608,11 +608,12 @@ fn print_report(
             },
         );
         println!(
-            "  {:<46} {:>5} {:>9} {:>12}  {sold_out}",
+            "  {:<46} {:>5} {:>9} {:>12} {:>11}  {sold_out}",
             title.chars().take(46).collect::<String>(),
             sales.units_paid,
             sales.units_awaiting_payment,
-            yuan(revenue)
+            yuan(revenue),
+            sales.units_turned_away
         );
     }
     let paid: i64 = report.revenue_paid.iter().filter(|m| m.currency_code == "CNY").map(|m| m.minor_units).sum();

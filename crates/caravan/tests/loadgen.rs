@@ -225,3 +225,43 @@ async fn the_order_scenario_sells_the_show_offer_through_all_four_services_witho
     assert!(check.contains("placed 60 orders of 60") && check.contains("oversold: 0"), "{check}");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn the_storm_sells_out_refuses_the_crowd_sells_cancelled_units_again_and_keeps_health_serving() {
+    use caravan_platform::testing::Caller;
+
+    let running = common::InProcess::start().await;
+    let addrs = running.addr_args();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut args: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        args.extend([
+            "--scenario",
+            "storm",
+            "--key",
+            Caller::Hema.key(),
+            "--operator-key",
+            Caller::Operator.key(),
+            "--stock",
+            "30",
+            "--storm-cancel",
+            "5",
+            "--duration",
+            "3s",
+        ]);
+        loadgen(&args)
+    })
+    .await
+    .unwrap();
+    let (selling, storming) = (&out["reports"][0], &out["reports"][1]);
+    assert_eq!(selling["name"], "storm: selling out");
+    assert_eq!(selling["calls"], 30, "one call per unit: {selling}");
+    let check = selling["correctness"].as_str().unwrap();
+    assert!(check.starts_with("30 accepted, 0 refused; sold out"), "{check}");
+    assert_eq!(storming["name"], "storm: after the sell-out");
+    assert!(storming["errors"].as_object().unwrap().is_empty(), "refusals are the expected answer: {storming}");
+    let check = storming["correctness"].as_str().unwrap();
+    assert!(check.contains("5 accepted after 5 orders were cancelled"), "the cancelled units sold again: {check}");
+    assert!(check.contains("every one SERVING") && check.contains("oversold: 0"), "{check}");
+    assert!(storming["calls"].as_u64().unwrap() > 5, "the crowd kept pressing buy: {storming}");
+    running.stop().await;
+}

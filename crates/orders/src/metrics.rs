@@ -57,7 +57,8 @@ pub enum From {
 fn turned_away_counter() -> &'static IntCounterVec {
     static TURNED_AWAY: OnceLock<IntCounterVec> = OnceLock::new();
     TURNED_AWAY.get_or_init(|| {
-        let opts = Opts::new("caravan_orders_turned_away_total", "Order attempts turned away for lack of a show's stock");
+        let opts =
+            Opts::new("caravan_orders_turned_away_total", "Order attempts turned away for lack of a show's stock");
         match IntCounterVec::new(opts, &["decided"]) {
             Ok(counter) => register(counter),
             Err(e) => unreachable!("a valid metric definition: {e}"),

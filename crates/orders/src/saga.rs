@@ -204,13 +204,8 @@ impl Saga {
         let Shortage { product, requested, available } = shortage;
         self.sellout.turned_away(show, &product, requested);
         crate::metrics::turned_away(crate::metrics::From::Memory);
-        Error::SoldOut {
-            product: format!("products/{product}"),
-            show: format!("shows/{show}"),
-            requested,
-            available,
-        }
-        .into()
+        Error::SoldOut { product: format!("products/{product}"), show: format!("shows/{show}"), requested, available }
+            .into()
     }
 
     /// PlaceOrder for a first attempt that writes its request id's `claim`

@@ -233,9 +233,9 @@ impl Upstream {
         let stream = client.watch_stock(request).await?.into_inner();
         Ok(stream
             .map(|message| {
-                let line = message?.allocation_line.ok_or_else(|| {
-                    Status::internal("a WatchStock message of a show without its allocation line")
-                })?;
+                let line = message?
+                    .allocation_line
+                    .ok_or_else(|| Status::internal("a WatchStock message of a show without its allocation line"))?;
                 Ok(ShowStock {
                     product: line.product.strip_prefix("products/").unwrap_or(&line.product).to_owned(),
                     available: line.available,

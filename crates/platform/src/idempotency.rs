@@ -256,11 +256,8 @@ impl Idempotency {
     /// read, shared by the callers asking at the same time.
     pub async fn seen(&self, claim: &Claim) -> Result<Seen, Status> {
         let key = (claim.principal.clone(), claim.method, claim.request_id.clone());
-        let stored = self
-            .lookups
-            .submit(key)
-            .await
-            .map_err(|e| crate::error::internal("looking up a request id", &e))??;
+        let stored =
+            self.lookups.submit(key).await.map_err(|e| crate::error::internal("looking up a request id", &e))??;
         Ok(match stored {
             None => Seen::New,
             Some(hash) if hash == claim.hash => Seen::Same,
@@ -582,15 +579,17 @@ async fn lookup(db: &DatabaseConnection, keys: Vec<Key>) -> Vec<Result<Option<St
          WHERE (principal, method, request_id) IN ({})",
         rows.collect::<Vec<_>>().join(", ")
     );
-    let values = keys
-        .iter()
-        .flat_map(|(p, m, r)| [Value::from(p.as_str()), Value::from(*m), Value::from(r.as_str())])
-        .collect();
+    let values =
+        keys.iter().flat_map(|(p, m, r)| [Value::from(p.as_str()), Value::from(*m), Value::from(r.as_str())]).collect();
     let found = async {
         let mut found: HashMap<Key, String> = HashMap::new();
         for row in crate::db::query(db, &sql, values).await? {
-            let (principal, method, request_id, hash): (String, String, String, String) =
-                (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+            let (principal, method, request_id, hash): (String, String, String, String) = (
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+                row.try_get_by_index(3)?,
+            );
             if let Some(key) = keys.iter().find(|(p, m, r)| p == &principal && *m == method && r == &request_id) {
                 found.insert(key.clone(), hash);
             }

@@ -436,7 +436,11 @@ async fn run_scenario(
 
 /// `--scenario storm` against `target`: its show set up as `order`'s, then
 /// both phases.
-async fn run_storm(target: &Target, args: &LoadgenArgs, config: &LoadConfig) -> anyhow::Result<Vec<(Report, Measurement)>> {
+async fn run_storm(
+    target: &Target,
+    args: &LoadgenArgs,
+    config: &LoadConfig,
+) -> anyhow::Result<Vec<(Report, Measurement)>> {
     anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
     anyhow::ensure!(
         args.stock < 10_000_000,

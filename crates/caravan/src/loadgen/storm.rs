@@ -223,7 +223,8 @@ struct PgReading {
 impl PgCounters {
     async fn connect(url: &str, prefix: &str) -> anyhow::Result<PgCounters> {
         let db = sea_orm::Database::connect(url).await.context("connecting to --pg-stats")?;
-        let databases = ["catalog", "scheduling", "inventory", "orders"].iter().map(|s| format!("{prefix}_{s}")).collect();
+        let databases =
+            ["catalog", "scheduling", "inventory", "orders"].iter().map(|s| format!("{prefix}_{s}")).collect();
         Ok(PgCounters { db, databases })
     }
 

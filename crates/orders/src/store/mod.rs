@@ -13,19 +13,19 @@ use caravan_platform::{
     idempotency::Claim,
     time::Micros,
 };
-use tonic::Status;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
 };
+use tonic::Status;
 use tracing::field::Empty;
 
 use crate::{
     domain::{Money, Order, OrderLine, OrderState},
     error::Error,
 };
-use entity::{order, order_line};
 pub use demand::Demand;
+use entity::{order, order_line};
 pub use sales::{CountrySales, Figures, Sales, SalesLine, Unmet};
 
 /// Which orders a list returns.

@@ -89,7 +89,13 @@ async fn list_is_newest_first_filtered_and_paged() {
     .enumerate()
     {
         store
-            .insert_order(&order(&format!("o-{i}"), buyer, show, state, base + offset), "", NEVER, &BuyerLimits::new(), None)
+            .insert_order(
+                &order(&format!("o-{i}"), buyer, show, state, base + offset),
+                "",
+                NEVER,
+                &BuyerLimits::new(),
+                None,
+            )
             .await
             .unwrap();
     }
