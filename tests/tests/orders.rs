@@ -648,11 +648,11 @@ async fn every_replica_refuses_a_sold_out_offer_from_memory_and_sells_returned_u
     let suite = &sale.festival.running.suite;
     let (catalog, scheduling) = (suite.addr(ServiceKind::Catalog), suite.addr(ServiceKind::Scheduling));
     let (_b, replica_b) = orders_replica(&sale, catalog, scheduling).await;
-    // Replica C reaches inventory only: every order it places fails at the
-    // catalog (UNAVAILABLE), so an answer of INSUFFICIENT_STOCK can only
-    // come from its memory — no call to another service, nothing written.
+    // Replica C cannot reach the catalog: every order it places fails there
+    // (UNAVAILABLE), so an answer of INSUFFICIENT_STOCK can only come from
+    // its memory — no call to another service, nothing written.
     let closed = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
-    let (_c, replica_c) = orders_replica(&sale, closed, closed).await;
+    let (_c, replica_c) = orders_replica(&sale, closed, scheduling).await;
     assert_eq!(outcome(&replica_c, order("c-0", &hot, 1, "c-0")).await, "Unavailable", "C starts watching the show");
 
     // The two units sell on A and B; then every replica knows the offer is gone.

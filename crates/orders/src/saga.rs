@@ -304,7 +304,22 @@ impl Saga {
     async fn priced(&self, new: NewOrder) -> Result<(Order, BuyerLimits), Status> {
         let NewOrder { id, partner, buyer, show, lines } = new;
         let ids: Vec<String> = lines.iter().map(|(p, _)| p.clone()).collect();
-        let products = self.upstream.products(&ids).await.map_err(upstream_status)?;
+        // Both checks at once (an order waits for the slower, not the sum);
+        // their answers are then read in order, the catalog's first.
+        let live_offers = async {
+            match &show {
+                Some(show) => Some(self.upstream.live_offers(show, &ids).await),
+                None => None,
+            }
+        };
+        let (products, live_offers) = futures::join!(self.upstream.products(&ids), live_offers);
+        if let (Some(show), Some(Ok((true, offers)))) = (&show, &live_offers) {
+            // A live show and its offers: worth following their stock.
+            let offered: Vec<String> =
+                ids.iter().filter(|id| offers.iter().any(|o| &o.product == *id)).cloned().collect();
+            self.sellout.watch(show, &offered);
+        }
+        let products = products.map_err(upstream_status)?;
         let mut priced = Vec::with_capacity(products.len());
         for (i, product) in products.into_iter().enumerate() {
             match product {
@@ -320,8 +335,8 @@ impl Saga {
             }
         }
         let mut limits = BuyerLimits::new();
-        if let Some(show) = &show {
-            let (live, offers) = self.upstream.live_offers(show, &ids).await.map_err(upstream_status)?;
+        if let (Some(show), Some(live_offers)) = (&show, live_offers) {
+            let (live, offers) = live_offers.map_err(upstream_status)?;
             if !live {
                 return Err(precondition(
                     "SHOW_NOT_LIVE",

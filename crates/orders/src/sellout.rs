@@ -2,9 +2,10 @@
 //! storm"), so a crowd pressing buy after an offer sold out is answered from
 //! memory: no database write, no call to another service.
 //!
-//! **The signal.** The first order of a show starts a WatchStock subscription
-//! to that show's allocation lines (the products ordered so far; a new
-//! product restarts it with the cursors kept). Every change of a line reaches
+//! **The signal.** The first order of a show that passes scheduling's checks
+//! (the show is live, the products on its line-up) starts a WatchStock
+//! subscription to that show's allocation lines (the products ordered so
+//! far; a new product restarts it with the cursors kept). Every change of a line reaches
 //! every replica's subscription within inventory's poll interval (100 ms), and
 //! each replica keeps the latest `available` of each line it has heard of.
 //!
@@ -139,51 +140,55 @@ impl SellOut {
 
     /// The first of `lines` (product id, units) that show `show` (its id)
     /// is known to have too few units of; `None` when every line may be
-    /// had, or the memory does not know yet (it starts learning now).
+    /// had, or the memory does not know.
     pub fn shortage(&self, show: &str, lines: &[(String, i64)]) -> Option<Shortage> {
-        let mut shows = self.shows();
-        let Some(watch) = shows.get(show).cloned() else {
-            let watch = Arc::new(Show {
-                state: Mutex::new(ShowState {
-                    watched: lines.iter().map(|(p, _)| p.clone()).collect(),
-                    levels: HashMap::new(),
-                    last_used: Instant::now(),
-                    over: false,
-                }),
-                grew: Notify::new(),
-            });
-            shows.insert(show.to_owned(), watch.clone());
-            drop(shows);
-            let (inner, show) = (self.inner.clone(), show.to_owned());
-            tokio::spawn(self.inner.telemetry.run(async move { subscribe(inner, show, watch).await }));
-            return None;
-        };
-        drop(shows);
+        let watch = self.shows().get(show).cloned()?;
         let mut state = watch.state();
         if state.over {
             return None;
         }
         state.last_used = Instant::now();
-        let mut grew = false;
-        let mut short = None;
-        for (product, requested) in lines {
-            if state.watched.insert(product.clone()) {
-                grew = true;
-                continue;
-            }
-            if short.is_none()
-                && let Some(level) = state.levels.get(product)
-                && !level.closed
-                && level.available < *requested
-            {
-                short = Some(Shortage { product: product.clone(), requested: *requested, available: level.available });
-            }
+        lines.iter().find_map(|(product, requested)| {
+            let level = state.levels.get(product)?;
+            (!level.closed && level.available < *requested).then(|| Shortage {
+                product: product.clone(),
+                requested: *requested,
+                available: level.available,
+            })
+        })
+    }
+
+    /// Follows `products` (ids) of live show `show` from now on, if it does
+    /// not yet: called once an order passed scheduling's checks, so only
+    /// live shows and their offers are ever watched.
+    pub fn watch(&self, show: &str, products: &[String]) {
+        if products.is_empty() {
+            return;
         }
-        drop(state);
-        if grew {
-            watch.grew.notify_one();
+        let mut shows = self.shows();
+        if let Some(watch) = shows.get(show).cloned() {
+            drop(shows);
+            let mut state = watch.state();
+            let grew = products.iter().fold(false, |grew, p| state.watched.insert(p.clone()) || grew);
+            drop(state);
+            if grew {
+                watch.grew.notify_one();
+            }
+            return;
         }
-        short
+        let watch = Arc::new(Show {
+            state: Mutex::new(ShowState {
+                watched: products.iter().cloned().collect(),
+                levels: HashMap::new(),
+                last_used: Instant::now(),
+                over: false,
+            }),
+            grew: Notify::new(),
+        });
+        shows.insert(show.to_owned(), watch.clone());
+        drop(shows);
+        let (inner, show) = (self.inner.clone(), show.to_owned());
+        tokio::spawn(self.inner.telemetry.run(async move { subscribe(inner, show, watch).await }));
     }
 
     /// The version of `product`'s line the memory holds for `show`, to hand

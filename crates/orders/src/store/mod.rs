@@ -57,8 +57,6 @@ pub struct StateChange<'a> {
     pub payment_reference: &'a str,
     /// When the driver looks at the order next.
     pub due_at: Option<Micros>,
-    /// The product (`products/{id}`) an order is rejected for lack of.
-    pub rejected_product: &'a str,
 }
 
 /// The per-buyer limits of a new order's show offers, by `products/{id}`
@@ -235,7 +233,7 @@ impl Store {
         now: Micros,
     ) -> Result<bool, Error> {
         let context = "changing an order's state";
-        let StateChange { reason, payment_deadline, payment_reference, due_at, rejected_product } = change;
+        let StateChange { reason, payment_deadline, payment_reference, due_at } = change;
         let txn = self.db.begin().await.map_err(Error::db(context))?;
         let changed = exec(
             &txn,
@@ -243,8 +241,7 @@ impl Store {
              state_reason = CASE WHEN $5 = '' THEN state_reason ELSE $5 END, \
              payment_deadline = CASE WHEN $6 = 0 THEN payment_deadline ELSE $6 END, \
              payment_reference = CASE WHEN $7 = '' THEN payment_reference ELSE $7 END, \
-             due_at = $8, \
-             rejected_product = CASE WHEN $9 = '' THEN rejected_product ELSE $9 END \
+             due_at = $8 \
              WHERE id = $1 AND state = $2",
             vec![
                 id.into(),
@@ -255,7 +252,6 @@ impl Store {
                 payment_deadline.map_or(0, |t| t.0).into(),
                 payment_reference.into(),
                 sea_orm::Value::BigInt(due_at.map(|t| t.0)),
-                rejected_product.into(),
             ],
         )
         .await
