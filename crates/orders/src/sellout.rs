@@ -100,8 +100,9 @@ struct Inner {
     background: CancellationToken,
     telemetry: ServiceTelemetry,
     shows: Mutex<HashMap<String, Arc<Show>>>,
-    /// Refusals not yet written, per (`shows/{id}`, `products/{id}`).
-    demand: Mutex<HashMap<(String, String), Demand>>,
+    /// Refusals not yet written, per show id and product id (nested, so a
+    /// count looks its offer up without building a key).
+    demand: Mutex<HashMap<String, HashMap<String, Demand>>>,
 }
 
 /// The memory of one orders replica; cheap to clone.
@@ -223,7 +224,16 @@ impl SellOut {
 impl Inner {
     fn add_demand(&self, show: &str, product: &str, demand: Demand) {
         let mut pending = self.demand.lock().unwrap_or_else(|e| e.into_inner());
-        pending.entry((format!("shows/{show}"), format!("products/{product}"))).or_default().merge(demand);
+        let offers = match pending.get_mut(show) {
+            Some(offers) => offers,
+            None => pending.entry(show.to_owned()).or_default(),
+        };
+        match offers.get_mut(product) {
+            Some(counted) => counted.merge(demand),
+            None => {
+                offers.insert(product.to_owned(), demand);
+            }
+        }
     }
 }
 
@@ -335,14 +345,20 @@ async fn flush_demand(inner: Arc<Inner>, store: Store) {
             _ = ticker.tick() => false,
         };
         let pending: Vec<((String, String), Demand)> =
-            std::mem::take(&mut *inner.demand.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+            std::mem::take(&mut *inner.demand.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .flat_map(|(show, offers)| {
+                    offers.into_iter().map(move |(product, demand)| {
+                        ((format!("shows/{show}"), format!("products/{product}")), demand)
+                    })
+                })
+                .collect();
         if !pending.is_empty()
             && let Err(e) = store.add_demand(&pending).await
         {
             tracing::warn!(error = %e, offers = pending.len(), "recording demand failed; keeping it for the next try");
-            let mut kept = inner.demand.lock().unwrap_or_else(|e| e.into_inner());
-            for (key, demand) in pending {
-                kept.entry(key).or_default().merge(demand);
+            for ((show, product), demand) in pending {
+                inner.add_demand(show.trim_start_matches("shows/"), product.trim_start_matches("products/"), demand);
             }
         }
         if stopping {

@@ -270,11 +270,13 @@ fn is_error(code: Code, server_side: bool) -> bool {
 
 /// The log level follows the code: a client's mistake is not our error.
 /// Shed or rate-limited calls come in floods exactly when the server is
-/// busiest; one log line each would add to the load, so they are debug (the
-/// metrics count them: code label, `rpc_server_shed_total`).
+/// busiest, and so do refusals on state (`FAILED_PRECONDITION`: a sold-out
+/// offer, with tens of thousands of buyers still pressing buy); one log line
+/// each would add to the load, so they are debug (the metrics count them:
+/// code label, `rpc_server_shed_total`, `caravan_orders_turned_away_total`).
 fn outcome_level(code: Code) -> tracing::Level {
     match code {
-        Code::Ok | Code::ResourceExhausted => tracing::Level::DEBUG,
+        Code::Ok | Code::ResourceExhausted | Code::FailedPrecondition => tracing::Level::DEBUG,
         Code::Internal | Code::Unknown | Code::DataLoss => tracing::Level::ERROR,
         Code::Unavailable | Code::DeadlineExceeded | Code::Unimplemented => tracing::Level::WARN,
         _ => tracing::Level::INFO,
@@ -643,5 +645,17 @@ mod tests {
         assert_eq!(stored, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         assert_eq!(span_context_of(stored), Some(sampled));
         assert_eq!(traceparent(&SpanContext::NONE), None);
+    }
+
+    #[test]
+    fn floods_log_at_debug_and_failures_louder() {
+        use tracing::Level;
+        for code in [Code::Ok, Code::ResourceExhausted, Code::FailedPrecondition] {
+            assert_eq!(outcome_level(code), Level::DEBUG, "{code:?} comes in floods");
+        }
+        assert_eq!(outcome_level(Code::InvalidArgument), Level::INFO);
+        assert_eq!(outcome_level(Code::NotFound), Level::INFO);
+        assert_eq!(outcome_level(Code::Unavailable), Level::WARN);
+        assert_eq!(outcome_level(Code::Internal), Level::ERROR);
     }
 }
