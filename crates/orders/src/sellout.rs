@@ -170,7 +170,10 @@ impl SellOut {
         if let Some(watch) = shows.get(show).cloned() {
             drop(shows);
             let mut state = watch.state();
-            let grew = products.iter().fold(false, |grew, p| state.watched.insert(p.clone()) || grew);
+            let mut grew = false;
+            for product in products {
+                grew |= state.watched.insert(product.clone());
+            }
             drop(state);
             if grew {
                 watch.grew.notify_one();
