@@ -553,7 +553,7 @@ async fn stuck_order(sale: &Sale, id: &str, product: &str, inventory: &mut Inven
     };
     // Due when the service itself would have made it due: twice the call limit.
     let due = now.plus(Duration::from_secs(20));
-    assert!(store.insert_order(&order, "", due, &BuyerLimits::new(), None).await.unwrap());
+    assert!(store.insert_order(&order, "", due, &BuyerLimits::new(), None, None).await.unwrap());
     inventory.reserve_stock(reserve(id, product)).await.unwrap();
 }
 
@@ -682,6 +682,12 @@ async fn every_replica_refuses_a_sold_out_offer_from_memory_and_sells_returned_u
     // (C answers it from the request id's record, without the catalog.)
     let again = replica_c.clone().place_order(order("a-0", &hot, 1, "a-0")).await.unwrap().into_inner();
     assert_eq!((again.name.as_str(), again.state()), (a.name.as_str(), State::AwaitingPayment));
+    // Asked twice: once before C has read the show's request keys (the
+    // request id's record answers), once after (its memory does).
+    let again = replica_c.clone().place_order(order("a-0", &hot, 1, "a-0")).await.unwrap().into_inner();
+    assert_eq!(again.name, a.name);
+    let reused = replica_c.clone().place_order(order("a-0", &hot, 2, "a-0")).await.unwrap_err();
+    assert_eq!((reused.code(), reason(&reused).as_str()), (Code::AlreadyExists, "REQUEST_ID_REUSED"));
     let orders = sale.list(&sale.operator, ListOrdersRequest::default()).await;
     assert_eq!(orders.len(), 2, "refusals wrote nothing: {orders:?}");
 

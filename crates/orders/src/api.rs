@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{Money, Order, OrderState},
     saga::Saga,
+    sellout::Placed,
     store::{OrderFilter, Store},
 };
 
@@ -162,7 +163,7 @@ impl OrdersService for OrdersApi {
         let partner = acting_partner(auth::principal(&request)?)?;
         let new = saga::new_order(request.get_ref(), &partner)?;
         let request_id = request.get_ref().request_id.as_str();
-        let claim = self.idempotency.claim_for(&request, PLACE_ORDER, request_id)?;
+        let mut claim = self.idempotency.claim_for(&request, PLACE_ORDER, request_id)?;
         // The sell-out storm: an offer this replica knows is sold out is
         // refused from memory — unless the request id says this request was
         // seen before (a retry of an order placed before the sell-out),
@@ -170,13 +171,25 @@ impl OrdersService for OrdersApi {
         if let Some(show) = &new.show
             && let Some(shortage) = self.saga.shortage(show, &new.lines)
         {
-            let seen = match &claim {
-                Some(claim) => self.idempotency.seen(claim).await?,
-                None => Seen::New,
+            // What the request placed before: known in memory once the
+            // show's request keys were read after the sell-out (no read per
+            // refusal); until then, the request id's record.
+            let known = match (&claim, &new.request_key) {
+                (Some(_), Some(key)) => self.saga.placed_before(show, &shortage.product, key, &new.id),
+                _ => Some(Placed::Nothing),
+            };
+            let seen = match (known, &claim) {
+                (Some(Placed::Nothing), _) | (None, None) => Seen::New,
+                (Some(Placed::This), _) => Seen::Same,
+                (Some(Placed::Another), _) => Seen::Reused,
+                (None, Some(claim)) => self.idempotency.seen(claim).await?,
             };
             if seen == Seen::New {
                 return Err(self.saga.turn_away(show, shortage));
             }
+            // The request id is taken: its record answers (a replay, or
+            // REQUEST_ID_REUSED), through the mechanism below.
+            claim = None;
         }
         let traceparent = caravan_platform::rpc::current_traceparent();
         // Never longer than the call limit (the driver recovers what is left

@@ -48,6 +48,7 @@ impl app::Service for Orders {
         let sellout = sellout::SellOut::start(
             upstream.clone(),
             store.clone(),
+            config.call_limit * 2,
             host.clock(),
             host.background(),
             host.telemetry().clone(),

@@ -38,7 +38,7 @@ use tonic::Status;
 use crate::{
     domain::{Order, OrderLine, OrderState},
     error::Error,
-    sellout::{SellOut, Shortage},
+    sellout::{Placed, SellOut, Shortage},
     store::{BuyerLimits, StateChange, Store},
     upstream::{Refusal, Upstream},
 };
@@ -69,6 +69,9 @@ impl Timers {
 pub struct NewOrder {
     /// Its id (derived from the partner's request id, or generated).
     pub id: String,
+    /// Which request placed it: the partner and its request id, digested;
+    /// `None` without a request id.
+    pub request_key: Option<String>,
     /// The partner placing it.
     pub partner: String,
     /// The partner's buyer reference.
@@ -198,6 +201,13 @@ impl Saga {
         self.sellout.shortage(show, lines)
     }
 
+    /// Whether the request placed an order in `show` before `product` ran
+    /// short, as the memory knows ([`SellOut::placed`]); `None` when it
+    /// does not know yet.
+    pub fn placed_before(&self, show: &str, product: &str, request_key: &str, order_id: &str) -> Option<Placed> {
+        self.sellout.placed(show, product, request_key, order_id)
+    }
+
     /// Turns an order away for `shortage` in `show` without writing
     /// anything: counted as demand, answered as inventory would.
     pub fn turn_away(&self, show: &str, shortage: Shortage) -> Status {
@@ -222,7 +232,7 @@ impl Saga {
         traceparent: &str,
         reply: Reply<'_>,
     ) -> Option<Result<Order, Status>> {
-        let id = new.id.clone();
+        let (id, request_key) = (new.id.clone(), new.request_key.clone());
         let (order, limits) = match self.priced(new).await {
             Ok(priced) => priced,
             Err(refused) => {
@@ -237,7 +247,11 @@ impl Saga {
             }
         };
         let recover_at = self.timers.recover_at(&order);
-        match self.store.insert_order(&order, traceparent, recover_at, &limits, Some(claim)).await {
+        match self
+            .store
+            .insert_order(&order, traceparent, recover_at, &limits, Some(claim), request_key.as_deref())
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return None,
             Err(e) => return Some(Err(e.into())),
@@ -255,7 +269,7 @@ impl Saga {
     /// So a retry still resumes what the first attempt wrote, and a new
     /// order costs one statement less.
     pub async fn place(&self, new: NewOrder, traceparent: &str) -> Result<Order, Status> {
-        let (id, partner) = (new.id.clone(), new.partner.clone());
+        let (id, partner, request_key) = (new.id.clone(), new.partner.clone(), new.request_key.clone());
         let (order, limits) = match self.priced(new).await {
             Ok(priced) => priced,
             Err(refused) => {
@@ -267,7 +281,7 @@ impl Saga {
             }
         };
         let recover_at = self.timers.recover_at(&order);
-        if !self.store.insert_order(&order, traceparent, recover_at, &limits, None).await? {
+        if !self.store.insert_order(&order, traceparent, recover_at, &limits, None, request_key.as_deref()).await? {
             // A concurrent attempt with the same request id wrote it first.
             let existing = self.store.order(&order.id, None).await?;
             return self.resume(existing).await;
@@ -302,7 +316,7 @@ impl Saga {
     /// the list price. Returns the PENDING order and its offers' per-buyer
     /// limits.
     async fn priced(&self, new: NewOrder) -> Result<(Order, BuyerLimits), Status> {
-        let NewOrder { id, partner, buyer, show, lines } = new;
+        let NewOrder { id, request_key: _, partner, buyer, show, lines } = new;
         let ids: Vec<String> = lines.iter().map(|(p, _)| p.clone()).collect();
         // Both checks at once (an order waits for the slower, not the sum);
         // their answers are then read in order, the catalog's first.

@@ -61,12 +61,25 @@ pub struct Shortage {
     pub available: i64,
 }
 
-/// What the memory knows of one line: inventory's level at `version`.
+/// What the memory knows of one line: inventory's level at `version`, and
+/// how often it has gone down since the subscription began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Level {
     version: i64,
     available: i64,
     closed: bool,
+    drops: u64,
+}
+
+/// What a request was to a show, as far as the memory knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// The request placed no order in the show.
+    Nothing,
+    /// It placed this very order (a retry).
+    This,
+    /// Its request id placed another order (another body).
+    Another,
 }
 
 #[derive(Debug)]
@@ -78,6 +91,16 @@ struct ShowState {
     last_used: Instant,
     /// Every line is closed: the show is over and no longer watched.
     over: bool,
+    /// The show's orders by request key: each order id.
+    requests: HashMap<String, String>,
+    /// Per product, the `drops` of its line when the request keys were last
+    /// read: they cover every order written before that drop.
+    covered: HashMap<String, u64>,
+    /// When the last read of request keys began (the next reads from there,
+    /// less [`SellOut`]'s margin).
+    listed_since: Option<caravan_platform::time::Micros>,
+    /// A read of request keys is under way.
+    listing: bool,
 }
 
 #[derive(Debug)]
@@ -85,6 +108,16 @@ struct Show {
     state: Mutex<ShowState>,
     /// A product was added: subscribe again with it.
     grew: Notify,
+}
+
+impl ShowState {
+    /// Forgets what the subscription said (it broke): every order goes to
+    /// inventory again, and request keys must be read again before a
+    /// refusal trusts them (a line's drops start afresh).
+    fn forget_levels(&mut self) {
+        self.levels.clear();
+        self.covered.clear();
+    }
 }
 
 impl Show {
@@ -96,6 +129,10 @@ impl Show {
 #[derive(Debug)]
 struct Inner {
     upstream: Upstream,
+    store: Store,
+    /// How long before its commit an order may have been created (twice the
+    /// call limit): a read of request keys starts that far before the last.
+    margin: Duration,
     clock: SharedClock,
     background: CancellationToken,
     telemetry: ServiceTelemetry,
@@ -118,12 +155,15 @@ impl SellOut {
     pub fn start(
         upstream: Upstream,
         store: Store,
+        margin: Duration,
         clock: SharedClock,
         background: CancellationToken,
         telemetry: ServiceTelemetry,
     ) -> Self {
         let inner = Arc::new(Inner {
             upstream,
+            store: store.clone(),
+            margin,
             clock,
             background,
             telemetry,
@@ -186,6 +226,10 @@ impl SellOut {
                 levels: HashMap::new(),
                 last_used: Instant::now(),
                 over: false,
+                requests: HashMap::new(),
+                covered: HashMap::new(),
+                listed_since: None,
+                listing: false,
             }),
             grew: Notify::new(),
         });
@@ -193,6 +237,35 @@ impl SellOut {
         drop(shows);
         let (inner, show) = (self.inner.clone(), show.to_owned());
         tokio::spawn(self.inner.telemetry.run(async move { subscribe(inner, show, watch).await }));
+    }
+
+    /// Whether the request `request_key` placed an order in `show` (its id)
+    /// — order `order_id`, or another — as far as every order written
+    /// before `product` last ran short is known; `None` while that is not
+    /// known yet (a read of the show's request keys starts, and meanwhile
+    /// the request id's record tells).
+    ///
+    /// Exact: an order written before the offer's last drop committed
+    /// before inventory sold the units the drop reports, hence before the
+    /// memory heard of it, hence before a read that began after that.
+    pub fn placed(&self, show: &str, product: &str, request_key: &str, order_id: &str) -> Option<Placed> {
+        let watch = self.shows().get(show).cloned()?;
+        let mut state = watch.state();
+        let drops = state.levels.get(product)?.drops;
+        if state.covered.get(product) == Some(&drops) {
+            return Some(match state.requests.get(request_key) {
+                None => Placed::Nothing,
+                Some(id) if id == order_id => Placed::This,
+                Some(_) => Placed::Another,
+            });
+        }
+        let start = !std::mem::replace(&mut state.listing, true);
+        drop(state);
+        if start {
+            let (inner, show) = (self.inner.clone(), show.to_owned());
+            tokio::spawn(self.inner.telemetry.run(async move { list_requests(inner, show, watch).await }));
+        }
+        None
     }
 
     /// The version of `product`'s line the memory holds for `show`, to hand
@@ -211,8 +284,10 @@ impl SellOut {
         let mut state = watch.state();
         if let Some(level) = state.levels.get_mut(product)
             && Some(level.version) == version
+            && available.max(0) < level.available
         {
-            level.available = level.available.min(available.max(0));
+            level.available = available.max(0);
+            level.drops += 1;
         }
     }
 
@@ -257,7 +332,7 @@ async fn subscribe(inner: Arc<Inner>, show_id: String, show: Arc<Show>) {
             Ok(stream) => stream,
             Err(status) => {
                 tracing::debug!(show = %show_id, code = ?status.code(), message = status.message(), "cannot watch the show's stock yet");
-                show.state().levels.clear();
+                show.state().forget_levels();
                 tokio::select! {
                     () = inner.background.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
@@ -291,7 +366,7 @@ async fn subscribe(inner: Arc<Inner>, show_id: String, show: Arc<Show>) {
                     Some(Err(status)) => {
                         // Not knowing is safe; a stale "sold out" is not.
                         tracing::debug!(show = %show_id, code = ?status.code(), message = status.message(), "the show's stock stream broke");
-                        show.state().levels.clear();
+                        show.state().forget_levels();
                         break;
                     }
                     // Inventory ended the stream at its lifetime: resume at once.
@@ -315,7 +390,12 @@ fn learn(inner: &Inner, show_id: &str, show: &Show, line: ShowStock) -> bool {
     if before.is_some_and(|b| b.version > version) {
         return false;
     }
-    state.levels.insert(product.clone(), Level { version, available, closed });
+    let drops = match before {
+        Some(b) if available < b.available => b.drops + 1,
+        Some(b) => b.drops,
+        None => 0,
+    };
+    state.levels.insert(product.clone(), Level { version, available, closed, drops });
     let all_closed = state.watched.iter().all(|p| state.levels.get(p).is_some_and(|l| l.closed));
     drop(state);
     // Seen going to 0 (not a snapshot already at 0, whose moment is unknown).
@@ -324,6 +404,33 @@ fn learn(inner: &Inner, show_id: &str, show: &Show, line: ShowStock) -> bool {
         inner.add_demand(show_id, &product, demand);
     }
     all_closed
+}
+
+/// Reads the request keys of `show`'s orders written since the last read
+/// (less the margin), and marks every line as covered up to the drops it
+/// had when the read began.
+async fn list_requests(inner: Arc<Inner>, show_id: String, show: Arc<Show>) {
+    let (covered, since) = {
+        let state = show.state();
+        let covered: HashMap<String, u64> = state.levels.iter().map(|(p, l)| (p.clone(), l.drops)).collect();
+        let margin = i64::try_from(inner.margin.as_micros()).unwrap_or(i64::MAX);
+        let since = state.listed_since.map_or(0, |at| at.0.saturating_sub(margin));
+        (covered, since)
+    };
+    let began = inner.clock.now();
+    let listed = inner.store.request_keys(&format!("shows/{show_id}"), caravan_platform::time::Micros(since)).await;
+    let mut state = show.state();
+    state.listing = false;
+    match listed {
+        Ok(requests) => {
+            state.requests.extend(requests);
+            state.covered = covered;
+            state.listed_since = Some(began);
+        }
+        Err(e) => {
+            tracing::warn!(show = %show_id, error = %e, "reading a show's request keys; the next refusal asks again")
+        }
+    }
 }
 
 /// Removes `show` if nobody ordered from it for [`IDLE`]; `true` if it did.

@@ -33,6 +33,19 @@ fn order_id(partner: &str, request: &pb::PlaceOrderRequest) -> String {
     format!("o{}", &hex::encode(hasher.finalize())[..24])
 }
 
+/// Which request placed an order, whatever its body: a digest of the
+/// partner and its request id; `None` without one.
+fn request_key(partner: &str, request_id: &str) -> Option<String> {
+    if request_id.is_empty() {
+        return None;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(partner.as_bytes());
+    hasher.update([0]);
+    hasher.update(request_id.as_bytes());
+    Some(format!("r{}", &hex::encode(hasher.finalize())[..24]))
+}
+
 /// Whether `text` is 1 to `max` characters with no control characters.
 fn printable(text: &str, max: usize) -> bool {
     (1..=max).contains(&text.chars().count()) && !text.chars().any(char::is_control)
@@ -68,6 +81,7 @@ pub(super) fn new_order(request: &pb::PlaceOrderRequest, partner: &str) -> Resul
     violations.into_result()?;
     Ok(NewOrder {
         id: order_id(partner, request),
+        request_key: request_key(partner, &request.request_id),
         partner: partner.to_owned(),
         buyer: buyer.clone(),
         show: show_id,
@@ -148,5 +162,9 @@ mod tests {
         assert_ne!(id("hema", &request), id("hema", &other), "another body is another order");
         let anonymous = place("b", "shows/uz-hema", &[("products/uz-walnuts", 1)], "");
         assert_ne!(id("hema", &anonymous), id("hema", &anonymous), "no request id: a new order each time");
+        let key = |partner: &str, request: &pb::PlaceOrderRequest| new_order(request, partner).unwrap().request_key;
+        assert_eq!(key("hema", &request), key("hema", &other), "the key names the request id, whatever the body");
+        assert_ne!(key("hema", &request), key("douyin", &request));
+        assert_eq!(key("hema", &anonymous), None);
     }
 }

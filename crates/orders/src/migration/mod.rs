@@ -9,6 +9,7 @@ mod m20261129_000002_order_expiry;
 mod m20261129_000003_rejected_product;
 mod m20261201_000004_buyer_units;
 mod m20261206_000005_offer_demand;
+mod m20261206_000006_request_key;
 
 /// Every orders migration, in order.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_rejected_product::Migration),
             Box::new(m20261201_000004_buyer_units::Migration),
             Box::new(m20261206_000005_offer_demand::Migration),
+            Box::new(m20261206_000006_request_key::Migration),
         ]
     }
 

@@ -110,6 +110,7 @@ impl Store {
         due_at: Micros,
         limits: &BuyerLimits,
         claim: Option<&Claim>,
+        request_key: Option<&str>,
     ) -> Result<bool, Error> {
         let txn = self.db.begin().await.map_err(Error::db("starting a transaction"))?;
         if let Some(claim) = claim
@@ -131,6 +132,7 @@ impl Store {
             create_time: Set(order.create_time.0),
             update_time: Set(order.update_time.0),
             due_at: Set(Some(due_at.0)),
+            request_key: Set(request_key.map(str::to_owned)),
         })
         .on_conflict(OnConflict::column(order::Column::Id).do_nothing().to_owned())
         .exec_without_returning(&txn)
@@ -175,6 +177,24 @@ impl Store {
     ) -> Result<bool, Status> {
         let accept = Accept { id: id.to_owned(), payment_deadline, now, outcome };
         self.accepts.submit(accept).await.map_err(|e| caravan_platform::error::internal("accepting an order", &e))?
+    }
+
+    /// The request keys of show `show`'s (`shows/{id}`) orders created at
+    /// or after `since`, with their order ids.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders request_keys", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "request_keys"))]
+    pub async fn request_keys(&self, show: &str, since: Micros) -> Result<Vec<(String, String)>, Error> {
+        let context = "listing a show's request keys";
+        let rows = query(
+            &self.db,
+            "SELECT request_key, id FROM orders WHERE show = $1 AND create_time >= $2 AND request_key IS NOT NULL",
+            vec![show.into(), since.0.into()],
+        )
+        .await
+        .map_err(Error::db(context))?;
+        rows.iter()
+            .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+            .collect::<Result<_, sea_orm::DbErr>>()
+            .map_err(Error::db(context))
     }
 
     /// Forgets a PENDING order that sold nothing (inventory refused it): its
@@ -395,6 +415,7 @@ fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, 
         create_time,
         update_time,
         due_at: _,
+        request_key: _,
     } = row;
     let state = OrderState::from_db(&state).ok_or_else(|| Error::Corrupt(format!("orders.state `{state}` of {id}")))?;
     let lines = lines

@@ -52,6 +52,7 @@ async fn get_returns_the_stored_order_with_its_price_snapshot() {
             NEVER,
             &BuyerLimits::new(),
             None,
+            None,
         )
         .await
         .unwrap();
@@ -94,6 +95,7 @@ async fn list_is_newest_first_filtered_and_paged() {
                 "",
                 NEVER,
                 &BuyerLimits::new(),
+                None,
                 None,
             )
             .await
@@ -156,12 +158,12 @@ async fn a_partner_sees_only_its_own_orders() {
     let store = app.store().await;
     let base = 1_641_800_000_000_000;
     store
-        .insert_order(&order("o-hema", "b1", "", AwaitingPayment, base), "", NEVER, &BuyerLimits::new(), None)
+        .insert_order(&order("o-hema", "b1", "", AwaitingPayment, base), "", NEVER, &BuyerLimits::new(), None, None)
         .await
         .unwrap();
     let mut theirs = order("o-douyin", "b1", "", AwaitingPayment, base + 1);
     theirs.partner = "douyin".into();
-    store.insert_order(&theirs, "", NEVER, &BuyerLimits::new(), None).await.unwrap();
+    store.insert_order(&theirs, "", NEVER, &BuyerLimits::new(), None, None).await.unwrap();
 
     let mut hema = OrdersServiceClient::new(app.server.channel_as(Caller::Hema));
     let mut douyin = OrdersServiceClient::new(app.server.channel_as(Caller::Douyin));
@@ -194,7 +196,7 @@ async fn list_filters_by_creation_time_and_tokens_stay_with_their_filters() {
     let base = 1_641_800_000_000_000;
     for i in 0..5 {
         let placed = order(&format!("o-{i}"), "b1", "", OrderState::Paid, base + i * 1_000_000);
-        store.insert_order(&placed, "", NEVER, &BuyerLimits::new(), None).await.unwrap();
+        store.insert_order(&placed, "", NEVER, &BuyerLimits::new(), None, None).await.unwrap();
     }
     let between = |from: i64, to: i64| ListOrdersRequest {
         start_time: Some(timestamp_from_micros(base + from * 1_000_000)),

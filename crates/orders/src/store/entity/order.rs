@@ -19,6 +19,8 @@ pub struct Model {
     pub update_time: i64,
     /// When the order driver next looks at it (recovery, expiry, release).
     pub due_at: Option<i64>,
+    /// Digest of the partner and the request id that placed it, if any.
+    pub request_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
