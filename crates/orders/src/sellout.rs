@@ -23,6 +23,15 @@
 //! such orders hear `SHOW_NOT_LIVE` from the full path. A show nobody has
 //! ordered from for [`IDLE`] is unsubscribed.
 //!
+//! **Retries.** A retry of an order placed before the sell-out must get its
+//! order, not a refusal. After an offer's level drops, the first refusal
+//! that needs to know starts one read of the show's request keys (the
+//! partner and request id of each order, digested); from then on the memory
+//! answers. The read covers every order written before the drop: such an
+//! order committed before inventory sold the units the drop reports, which
+//! is before the stream told the memory, which is before the read began.
+//! Until the read is done, the request id's record is asked instead.
+//!
 //! **Demand.** Refusals for lack of stock — from memory or from inventory —
 //! are counted per offer in memory, with the first sell-out seen (a refusal,
 //! or the stream taking a line to 0), and added to `offer_demand` at most
