@@ -23,7 +23,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("caravan_descriptor.bin"), fds.encode_to_vec())?;
 
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
+    // Every message knows its full name (`prost::Name`): caravan's codec
+    // looks requests up in the descriptor set by it.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .codec_path("crate::codec::Codec")
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }
 

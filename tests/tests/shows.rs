@@ -99,7 +99,7 @@ async fn bookings_never_overlap_on_a_channel_or_for_a_host() {
     let conflict = |status: &tonic::Status| {
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
         let info = status.get_error_details().error_info().cloned().unwrap();
-        (info.reason, info.metadata["conflicting_show"].clone())
+        (info.reason, info.metadata["show"].clone())
     };
     // Same channel, overlapping.
     let status = scheduling.create_show(create("overlap", show("khan", 20.5, 21.5, &[]))).await.unwrap_err();
@@ -167,7 +167,7 @@ async fn of_conflicting_bookings_made_at_once_exactly_one_wins() {
     for status in results.iter().filter_map(|r| r.as_ref().err()) {
         let info = status.get_error_details().error_info().cloned().unwrap();
         assert_eq!(info.reason, "SHOW_CONFLICT", "{status:?}");
-        assert_eq!(&info.metadata["conflicting_show"], &winners[0]);
+        assert_eq!(&info.metadata["show"], &winners[0]);
     }
     let listed = scheduling
         .clone()

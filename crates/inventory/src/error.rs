@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use caravan_platform::error::{self as rpc, ERROR_DOMAIN};
+use caravan_platform::error::{self as rpc, Reason};
 use sea_orm::DbErr;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
+use tonic_types::StatusExt as _;
 
 use crate::domain::ReservationState;
 
@@ -54,7 +54,7 @@ pub enum Error {
         /// Where it is.
         state: &'static str,
         /// The ErrorInfo reason.
-        reason: &'static str,
+        reason: Reason,
     },
     /// A show's allocation that was returned.
     #[error("the allocation of `shows/{show}` is closed")]
@@ -99,10 +99,10 @@ impl Error {
     /// The refusal for a reservation that cannot take a step in `state`.
     pub fn closed_reservation(id: &str, state: ReservationState) -> Error {
         let (state, reason) = match state {
-            ReservationState::Active => ("active", "RESERVATION_ACTIVE"),
-            ReservationState::Committed => ("committed", "RESERVATION_COMMITTED"),
-            ReservationState::Released => ("released", "RESERVATION_RELEASED"),
-            ReservationState::Expired => ("expired", "RESERVATION_EXPIRED"),
+            ReservationState::Active => ("active", Reason::ReservationActive),
+            ReservationState::Committed => ("committed", Reason::ReservationCommitted),
+            ReservationState::Released => ("released", Reason::ReservationReleased),
+            ReservationState::Expired => ("expired", Reason::ReservationExpired),
         };
         Error::ReservationClosed { id: id.to_owned(), state, reason }
     }
@@ -123,15 +123,12 @@ impl From<Error> for Status {
                 if let Some(pool) = pool {
                     metadata.insert("show".to_owned(), pool);
                 }
-                rpc::failed_precondition("INSUFFICIENT_STOCK", &format!("products/{product}"), message, metadata)
+                rpc::failed_precondition(Reason::InsufficientStock, &format!("products/{product}"), message, metadata)
             }
             Error::ReservationReused { id } => {
                 let name = format!("reservations/{id}");
-                let mut details = ErrorDetails::with_error_info(
-                    "RESERVATION_ID_REUSED",
-                    ERROR_DOMAIN,
-                    HashMap::from([("reservation".to_owned(), name.clone())]),
-                );
+                let mut details =
+                    rpc::error_info(Reason::ReservationIdReused, HashMap::from([("reservation".to_owned(), name.clone())]));
                 details.set_resource_info("caravan.inventory.v1.Reservation", name, "", "exists with other lines");
                 Status::with_error_details(Code::AlreadyExists, message, details)
             }
@@ -139,16 +136,26 @@ impl From<Error> for Status {
                 reason,
                 &format!("reservations/{id}"),
                 message,
-                HashMap::from([("state".to_owned(), state.to_owned())]),
+                HashMap::from([
+                    ("reservation".to_owned(), format!("reservations/{id}")),
+                    ("state".to_owned(), state.to_owned()),
+                ]),
             ),
-            Error::AllocationClosed { show } => {
-                rpc::failed_precondition("ALLOCATION_CLOSED", &format!("allocations/{show}"), message, HashMap::new())
-            }
-            Error::AllocationInUse { show, product, used } => rpc::failed_precondition(
-                "ALLOCATION_IN_USE",
+            Error::AllocationClosed { show } => rpc::failed_precondition(
+                Reason::AllocationClosed,
                 &format!("allocations/{show}"),
                 message,
                 HashMap::from([
+                    ("allocation".to_owned(), format!("allocations/{show}")),
+                    ("show".to_owned(), format!("shows/{show}")),
+                ]),
+            ),
+            Error::AllocationInUse { show, product, used } => rpc::failed_precondition(
+                Reason::AllocationInUse,
+                &format!("allocations/{show}"),
+                message,
+                HashMap::from([
+                    ("show".to_owned(), format!("shows/{show}")),
                     ("product".to_owned(), format!("products/{product}")),
                     ("used".to_owned(), used.to_string()),
                 ]),

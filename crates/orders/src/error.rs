@@ -13,14 +13,18 @@ pub enum Error {
     #[error("order `{0}` not found")]
     OrderNotFound(String),
     /// The order would take a buyer past an offer's per-buyer limit.
-    #[error("at most {limit} units of {product} per buyer in this show; the buyer already holds {held}")]
+    #[error("{}", buyer_limit_message(product, *limit, *held, *requested))]
     BuyerLimit {
         /// `products/{id}`.
         product: String,
+        /// `shows/{id}`.
+        show: String,
         /// The offer's limit.
         limit: i64,
         /// What the buyer's other orders hold.
         held: i64,
+        /// Units this order asks for.
+        requested: i64,
     },
     /// The show has fewer units of the product left than the line asks for:
     /// known from this replica's memory of the show's stock, so refused
@@ -50,6 +54,17 @@ pub enum Error {
     },
 }
 
+/// What a buyer past an offer's limit is told: what the order asks for, and
+/// what the buyer's other orders already hold only when they hold some.
+fn buyer_limit_message(product: &str, limit: i64, held: i64, requested: i64) -> String {
+    let head = format!("at most {limit} units of {product} per buyer in this show");
+    if held == 0 {
+        format!("{head}; this order asks for {requested}")
+    } else {
+        format!("{head}; the buyer's orders already hold {held} and this order asks for {requested} more")
+    }
+}
+
 impl Error {
     /// Wraps a database error with what we were doing, and marks the store
     /// operation it failed in as failed (`caravan_platform::db::failed`).
@@ -66,13 +81,15 @@ impl From<Error> for Status {
         let message = error.to_string();
         match error {
             Error::OrderNotFound(id) => rpc::not_found("caravan.orders.v1.Order", &format!("orders/{id}")),
-            Error::BuyerLimit { product, limit, held } => {
+            Error::BuyerLimit { product, show, limit, held, requested } => {
                 let metadata = HashMap::from([
                     ("product".to_owned(), product.clone()),
+                    ("show".to_owned(), show),
                     ("limit".to_owned(), limit.to_string()),
                     ("held".to_owned(), held.to_string()),
+                    ("requested".to_owned(), requested.to_string()),
                 ]);
-                rpc::failed_precondition("PER_BUYER_LIMIT", &product, message, metadata)
+                rpc::failed_precondition(rpc::Reason::PerBuyerLimit, &product, message, metadata)
             }
             Error::SoldOut { product, show, requested, available } => {
                 let metadata = HashMap::from([
@@ -81,7 +98,7 @@ impl From<Error> for Status {
                     ("requested".to_owned(), requested.to_string()),
                     ("available".to_owned(), available.to_string()),
                 ]);
-                rpc::failed_precondition("INSUFFICIENT_STOCK", &product, message, metadata)
+                rpc::failed_precondition(rpc::Reason::InsufficientStock, &product, message, metadata)
             }
             e @ Error::Corrupt(_) => rpc::internal("reading orders", &e),
             Error::Database { context, source } => rpc::database(context, source),

@@ -28,7 +28,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use caravan_platform::{
-    error::{failed_precondition, invalid_argument},
+    error::{Reason, failed_precondition, reason_of, invalid_argument},
     failpoint::Failpoints,
     idempotency::{Claim, Idempotency},
     time::{Micros, SharedClock},
@@ -113,23 +113,22 @@ pub struct Parts {
     pub timers: Timers,
 }
 
-fn precondition(reason: &str, subject: &str, message: String) -> Status {
-    failed_precondition(reason, subject, message, HashMap::new())
+/// A refusal on state; `subject` (`orders/{id}`, `products/{id}`, …) is in
+/// the metadata under its singular key, `extra` with it.
+fn precondition(reason: Reason, subject: &str, message: String, extra: &[(&str, &str)]) -> Status {
+    let metadata = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<HashMap<_, _>>();
+    failed_precondition(reason, subject, message, metadata)
 }
 
 fn rejected(order: &Order) -> Status {
     precondition(
-        "ORDER_REJECTED",
+        Reason::OrderRejected,
         &format!("orders/{}", order.id),
         format!("orders/{} was rejected: {}", order.id, order.state_reason),
+        &[],
     )
 }
 
-/// The `ErrorInfo` reason of a callee's refusal.
-fn reason_of(status: &Status) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    status.get_error_details().error_info().map(|info| info.reason.clone())
-}
 
 /// What an `INSUFFICIENT_STOCK` refusal of inventory says: the product
 /// (its id), the units asked for and those left.
@@ -137,7 +136,7 @@ fn shortage_of(status: &Status) -> Option<Shortage> {
     use tonic_types::StatusExt as _;
     let details = status.get_error_details();
     let info = details.error_info()?;
-    if info.reason != "INSUFFICIENT_STOCK" {
+    if Reason::from_str_name(&info.reason) != Some(Reason::InsufficientStock) {
         return None;
     }
     let product = info.metadata.get("product")?;
@@ -340,9 +339,10 @@ impl Saga {
                 None => return Err(invalid_argument(format!("lines[{i}].product"), "is not in the catalog")),
                 Some(p) if !p.active => {
                     return Err(precondition(
-                        "PRODUCT_NOT_AVAILABLE",
+                        Reason::ProductNotAvailable,
                         &format!("products/{}", p.id),
                         format!("products/{} is not for sale", p.id),
+                        &[],
                     ));
                 }
                 Some(p) => priced.push(p),
@@ -353,24 +353,28 @@ impl Saga {
             let (live, offers) = live_offers.map_err(upstream_status)?;
             if !live {
                 return Err(precondition(
-                    "SHOW_NOT_LIVE",
+                    Reason::ShowNotLive,
                     &format!("shows/{show}"),
                     format!("shows/{show} is not live"),
+                    &[],
                 ));
             }
             for ((product, quantity), priced) in lines.iter().zip(priced.iter_mut()) {
                 let Some(offer) = offers.iter().find(|o| &o.product == product) else {
                     return Err(precondition(
-                        "NOT_ON_LINE_UP",
+                        Reason::NotOnLineUp,
                         &format!("products/{product}"),
                         format!("products/{product} is not offered in shows/{show}"),
+                        &[("show", &format!("shows/{show}"))],
                     ));
                 };
                 if offer.per_buyer_limit > 0 && *quantity > offer.per_buyer_limit {
                     return Err(Error::BuyerLimit {
                         product: format!("products/{product}"),
+                        show: format!("shows/{show}"),
                         limit: offer.per_buyer_limit,
                         held: 0,
+                        requested: *quantity,
                     }
                     .into());
                 }
@@ -483,9 +487,10 @@ impl Saga {
                 OrderState::Paid if order.payment_reference == reference => return Ok(order),
                 OrderState::Paid => {
                     return Err(precondition(
-                        "ORDER_ALREADY_PAID",
+                        Reason::OrderAlreadyPaid,
                         &format!("orders/{id}"),
                         format!("orders/{id} was paid with another payment reference"),
+                        &[],
                     ));
                 }
                 OrderState::AwaitingPayment if order.payment_reference == reference => {
@@ -493,9 +498,10 @@ impl Saga {
                 }
                 OrderState::AwaitingPayment if !order.payment_reference.is_empty() => {
                     return Err(precondition(
-                        "PAYMENT_IN_PROGRESS",
+                        Reason::PaymentInProgress,
                         &format!("orders/{id}"),
                         format!("another payment of orders/{id} is being confirmed"),
+                        &[],
                     ));
                 }
                 OrderState::AwaitingPayment if in_time => {
@@ -507,9 +513,10 @@ impl Saga {
                 OrderState::AwaitingPayment | OrderState::Expired => return self.expire_late(id, reference).await,
                 state => {
                     return Err(precondition(
-                        "ORDER_STATE",
+                        Reason::OrderState,
                         &format!("orders/{id}"),
                         format!("an order in state {} cannot be paid", state.as_db()),
+                        &[],
                     ));
                 }
             }
@@ -553,9 +560,10 @@ impl Saga {
         self.store.move_state(id, OrderState::AwaitingPayment, OrderState::Expired, change, now).await?;
         self.store.record_late_payment(id, reference, now).await?;
         Err(precondition(
-            "ORDER_EXPIRED",
+            Reason::OrderExpired,
             &format!("orders/{id}"),
             format!("orders/{id} expired before it was paid; payment {reference} is recorded for a refund"),
+            &[],
         ))
     }
 
@@ -567,11 +575,12 @@ impl Saga {
             OrderState::AwaitingPayment => {
                 match self.upstream.release(id).await {
                     Ok(()) => {}
-                    Err(Refusal::Final(status)) if reason_of(&status).as_deref() == Some("RESERVATION_COMMITTED") => {
+                    Err(Refusal::Final(status)) if reason_of(&status) == Some(Reason::ReservationCommitted) => {
                         return Err(precondition(
-                            "ORDER_STATE",
+                            Reason::OrderState,
                             &format!("orders/{id}"),
                             format!("orders/{id} is being paid and can no longer be cancelled"),
+                            &[],
                         ));
                     }
                     Err(refusal) => return Err(upstream_status(refusal)),
@@ -585,16 +594,18 @@ impl Saga {
                 match order.state {
                     OrderState::Cancelled => Ok(order),
                     state => Err(precondition(
-                        "ORDER_STATE",
+                        Reason::OrderState,
                         &format!("orders/{id}"),
                         format!("orders/{id} became {} while being cancelled", state.as_db()),
+                        &[],
                     )),
                 }
             }
             state => Err(precondition(
-                "ORDER_STATE",
+                Reason::OrderState,
                 &format!("orders/{id}"),
                 format!("an order in state {} cannot be cancelled", state.as_db()),
+                &[],
             )),
         }
     }
@@ -625,7 +636,7 @@ impl Saga {
     pub async fn expire(&self, id: &str) -> anyhow::Result<bool> {
         let to = match self.upstream.release(id).await {
             Ok(()) => OrderState::Expired,
-            Err(Refusal::Final(status)) if reason_of(&status).as_deref() == Some("RESERVATION_COMMITTED") => {
+            Err(Refusal::Final(status)) if reason_of(&status) == Some(Reason::ReservationCommitted) => {
                 OrderState::Paid
             }
             Err(Refusal::Final(status)) => {

@@ -2,14 +2,52 @@
 //! way in every service: field violations for bad input, `ResourceInfo` for
 //! missing resources, `ErrorInfo` + `PreconditionFailure` for refusals.
 
-use std::{collections::HashMap, error::Error as StdError, fmt::Write as _};
+use std::{borrow::Cow, collections::HashMap, error::Error as StdError, fmt::Write as _};
 
+pub use caravan_proto::r#type::v1::ErrorReason as Reason;
 use sea_orm::DbErr;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 /// The `ErrorInfo.domain` of every caravan error.
 pub const ERROR_DOMAIN: &str = "caravan";
+
+/// The most bytes of a caller's input an error reply repeats (in its
+/// message and again in its details): enough to recognise the value, never
+/// enough to turn a 1 MB bad field into megabytes of trailers.
+pub const ECHO_LIMIT: usize = 128;
+
+/// The most field violations one `INVALID_ARGUMENT` lists.
+const MAX_VIOLATIONS: usize = 16;
+
+/// The most field violations the message of an `INVALID_ARGUMENT` spells out
+/// (the `BadRequest` lists up to [`MAX_VIOLATIONS`]).
+const MESSAGE_VIOLATIONS: usize = 4;
+
+/// `text` as an error reply may repeat it: at most [`ECHO_LIMIT`] bytes, cut
+/// on a character boundary and marked with `…` and the full length.
+pub fn clip(text: &str) -> Cow<'_, str> {
+    if text.len() <= ECHO_LIMIT {
+        return Cow::Borrowed(text);
+    }
+    let mut end = ECHO_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
+
+/// `ErrorInfo` with caravan's domain and `reason`'s wire name.
+pub fn error_info(reason: Reason, metadata: HashMap<String, String>) -> ErrorDetails {
+    ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata)
+}
+
+/// The reason of a caravan error, if it carries one caravan declares.
+pub fn reason_of(status: &Status) -> Option<Reason> {
+    let details = status.get_error_details();
+    let info = details.error_info()?;
+    (info.domain == ERROR_DOMAIN).then(|| Reason::from_str_name(&info.reason)).flatten()
+}
 
 /// Collects every problem of a request before answering, so a partner fixes
 /// all of them in one round trip.
@@ -23,8 +61,13 @@ impl FieldViolations {
     }
 
     /// Records that `field` (a path like `product.title.en` or `lines[2].quantity`) is invalid.
+    /// Both are [clipped](clip): either may repeat the caller's input.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        if self.0.len() >= MAX_VIOLATIONS {
+            return;
+        }
+        let (field, description) = (field.into(), description.into());
+        self.0.push(FieldViolation::new(clip(&field), clip(&description)));
     }
 
     /// Records a violation unless `ok`.
@@ -45,14 +88,17 @@ impl FieldViolations {
             return Ok(());
         }
         let mut message = String::from("invalid request: ");
-        for (i, v) in self.0.iter().enumerate() {
+        for (i, v) in self.0.iter().take(MESSAGE_VIOLATIONS).enumerate() {
             if i > 0 {
                 message.push_str("; ");
             }
             let _ = write!(message, "{}: {}", v.field, v.description);
         }
+        if self.0.len() > MESSAGE_VIOLATIONS {
+            let _ = write!(message, "; and {} more (see BadRequest)", self.0.len() - MESSAGE_VIOLATIONS);
+        }
         let mut details = ErrorDetails::with_bad_request(self.0);
-        details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
+        details.set_error_info(Reason::InvalidArgument.as_str_name(), ERROR_DOMAIN, HashMap::new());
         Err(Status::with_error_details(Code::InvalidArgument, message, details))
     }
 }
@@ -69,6 +115,7 @@ pub fn invalid_argument(field: impl Into<String>, description: impl Into<String>
 
 /// `NOT_FOUND` with `ResourceInfo` naming the resource.
 pub fn not_found(resource_type: &str, name: &str) -> Status {
+    let name = clip(name);
     Status::with_error_details(
         Code::NotFound,
         format!("{resource_type} `{name}` not found"),
@@ -78,6 +125,7 @@ pub fn not_found(resource_type: &str, name: &str) -> Status {
 
 /// `ALREADY_EXISTS` with `ResourceInfo` naming the resource.
 pub fn already_exists(resource_type: &str, name: &str) -> Status {
+    let name = clip(name);
     Status::with_error_details(
         Code::AlreadyExists,
         format!("{resource_type} `{name}` already exists"),
@@ -85,28 +133,58 @@ pub fn already_exists(resource_type: &str, name: &str) -> Status {
     )
 }
 
+/// `code` with `ErrorInfo{reason, metadata}` (values [clipped](clip)).
+pub fn refusal(code: Code, reason: Reason, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
+    let metadata = metadata.into_iter().map(|(k, v)| (k, clip(&v).into_owned())).collect();
+    Status::with_error_details(code, message, error_info(reason, metadata))
+}
+
 /// `FAILED_PRECONDITION` with `ErrorInfo{reason}` and one precondition
 /// violation on `subject`.
 pub fn failed_precondition(
-    reason: &str,
+    reason: Reason,
     subject: &str,
     message: impl Into<String>,
     metadata: HashMap<String, String>,
 ) -> Status {
     let message = message.into();
-    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
-    details.add_precondition_failure_violation(reason, subject, message.clone());
+    let mut metadata: HashMap<String, String> = metadata.into_iter().map(|(k, v)| (k, clip(&v).into_owned())).collect();
+    // The subject is in the metadata too, under the key every reason uses
+    // for its kind of resource (`orders/x` → `order`).
+    if let Some(key) = subject.split_once('/').and_then(|(collection, _)| metadata_key(collection)) {
+        metadata.entry(key.to_owned()).or_insert_with(|| clip(subject).into_owned());
+    }
+    let mut details = error_info(reason, metadata);
+    details.add_precondition_failure_violation(reason.as_str_name(), clip(subject), message.clone());
     Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
+/// The `ErrorInfo.metadata` key of a resource of `collection`.
+fn metadata_key(collection: &str) -> Option<&'static str> {
+    Some(match collection {
+        "products" => "product",
+        "countries" => "country",
+        "campaigns" => "campaign",
+        "channels" => "channel",
+        "hosts" => "host",
+        "shows" => "show",
+        "warehouses" => "warehouse",
+        "allocations" => "allocation",
+        "reservations" => "reservation",
+        "orders" => "order",
+        _ => return None,
+    })
 }
 
 /// `ABORTED` with `ErrorInfo{reason: "ETAG_MISMATCH"}`: the client read a stale
 /// version; it should read again and retry.
 pub fn etag_mismatch(resource_type: &str, name: &str) -> Status {
-    let metadata = HashMap::from([("resource".to_owned(), name.to_owned())]);
+    let name = clip(name);
+    let metadata = HashMap::from([("resource".to_owned(), name.clone().into_owned())]);
     Status::with_error_details(
         Code::Aborted,
         format!("{resource_type} `{name}` changed since it was read (etag mismatch); read it again"),
-        ErrorDetails::with_error_info("ETAG_MISMATCH", ERROR_DOMAIN, metadata),
+        error_info(Reason::EtagMismatch, metadata),
     )
 }
 
@@ -145,7 +223,7 @@ pub fn chain(error: &(dyn StdError + 'static)) -> String {
 pub fn resource_exhausted_overload(limit: usize) -> Status {
     let mut details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(100)));
     details.set_error_info(
-        "OVERLOADED",
+        Reason::Overloaded.as_str_name(),
         ERROR_DOMAIN,
         HashMap::from([("max_concurrency".to_owned(), limit.to_string())]),
     );
@@ -190,7 +268,7 @@ mod tests {
 
     #[test]
     fn failed_precondition_has_reason() {
-        let status = failed_precondition("INSUFFICIENT_STOCK", "products/raisins", "only 2 left", HashMap::new());
+        let status = failed_precondition(Reason::InsufficientStock, "products/raisins", "only 2 left", HashMap::new());
         assert_eq!(status.code(), Code::FailedPrecondition);
         let details = status.get_error_details();
         assert_eq!(details.error_info().unwrap().reason, "INSUFFICIENT_STOCK");

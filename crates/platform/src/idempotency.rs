@@ -42,14 +42,14 @@ use sea_orm_migration::{
 };
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
+use tonic_types::StatusExt as _;
 use tracing::field::Empty;
 
 use crate::{
     batch::Batcher,
     db::placeholder,
     deadline,
-    error::{ERROR_DOMAIN, invalid_argument},
+    error::invalid_argument,
     time::{Micros, SharedClock},
 };
 
@@ -364,10 +364,9 @@ impl Idempotency {
                 continue;
             }
             if tokio::time::Instant::now() >= waited_until {
-                let mut details = ErrorDetails::with_error_info(
-                    "REQUEST_IN_PROGRESS",
-                    ERROR_DOMAIN,
-                    HashMap::from([("request_id".to_owned(), scope.request_id.to_owned())]),
+                let mut details = crate::error::error_info(
+                    crate::error::Reason::RequestInProgress,
+                    HashMap::from([("request_id".to_owned(), crate::error::clip(scope.request_id).into_owned())]),
                 );
                 details.set_retry_info(Some(Duration::from_millis(500)));
                 return Err(Status::with_error_details(
@@ -642,10 +641,11 @@ fn replay(record: Record) -> Result<Vec<u8>, Status> {
 
 fn reused(scope: Scope<'_>) -> Status {
     let metadata = HashMap::from([("request_id".to_owned(), scope.request_id.to_owned())]);
-    Status::with_error_details(
+    crate::error::refusal(
         Code::AlreadyExists,
+        crate::error::Reason::RequestIdReused,
         "this request_id was already used with a different request; use a new request_id for a new request",
-        ErrorDetails::with_error_info("REQUEST_ID_REUSED", ERROR_DOMAIN, metadata),
+        metadata,
     )
 }
 

@@ -5,7 +5,9 @@
 
 #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
 
-/// Shared messages: money, dates, localized text.
+pub mod codec;
+
+/// Shared messages: money, dates, localized text, error reasons.
 pub mod r#type {
     /// Version 1.
     pub mod v1 {

@@ -63,7 +63,7 @@ pub enum Error {
         /// What was refused.
         action: &'static str,
         /// The ErrorInfo reason.
-        reason: &'static str,
+        reason: rpc::Reason,
     },
     /// A callee refused the request for a reason the caller must see (e.g.
     /// inventory's `INSUFFICIENT_STOCK`, catalog's inactive product).
@@ -119,13 +119,13 @@ impl From<Error> for Status {
             }
             Error::Conflict { what, other } => {
                 let metadata = std::collections::HashMap::from([
-                    ("conflicting_show".to_owned(), format!("shows/{other}")),
+                    ("show".to_owned(), format!("shows/{other}")),
                     ("booked".to_owned(), what.to_owned()),
                 ]);
-                rpc::failed_precondition("SHOW_CONFLICT", &format!("shows/{other}"), message, metadata)
+                rpc::failed_precondition(rpc::Reason::ShowConflict, &format!("shows/{other}"), message, metadata)
             }
             Error::OutsideCampaign { campaign } => rpc::failed_precondition(
-                "OUTSIDE_CAMPAIGN",
+                rpc::Reason::OutsideCampaign,
                 &format!("campaigns/{campaign}"),
                 message,
                 std::collections::HashMap::new(),

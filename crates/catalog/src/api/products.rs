@@ -283,10 +283,10 @@ impl CatalogApi {
         };
         if !from.contains(&current.state) {
             return Err(failed_precondition(
-                "PRODUCT_RETIRED",
+                caravan_platform::error::Reason::ProductRetired,
                 name,
                 format!("a {} product cannot become {to}", current.state),
-                Default::default(),
+                std::collections::HashMap::from([("state".to_owned(), current.state.to_string())]),
             ));
         }
         match self.store.set_product_state(&id, from, to, Some(current.version), self.clock.now()).await? {

@@ -457,7 +457,13 @@ async fn hold_for_buyer(txn: &DatabaseTransaction, order: &Order, limits: &Buyer
     for line in by_product(&order.lines) {
         let limit = limits.get(&line.product).copied().filter(|l| *l > 0).unwrap_or(i64::MAX);
         if line.quantity > limit {
-            return Err(Error::BuyerLimit { product: line.product.clone(), limit, held: 0 });
+            return Err(Error::BuyerLimit {
+                product: line.product.clone(),
+                show: order.show.clone(),
+                limit,
+                held: 0,
+                requested: line.quantity,
+            });
         }
         let taken = exec(
             txn,
@@ -492,7 +498,13 @@ async fn hold_for_buyer(txn: &DatabaseTransaction, order: &Order, limits: &Buyer
                 Some(row) => row.try_get_by_index(0).map_err(Error::db(context))?,
                 None => 0,
             };
-            return Err(Error::BuyerLimit { product: line.product.clone(), limit, held });
+            return Err(Error::BuyerLimit {
+                product: line.product.clone(),
+                show: order.show.clone(),
+                limit,
+                held,
+                requested: line.quantity,
+            });
         }
     }
     Ok(())

@@ -142,7 +142,15 @@ impl ServerAuth {
                 store.authenticate(key).ok_or_else(|| Status::unauthenticated("unknown or revoked API key"))?
             }
         };
-        let allowed = access::allowed(method).unwrap_or(&[]);
+        // A method no service of caravan has: the same answer the router
+        // would give, after the key is known good (never before: the table
+        // is no secret, but a caller without a key learns nothing).
+        let Some(allowed) = access::allowed(method) else {
+            return Err(Status::unimplemented(format!(
+                "caravan has no method `{}`",
+                crate::error::clip(method)
+            )));
+        };
         if !allowed.contains(&principal.kind) {
             let metadata = HashMap::from([
                 ("method".to_owned(), method.to_owned()),
@@ -151,13 +159,13 @@ impl ServerAuth {
             return Err(Status::with_error_details(
                 tonic::Code::PermissionDenied,
                 format!("a {} may not call {method}", principal.kind),
-                ErrorDetails::with_error_info("KIND_NOT_ALLOWED", ERROR_DOMAIN, metadata),
+                crate::error::error_info(crate::error::Reason::KindNotAllowed, metadata),
             ));
         }
         if let Err(wait) = self.rate.check(&principal) {
             let mut details = ErrorDetails::with_retry_info(Some(wait));
             details.set_error_info(
-                "RATE_LIMITED",
+                crate::error::Reason::RateLimited.as_str_name(),
                 ERROR_DOMAIN,
                 HashMap::from([("principal".to_owned(), principal.id.clone())]),
             );

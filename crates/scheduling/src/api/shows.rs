@@ -1,7 +1,7 @@
 //! Shows: booking with the line-up saga, reads, and the lifecycle by hand.
 
 use caravan_platform::{
-    error::{FieldViolations, etag_mismatch, invalid_argument},
+    error::{FieldViolations, Reason, etag_mismatch, invalid_argument},
     paging,
     resource::{self, ID_RULE},
 };
@@ -296,7 +296,7 @@ impl SchedulingApi {
                 return Ok(show_to_pb(show));
             }
             let reason =
-                if show.allocation == AllocationSync::Allocating { "LINE_UP_NOT_ALLOCATED" } else { "SHOW_STATE" };
+                if show.allocation == AllocationSync::Allocating { Reason::LineUpNotAllocated } else { Reason::ShowState };
             return Err(Error::ShowState { show: id, state: state_name(show.state), action, reason }.into());
         }
         if target != ShowState::Live {
@@ -340,16 +340,19 @@ impl SchedulingApi {
                 show: id,
                 state: state_name(show.state),
                 action: "only a LIVE show can pin a product",
-                reason: "SHOW_STATE",
+                reason: Reason::ShowState,
             }
             .into());
         }
         let product = product.unwrap_or_default();
         Err(caravan_platform::error::failed_precondition(
-            "NOT_ON_LINE_UP",
+            Reason::NotOnLineUp,
             &format!("products/{product}"),
             format!("products/{product} is not on the line-up of shows/{id}"),
-            std::collections::HashMap::from([("product".to_owned(), format!("products/{product}"))]),
+            std::collections::HashMap::from([
+                ("product".to_owned(), format!("products/{product}")),
+                ("show".to_owned(), format!("shows/{id}")),
+            ]),
         ))
     }
 
@@ -426,7 +429,7 @@ impl SchedulingApi {
         }
         if current.state != ShowState::Scheduled || current.allocation != AllocationSync::Synced {
             let reason =
-                if current.allocation == AllocationSync::Allocating { "LINE_UP_NOT_ALLOCATED" } else { "SHOW_STATE" };
+                if current.allocation == AllocationSync::Allocating { Reason::LineUpNotAllocated } else { Reason::ShowState };
             return Err(Error::ShowState {
                 show: id,
                 state: state_name(current.state),
