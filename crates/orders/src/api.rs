@@ -169,7 +169,7 @@ impl OrdersService for OrdersApi {
         // seen before (a retry of an order placed before the sell-out),
         // which one shared read tells.
         if let Some(show) = &new.show
-            && let Some(shortage) = self.saga.shortage(show, &new.lines)
+            && let Some(shortage) = self.saga.shortage(show, &partner, &new.lines)
         {
             // What the request placed before: known in memory once the
             // show's request keys were read after the sell-out (no read per

@@ -40,7 +40,7 @@ use crate::{
     error::Error,
     sellout::{Placed, SellOut, Shortage},
     store::{BuyerLimits, StateChange, Store},
-    upstream::{Refusal, Upstream},
+    upstream::{LiveShow, Refusal, Upstream},
 };
 
 /// The saga's timings.
@@ -162,6 +162,21 @@ pub fn upstream_status(refusal: Refusal) -> Status {
     }
 }
 
+/// Inventory's refusal of a reservation as the partner is told it: a closed
+/// allocation means the show has ended (EndShow closes it before the show
+/// leaves LIVE, so an order refused so was placed as the show closed).
+fn partner_facing(status: Status, show: Option<&str>) -> Status {
+    match (reason_of(&status), show) {
+        (Some(Reason::AllocationClosed), Some(show)) => precondition(
+            Reason::ShowNotLive,
+            &format!("shows/{show}"),
+            format!("shows/{show} is not live: it has ended"),
+            &[],
+        ),
+        _ => status,
+    }
+}
+
 /// A transient failure of a background step, to be retried by the driver.
 fn transient(step: &str, refusal: Refusal) -> anyhow::Error {
     match refusal {
@@ -196,8 +211,8 @@ impl Saga {
     /// The first line of an order for `show` (its id) that this replica
     /// knows the show cannot sell (see [`crate::sellout`]); `None` when
     /// every line may be had or nothing is known yet.
-    pub fn shortage(&self, show: &str, lines: &[(String, i64)]) -> Option<Shortage> {
-        self.sellout.shortage(show, lines)
+    pub fn shortage(&self, show: &str, partner: &str, lines: &[(String, i64)]) -> Option<Shortage> {
+        self.sellout.shortage(show, partner, lines)
     }
 
     /// Whether the request placed an order in `show` before `product` ran
@@ -326,11 +341,13 @@ impl Saga {
             }
         };
         let (products, live_offers) = futures::join!(self.upstream.products(&ids), live_offers);
-        if let (Some(show), Some(Ok((true, offers)))) = (&show, &live_offers) {
+        if let (Some(show), Some(Ok(live))) = (&show, &live_offers)
+            && live.live
+        {
             // A live show and its offers: worth following their stock.
             let offered: Vec<String> =
-                ids.iter().filter(|id| offers.iter().any(|o| &o.product == *id)).cloned().collect();
-            self.sellout.watch(show, &offered);
+                ids.iter().filter(|id| live.offers.iter().any(|o| &o.product == *id)).cloned().collect();
+            self.sellout.watch(show, &live.partner, &offered);
         }
         let products = products.map_err(upstream_status)?;
         let mut priced = Vec::with_capacity(products.len());
@@ -350,7 +367,16 @@ impl Saga {
         }
         let mut limits = BuyerLimits::new();
         if let (Some(show), Some(live_offers)) = (&show, live_offers) {
-            let (live, offers) = live_offers.map_err(upstream_status)?;
+            let LiveShow { live, partner: show_partner, offers } = live_offers.map_err(upstream_status)?;
+            if show_partner != partner {
+                let metadata = HashMap::from([("show".to_owned(), format!("shows/{show}"))]);
+                return Err(caravan_platform::error::refusal(
+                    tonic::Code::PermissionDenied,
+                    Reason::ShowOfAnotherPartner,
+                    format!("shows/{show} is on another partner's channel; a partner orders only in its own shows"),
+                    metadata,
+                ));
+            }
             if !live {
                 return Err(precondition(
                     Reason::ShowNotLive,
@@ -455,7 +481,7 @@ impl Saga {
                 }
                 self.failpoints.hit("orders.place.after_refusal");
                 if self.store.forget(&order, claim).await? {
-                    return Err(status);
+                    return Err(partner_facing(status, show));
                 }
             }
             Err(transient @ Refusal::Transient(_)) => {

@@ -100,6 +100,10 @@ struct ShowState {
     last_used: Instant,
     /// Every line is closed: the show is over and no longer watched.
     over: bool,
+    /// The partner whose channel carries the show, as scheduling last said:
+    /// only its orders are refused from memory (another partner's go on to
+    /// be refused by the saga for ordering in a show not theirs).
+    partner: String,
     /// The show's orders by request key: each order id.
     requests: HashMap<String, String>,
     /// Per product, the `drops` of its line when the request keys were last
@@ -191,10 +195,10 @@ impl SellOut {
     /// The first of `lines` (product id, units) that show `show` (its id)
     /// is known to have too few units of; `None` when every line may be
     /// had, or the memory does not know.
-    pub fn shortage(&self, show: &str, lines: &[(String, i64)]) -> Option<Shortage> {
+    pub fn shortage(&self, show: &str, partner: &str, lines: &[(String, i64)]) -> Option<Shortage> {
         let watch = self.shows().get(show).cloned()?;
         let mut state = watch.state();
-        if state.over {
+        if state.over || state.partner != partner {
             return None;
         }
         state.last_used = Instant::now();
@@ -208,10 +212,11 @@ impl SellOut {
         })
     }
 
-    /// Follows `products` (ids) of live show `show` from now on, if it does
-    /// not yet: called once an order passed scheduling's checks, so only
-    /// live shows and their offers are ever watched.
-    pub fn watch(&self, show: &str, products: &[String]) {
+    /// Follows `products` (ids) of live show `show`, carried on a channel of
+    /// `partner`, from now on, if it does not yet: called once an order
+    /// passed scheduling's checks, so only live shows and their offers are
+    /// ever watched.
+    pub fn watch(&self, show: &str, partner: &str, products: &[String]) {
         if products.is_empty() {
             return;
         }
@@ -219,6 +224,9 @@ impl SellOut {
         if let Some(watch) = shows.get(show).cloned() {
             drop(shows);
             let mut state = watch.state();
+            if state.partner != partner {
+                partner.clone_into(&mut state.partner);
+            }
             let mut grew = false;
             for product in products {
                 grew |= state.watched.insert(product.clone());
@@ -235,6 +243,7 @@ impl SellOut {
                 levels: HashMap::new(),
                 last_used: Instant::now(),
                 over: false,
+                partner: partner.to_owned(),
                 requests: HashMap::new(),
                 covered: HashMap::new(),
                 listed_since: None,

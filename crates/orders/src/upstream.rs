@@ -64,6 +64,17 @@ pub struct Priced {
     pub country: String,
 }
 
+/// A show as GetLiveOffers tells it.
+#[derive(Debug, Clone)]
+pub struct LiveShow {
+    /// Whether it is LIVE now.
+    pub live: bool,
+    /// The partner whose channel carries it.
+    pub partner: String,
+    /// The asked offers that are on its line-up.
+    pub offers: Vec<LiveOffer>,
+}
+
 /// An offer of a live show as orders needs it.
 #[derive(Debug, Clone)]
 pub struct LiveOffer {
@@ -142,7 +153,7 @@ impl Upstream {
     }
 
     /// Whether the show is LIVE, and its offers of `products`.
-    pub async fn live_offers(&self, show: &str, products: &[String]) -> Result<(bool, Vec<LiveOffer>), Refusal> {
+    pub async fn live_offers(&self, show: &str, products: &[String]) -> Result<LiveShow, Refusal> {
         let request = scheduling::GetLiveOffersRequest {
             show: format!("shows/{show}"),
             products: products.iter().map(|p| format!("products/{p}")).collect(),
@@ -167,7 +178,7 @@ impl Upstream {
                 Some(LiveOffer { product, price, per_buyer_limit: o.per_buyer_limit })
             })
             .collect();
-        Ok((live, offers))
+        Ok(LiveShow { live, partner: answer.partner, offers })
     }
 
     /// Holds the lines' stock for the order (reservation id = order id;

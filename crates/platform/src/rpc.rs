@@ -201,12 +201,43 @@ where
             shared.dispatch.clone(),
         );
         Box::pin(async move {
-            let response = fut.await?;
+            let response = too_large_is_exhausted(fut.await?);
             drop(permit);
             let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
             Ok(observe_response(response, outcome))
         })
     }
+}
+
+/// tonic answers a request over the receive limit `OUT_OF_RANGE`; gRPC's
+/// own servers (and its spec of status codes) say `RESOURCE_EXHAUSTED`,
+/// which is what clients expect for "too big". Rewritten here, with an
+/// `ErrorInfo{reason: REQUEST_TOO_LARGE, metadata: {limit}}`.
+fn too_large_is_exhausted<B>(response: http::Response<B>) -> http::Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+    if status_in(response.headers()) != Some(Code::OutOfRange) {
+        return response.map(Body::new);
+    }
+    let message = grpc_message(response.headers());
+    if !message.starts_with(TONIC_TOO_LARGE) {
+        return response.map(Body::new);
+    }
+    // "…: found {len} bytes, the limit is: {limit} bytes"
+    let number_after = |marker: &str| {
+        message.split(marker).nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or("").to_owned()
+    };
+    let (found, limit) = (number_after("found "), number_after("the limit is: "));
+    let status = crate::error::refusal(
+        Code::ResourceExhausted,
+        crate::error::Reason::RequestTooLarge,
+        format!("the request is {found} bytes; this server accepts at most {limit} bytes per message"),
+        std::collections::HashMap::from([("limit".to_owned(), limit)]),
+    );
+    status.into_http()
 }
 
 /// Which side of a call an [`Outcome`] is recorded for.

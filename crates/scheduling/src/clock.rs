@@ -41,6 +41,18 @@ impl ShowClock {
     }
 }
 
+/// Closes a live show's allocation in inventory before the show is marked
+/// ENDED: an order reserving from it afterwards is refused (orders answers
+/// `SHOW_NOT_LIVE`), so every accepted order was reserved before the show's
+/// close time, which is taken after this. If inventory cannot be reached the
+/// show ends anyway and its allocation is returned by the clock later, as
+/// before (orders cannot reserve then either).
+pub(crate) async fn close_first(upstream: &Upstream, id: &str) {
+    if let Err(e) = upstream.return_allocation(id).await {
+        tracing::warn!(show = id, error = %e, "closing the allocation before the show ends failed; ending it anyway");
+    }
+}
+
 impl Job for ShowClock {
     fn name(&self) -> &'static str {
         "show-clock"
@@ -91,7 +103,10 @@ impl Job for ShowClock {
             }
             (ShowState::Scheduled, _) => Ok(Next::At(show.fields.start_time)),
             (ShowState::Live, _) if now >= show.fields.end_time => {
-                self.store.transition(id, Transition::End { by_clock: true }, now).await?;
+                // The allocation closes before the show leaves LIVE, so no
+                // order is accepted after its close time (see `close_first`).
+                close_first(&self.upstream, id).await;
+                self.store.transition(id, Transition::End { by_clock: true }, self.clock.now()).await?;
                 self.return_allocation(id).await
             }
             (ShowState::Live, _) => Ok(Next::At(show.fields.end_time)),

@@ -290,6 +290,9 @@ impl SchedulingApi {
             Transition::End { .. } => (ShowState::Ended, "only a LIVE show can end"),
             Transition::Cancel => (ShowState::Cancelled, "only a SCHEDULED show can be cancelled"),
         };
+        if matches!(transition, Transition::End { .. }) && self.store.show(&id).await?.state == ShowState::Live {
+            crate::clock::close_first(&self.upstream, &id).await;
+        }
         if !self.store.transition(&id, transition, self.clock.now()).await? {
             let show = self.store.show(&id).await?;
             if show.state == target {
@@ -379,6 +382,7 @@ impl SchedulingApi {
         violations.into_result()?;
         let id = id.ok_or_else(|| invalid_argument("show", "is invalid"))?;
         let cached = self.store.show_cached(&id).await?;
+        let partner = self.store.channel_partner_cached(&cached.fields.channel_id).await?;
         let pb::Show { name, state, offers, version, .. } = show_to_pb(Show::clone(&cached));
         let (offers, not_offered) = if asked.is_empty() {
             (offers, Vec::new())
@@ -394,7 +398,7 @@ impl SchedulingApi {
             }
             (found, missing)
         };
-        Ok(pb::GetLiveOffersResponse { show: name, state, offers, not_offered, version })
+        Ok(pb::GetLiveOffersResponse { show: name, state, offers, not_offered, version, partner })
     }
 
     /// UpdateShow: title, host, times and line-up of a SCHEDULED show. A new

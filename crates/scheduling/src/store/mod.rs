@@ -27,13 +27,16 @@ pub struct Store {
     db: DatabaseConnection,
     /// Shows read by GetLiveOffers, for at most [`LIVE_OFFERS_TTL`].
     shows: moka::sync::Cache<String, std::sync::Arc<crate::domain::Show>>,
+    /// Channels' partners read by GetLiveOffers, for at most [`LIVE_OFFERS_TTL`].
+    partners: moka::sync::Cache<String, String>,
 }
 
 impl Store {
     /// A store on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
         let shows = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(LIVE_OFFERS_TTL).build();
-        Store { db, shows }
+        let partners = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(LIVE_OFFERS_TTL).build();
+        Store { db, shows, partners }
     }
 
     /// Inserts a new host; a taken id is `AlreadyExists`.

@@ -354,6 +354,16 @@ impl Store {
         Ok(show)
     }
 
+    /// The partner of a channel, at most [`LIVE_OFFERS_TTL`] old.
+    pub async fn channel_partner_cached(&self, channel_id: &str) -> Result<String, Error> {
+        if let Some(partner) = self.partners.get(channel_id) {
+            return Ok(partner);
+        }
+        let partner = self.channel(channel_id).await?.fields.partner;
+        self.partners.insert(channel_id.to_owned(), partner.clone());
+        Ok(partner)
+    }
+
     /// The show's allocation went back to inventory.
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling allocation_returned", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_returned"))]
     pub async fn allocation_returned(&self, id: &str) -> Result<bool, Error> {
