@@ -122,6 +122,11 @@ fn order(buyer: &str, product: &str, quantity: i64, request_id: &str) -> PlaceOr
     }
 }
 
+/// `request` at the list price, in no show.
+fn off_show(request: PlaceOrderRequest) -> PlaceOrderRequest {
+    PlaceOrderRequest { show: String::new(), ..request }
+}
+
 fn pay(order: &Order, reference: &str) -> ConfirmPaymentRequest {
     ConfirmPaymentRequest { name: order.name.clone(), payment_reference: reference.into(), request_id: String::new() }
 }
@@ -283,10 +288,12 @@ async fn a_request_id_places_one_order_however_often_and_whenever_it_is_sent() {
     // Another body under the same id is refused; another partner's id is its own.
     let status = sale.hema.place_order(order("buyer-1", &hot, 1, "req-once")).await.unwrap_err();
     assert_eq!((status.code(), reason(&status).as_str()), (Code::AlreadyExists, "REQUEST_ID_REUSED"));
-    let theirs = sale.douyin.place_order(order("buyer-1", &hot, 2, "req-once")).await.unwrap().into_inner();
+    let spare = sale.products[2].clone();
+    let theirs = sale.douyin.place_order(off_show(order("buyer-1", &spare, 2, "req-once"))).await.unwrap().into_inner();
     assert_ne!(theirs.name, names[0]);
     assert_eq!(sale.books(&hot).await.on_hand, 98);
-    assert_eq!(sale.books(&hot).await.reserved, 2, "douyin's hold; hema's was sold");
+    assert_eq!(sale.books(&hot).await.reserved, 0, "hema's hold was sold");
+    assert_eq!(sale.books(&spare).await.reserved, 2, "douyin's hold");
 
     // A refusal is no outcome: it leaves nothing, and the repeat is asked
     // afresh — refused while the offer is sold out, placed once a unit
@@ -389,9 +396,8 @@ async fn a_buyer_cannot_pass_an_offers_limit_even_with_orders_at_once() {
     assert_eq!(sale.books(&hot).await.reserved, 2, "refused orders hold nothing");
     let status = sale.hema.place_order(order("greedy-2", &hot, 3, "greedy-big")).await.unwrap_err();
     assert_eq!(reason(&status), "PER_BUYER_LIMIT", "one order beyond the limit");
-    // The limit is per buyer, per partner: others are not held back.
+    // The limit is per buyer: others are not held back.
     sale.hema.place_order(order("modest", &hot, 2, "modest-1")).await.unwrap();
-    sale.douyin.place_order(order("greedy", &hot, 2, "douyin-greedy")).await.unwrap();
 
     // A cancelled order stops counting; a paid one keeps counting.
     sale.hema.cancel_order(cancel(&placed[0])).await.unwrap();
@@ -476,13 +482,23 @@ async fn the_report_is_consistent_while_orders_arrive() {
 async fn partners_place_and_see_their_own_and_operators_see_every_order() {
     let mut sale = sale(&[(0, 4), (1, 10)]).await;
     let (hot, other) = (sale.products[0].clone(), sale.products[1].clone());
-    for i in 0..3 {
+    for i in 0..4 {
         sale.hema.place_order(order(&format!("h-{i}"), &hot, 1, &format!("h-{i}"))).await.unwrap();
     }
-    sale.douyin.place_order(order("d-0", &hot, 1, "d-0")).await.unwrap();
-    sale.douyin.place_order(order("d-1", &other, 2, "d-1")).await.unwrap();
-    let status = sale.douyin.place_order(order("d-2", &hot, 1, "d-2")).await.unwrap_err();
+    let status = sale.hema.place_order(order("h-4", &hot, 1, "h-4")).await.unwrap_err();
     assert_eq!(reason(&status), "INSUFFICIENT_STOCK");
+
+    // The show is on Hema's channel: Douyin may not order in it — not even
+    // an offer with stock left — and is told so, not that it sold out.
+    for product in [&other, &hot] {
+        let status = sale.douyin.place_order(order("d-0", product, 1, "d-0")).await.unwrap_err();
+        assert_eq!((status.code(), reason(&status).as_str()), (Code::PermissionDenied, "SHOW_OF_ANOTHER_PARTNER"));
+        let info = status.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.metadata["show"], SHOW);
+    }
+    assert_eq!(sale.books(&other).await.reserved, 0, "the refused order held nothing");
+    // Orders of its own (here at the list price, in no show) it may place.
+    sale.douyin.place_order(off_show(order("d-1", &other, 2, "d-1"))).await.unwrap();
 
     // Operators and services read but never place.
     let mut operator = sale.operator.clone();
@@ -502,8 +518,8 @@ async fn partners_place_and_see_their_own_and_operators_see_every_order() {
     assert!(dated, "the sell-out is written within about a second");
     let (hema, douyin, all) =
         (sale.report(&sale.hema).await, sale.report(&sale.douyin).await, sale.report(&sale.operator).await);
-    assert_eq!((hema.order_count, douyin.order_count, all.order_count), (3, 2, 5));
-    assert_eq!((hema.units_awaiting_payment, douyin.units_awaiting_payment, all.units_awaiting_payment), (3, 3, 6));
+    assert_eq!((hema.order_count, douyin.order_count, all.order_count), (4, 0, 4));
+    assert_eq!((hema.units_awaiting_payment, douyin.units_awaiting_payment, all.units_awaiting_payment), (4, 0, 4));
     let sold_out = |report: &ShowSalesReport| {
         report.products.iter().find(|p| p.product == format!("products/{hot}")).and_then(|p| p.sold_out_time)
     };
@@ -511,7 +527,7 @@ async fn partners_place_and_see_their_own_and_operators_see_every_order() {
 
     // Another partner's order is as absent as a missing one.
     let hemas = sale.list(&sale.hema, ListOrdersRequest::default()).await;
-    assert_eq!(hemas.len(), 3);
+    assert_eq!(hemas.len(), 4);
     assert!(hemas.iter().all(|o| o.partner == "hema"));
     let status = sale.douyin.get_order(GetOrderRequest { name: hemas[0].name.clone() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -724,5 +740,26 @@ async fn every_replica_refuses_a_sold_out_offer_from_memory_and_sells_returned_u
     );
     assert!(c_forgot && a_sold, "within a second of the expiry: C knew ({c_forgot}), A sold ({a_sold})");
     sale.books(&hot).await;
+    sale.stop().await;
+}
+
+#[tokio::test]
+async fn an_ended_show_is_not_live_to_every_order_from_the_moment_it_ends() {
+    let mut sale = sale(&[(0, 50)]).await;
+    let hot = sale.products[0].clone();
+    // Scheduling answers orders about a live show from a cache of up to a
+    // second: this order fills it just before the show ends.
+    sale.hema.place_order(order("early", &hot, 1, "end-0")).await.unwrap();
+    sale.festival.scheduling.end_show(EndShowRequest { name: SHOW.into(), request_id: String::new() }).await.unwrap();
+
+    // Within that second, an order still reaches inventory, whose closed
+    // allocation refuses it: the partner hears the show is not live, in the
+    // words the README gives, not an internal "allocation closed".
+    let status = sale.hema.place_order(order("late", &hot, 1, "end-1")).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::FailedPrecondition, "SHOW_NOT_LIVE"), "{status:?}");
+    let info = status.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.metadata["show"], SHOW);
+    let orders = sale.list(&sale.operator, ListOrdersRequest::default()).await;
+    assert_eq!(orders.len(), 1, "the refused order left nothing");
     sale.stop().await;
 }

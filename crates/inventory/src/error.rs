@@ -127,8 +127,10 @@ impl From<Error> for Status {
             }
             Error::ReservationReused { id } => {
                 let name = format!("reservations/{id}");
-                let mut details =
-                    rpc::error_info(Reason::ReservationIdReused, HashMap::from([("reservation".to_owned(), name.clone())]));
+                let mut details = rpc::error_info(
+                    Reason::ReservationIdReused,
+                    HashMap::from([("reservation".to_owned(), name.clone())]),
+                );
                 details.set_resource_info("caravan.inventory.v1.Reservation", name, "", "exists with other lines");
                 Status::with_error_details(Code::AlreadyExists, message, details)
             }

@@ -28,7 +28,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use caravan_platform::{
-    error::{Reason, failed_precondition, reason_of, invalid_argument},
+    error::{Reason, failed_precondition, invalid_argument, reason_of},
     failpoint::Failpoints,
     idempotency::{Claim, Idempotency},
     time::{Micros, SharedClock},
@@ -128,7 +128,6 @@ fn rejected(order: &Order) -> Status {
         &[],
     )
 }
-
 
 /// What an `INSUFFICIENT_STOCK` refusal of inventory says: the product
 /// (its id), the units asked for and those left.
@@ -662,9 +661,7 @@ impl Saga {
     pub async fn expire(&self, id: &str) -> anyhow::Result<bool> {
         let to = match self.upstream.release(id).await {
             Ok(()) => OrderState::Expired,
-            Err(Refusal::Final(status)) if reason_of(&status) == Some(Reason::ReservationCommitted) => {
-                OrderState::Paid
-            }
+            Err(Refusal::Final(status)) if reason_of(&status) == Some(Reason::ReservationCommitted) => OrderState::Paid,
             Err(Refusal::Final(status)) => {
                 tracing::warn!(order = id, reason = status.message(), "expiring an order whose hold is gone");
                 OrderState::Expired

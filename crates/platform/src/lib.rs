@@ -15,6 +15,7 @@ pub mod error;
 pub mod failpoint;
 pub mod idempotency;
 pub mod metrics;
+pub mod money;
 pub mod paging;
 pub mod resource;
 pub mod rpc;

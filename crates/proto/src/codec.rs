@@ -170,7 +170,7 @@ mod tests {
     use super::*;
     use crate::{
         catalog::v1::{CreateProductRequest, Product},
-        orders::v1::{ListOrdersRequest, PlaceOrderRequest, PlaceOrderLine},
+        orders::v1::{ListOrdersRequest, PlaceOrderLine, PlaceOrderRequest},
         r#type::v1::LocalizedText,
     };
 
@@ -213,9 +213,9 @@ mod tests {
         // non-canonical writer) puts a 0 byte in the message: not a NUL.
         let request = ListOrdersRequest { buyer: "buyer-1".into(), page_size: 10, ..Default::default() };
         let mut bytes = request.encode_to_vec();
-        bytes.extend_from_slice(&[0x10, 0x00]); // field 2 (page_size) = 0, after 10: last one wins
+        bytes.extend_from_slice(&[0x08, 0x00]); // field 1 (page_size) = 0, after 10: last one wins
         let decoded = decode::<ListOrdersRequest>(&bytes).unwrap().unwrap();
-        assert_eq!(decoded.buyer, "buyer-1");
+        assert_eq!((decoded.buyer.as_str(), decoded.page_size), ("buyer-1", 0));
     }
 
     #[test]

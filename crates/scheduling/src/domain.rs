@@ -310,6 +310,8 @@ pub struct Offer {
 
 /// Most offers on one line-up.
 pub const MAX_OFFERS: usize = 100;
+
+use caravan_platform::money::MAX_PRICE_MINOR;
 /// Longest show.
 pub const MAX_SHOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 /// Largest allocated quantity of one offer.
@@ -332,8 +334,11 @@ pub fn check_offers(offers: &[Offer]) -> Vec<(String, String)> {
                 "must be an ISO 4217 code, e.g. CNY".to_owned(),
             ));
         }
-        if offer.price.minor_units < 0 {
-            problems.push((format!("offers[{i}].show_price.minor_units"), "must not be negative".to_owned()));
+        if !(0..=MAX_PRICE_MINOR).contains(&offer.price.minor_units) {
+            problems.push((
+                format!("offers[{i}].show_price.minor_units"),
+                format!("must be between 0 and {MAX_PRICE_MINOR}"),
+            ));
         }
         if !(0..=MAX_QUANTITY).contains(&offer.allocated_quantity) {
             problems.push((format!("offers[{i}].allocated_quantity"), format!("must be between 0 and {MAX_QUANTITY}")));
@@ -406,6 +411,23 @@ mod tests {
         assert_eq!(fields, ["offers[1].product", "offers[1].show_price.currency_code", "offers[1].allocated_quantity"]);
         assert_eq!(ShowState::from_code(2), Some(ShowState::Live));
         assert_eq!(AllocationSync::from_code(9), None);
+    }
+
+    #[test]
+    fn a_show_price_is_capped_as_a_list_price_is() {
+        let offer = |minor_units| Offer {
+            product_id: "walnuts".into(),
+            price: Money { currency: "CNY".into(), minor_units },
+            allocated_quantity: 10,
+            per_buyer_limit: 2,
+            display_order: 1,
+        };
+        assert!(check_offers(&[offer(MAX_PRICE_MINOR)]).is_empty());
+        for price in [MAX_PRICE_MINOR + 1, 1 << 62, i64::MAX, -1, i64::MIN] {
+            let problems = check_offers(&[offer(price)]);
+            let fields: Vec<_> = problems.iter().map(|(f, _)| f.as_str()).collect();
+            assert_eq!(fields, ["offers[0].show_price.minor_units"], "{price}");
+        }
     }
 
     use super::*;

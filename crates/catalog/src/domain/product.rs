@@ -188,7 +188,7 @@ pub mod limits {
     /// Longest tag.
     pub const TAG: usize = 40;
     /// Highest price in minor units (100 million in a currency's major unit).
-    pub const PRICE_MINOR: i64 = 10_000_000_000;
+    pub const PRICE_MINOR: i64 = caravan_platform::money::MAX_PRICE_MINOR;
     /// Most names in one BatchGetProducts.
     pub const BATCH_GET: usize = 1000;
     /// Most products in one ImportProducts.

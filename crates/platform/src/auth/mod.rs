@@ -146,10 +146,7 @@ impl ServerAuth {
         // would give, after the key is known good (never before: the table
         // is no secret, but a caller without a key learns nothing).
         let Some(allowed) = access::allowed(method) else {
-            return Err(Status::unimplemented(format!(
-                "caravan has no method `{}`",
-                crate::error::clip(method)
-            )));
+            return Err(Status::unimplemented(format!("caravan has no method `{}`", crate::error::clip(method))));
         };
         if !allowed.contains(&principal.kind) {
             let metadata = HashMap::from([

@@ -298,8 +298,11 @@ impl SchedulingApi {
             if show.state == target {
                 return Ok(show_to_pb(show));
             }
-            let reason =
-                if show.allocation == AllocationSync::Allocating { Reason::LineUpNotAllocated } else { Reason::ShowState };
+            let reason = if show.allocation == AllocationSync::Allocating {
+                Reason::LineUpNotAllocated
+            } else {
+                Reason::ShowState
+            };
             return Err(Error::ShowState { show: id, state: state_name(show.state), action, reason }.into());
         }
         if target != ShowState::Live {
@@ -432,8 +435,11 @@ impl SchedulingApi {
             return Err(etag_mismatch("caravan.scheduling.v1.Show", &name));
         }
         if current.state != ShowState::Scheduled || current.allocation != AllocationSync::Synced {
-            let reason =
-                if current.allocation == AllocationSync::Allocating { Reason::LineUpNotAllocated } else { Reason::ShowState };
+            let reason = if current.allocation == AllocationSync::Allocating {
+                Reason::LineUpNotAllocated
+            } else {
+                Reason::ShowState
+            };
             return Err(Error::ShowState {
                 show: id,
                 state: state_name(current.state),
