@@ -534,9 +534,8 @@ async fn play(
                     }
                 }
                 Err(status) => {
-                    use tonic_types::StatusExt as _;
-                    let reason = status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default();
-                    let slot = if reason == "PER_BUYER_LIMIT" { 3 } else { 2 };
+                    use caravan_platform::error::{Reason, reason_of};
+                    let slot = if reason_of(&status) == Some(Reason::PerBuyerLimit) { 3 } else { 2 };
                     counts[slot].fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -23,7 +23,6 @@ use caravan_proto::orders::v1::{
 };
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement};
 use tonic::{Code, Status};
-use tonic_types::StatusExt as _;
 
 use super::{
     ServerCpu,
@@ -116,7 +115,8 @@ impl Scenario for Storm {
             }
             Err(status)
                 if status.code() == Code::FailedPrecondition
-                    && status.get_error_details().error_info().is_some_and(|i| i.reason == "INSUFFICIENT_STOCK") =>
+                    && caravan_platform::error::reason_of(&status)
+                        == Some(caravan_platform::error::Reason::InsufficientStock) =>
             {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 Ok(())
