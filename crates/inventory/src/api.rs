@@ -244,7 +244,7 @@ impl InventoryService for InventoryApi {
         let product = product_id(&mut violations, "product", &product);
         let warehouse = named_id(&mut violations, "warehouse", &warehouse, "warehouses");
         violations.check(
-            delta != 0 && delta.abs() <= domain::MAX_QUANTITY,
+            delta != 0 && (-domain::MAX_QUANTITY..=domain::MAX_QUANTITY).contains(&delta),
             "delta",
             format!("must be non-zero and at most {} either way", domain::MAX_QUANTITY),
         );

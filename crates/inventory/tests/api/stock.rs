@@ -66,6 +66,11 @@ async fn adjustments_need_a_reason_and_never_go_below_what_is_held() {
     no_reason.reason = 0;
     let status = app.client.adjust_stock(no_reason).await.unwrap_err();
     assert_eq!(caravan_platform::testing::violated_fields(&status), ["reason"]);
+    // The extremes of int64, whose absolute value does not fit one.
+    for delta in [i64::MIN, i64::MIN + 1, i64::MAX] {
+        let status = app.client.adjust_stock(adjustment("tea", delta, "a-4")).await.unwrap_err();
+        assert_eq!(caravan_platform::testing::violated_fields(&status), ["delta"], "{delta}");
+    }
 
     let movements = app
         .client
