@@ -763,3 +763,17 @@ async fn an_ended_show_is_not_live_to_every_order_from_the_moment_it_ends() {
     assert_eq!(orders.len(), 1, "the refused order left nothing");
     sale.stop().await;
 }
+
+#[tokio::test]
+async fn the_report_of_a_show_that_does_not_exist_is_not_found_and_of_one_without_sales_is_empty() {
+    let mut sale = sale(&[(0, 5)]).await;
+    let status = sale
+        .operator
+        .get_show_sales_report(GetShowSalesReportRequest { show: "shows/no-such-show".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let report = sale.report(&sale.hema).await;
+    assert_eq!((report.order_count, report.products.len()), (0, 0), "a live show, nothing sold yet");
+    sale.stop().await;
+}

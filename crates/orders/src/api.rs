@@ -256,6 +256,10 @@ impl OrdersService for OrdersApi {
         let pb::GetShowSalesReportRequest { show } = request.into_inner();
         let id = resource::parse_name(&show, "shows").map_err(|e| invalid_argument("show", e))?.to_owned();
         let sales = self.store.sales(&format!("shows/{id}"), partner.as_deref()).await?;
+        if sales.lines.is_empty() && sales.unmet.is_empty() {
+            // Nothing sold: a show with no sales yet, or no show at all.
+            self.saga.show_exists(&id).await?;
+        }
         Ok(Response::new(report_to_pb(&id, sales, self.clock.now())))
     }
 }

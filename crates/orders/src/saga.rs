@@ -207,6 +207,17 @@ impl Saga {
         &self.store
     }
 
+    /// `NOT_FOUND` unless scheduling knows show `show` (its id).
+    pub async fn show_exists(&self, show: &str) -> Result<(), Status> {
+        match self.upstream.live_offers(show, &[]).await {
+            Ok(_) => Ok(()),
+            Err(Refusal::Final(status)) if status.code() == tonic::Code::NotFound => {
+                Err(caravan_platform::error::not_found("caravan.scheduling.v1.Show", &format!("shows/{show}")))
+            }
+            Err(refusal) => Err(upstream_status(refusal)),
+        }
+    }
+
     /// The first line of an order for `show` (its id) that this replica
     /// knows the show cannot sell (see [`crate::sellout`]); `None` when
     /// every line may be had or nothing is known yet.
