@@ -76,7 +76,7 @@ async fn nul_characters_are_invalid_argument_on_every_database_and_never_stick_t
         CatalogServiceClient::new(KeyedChannel::new(suite.addr(ServiceKind::Catalog), Some(Caller::Operator)));
 
     let mut bad = product("walnuts\0");
-    bad.unit = "5\00 g".into();
+    bad.unit = "500\u{0} g".into();
     let request =
         CreateProductRequest { product: Some(bad), product_id: "nul-walnuts".into(), request_id: "nul-1".into() };
     for attempt in 0..2 {
