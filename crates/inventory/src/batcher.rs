@@ -1,4 +1,4 @@
-//! The hot-product batcher (DESIGN.md "The hot SKU"): one-line reservations
+//! The hot-product batcher (ARCHITECTURE.md, "The hot product is batched, not sharded"): one-line reservations
 //! of the same product in the same pool queue up, and whoever finds the
 //! queue idle drains it, batch after batch, each batch one transaction
 //! ([`Store::reserve_batch`]). No request waits for a timer: while one batch

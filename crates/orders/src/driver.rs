@@ -3,8 +3,8 @@
 //! of a PENDING order left by a failed or crashed PlaceOrder (at twice the
 //! call limit), expiry of an unpaid order (at its payment deadline), and the
 //! release of a rejected order's hold. Claimed under a lease, run in a trace
-//! linked to the order's own, every step idempotent (DESIGN.md "Saga and
-//! background work"), so several replicas drive each order once and a crash
+//! linked to the order's own, every step idempotent (ARCHITECTURE.md,
+//! invariants: "Sagas and background work"), so several replicas drive each order once and a crash
 //! at any step is re-driven.
 
 use caravan_platform::{

@@ -1,4 +1,4 @@
-//! Reservations of one hot product, many at once (DESIGN.md "The hot SKU").
+//! Reservations of one hot product, many at once (ARCHITECTURE.md, "The hot product is batched, not sharded").
 //!
 //! A flash sale is thousands of one-line reservations of the same stock row.
 //! One transaction each is bounded by the row's commit rate; here a batch of
