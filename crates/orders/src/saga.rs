@@ -1,4 +1,4 @@
-//! The order saga (DESIGN.md "Placing an order"): every step of PlaceOrder,
+//! The order saga (ARCHITECTURE.md, code map of `crates/orders`): every step of PlaceOrder,
 //! ConfirmPayment and CancelOrder, and the steps the order driver re-drives.
 //!
 //! There is no distributed transaction. Each step is one conditional change

@@ -1,4 +1,4 @@
-//! This replica's memory of what each live show has left (DESIGN.md's "sell-out
+//! This replica's memory of what each live show has left (the "sell-out
 //! storm"), so a crowd pressing buy after an offer sold out is answered from
 //! memory: no database write, no call to another service.
 //!

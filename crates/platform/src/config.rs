@@ -60,7 +60,7 @@ impl ServiceKind {
         }
     }
 
-    /// The services this one calls (DESIGN.md call graph; no cycles).
+    /// The services this one calls (the call graph of ARCHITECTURE.md; no cycles).
     pub fn upstreams(self) -> &'static [ServiceKind] {
         match self {
             ServiceKind::Catalog | ServiceKind::Inventory => &[],
