@@ -37,6 +37,11 @@ pub fn clip(text: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
 }
 
+/// `metadata` with every value [clipped](clip).
+fn clipped(metadata: HashMap<String, String>) -> HashMap<String, String> {
+    metadata.into_iter().map(|(k, v)| (k, clip(&v).into_owned())).collect()
+}
+
 /// `ErrorInfo` with caravan's domain and `reason`'s wire name.
 pub fn error_info(reason: Reason, metadata: HashMap<String, String>) -> ErrorDetails {
     ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata)
@@ -135,8 +140,7 @@ pub fn already_exists(resource_type: &str, name: &str) -> Status {
 
 /// `code` with `ErrorInfo{reason, metadata}` (values [clipped](clip)).
 pub fn refusal(code: Code, reason: Reason, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
-    let metadata = metadata.into_iter().map(|(k, v)| (k, clip(&v).into_owned())).collect();
-    Status::with_error_details(code, message, error_info(reason, metadata))
+    Status::with_error_details(code, message, error_info(reason, clipped(metadata)))
 }
 
 /// `FAILED_PRECONDITION` with `ErrorInfo{reason}` and one precondition
@@ -148,7 +152,7 @@ pub fn failed_precondition(
     metadata: HashMap<String, String>,
 ) -> Status {
     let message = message.into();
-    let mut metadata: HashMap<String, String> = metadata.into_iter().map(|(k, v)| (k, clip(&v).into_owned())).collect();
+    let mut metadata = clipped(metadata);
     // The subject is in the metadata too, under the key every reason uses
     // for its kind of resource (`orders/x` → `order`).
     if let Some(key) = subject.split_once('/').and_then(|(collection, _)| metadata_key(collection)) {
