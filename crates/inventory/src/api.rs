@@ -10,7 +10,7 @@ use caravan_platform::{
     paging,
     resource::{self, ID_RULE},
     rpc::current_traceparent,
-    stream::{Delivery, Hub},
+    stream::{Delivery, Feed as _, Hub},
     time::SharedClock,
 };
 use caravan_proto::{
@@ -527,6 +527,24 @@ impl InventoryService for InventoryApi {
                 return Err(invalid_argument(format!("cursors[{i}].version"), "must not be negative"));
             }
             resume.insert(WatchKey { show: show.clone(), product: product.to_owned() }, cursor.version);
+        }
+        if !resume.is_empty() {
+            // A cursor the server never issued (from another deployment, or
+            // made up) would wait for versions that may never come.
+            let resumed: Vec<WatchKey> = resume.keys().cloned().collect();
+            for state in StockFeed::new(self.store.clone()).states(&resumed).await? {
+                let (key, current) = (StockFeed::key(&state), StockFeed::version(&state));
+                if resume.get(&key).is_some_and(|cursor| *cursor > current) {
+                    let i = cursors
+                        .iter()
+                        .position(|c| resource::parse_name(&c.product, "products").ok() == Some(key.product.as_str()))
+                        .unwrap_or_default();
+                    return Err(invalid_argument(
+                        format!("cursors[{i}].version"),
+                        format!("products/{} is at version {current}", key.product),
+                    ));
+                }
+            }
         }
         products.sort();
         products.dedup();

@@ -14,6 +14,7 @@ use caravan_platform::stream::{Changes, Feed};
 
 use crate::{
     domain::{AllocationLine, StockLevel},
+    error::Error,
     store::Store,
 };
 
@@ -53,8 +54,8 @@ impl StockFeed {
         StockFeed { store }
     }
 
-    /// The current state of each key.
-    async fn states(&self, keys: &[WatchKey]) -> anyhow::Result<Vec<Watched>> {
+    /// The current state of each key (a line never allocated is at version 0).
+    pub async fn states(&self, keys: &[WatchKey]) -> Result<Vec<Watched>, Error> {
         let mut general = Vec::new();
         let mut by_show: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for key in keys {
@@ -103,7 +104,7 @@ impl Feed for StockFeed {
     }
 
     async fn snapshot(&self, keys: &[WatchKey]) -> anyhow::Result<Vec<Watched>> {
-        self.states(keys).await
+        Ok(self.states(keys).await?)
     }
 
     async fn changes(&self, after: &[(WatchKey, i64)]) -> anyhow::Result<Changes<WatchKey, Watched>> {

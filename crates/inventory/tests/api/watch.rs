@@ -175,6 +175,28 @@ async fn bad_watches_are_refused() {
     request.cursors = vec![StockCursor { product: "products/walnuts".into(), version: 1 }];
     let status = app.client.watch_stock(request).await.unwrap_err();
     assert_eq!(caravan_platform::testing::violated_fields(&status), ["cursors[0].product"]);
+
+    // A cursor ahead of the server is refused, not left waiting forever: for
+    // a product's pool and for a show's line alike.
+    app.warehouse("sh-bonded", 1).await;
+    app.receive("tea", "sh-bonded", 3).await;
+    let current = stock(&mut app.client, "tea").await.version;
+    let mut request = watch(&["walnuts", "tea"]);
+    request.cursors = vec![
+        StockCursor { product: "products/walnuts".into(), version: 0 },
+        StockCursor { product: "products/tea".into(), version: current + 1 },
+    ];
+    let status = app.client.watch_stock(request).await.unwrap_err();
+    assert_eq!(caravan_platform::testing::violated_fields(&status), ["cursors[1].version"]);
+    let mut request = watch(&["tea"]);
+    request.show = "shows/uz-show".into();
+    request.cursors = vec![StockCursor { product: "products/tea".into(), version: 1 }];
+    let status = app.client.watch_stock(request).await.unwrap_err();
+    assert_eq!(caravan_platform::testing::violated_fields(&status), ["cursors[0].version"], "never allocated");
+    let mut request = watch(&["tea"]);
+    request.cursors = vec![StockCursor { product: "products/tea".into(), version: current }];
+    app.client.watch_stock(request).await.expect("a cursor at the current version is fine");
+
     let products: Vec<String> = (0..501).map(|i| format!("product-{i}")).collect();
     let products: Vec<&str> = products.iter().map(String::as_str).collect();
     let status = app.client.watch_stock(watch(&products)).await.unwrap_err();
