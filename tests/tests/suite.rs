@@ -8,10 +8,11 @@ mod common;
 use caravan::suite::Suite;
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, health_status},
+    testing::{Caller, KeyedChannel, health_status, violated_fields},
 };
 use caravan_proto::scheduling::v1::{
-    CreateHostRequest, GetHostRequest, Host, UpdateHostRequest, scheduling_service_client::SchedulingServiceClient,
+    CreateHostRequest, GetHostRequest, Host, ListHostsRequest, UpdateHostRequest,
+    scheduling_service_client::SchedulingServiceClient,
 };
 use common::start_suite;
 use tonic::Code;
@@ -134,4 +135,34 @@ async fn creating_a_host_asks_catalog_about_the_country() {
 
     running.token.cancel();
     running.suite.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_host_page_token_holds_only_for_its_country() {
+    let running = start_suite().await;
+    let mut client = scheduling(&running.suite);
+    for (id, country) in [("akmal", "countries/UZ"), ("bobur", "countries/UZ"), ("imran", "countries/PK")] {
+        let host = Host {
+            display_name: id.into(),
+            title: "Economic Counselor".into(),
+            country: country.into(),
+            embassy: "Embassy in Beijing".into(),
+            ..Default::default()
+        };
+        client
+            .create_host(CreateHostRequest { host: Some(host), host_id: id.into(), request_id: String::new() })
+            .await
+            .unwrap();
+    }
+    let list =
+        |country: &str, page_token: String| ListHostsRequest { page_size: 1, page_token, country: country.into() };
+    let first = client.list_hosts(list("countries/UZ", String::new())).await.unwrap().into_inner();
+    assert_eq!(first.hosts[0].name, "hosts/akmal");
+    // Reused without the filter, the token would skip `imran`'s page silently.
+    let status = client.list_hosts(list("", first.next_page_token.clone())).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["page_token"]);
+    let second = client.list_hosts(list("countries/UZ", first.next_page_token)).await.unwrap().into_inner();
+    assert_eq!(second.hosts[0].name, "hosts/bobur");
+    assert!(second.next_page_token.is_empty());
 }

@@ -70,9 +70,7 @@ impl CatalogService for CatalogApi {
         let size = paging::page_size(page_size, COUNTRY_PAGE.0, COUNTRY_PAGE.1)
             .map_err(|_| violations.add("page_size", "must not be negative"))
             .ok();
-        let after = paging::decode_token(&page_token)
-            .map_err(|_| violations.add("page_token", "not a token returned by ListCountries"))
-            .ok();
+        let status_filter = status;
         let status = match pb::ScoStatus::try_from(status) {
             Ok(pb::ScoStatus::Unspecified) => Some(None),
             Ok(s) => Some(Some(status_from_pb(s))),
@@ -82,6 +80,9 @@ impl CatalogService for CatalogApi {
             }
         };
         let as_of = parse_date(as_of, "as_of", &mut violations);
+        // A token is valid only with the filters it was issued for.
+        let filter = format!("status={status_filter};as_of={:?}", as_of.flatten());
+        let after = violations.take(paging::decode_bound_token(&page_token, &filter));
         violations.into_result()?;
         let (Some(size), Some(after), Some(status), Some(as_of)) = (size, after, status, as_of) else {
             return Err(invalid_argument("request", "invalid"));
@@ -97,8 +98,11 @@ impl CatalogService for CatalogApi {
             .filter(|c| status.is_none_or(|wanted| c.status_on(as_of) == Some(wanted)))
             .collect();
         let size = usize::try_from(size).unwrap_or(usize::MAX);
-        let next_page_token =
-            if matching.len() > size { paging::encode_token(matching[size - 1].code.as_str()) } else { String::new() };
+        let next_page_token = if matching.len() > size {
+            paging::encode_bound_token(&filter, matching[size - 1].code.as_str())
+        } else {
+            String::new()
+        };
         let countries = matching.iter().take(size).map(|c| country_to_pb(c, as_of)).collect();
         Ok(Response::new(pb::ListCountriesResponse { countries, next_page_token }))
     }

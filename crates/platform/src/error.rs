@@ -82,6 +82,25 @@ impl FieldViolations {
         }
     }
 
+    /// The value of `checked`, or `None` with its field violations recorded
+    /// (for a helper that validates one field and answers `INVALID_ARGUMENT`).
+    pub fn take<T>(&mut self, checked: Result<T, Status>) -> Option<T> {
+        match checked {
+            Ok(value) => Some(value),
+            Err(status) => {
+                let details = status.get_error_details();
+                let violations = details.bad_request().map(|b| b.field_violations.clone()).unwrap_or_default();
+                if violations.is_empty() {
+                    self.add("request", status.message());
+                }
+                for v in violations {
+                    self.add(v.field, v.description);
+                }
+                None
+            }
+        }
+    }
+
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -29,7 +29,12 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     let bad = || invalid_argument("page_token", "not a token returned by this method");
     let bytes = hex::decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix(TOKEN_VERSION).map(|key| Some(key.to_owned())).ok_or_else(bad)
+    // Keys are ids and numbers: a control character (a NUL, which
+    // PostgreSQL cannot hold in text) means the token was made up.
+    text.strip_prefix(TOKEN_VERSION)
+        .filter(|key| !key.chars().any(char::is_control))
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(bad)
 }
 
 /// A token resuming after `last_key` that is valid only with the same
@@ -68,7 +73,8 @@ mod tests {
             assert_eq!(decode_token(&encode_token(key)).unwrap(), Some(key.to_owned()));
         }
         assert_eq!(decode_token("").unwrap(), None);
-        for garbage in ["x", "zz", "abc", "6b323a"[..4].as_ref(), "6869"] {
+        // Not hex, odd length, another version, no version, a NUL in the key.
+        for garbage in ["x", "zz", "abc", "6b323a"[..4].as_ref(), "6869", &hex::encode("k1:\u{0}")] {
             assert_eq!(decode_token(garbage).unwrap_err().code(), Code::InvalidArgument, "{garbage}");
         }
     }

@@ -130,9 +130,9 @@ impl SchedulingService for SchedulingApi {
         let size = paging::page_size(page_size, PAGE.0, PAGE.1)
             .map_err(|_| violations.add("page_size", "must not be negative"))
             .ok();
-        let after = paging::decode_token(&page_token)
-            .map_err(|_| violations.add("page_token", "not a token returned by ListHosts"))
-            .ok();
+        // A token is valid only with the filter it was issued for.
+        let after = violations.take(paging::decode_bound_token(&page_token, &country));
+        let filter = country.clone();
         let country = if country.is_empty() {
             Some(None)
         } else {
@@ -146,7 +146,7 @@ impl SchedulingService for SchedulingApi {
         let mut hosts = self.store.hosts(after.as_deref(), country.as_ref(), size + 1).await?;
         let next_page_token = if hosts.len() as u64 > size {
             hosts.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            hosts.last().map(|h| paging::encode_token(&h.id)).unwrap_or_default()
+            hosts.last().map(|h| paging::encode_bound_token(&filter, &h.id)).unwrap_or_default()
         } else {
             String::new()
         };

@@ -146,7 +146,36 @@ async fn list_filters_by_status_on_a_date() {
     assert_eq!(status.code(), Code::InvalidArgument);
     let fields: Vec<_> =
         status.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
-    assert_eq!(fields, ["page_size", "page_token", "status"]);
+    assert_eq!(fields, ["page_size", "status", "page_token"]);
+}
+
+#[tokio::test]
+async fn a_country_page_token_holds_only_for_its_filters() {
+    let mut app = spawn_app().await;
+    let list = |page_token: String, status: ScoStatus, year| ListCountriesRequest {
+        page_size: 2,
+        page_token,
+        status: status.into(),
+        as_of: date(year, 12, 31),
+    };
+    let first = app.client.list_countries(list(String::new(), ScoStatus::Member, 2022)).await.unwrap().into_inner();
+    assert_eq!(first.countries.len(), 2);
+    for (status, year) in [(ScoStatus::Unspecified, 2022), (ScoStatus::Member, 2024), (ScoStatus::Observer, 2022)] {
+        let status = app.client.list_countries(list(first.next_page_token.clone(), status, year)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let fields: Vec<_> = status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| v.field.clone())
+            .collect();
+        assert_eq!(fields, ["page_token"]);
+    }
+    let next = app.client.list_countries(list(first.next_page_token, ScoStatus::Member, 2022)).await.unwrap();
+    let next = next.into_inner();
+    assert!(next.countries.iter().all(|c| first.countries.iter().all(|f| f.code < c.code)));
 }
 
 #[tokio::test]
