@@ -181,3 +181,42 @@ async fn keys_added_to_or_removed_from_the_keys_file_take_effect_without_a_resta
     tokio::time::sleep(reload * 4).await;
     assert_eq!(code_for(Caller::Douyin).await, Code::Ok);
 }
+
+#[tokio::test]
+async fn a_revoked_key_ends_its_open_streams_at_the_next_reload() {
+    use caravan_platform::{
+        auth::keys::{KeyEntry, KeyStore},
+        config::Authentication,
+        testing::TestServer,
+    };
+    use caravan_proto::inventory::v1::{WatchStockRequest, inventory_service_client::InventoryServiceClient};
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.txt");
+    let line = |caller: Caller| KeyEntry::for_key(caller.key(), caller.principal()).to_line();
+    std::fs::write(&file, format!("{}\n{}\n", line(Caller::Hema), line(Caller::Douyin))).unwrap();
+
+    let database = TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap();
+    let mut config = service_config(ServiceKind::Inventory, database.config(), &[]);
+    let reload = std::time::Duration::from_millis(50);
+    config.auth = Authentication::Keys { store: KeyStore::load(&file).unwrap(), file: Some(file.clone()), reload };
+    let server = TestServer::start_with::<caravan_inventory::Inventory>(config, database).await.unwrap();
+    let watch = |caller: Caller| {
+        let mut client = InventoryServiceClient::new(server.channel_as(caller));
+        async move {
+            let request = WatchStockRequest { products: vec!["products/tea".into()], ..Default::default() };
+            let mut stream = client.watch_stock(request).await.unwrap().into_inner();
+            stream.message().await.unwrap().expect("the snapshot");
+            stream
+        }
+    };
+    let (mut hema, mut douyin) = (watch(Caller::Hema).await, watch(Caller::Douyin).await);
+
+    std::fs::write(&file, format!("# hema revoked\n{}\n", line(Caller::Douyin))).unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), hema.message())
+        .await
+        .expect("the revoked key's stream ends at the reload, not at its lifetime");
+    assert_eq!(ended.unwrap_err().code(), Code::Unauthenticated);
+    let still = tokio::time::timeout(std::time::Duration::from_millis(300), douyin.message()).await;
+    assert!(still.is_err(), "a stream of a key still valid stays open: {still:?}");
+}

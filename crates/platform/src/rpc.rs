@@ -176,6 +176,12 @@ where
             }
         };
         request.extensions_mut().insert(principal);
+        // A stream outlives its admission: it ends when its key is revoked.
+        let revoked = if caravan_proto::codec::is_server_streaming(&path) {
+            shared.auth.revoked(request.headers()).map(|revoked| Box::pin(revoked) as Revocation)
+        } else {
+            None
+        };
 
         let deadline = request
             .headers()
@@ -201,8 +207,11 @@ where
             shared.dispatch.clone(),
         );
         Box::pin(async move {
-            let response = too_large_is_exhausted(fut.await?);
+            let mut response = too_large_is_exhausted(fut.await?);
             drop(permit);
+            if let Some(revoked) = revoked {
+                response = response.map(|inner| Body::new(Revocable { inner, revoked: Some(revoked) }));
+            }
             let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
             Ok(observe_response(response, outcome))
         })
@@ -238,6 +247,46 @@ where
         std::collections::HashMap::from([("limit".to_owned(), limit)]),
     );
     status.into_http()
+}
+
+/// Resolves when the key that opened a stream is revoked.
+type Revocation = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A streaming response that ends with `UNAUTHENTICATED` once its key is
+/// revoked, at the next reload of the keys rather than when the stream would
+/// have ended by itself.
+struct Revocable {
+    inner: Body,
+    revoked: Option<Revocation>,
+}
+
+impl HttpBody for Revocable {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let Some(revoked) = self.revoked.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if revoked.as_mut().poll(cx).is_ready() {
+            self.revoked = None;
+            let status = tonic::Status::unauthenticated("the API key of this stream was revoked");
+            let mut trailers = http::HeaderMap::new();
+            return Poll::Ready(Some(match status.add_header(&mut trailers) {
+                Ok(()) => Ok(Frame::trailers(trailers)),
+                Err(status) => Err(status),
+            }));
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(&polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.revoked = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.revoked.is_none() || self.inner.is_end_stream()
+    }
 }
 
 /// Which side of a call an [`Outcome`] is recorded for.

@@ -103,6 +103,22 @@ static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
     DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET).expect("the build wrote a valid descriptor set")
 });
 
+/// Every message and service of caravan's contracts.
+pub fn descriptor_pool() -> &'static DescriptorPool {
+    &POOL
+}
+
+/// Whether the gRPC `path` (`/caravan.x.v1.XService/Method`) names a method
+/// whose server answers with a stream.
+pub fn is_server_streaming(path: &str) -> bool {
+    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
+        return false;
+    };
+    POOL.get_service_by_name(service)
+        .and_then(|s| s.methods().find(|m| m.name() == method))
+        .is_some_and(|m| m.is_server_streaming())
+}
+
 /// The paths of the string fields of the `full_name` message in `bytes` that
 /// hold a NUL (map keys included), at most [`MAX_NAMED`].
 pub fn fields_with_nul(full_name: &str, bytes: Bytes) -> Result<Vec<String>, prost::DecodeError> {

@@ -20,6 +20,7 @@ use std::{
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Kind, Principal};
@@ -102,12 +103,28 @@ pub fn parse(text: &str) -> Result<Vec<KeyEntry>, String> {
 #[derive(Debug, Clone, Default)]
 pub struct KeyStore {
     entries: Arc<RwLock<Arc<Vec<KeyEntry>>>>,
+    /// Counts replacements, so open streams re-check their key.
+    replaced: Arc<watch::Sender<u64>>,
 }
 
 impl KeyStore {
     /// A store holding `entries`.
     pub fn new(entries: Vec<KeyEntry>) -> Self {
-        KeyStore { entries: Arc::new(RwLock::new(Arc::new(entries))) }
+        KeyStore { entries: Arc::new(RwLock::new(Arc::new(entries))), replaced: Arc::default() }
+    }
+
+    /// Resolves once `key` is no longer accepted (revoked by a reload);
+    /// never, while it is.
+    pub fn revoked(&self, key: &str) -> impl Future<Output = ()> + Send + 'static {
+        let (store, key, mut replaced) = (self.clone(), key.to_owned(), self.replaced.subscribe());
+        async move {
+            while replaced.changed().await.is_ok() {
+                if store.authenticate(&key).is_none() {
+                    return;
+                }
+            }
+            std::future::pending().await
+        }
     }
 
     /// Reads a keys file.
@@ -118,6 +135,7 @@ impl KeyStore {
     /// Replaces the keys.
     pub fn replace(&self, entries: Vec<KeyEntry>) {
         *self.entries.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(entries);
+        self.replaced.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// How many keys it holds.

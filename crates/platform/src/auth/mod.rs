@@ -176,6 +176,17 @@ impl ServerAuth {
     }
 }
 
+impl ServerAuth {
+    /// For a stream admitted with `headers`: resolves when its key is
+    /// revoked (`None` when keys are not checked).
+    pub fn revoked(&self, headers: &http::HeaderMap) -> Option<impl Future<Output = ()> + Send + 'static> {
+        match &self.check {
+            Check::Keys(store) => bearer(headers).map(|key| store.revoked(key)),
+            Check::Insecure => None,
+        }
+    }
+}
+
 tokio::task_local! {
     static CALLER: String;
 }
