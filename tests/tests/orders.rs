@@ -20,7 +20,10 @@ use caravan_platform::{
     testing::{Caller, KeyedChannel, eventually},
 };
 use caravan_proto::{
-    inventory::v1::{GetReservationRequest, GetStockRequest, ReservationRequestLine, ReserveStockRequest, reservation},
+    inventory::v1::{
+        GetReservationRequest, GetStockRequest, ReleaseReservationRequest, ReservationRequestLine, ReserveStockRequest,
+        reservation,
+    },
     orders::v1::{
         CancelOrderRequest, ConfirmPaymentRequest, GetOrderRequest, GetShowSalesReportRequest, ListOrdersRequest,
         Order, PlaceOrderLine, PlaceOrderRequest, ShowSalesReport, order::State,
@@ -276,6 +279,7 @@ async fn a_request_id_places_one_order_however_often_and_whenever_it_is_sent() {
     assert!(names.iter().all(|n| n == &names[0]), "{names:?}");
     let buyer = sale.list(&sale.operator, ListOrdersRequest { buyer: "buyer-1".into(), ..Default::default() }).await;
     assert_eq!(buyer.len(), 1);
+    assert_eq!(buyer[0].request_id, "req-once", "a listed order names the request that placed it");
     assert_eq!(sale.books(&hot).await.reserved, 2);
 
     // After the order moved on, the repeat still answers the first result.
@@ -564,6 +568,7 @@ async fn stuck_order(sale: &Sale, id: &str, product: &str, inventory: &mut Inven
         state_reason: String::new(),
         payment_deadline: None,
         payment_reference: String::new(),
+        request_id: String::new(),
         create_time: now,
         update_time: now,
     };
@@ -581,6 +586,37 @@ fn reserve(id: &str, product: &str) -> ReserveStockRequest {
         ttl_seconds: 900,
         request_id: String::new(),
     }
+}
+
+#[tokio::test]
+async fn a_retry_of_a_pending_order_whose_hold_ended_hears_order_rejected() {
+    let mut sale = sale(&[(0, 10)]).await;
+    let hot = sale.products[0].clone();
+    let addr = sale.festival.running.suite.addr(ServiceKind::Inventory);
+    let mut inventory = Inventory::new(KeyedChannel::new(addr, Some(Caller::Service(ServiceKind::Orders))));
+    // A first attempt wrote its order and held its stock, and its answer was
+    // lost (a crash); meanwhile the hold ended (expired, or released by a
+    // recovery racing the retry).
+    let request = order("buyer-stuck", &hot, 1, "req-stuck");
+    let id = caravan_orders::api::order_id("hema", &request);
+    stuck_order(&sale, &id, &hot, &mut inventory).await;
+    let release = ReleaseReservationRequest { name: format!("reservations/{id}"), request_id: String::new() };
+    inventory.release_reservation(release).await.unwrap();
+
+    for _ in 0..2 {
+        let status = sale.hema.place_order(request.clone()).await.unwrap_err();
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::FailedPrecondition, "ORDER_REJECTED"),
+            "{status:?}"
+        );
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().metadata.get("order"), Some(&format!("orders/{id}")));
+    }
+    let order = sale.hema.get_order(GetOrderRequest { name: format!("orders/{id}") }).await.unwrap().into_inner();
+    assert_eq!(order.state(), State::Rejected, "the order says what the partner heard");
+    assert_eq!(sale.books(&hot).await.reserved, 0, "nothing is held");
+    sale.stop().await;
 }
 
 #[tokio::test]
@@ -776,4 +812,63 @@ async fn the_report_of_a_show_that_does_not_exist_is_not_found_and_of_one_withou
     let report = sale.report(&sale.hema).await;
     assert_eq!((report.order_count, report.products.len()), (0, 0), "a live show, nothing sold yet");
     sale.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeat_while_the_first_attempt_hangs_answers_within_the_call_limit() {
+    use caravan_platform::testing::{TestDatabase, TestServer, service_config};
+
+    // Catalog answers; inventory accepts connections and never answers, so
+    // the first attempt holds its request id until the call limit.
+    let catalog = TestServer::start::<caravan_catalog::Catalog>(&[]).await.unwrap();
+    let dataset =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/caravan/data/products.jsonl")).unwrap();
+    let line = dataset.lines().find(|l| l.contains("\"id\":\"uz-")).unwrap();
+    let product = line.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("products.jsonl");
+    std::fs::write(&file, line).unwrap();
+    caravan::catalog_import::import(&file, &catalog.addr().to_string(), Caller::Operator.key(), 10, true)
+        .await
+        .unwrap();
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let inventory = hanging.local_addr().unwrap();
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            held.push(socket);
+        }
+    });
+    let database = TestDatabase::new::<caravan_orders::Migrator>(ServiceKind::Orders).await.unwrap();
+    let mut config = service_config(
+        ServiceKind::Orders,
+        database.config(),
+        &[(ServiceKind::Catalog, catalog.addr()), (ServiceKind::Inventory, inventory)],
+    );
+    let limit = Duration::from_secs(2);
+    config.call_limit = limit;
+    let orders = TestServer::start_with::<caravan_orders::Orders>(config, database).await.unwrap();
+    let request = PlaceOrderRequest {
+        buyer: "buyer-1".into(),
+        show: String::new(),
+        lines: vec![PlaceOrderLine { product: format!("products/{product}"), quantity: 1 }],
+        request_id: "req-hang".into(),
+    };
+    // The partner sets no deadline of its own: the call limit alone bounds
+    // the first attempt, a repeat waiting for it, and the repeat's own run.
+    let attempt = |delay: Duration| {
+        let mut client = OrdersServiceClient::new(orders.channel_as(Caller::Hema));
+        let request = request.clone();
+        async move {
+            tokio::time::sleep(delay).await;
+            let started = std::time::Instant::now();
+            let status = client.place_order(request).await.unwrap_err();
+            (status, started.elapsed())
+        }
+    };
+    let answers = join_all([attempt(Duration::ZERO), attempt(Duration::from_millis(300))]).await;
+    for (status, took) in answers {
+        assert!(matches!(status.code(), Code::Unavailable | Code::Aborted), "{status:?}");
+        assert!(took < limit + Duration::from_millis(800), "answered after {took:?}, over the call limit: {status:?}");
+    }
 }

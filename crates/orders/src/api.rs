@@ -3,6 +3,8 @@
 
 mod saga;
 
+pub use saga::order_id;
+
 use caravan_platform::{
     auth::{self, Kind, Principal},
     deadline,
@@ -45,6 +47,77 @@ impl OrdersApi {
     pub fn new(saga: Saga, idempotency: Idempotency, clock: SharedClock) -> Self {
         OrdersApi { store: saga.store().clone(), saga, idempotency, clock }
     }
+
+    /// PlaceOrder once its request is valid (the caller bounds it by the
+    /// call limit).
+    async fn place_within_limit(
+        &self,
+        request: Request<pb::PlaceOrderRequest>,
+        partner: String,
+        new: crate::saga::NewOrder,
+    ) -> Result<Response<pb::Order>, Status> {
+        let request_id = request.get_ref().request_id.as_str();
+        let mut claim = self.idempotency.claim_for(&request, PLACE_ORDER, request_id)?;
+        // The sell-out storm: an offer this replica knows is sold out is
+        // refused from memory — unless the request id says this request was
+        // seen before (a retry of an order placed before the sell-out),
+        // which one shared read tells.
+        if let Some(show) = &new.show
+            && let Some(shortage) = self.saga.shortage(show, &partner, &new.lines)
+        {
+            // What the request placed before: known in memory once the
+            // show's request keys were read after the sell-out (no read per
+            // refusal); until then, the request id's record.
+            let known = match (&claim, &new.request_key) {
+                (Some(_), Some(key)) => self.saga.placed_before(show, &shortage.product, key, &new.id),
+                _ => Some(Placed::Nothing),
+            };
+            let seen = match (known, &claim) {
+                (Some(Placed::Nothing), _) | (None, None) => Seen::New,
+                (Some(Placed::This), _) => Seen::Same,
+                (Some(Placed::Another), _) => Seen::Reused,
+                (None, Some(claim)) => self.idempotency.seen(claim).await?,
+            };
+            if seen == Seen::New {
+                return Err(self.saga.turn_away(show, shortage));
+            }
+            // The request id is taken: its record answers (a replay, or
+            // REQUEST_ID_REUSED), through the mechanism below.
+            claim = None;
+        }
+        let traceparent = caravan_platform::rpc::current_traceparent();
+        // Never longer than the call limit (the driver recovers what is left
+        // after twice that), and answered before the partner's own deadline:
+        // UNAVAILABLE tells it to retry with the same request id.
+        let limit = self.saga.timers().call_limit;
+        let too_late = place_too_late;
+        if let Some(claim) = &claim {
+            let reply = |order: &Order| order_to_pb(order.clone()).encode_to_vec();
+            let first = deadline::within(limit, self.saga.place_claimed(new.clone(), claim, &traceparent, &reply));
+            match Box::pin(first).await {
+                Ok(Some(placed)) => return placed.map(|o| Response::new(order_to_pb(o))),
+                Ok(None) => {}
+                Err(deadline::Elapsed) => {
+                    self.idempotency.release(claim).await;
+                    return Err(too_late());
+                }
+            }
+        }
+        // No request id, or one already claimed: the idempotency mechanism
+        // waits for the first call, replays its answer or takes over.
+        let place = Box::pin(async {
+            match deadline::within(limit, self.saga.place(new, &traceparent)).await {
+                Ok(placed) => placed.map(order_to_pb),
+                Err(deadline::Elapsed) => Err(too_late()),
+            }
+        });
+        self.idempotency.run_for(&request, PLACE_ORDER, request_id, || place).await.map(Response::new)
+    }
+}
+
+/// PlaceOrder's answer when the call limit is reached first.
+fn place_too_late() -> Status {
+    Status::unavailable("the order could not be completed in time; retry with the same request_id to resume it")
 }
 
 const PLACE_ORDER: &str = "caravan.orders.v1.OrdersService/PlaceOrder";
@@ -162,64 +235,14 @@ impl OrdersService for OrdersApi {
     async fn place_order(&self, request: Request<pb::PlaceOrderRequest>) -> Result<Response<pb::Order>, Status> {
         let partner = acting_partner(auth::principal(&request)?)?;
         let new = saga::new_order(request.get_ref(), &partner)?;
-        let request_id = request.get_ref().request_id.as_str();
-        let mut claim = self.idempotency.claim_for(&request, PLACE_ORDER, request_id)?;
-        // The sell-out storm: an offer this replica knows is sold out is
-        // refused from memory — unless the request id says this request was
-        // seen before (a retry of an order placed before the sell-out),
-        // which one shared read tells.
-        if let Some(show) = &new.show
-            && let Some(shortage) = self.saga.shortage(show, &partner, &new.lines)
-        {
-            // What the request placed before: known in memory once the
-            // show's request keys were read after the sell-out (no read per
-            // refusal); until then, the request id's record.
-            let known = match (&claim, &new.request_key) {
-                (Some(_), Some(key)) => self.saga.placed_before(show, &shortage.product, key, &new.id),
-                _ => Some(Placed::Nothing),
-            };
-            let seen = match (known, &claim) {
-                (Some(Placed::Nothing), _) | (None, None) => Seen::New,
-                (Some(Placed::This), _) => Seen::Same,
-                (Some(Placed::Another), _) => Seen::Reused,
-                (None, Some(claim)) => self.idempotency.seen(claim).await?,
-            };
-            if seen == Seen::New {
-                return Err(self.saga.turn_away(show, shortage));
-            }
-            // The request id is taken: its record answers (a replay, or
-            // REQUEST_ID_REUSED), through the mechanism below.
-            claim = None;
-        }
-        let traceparent = caravan_platform::rpc::current_traceparent();
-        // Never longer than the call limit (the driver recovers what is left
-        // after twice that), and answered before the partner's own deadline:
-        // UNAVAILABLE tells it to retry with the same request id.
+        // Every step — the request id's record, a wait for a concurrent
+        // repeat, the saga — within the call limit: a database or a service
+        // that hangs makes PlaceOrder answer UNAVAILABLE in time, not late.
         let limit = self.saga.timers().call_limit;
-        let too_late = || {
-            Status::unavailable("the order could not be completed in time; retry with the same request_id to resume it")
-        };
-        if let Some(claim) = &claim {
-            let reply = |order: &Order| order_to_pb(order.clone()).encode_to_vec();
-            let first = deadline::within(limit, self.saga.place_claimed(new.clone(), claim, &traceparent, &reply));
-            match Box::pin(first).await {
-                Ok(Some(placed)) => return placed.map(|o| Response::new(order_to_pb(o))),
-                Ok(None) => {}
-                Err(deadline::Elapsed) => {
-                    self.idempotency.release(claim).await;
-                    return Err(too_late());
-                }
-            }
+        match deadline::within(limit, self.place_within_limit(request, partner, new)).await {
+            Ok(answer) => answer,
+            Err(deadline::Elapsed) => Err(place_too_late()),
         }
-        // No request id, or one already claimed: the idempotency mechanism
-        // waits for the first call, replays its answer or takes over.
-        let place = Box::pin(async {
-            match deadline::within(limit, self.saga.place(new, &traceparent)).await {
-                Ok(placed) => placed.map(order_to_pb),
-                Err(deadline::Elapsed) => Err(too_late()),
-            }
-        });
-        self.idempotency.run_for(&request, PLACE_ORDER, request_id, || place).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(name = %request.get_ref().name))]
@@ -421,11 +444,13 @@ fn order_to_pb(order: Order) -> pb::Order {
         state_reason,
         payment_deadline,
         payment_reference,
+        request_id,
         create_time,
         update_time,
     } = order;
     pb::Order {
         name: format!("orders/{id}"),
+        request_id,
         partner,
         buyer,
         show,

@@ -144,6 +144,8 @@ pub struct Order {
     pub payment_deadline: Option<Micros>,
     /// The partner's payment reference.
     pub payment_reference: String,
+    /// The request id it was placed with, or empty.
+    pub request_id: String,
     /// When it was placed.
     pub create_time: Micros,
     /// When it last changed.
@@ -187,6 +189,7 @@ mod tests {
             state_reason: String::new(),
             payment_deadline: deadline.map(Micros),
             payment_reference: String::new(),
+            request_id: String::new(),
             create_time: Micros(0),
             update_time: Micros(0),
         }

@@ -72,6 +72,8 @@ pub struct NewOrder {
     /// Which request placed it: the partner and its request id, digested;
     /// `None` without a request id.
     pub request_key: Option<String>,
+    /// The partner's request id, or empty.
+    pub request_id: String,
     /// The partner placing it.
     pub partner: String,
     /// The partner's buyer reference.
@@ -340,7 +342,7 @@ impl Saga {
     /// the list price. Returns the PENDING order and its offers' per-buyer
     /// limits.
     async fn priced(&self, new: NewOrder) -> Result<(Order, BuyerLimits), Status> {
-        let NewOrder { id, request_key: _, partner, buyer, show, lines } = new;
+        let NewOrder { id, request_key: _, request_id, partner, buyer, show, lines } = new;
         let ids: Vec<String> = lines.iter().map(|(p, _)| p.clone()).collect();
         // Both checks at once (an order waits for the slower, not the sum);
         // their answers are then read in order, the catalog's first.
@@ -438,6 +440,7 @@ impl Saga {
             state_reason: String::new(),
             payment_deadline: None,
             payment_reference: String::new(),
+            request_id,
             create_time: now,
             update_time: now,
         };
@@ -481,6 +484,18 @@ impl Saga {
                     // to read the order back.
                     return Ok(accepted);
                 }
+            }
+            Err(Refusal::Final(status)) if reason_of(&status) == Some(Reason::OrderRejected) => {
+                // The hold ended before the order was accepted (recovery
+                // released it while a retry resumed the order, or it
+                // expired): rejected, as recovery would, so every retry
+                // hears the same.
+                let change = StateChange {
+                    reason: "its stock hold ended before it was accepted; nothing is held",
+                    due_at: Some(now),
+                    ..StateChange::default()
+                };
+                self.store.move_state(&order.id, OrderState::Pending, OrderState::Rejected, change, now).await?;
             }
             Err(Refusal::Final(status)) => {
                 if let (Some(show), Some(short)) = (show, shortage_of(&status)) {

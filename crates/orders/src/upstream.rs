@@ -7,6 +7,7 @@ use caravan_platform::{
     app::ServiceHost,
     client::{Retry, TracedChannel},
     config::ServiceKind,
+    error::Reason,
 };
 use caravan_proto::{
     catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
@@ -211,9 +212,14 @@ impl Upstream {
             .map_err(Refusal::of)?
             .into_inner();
         if reservation.state != inventory::reservation::State::Active as i32 {
-            return Err(Refusal::Final(Status::failed_precondition(format!(
-                "the reservation of order {order} is no longer active"
-            ))));
+            // Released by recovery, or expired, before the order was
+            // accepted: the order cannot be accepted any more.
+            return Err(Refusal::Final(caravan_platform::error::failed_precondition(
+                Reason::OrderRejected,
+                &format!("orders/{order}"),
+                format!("orders/{order} was rejected: its stock hold ended before it was accepted"),
+                std::collections::HashMap::new(),
+            )));
         }
         Ok(reservation.expire_time)
     }

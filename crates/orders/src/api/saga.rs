@@ -20,7 +20,7 @@ const MAX_QUANTITY: i64 = 1_000_000;
 /// The order id: derived from the partner, its request id and the request
 /// (so a retry finds the same order, and a request id reused for another
 /// order after its record was purged makes a new one), or generated.
-fn order_id(partner: &str, request: &pb::PlaceOrderRequest) -> String {
+pub fn order_id(partner: &str, request: &pb::PlaceOrderRequest) -> String {
     if request.request_id.is_empty() {
         return resource::new_id('o');
     }
@@ -54,7 +54,7 @@ fn printable(text: &str, max: usize) -> bool {
 /// A PlaceOrder request of `partner` as the saga takes it; every bad field
 /// is named.
 pub(super) fn new_order(request: &pb::PlaceOrderRequest, partner: &str) -> Result<NewOrder, Status> {
-    let pb::PlaceOrderRequest { buyer, show, lines, request_id: _ } = request;
+    let pb::PlaceOrderRequest { buyer, show, lines, request_id } = request;
     let mut violations = FieldViolations::new();
     violations.check(printable(buyer, 128), "buyer", "must be 1 to 128 printable characters");
     let show_id = if show.is_empty() {
@@ -81,7 +81,8 @@ pub(super) fn new_order(request: &pb::PlaceOrderRequest, partner: &str) -> Resul
     violations.into_result()?;
     Ok(NewOrder {
         id: order_id(partner, request),
-        request_key: request_key(partner, &request.request_id),
+        request_key: request_key(partner, request_id),
+        request_id: request_id.clone(),
         partner: partner.to_owned(),
         buyer: buyer.clone(),
         show: show_id,

@@ -10,6 +10,7 @@ mod m20261129_000003_rejected_product;
 mod m20261201_000004_buyer_units;
 mod m20261206_000005_offer_demand;
 mod m20261206_000006_request_key;
+mod m20261207_000007_request_id;
 
 /// Every orders migration, in order.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_buyer_units::Migration),
             Box::new(m20261206_000005_offer_demand::Migration),
             Box::new(m20261206_000006_request_key::Migration),
+            Box::new(m20261207_000007_request_id::Migration),
         ]
     }
 

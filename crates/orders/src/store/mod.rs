@@ -133,6 +133,7 @@ impl Store {
             update_time: Set(order.update_time.0),
             due_at: Set(Some(due_at.0)),
             request_key: Set(request_key.map(str::to_owned)),
+            request_id: Set(Some(order.request_id.clone()).filter(|r| !r.is_empty())),
         })
         .on_conflict(OnConflict::column(order::Column::Id).do_nothing().to_owned())
         .exec_without_returning(&txn)
@@ -416,6 +417,7 @@ fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, 
         update_time,
         due_at: _,
         request_key: _,
+        request_id,
     } = row;
     let state = OrderState::from_db(&state).ok_or_else(|| Error::Corrupt(format!("orders.state `{state}` of {id}")))?;
     let lines = lines
@@ -437,6 +439,7 @@ fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, 
         state_reason,
         payment_deadline: payment_deadline.map(Micros),
         payment_reference,
+        request_id: request_id.unwrap_or_default(),
         create_time: Micros(create_time),
         update_time: Micros(update_time),
     })

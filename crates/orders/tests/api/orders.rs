@@ -36,6 +36,7 @@ fn order(id: &str, buyer: &str, show: &str, state: OrderState, time: i64) -> Ord
         state_reason: String::new(),
         payment_deadline: Some(Micros(time + 900_000_000)),
         payment_reference: String::new(),
+        request_id: format!("req-{id}"),
         create_time: Micros(time),
         update_time: Micros(time),
     }
@@ -66,6 +67,7 @@ async fn get_returns_the_stored_order_with_its_price_snapshot() {
     assert_eq!(got.totals.len(), 1);
     assert_eq!((got.totals[0].currency_code.as_str(), got.totals[0].minor_units), ("CNY", 10_480));
     assert_eq!(got.create_time.unwrap().seconds, 1_641_800_000);
+    assert_eq!(got.request_id, "req-o-1", "stored with the order, answered with it");
 
     let status = app.client.get_order(GetOrderRequest { name: "orders/o-2".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);

@@ -21,6 +21,8 @@ pub struct Model {
     pub due_at: Option<i64>,
     /// Digest of the partner and the request id that placed it, if any.
     pub request_key: Option<String>,
+    /// The request id that placed it, if any.
+    pub request_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
