@@ -165,3 +165,30 @@ async fn bytes_that_do_not_decode_unknown_methods_and_oversized_messages_get_the
     running.token.cancel();
     running.suite.wait().await.unwrap();
 }
+
+#[test]
+fn the_readme_table_of_reasons_is_the_one_errors_proto_declares() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut documented = std::collections::BTreeMap::new();
+    let table = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| reason | code |"))
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| l.starts_with("| `"));
+    for row in table {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let [names, code, _when, metadata] = cells[..] else { panic!("a row of four cells: {row}") };
+        for name in common::reasons::backticked(names) {
+            documented.insert(name, (code.to_owned(), common::reasons::backticked(metadata)));
+        }
+    }
+    let declared = common::reasons::declared();
+    assert!(declared.len() >= 30, "errors.proto was read: {declared:?}");
+    for (name, reason) in &declared {
+        let Some((code, metadata)) = documented.get(name) else { panic!("the README's table lacks {name}") };
+        assert_eq!(code, &reason.code, "{name}'s code: README vs errors.proto");
+        assert_eq!(metadata, &reason.metadata, "{name}'s metadata keys: README vs errors.proto");
+    }
+    let extra: Vec<&String> = documented.keys().filter(|name| !declared.contains_key(*name)).collect();
+    assert!(extra.is_empty(), "the README documents reasons errors.proto does not declare: {extra:?}");
+}

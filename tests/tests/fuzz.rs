@@ -595,6 +595,7 @@ async fn every_rpc_answers_every_malformed_request_deliberately() {
         ("campaigns", vec!["campaigns/nianhuo-2022".to_owned()]),
         ("warehouses", vec!["warehouses/sh-bonded".to_owned()]),
     ]);
+    let declared = common::reasons::declared();
     let mut generator =
         Gen { state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, strings: string_pool(&products), names, fresh: 0 };
     let callers = [Caller::Hema, Caller::Operator, Caller::Service(ServiceKind::Orders)];
@@ -661,6 +662,9 @@ async fn every_rpc_answers_every_malformed_request_deliberately() {
                 if matches!(status.code(), Code::Internal | Code::Unknown | Code::DeadlineExceeded | Code::DataLoss) {
                     problems.push(what());
                 }
+                if let Some(problem) = undeclared(&status, &declared) {
+                    problems.push(format!("{problem}: {}", what()));
+                }
                 if reply > MAX_ERROR_REPLY {
                     problems.push(format!("a {reply}-byte error reply: {}", what()));
                 }
@@ -697,6 +701,27 @@ async fn every_rpc_answers_every_malformed_request_deliberately() {
     assert_eq!(panics.load(Ordering::SeqCst), 0, "a handler panicked (see the output above)");
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
     festival.running.token.cancel();
+}
+
+/// How an answer departs from the declared reasons: a reason not in
+/// errors.proto, under another code, with metadata keys it does not
+/// declare, or a refusal a client cannot switch on (no reason at all).
+fn undeclared(status: &Status, declared: &BTreeMap<String, common::reasons::Declared>) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    let code = code_name(status.code());
+    let details = status.get_error_details();
+    let Some(info) = details.error_info() else {
+        let needs_reason = matches!(status.code(), Code::FailedPrecondition | Code::Aborted | Code::ResourceExhausted);
+        return needs_reason.then(|| format!("a {code} without ErrorInfo"));
+    };
+    let Some(reason) = declared.get(&info.reason) else {
+        return Some(format!("reason {} is not declared in errors.proto", info.reason));
+    };
+    if reason.code != code {
+        return Some(format!("{} answered as {code}, declared {}", info.reason, reason.code));
+    }
+    let extra: Vec<&String> = info.metadata.keys().filter(|k| !reason.metadata.contains(*k)).collect();
+    (!extra.is_empty()).then(|| format!("{} carries undeclared metadata {extra:?}", info.reason))
 }
 
 fn crate_clip(message: &str) -> String {

@@ -2,6 +2,7 @@
 //! fresh database.
 
 pub mod festival;
+pub mod reasons;
 
 use std::{collections::HashMap, sync::Arc};
 
