@@ -29,10 +29,17 @@ impl app::Service for Catalog {
     type Migrator = Migrator;
 
     fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
-        let api = api::CatalogApi::new(store::Store::new(host.db().clone()), host.start_idempotency(), host.clock());
-        let server = CatalogServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
-        Ok(Routes::new(server))
+        Ok(routes_on(host))
     }
+}
+
+/// The catalog's routes on a host whose schema is `M`'s: this release's
+/// [`Migrator`], or — in the release tests — a later release's, to run this
+/// code as the previous binary beside a newer schema.
+pub fn routes_on<M: sea_orm_migration::MigratorTrait>(host: &ServiceHost<M>) -> Routes {
+    let api = api::CatalogApi::new(store::Store::new(host.db().clone()), host.start_idempotency(), host.clock());
+    let server = CatalogServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);
+    Routes::new(server)
 }
 
 /// The catalog service, built and bound: `Application::build(config)`, then

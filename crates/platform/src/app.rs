@@ -13,9 +13,10 @@ use crate::{
     auth::{Check, ServerAuth, rate::RateLimits},
     client::{Balancing, ChannelOptions, TracedChannel},
     config::{Authentication, MigrateMode, ServiceConfig, ServiceKind},
-    db::{self, SchemaState},
+    db,
     failpoint::Failpoints,
     idempotency::{Idempotency, IdempotencyConfig},
+    schema,
     server::{GrpcServer, ServeOptions},
     telemetry::ServiceTelemetry,
     time::SharedClock,
@@ -46,17 +47,31 @@ impl<M: MigratorTrait> ServiceHost<M> {
         let probe = db::connect_probe(&config.database)
             .await
             .with_context(|| format!("{service}: health's connection to the database"))?;
-        match db::prepare_schema::<M>(&db, config.migrate).await {
-            Ok(SchemaState::Current) => {}
-            Ok(SchemaState::Behind(n)) => tracing::warn!(
-                %service,
-                pending = n,
-                "schema is behind and CARAVAN_MIGRATE=verify: NOT_SERVING until the migration job runs"
-            ),
-            Err(e) if config.migrate == MigrateMode::Verify => {
-                tracing::warn!(%service, error = %e, "cannot read the migration state; health will retry");
+        let schema = match config.migrate {
+            MigrateMode::Apply => {
+                let migrated =
+                    schema::migrate::<M>(&db).await.with_context(|| format!("{service}: applying migrations"))?;
+                tracing::info!(%service, applied = migrated.applied, "schema migrated");
+                schema::check::<M>(&db).await.ok()
             }
-            Err(e) => return Err(e).with_context(|| format!("{service}: applying migrations")),
+            MigrateMode::Verify => match schema::check::<M>(&db).await {
+                Ok(check) => Some(check),
+                Err(e) => {
+                    tracing::warn!(%service, error = %e, "cannot read the schema's version; health will retry");
+                    None
+                }
+            },
+        };
+        if let Some(check) = schema {
+            match check.verdict() {
+                Ok(()) if check.newer > 0 => tracing::info!(
+                    %service,
+                    newer = check.newer,
+                    "the schema carries migrations of a later release, compatible with this binary: serving"
+                ),
+                Ok(()) => {}
+                Err(why) => tracing::warn!(%service, "{why}: NOT_SERVING until that changes"),
+            }
         }
         let mut server = GrpcServer::bind(config.listen_addr)
             .await
@@ -196,7 +211,6 @@ impl<M: MigratorTrait> ServiceHost<M> {
             service_name,
             db: self.db,
             probe: self.probe,
-            migrate: self.config.migrate,
             health_check_interval: self.config.health_check_interval,
             shutdown_grace: self.config.shutdown_grace,
             drain_delay: self.config.drain_delay,
@@ -275,8 +289,8 @@ pub async fn migrate<M: MigratorTrait>(config: &ServiceConfig) -> anyhow::Result
     let db = db::connect(&config.database)
         .await
         .with_context(|| format!("{}: connecting to the database", config.service))?;
-    let pending = M::get_pending_migrations(&db).await?.len();
-    M::up(&db, None).await.with_context(|| format!("{}: applying migrations", config.service))?;
+    let applied =
+        schema::migrate::<M>(&db).await.with_context(|| format!("{}: applying migrations", config.service))?;
     db.close().await?;
-    Ok(pending)
+    Ok(applied.applied)
 }

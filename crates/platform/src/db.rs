@@ -12,9 +12,8 @@ use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbErr,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
-use sea_orm_migration::MigratorTrait;
 
-use crate::config::{DatabaseConfig, MigrateMode};
+use crate::config::DatabaseConfig;
 
 /// Opens a pool on the configured database. A SQLite file's folder is created
 /// if it is missing.
@@ -113,36 +112,6 @@ fn sqlite_path(url: &str) -> Option<&Path> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
-}
-
-/// Where a service's schema stands relative to the code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SchemaState {
-    /// Every migration the code knows is applied.
-    Current,
-    /// This many migrations are not applied yet.
-    Behind(usize),
-}
-
-/// Applies pending migrations, or in `verify` mode only reports how far the
-/// schema is behind.
-pub async fn prepare_schema<M: MigratorTrait>(
-    db: &DatabaseConnection,
-    mode: MigrateMode,
-) -> Result<SchemaState, DbErr> {
-    match mode {
-        MigrateMode::Apply => {
-            M::up(db, None).await?;
-            Ok(SchemaState::Current)
-        }
-        MigrateMode::Verify => schema_state::<M>(db).await,
-    }
-}
-
-/// How far the schema is behind the migrations compiled into this binary.
-pub async fn schema_state<M: MigratorTrait>(db: &DatabaseConnection) -> Result<SchemaState, DbErr> {
-    let pending = M::get_pending_migrations(db).await?.len();
-    Ok(if pending == 0 { SchemaState::Current } else { SchemaState::Behind(pending) })
 }
 
 /// The OpenTelemetry `db.system` name of `c`'s database.

@@ -19,6 +19,7 @@ pub mod money;
 pub mod paging;
 pub mod resource;
 pub mod rpc;
+pub mod schema;
 pub mod server;
 pub mod shutdown;
 pub mod stream;

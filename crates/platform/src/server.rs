@@ -19,8 +19,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     auth::ServerAuth,
-    config::{MigrateMode, ServerTls, ServiceKind},
-    db::{SchemaState, schema_state},
+    config::{ServerTls, ServiceKind},
     rpc::ServerLayer,
     telemetry::ServiceTelemetry,
 };
@@ -68,8 +67,6 @@ pub struct ServeOptions {
     /// Health's own connection to it ([`crate::db::connect_probe`]), so a
     /// check never queues behind requests.
     pub probe: DatabaseConnection,
-    /// In `verify` mode health also requires the schema to be current.
-    pub migrate: MigrateMode,
     /// How often health re-checks.
     pub health_check_interval: Duration,
     /// How long in-flight calls may run once shutdown begins.
@@ -126,7 +123,6 @@ impl GrpcServer {
             service_name,
             db,
             probe,
-            migrate,
             health_check_interval,
             shutdown_grace,
             drain_delay,
@@ -136,7 +132,7 @@ impl GrpcServer {
         reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         let health = Health { reporter, service_name };
         // The first verdict is known before the first connection is accepted.
-        let first = check::<M>(&probe, migrate, health_check_interval).await;
+        let first = check::<M>(&probe, health_check_interval).await;
         health.set(first.clone()).await;
 
         if let Some((listener, addr)) = self.health {
@@ -171,7 +167,7 @@ impl GrpcServer {
                         () = shutdown.cancelled() => break,
                         _ = ticker.tick() => {}
                     }
-                    let verdict = check::<M>(&probe, migrate, health_check_interval).await;
+                    let verdict = check::<M>(&probe, health_check_interval).await;
                     if shutdown.is_cancelled() {
                         break;
                     }
@@ -255,17 +251,15 @@ enum Verdict {
     NotServing(String),
 }
 
-async fn check<M: MigratorTrait>(db: &DatabaseConnection, migrate: MigrateMode, limit: Duration) -> Verdict {
+async fn check<M: MigratorTrait>(db: &DatabaseConnection, limit: Duration) -> Verdict {
     let limit = limit.max(Duration::from_secs(1));
     let probe = async {
         db.ping().await.map_err(|e| format!("database unreachable: {e}"))?;
-        if migrate == MigrateMode::Verify {
-            match schema_state::<M>(db).await {
-                Ok(SchemaState::Current) => {}
-                Ok(SchemaState::Behind(n)) => return Err(format!("schema is {n} migration(s) behind")),
-                Err(e) => return Err(format!("cannot read migration state: {e}")),
-            }
-        }
+        // Read-only (the runtime role needs no DDL right), in every mode: a
+        // later release may migrate the database under a running replica.
+        let schema =
+            crate::schema::check::<M>(db).await.map_err(|e| format!("cannot read the schema's version: {e}"))?;
+        schema.verdict()?;
         Ok(())
     };
     match tokio::time::timeout(limit, probe).await {

@@ -18,7 +18,7 @@ use caravan_platform::{
         keys::{KeyEntry, KeyStore},
         rate::{RateConfig, RateLimits},
     },
-    config::{DatabaseConfig, MigrateMode, ServiceKind},
+    config::{DatabaseConfig, ServiceKind},
     server::{GrpcServer, ServeOptions},
     telemetry::ServiceTelemetry,
 };
@@ -104,7 +104,6 @@ pub async fn serve_echo(
                 service_name: "caravan.loadgen.v1.EchoService",
                 probe: caravan_platform::db::connect_probe(&database).await?,
                 db,
-                migrate: MigrateMode::Apply,
                 health_check_interval: Duration::from_secs(2),
                 shutdown_grace: Duration::from_secs(2),
                 drain_delay: Duration::ZERO,

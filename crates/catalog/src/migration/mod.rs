@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_seed_countries::Migration),
             Box::new(m20261129_000003_create_products::Migration),
             caravan_platform::idempotency::migration(),
+            caravan_platform::schema::migration(),
         ]
     }
 

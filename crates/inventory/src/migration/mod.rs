@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_create_warehouses::Migration),
             caravan_platform::idempotency::migration(),
             Box::new(m20261129_000002_create_stock::Migration),
+            caravan_platform::schema::migration(),
         ]
     }
 

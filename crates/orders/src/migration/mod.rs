@@ -28,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000005_offer_demand::Migration),
             Box::new(m20261206_000006_request_key::Migration),
             Box::new(m20261207_000007_request_id::Migration),
+            caravan_platform::schema::migration(),
         ]
     }
 

@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_create_campaigns_and_channels::Migration),
             Box::new(m20261129_000003_create_shows::Migration),
             Box::new(m20261129_000004_create_show_history::Migration),
+            caravan_platform::schema::migration(),
         ]
     }
 
