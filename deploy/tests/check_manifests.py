@@ -143,6 +143,12 @@ def check_services(docs, overlay):
             if check(job, f"Job {name}-migrate"):
                 args = job["spec"]["template"]["spec"]["containers"][0].get("args")
                 check(args == ["serve", name, "migrate"], f"Job {name}-migrate: runs the migrations")
+                # Two roles: the Job's may change the schema, the replicas'
+                # may only read and write rows.
+                job_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+                ref = job_env.get("CARAVAN_DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
+                check(ref.get("name", "").startswith("caravan-migration-databases") and ref.get("key") == name,
+                      f"Job {name}-migrate: the migration role's URL, from caravan-migration-databases")
                 sc = job["spec"]["template"]["spec"]["containers"][0].get("securityContext", {})
                 check(sc.get("readOnlyRootFilesystem") is True and sc.get("capabilities", {}).get("drop") == ["ALL"],
                       f"Job {name}-migrate: locked down")
