@@ -38,12 +38,18 @@ pub struct ServiceHost<M> {
 
 impl<M: MigratorTrait> ServiceHost<M> {
     /// Connects, migrates (`apply`) or checks the schema (`verify`: a schema
-    /// that is behind is logged and reported NOT_SERVING by health, not an
-    /// error), then binds the listen address.
+    /// that does not suit the binary, or a database that is unreachable, is
+    /// logged and reported NOT_SERVING by health, not an error), then binds
+    /// the listen address.
     pub async fn prepare(config: ServiceConfig, telemetry: ServiceTelemetry) -> anyhow::Result<Self> {
         let service = config.service;
-        let db =
-            db::connect(&config.database).await.with_context(|| format!("{service}: connecting to the database"))?;
+        // A replica (verify) waits out a database outage unready; a process
+        // that migrates at start (apply: development) needs the database now.
+        let db = match config.migrate {
+            MigrateMode::Verify => db::connect_lazy(&config.database).await,
+            MigrateMode::Apply => db::connect(&config.database).await,
+        }
+        .with_context(|| format!("{service}: connecting to the database"))?;
         let probe = db::connect_probe(&config.database)
             .await
             .with_context(|| format!("{service}: health's connection to the database"))?;

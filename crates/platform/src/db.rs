@@ -21,6 +21,13 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
     open(config, config.max_connections, false).await
 }
 
+/// [`connect`], opening connections only when first used: a replica that
+/// starts while its database is unreachable comes up NOT_SERVING and turns
+/// SERVING by itself when the database answers, instead of exiting.
+pub async fn connect_lazy(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    open(config, config.max_connections, true).await
+}
+
 /// A pool of one connection of its own for health's database check, opened
 /// when first used: a check that waited in the requests' pool would find it
 /// busy under a burst and call a healthy database down — and on Kubernetes

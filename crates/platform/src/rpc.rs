@@ -15,7 +15,8 @@ use std::{
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::Semaphore;
-use tonic::{Code, body::Body};
+use tonic::{Code, Status, body::Body};
+use tonic_types::StatusExt as _;
 use tower::{Layer, Service};
 use tracing::{Dispatch, Span, field::Empty};
 
@@ -53,6 +54,33 @@ pub(crate) struct ServerShared {
     limit: Option<Arc<Semaphore>>,
     max_concurrency: usize,
     port: u16,
+    circuit: DatabaseCircuit,
+}
+
+/// Whether the service's database is known to be unreachable: opened by a
+/// failed health check, closed by the next one that reaches it. While open,
+/// calls are answered `UNAVAILABLE` at once instead of each waiting out the
+/// pool's acquire timeout.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseCircuit(Arc<std::sync::atomic::AtomicBool>);
+
+impl DatabaseCircuit {
+    /// Opens (`true`: the database is down) or closes it.
+    pub fn set_open(&self, open: bool) {
+        let was = self.0.swap(open, std::sync::atomic::Ordering::Relaxed);
+        if was != open {
+            tracing::info!(
+                open,
+                "database circuit {}",
+                if open { "opened: calls answer UNAVAILABLE" } else { "closed" }
+            );
+        }
+    }
+
+    /// Whether it is open.
+    pub fn is_open(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl ServerLayer {
@@ -61,7 +89,25 @@ impl ServerLayer {
     /// connections (0 means no limit).
     pub fn new(service: ServiceKind, dispatch: Dispatch, auth: ServerAuth, max_concurrency: usize, port: u16) -> Self {
         let limit = (max_concurrency > 0).then(|| Arc::new(Semaphore::new(max_concurrency)));
-        ServerLayer { shared: Arc::new(ServerShared { service, dispatch, auth, limit, max_concurrency, port }) }
+        let circuit = DatabaseCircuit::default();
+        ServerLayer {
+            shared: Arc::new(ServerShared { service, dispatch, auth, limit, max_concurrency, port, circuit }),
+        }
+    }
+
+    /// The layer, answering `UNAVAILABLE` at once while `circuit` is open.
+    pub fn with_circuit(self, circuit: DatabaseCircuit) -> Self {
+        let s = &self.shared;
+        let shared = ServerShared {
+            service: s.service,
+            dispatch: s.dispatch.clone(),
+            auth: s.auth.clone(),
+            limit: s.limit.clone(),
+            max_concurrency: s.max_concurrency,
+            port: s.port,
+            circuit,
+        };
+        ServerLayer { shared: Arc::new(shared) }
     }
 }
 
@@ -175,6 +221,18 @@ where
                 return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
             }
         };
+        if shared.circuit.is_open() {
+            // Known down: say so now; another replica (or this one, once a
+            // health check reaches the database again) serves the retry.
+            let status = Status::with_error_details(
+                Code::Unavailable,
+                format!("{}'s database is unreachable; retry with the same request_id", shared.service),
+                tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+            );
+            crate::telemetry::in_service_sync(shared.service, || drop(span.enter()));
+            let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
+            return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
+        }
         request.extensions_mut().insert(principal);
         // A stream outlives its admission: it ends when its key is revoked.
         let revoked = if caravan_proto::codec::is_server_streaming(&path) {
@@ -262,7 +320,7 @@ struct Revocable {
 
 impl HttpBody for Revocable {
     type Data = Bytes;
-    type Error = tonic::Status;
+    type Error = Status;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let Some(revoked) = self.revoked.as_mut() else {
@@ -270,7 +328,7 @@ impl HttpBody for Revocable {
         };
         if revoked.as_mut().poll(cx).is_ready() {
             self.revoked = None;
-            let status = tonic::Status::unauthenticated("the API key of this stream was revoked");
+            let status = Status::unauthenticated("the API key of this stream was revoked");
             let mut trailers = http::HeaderMap::new();
             return Poll::Ready(Some(match status.add_header(&mut trailers) {
                 Ok(()) => Ok(Frame::trailers(trailers)),

@@ -20,7 +20,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     auth::ServerAuth,
     config::{ServerTls, ServiceKind},
-    rpc::ServerLayer,
+    rpc::{DatabaseCircuit, ServerLayer},
     telemetry::ServiceTelemetry,
 };
 
@@ -127,12 +127,15 @@ impl GrpcServer {
             shutdown_grace,
             drain_delay,
         } = options;
-        let layer = ServerLayer::new(service, telemetry.dispatch, auth, max_concurrent_calls, self.local_addr.port());
+        let circuit = DatabaseCircuit::default();
+        let layer = ServerLayer::new(service, telemetry.dispatch, auth, max_concurrent_calls, self.local_addr.port())
+            .with_circuit(circuit.clone());
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         let health = Health { reporter, service_name };
         // The first verdict is known before the first connection is accepted.
         let first = check::<M>(&probe, health_check_interval).await;
+        circuit.set_open(matches!(first, Verdict::DatabaseDown(_)));
         health.set(first.clone()).await;
 
         if let Some((listener, addr)) = self.health {
@@ -157,20 +160,23 @@ impl GrpcServer {
             let health = health.clone();
             let probe = probe.clone();
             let shutdown = shutdown.clone();
+            let circuit = circuit.clone();
             async move {
-                let mut ticker = tokio::time::interval(health_check_interval);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                ticker.tick().await;
                 let mut last = first;
                 loop {
+                    // While the database is down, look again sooner: the
+                    // circuit closes as soon as it answers.
+                    let pause =
+                        if circuit.is_open() { health_check_interval.min(DOWN_RECHECK) } else { health_check_interval };
                     tokio::select! {
                         () = shutdown.cancelled() => break,
-                        _ = ticker.tick() => {}
+                        () = tokio::time::sleep(pause) => {}
                     }
                     let verdict = check::<M>(&probe, health_check_interval).await;
                     if shutdown.is_cancelled() {
                         break;
                     }
+                    circuit.set_open(matches!(verdict, Verdict::DatabaseDown(_)));
                     if verdict != last {
                         health.set(verdict.clone()).await;
                         last = verdict;
@@ -249,23 +255,29 @@ fn reflection_builder(service_name: &str) -> tonic_reflection::server::Builder<'
 enum Verdict {
     Serving,
     NotServing(String),
+    /// The database did not answer (the database circuit opens).
+    DatabaseDown(String),
 }
+
+/// How soon health looks again while the database is down.
+const DOWN_RECHECK: Duration = Duration::from_millis(250);
 
 async fn check<M: MigratorTrait>(db: &DatabaseConnection, limit: Duration) -> Verdict {
     let limit = limit.max(Duration::from_secs(1));
     let probe = async {
-        db.ping().await.map_err(|e| format!("database unreachable: {e}"))?;
+        db.ping().await.map_err(|e| Verdict::DatabaseDown(format!("database unreachable: {e}")))?;
         // Read-only (the runtime role needs no DDL right), in every mode: a
         // later release may migrate the database under a running replica.
-        let schema =
-            crate::schema::check::<M>(db).await.map_err(|e| format!("cannot read the schema's version: {e}"))?;
-        schema.verdict()?;
+        let schema = crate::schema::check::<M>(db)
+            .await
+            .map_err(|e| Verdict::DatabaseDown(format!("cannot read the schema's version: {e}")))?;
+        schema.verdict().map_err(Verdict::NotServing)?;
         Ok(())
     };
     match tokio::time::timeout(limit, probe).await {
         Ok(Ok(())) => Verdict::Serving,
-        Ok(Err(reason)) => Verdict::NotServing(reason),
-        Err(_) => Verdict::NotServing(format!("database check took longer than {limit:?}")),
+        Ok(Err(verdict)) => verdict,
+        Err(_) => Verdict::DatabaseDown(format!("database check took longer than {limit:?}")),
     }
 }
 
@@ -282,7 +294,7 @@ impl Health {
                 tracing::info!(service = self.service_name, "health: SERVING");
                 ServingStatus::Serving
             }
-            Verdict::NotServing(reason) => {
+            Verdict::NotServing(reason) | Verdict::DatabaseDown(reason) => {
                 if reason == SHUTTING_DOWN {
                     tracing::info!(service = self.service_name, reason, "health: NOT_SERVING");
                 } else {
