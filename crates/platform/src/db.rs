@@ -155,6 +155,41 @@ pub fn failed(error: &DbErr) {
     }
 }
 
+/// Whether `error` may pass by itself — the connection was lost or never
+/// made, the server is shutting down or out of connections, the statement
+/// ran out of time, a serialization failure or deadlock, SQLite busy — so
+/// that the same call, retried, may succeed. A partner told `UNAVAILABLE`
+/// retries with the same request id and converges; `INTERNAL` is for bugs.
+pub fn is_transient(error: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(_) => database_code(error).is_some_and(|code| transient_code(&code)),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Database codes of failures that pass: PostgreSQL's SQLSTATE classes 08
+/// (connection), 53 (insufficient resources), 57P0x (shutting down,
+/// starting), 57014 (statement timeout), 40001 and 40P01 (serialization,
+/// deadlock); SQLite's busy and locked result codes.
+fn transient_code(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P0")
+        || matches!(code, "57014" | "40001" | "40P01")
+        || matches!(code.parse::<u32>().map(|c| c & 0xff), Ok(5 | 6))
+}
+
 /// The database's own code for `error`, if it sent one: the SQLSTATE on
 /// PostgreSQL (`40001`, `23505`), the extended result code on SQLite
 /// (`5` busy, `2067` unique).
@@ -300,6 +335,40 @@ pub fn with_database(server_url: &str, database: &str) -> Result<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_that_pass_are_told_from_bugs() {
+        use std::sync::Arc;
+
+        use sea_orm::{RuntimeErr, sqlx};
+        let sqlx = |e: sqlx::Error| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)));
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        for transient in [
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+            DbErr::Conn(RuntimeErr::Internal("refused".into())),
+            sqlx(sqlx::Error::Io(reset)),
+            sqlx(sqlx::Error::PoolClosed),
+            sqlx(sqlx::Error::Protocol("unexpected end".into())),
+        ] {
+            assert!(is_transient(&transient), "{transient:?}");
+        }
+        for bug in [
+            sqlx(sqlx::Error::RowNotFound),
+            DbErr::Custom("a bug".into()),
+            DbErr::Exec(RuntimeErr::Internal("syntax".into())),
+        ] {
+            assert!(!is_transient(&bug), "{bug:?}");
+        }
+        // Connection lost, admin shutdown, statement timeout, serialization,
+        // deadlock, too many connections; SQLite busy (and busy snapshot), locked.
+        for code in ["08006", "57P01", "57P03", "57014", "40001", "40P01", "53300", "5", "517", "6"] {
+            assert!(transient_code(code), "{code}");
+        }
+        // Unique and foreign-key violations, a syntax error; SQLite's constraint.
+        for code in ["23505", "23503", "42601", "2067", "19"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
 
     #[tokio::test]
     async fn sqlite_connections_keep_one_plan_per_statement() {

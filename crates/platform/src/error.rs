@@ -218,16 +218,16 @@ pub fn internal(context: &str, error: &(dyn StdError + 'static)) -> Status {
     Status::internal(format!("internal error: {context}"))
 }
 
-/// Maps a database error: a database we cannot reach (or a pool timeout) is
-/// `UNAVAILABLE`, which callers may retry; anything else is `INTERNAL`.
+/// Maps a database error: one that may pass ([`crate::db::is_transient`]:
+/// a lost connection, a shutdown, a timeout, a deadlock) is `UNAVAILABLE`,
+/// which callers retry with the same request id; anything else is a bug,
+/// `INTERNAL`.
 pub fn database(context: &str, error: DbErr) -> Status {
-    match &error {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-            tracing::warn!(error = %chain(&error), "{context}: database unavailable");
-            Status::unavailable(format!("database unavailable: {context}"))
-        }
-        _ => internal(context, &error),
+    if crate::db::is_transient(&error) {
+        tracing::warn!(error = %chain(&error), "{context}: database unavailable");
+        return Status::unavailable(format!("database unavailable: {context}; retry with the same request_id"));
     }
+    internal(context, &error)
 }
 
 /// `error: cause: cause`, the whole `source()` chain on one line.
