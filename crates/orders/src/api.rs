@@ -76,7 +76,17 @@ impl OrdersApi {
                 (Some(Placed::Nothing), _) | (None, None) => Seen::New,
                 (Some(Placed::This), _) => Seen::Same,
                 (Some(Placed::Another), _) => Seen::Reused,
-                (None, Some(claim)) => self.idempotency.seen(claim).await?,
+                (None, Some(claim)) => match self.idempotency.seen(claim).await? {
+                    // The record may be gone while the order stays (a claim
+                    // let go after a step failed): the order, found by the
+                    // id this request gives it, says it was placed.
+                    Seen::New => match self.store.order(&new.id, None).await {
+                        Ok(_) => Seen::Same,
+                        Err(crate::error::Error::OrderNotFound(_)) => Seen::New,
+                        Err(e) => return Err(e.into()),
+                    },
+                    seen => seen,
+                },
             };
             if seen == Seen::New {
                 return Err(self.saga.turn_away(show, shortage));
@@ -95,6 +105,14 @@ impl OrdersApi {
             let reply = |order: &Order| order_to_pb(order.clone()).encode_to_vec();
             let first = deadline::within(limit, self.saga.place_claimed(new.clone(), claim, &traceparent, &reply));
             match Box::pin(first).await {
+                Ok(Some(Err(failed))) if failed.code() != tonic::Code::FailedPrecondition => {
+                    // A step failed after the claim may have been committed
+                    // (a connection cut as a transaction committed): let go
+                    // of it, so the retry this answer asks for resumes the
+                    // order at once. A refusal has settled it already.
+                    self.idempotency.release(claim).await;
+                    return Err(failed);
+                }
                 Ok(Some(placed)) => return placed.map(|o| Response::new(order_to_pb(o))),
                 Ok(None) => {}
                 Err(deadline::Elapsed) => {

@@ -271,8 +271,45 @@ impl Idempotency {
     pub async fn release(&self, claim: &Claim) {
         if let Err(e) = claim.release(&self.db).await {
             crate::db::failed(&e);
-            tracing::warn!(error = %crate::error::chain(&e), "letting go of a request id; it expires with its lease");
+            tracing::warn!(error = %crate::error::chain(&e), "letting go of a request id; trying again in the background");
+            self.let_go_later(
+                claim.principal.clone(),
+                claim.method.to_owned(),
+                claim.request_id.clone(),
+                claim.owner.clone(),
+            );
         }
+    }
+
+    /// Keeps trying to delete a running claim the call could not let go of
+    /// (its database was unreachable), so that once the database is back a
+    /// retry runs at once instead of waiting out the lease (twice the call
+    /// limit) with `REQUEST_IN_PROGRESS`. Gives up when the lease would have
+    /// ended anyway.
+    fn let_go_later(&self, principal: String, method: String, request_id: String, owner: String) {
+        let (db, lease) = (self.db.clone(), self.config.lease);
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + lease;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let deleted = crate::db::exec(
+                    &db,
+                    "DELETE FROM idempotency_records \
+                     WHERE principal = $1 AND method = $2 AND request_id = $3 AND owner = $4 AND state = 'running'",
+                    vec![
+                        Value::from(principal.as_str()),
+                        Value::from(method.as_str()),
+                        Value::from(request_id.as_str()),
+                        Value::from(owner.as_str()),
+                    ],
+                )
+                .await;
+                if deleted.is_ok() {
+                    tracing::info!(request_id, "let go of a request id once the database answered again");
+                    return;
+                }
+            }
+        });
     }
 
     /// [`Self::run`] for a gRPC request: the principal is its authenticated
@@ -318,14 +355,21 @@ impl Idempotency {
             Decision::Run { owner } => owner,
         };
         let outcome = handler().await;
-        match &outcome {
+        let recorded = match &outcome {
             Ok(response) => self.finish(scope, &owner, Code::Ok, "", &[], Some(response.encode_to_vec())).await,
             Err(status) if is_final(status.code()) => {
                 self.finish(scope, &owner, status.code(), status.message(), status.details(), None).await
             }
             Err(_) => self.abandon(scope, &owner).await,
+        };
+        if let Err(e) = recorded {
+            // Neither recorded nor let go: let go as soon as the database
+            // answers, so the retry this answer asks for runs again (every
+            // handler under a request id converges when run twice).
+            let Scope { principal, method, request_id } = scope;
+            self.let_go_later(principal.to_owned(), method.to_owned(), request_id.to_owned(), owner);
+            return Err(crate::error::database("recording a request outcome", e));
         }
-        .map_err(|e| crate::error::database("recording a request outcome", e))?;
         outcome
     }
 

@@ -23,7 +23,7 @@ use caravan_proto::{
     r#type::v1::{Date, LocalizedText, Money},
 };
 
-use super::{RunningSuite, start_suite_with_clock};
+use super::RunningSuite;
 
 pub type Scheduling = SchedulingServiceClient<KeyedChannel>;
 pub type Inventory = InventoryServiceClient<KeyedChannel>;
@@ -51,8 +51,13 @@ pub fn client_of(suite: &Suite, kind: ServiceKind) -> KeyedChannel {
 /// The suite with the Nianhuo festival, a Hema channel, two hosts, a dozen
 /// Uzbek products (active) with stock, and the clock on the festival's first morning.
 pub async fn festival() -> Festival {
+    festival_adjusted(|_, _| {}).await
+}
+
+/// [`festival`], each service's configuration passed through `adjust`.
+pub async fn festival_adjusted(adjust: impl Fn(ServiceKind, &mut caravan_platform::config::ServiceConfig)) -> Festival {
     let clock = ManualClock::new(Micros(at(9.0)));
-    let running = start_suite_with_clock(&clock).await;
+    let running = super::start_suite_adjusted(Some(&clock), adjust).await;
     let suite = &running.suite;
     let dataset =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/caravan/data/products.jsonl")).unwrap();

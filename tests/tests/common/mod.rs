@@ -43,6 +43,16 @@ pub async fn start_suite_with_clock(clock: &caravan_platform::time::ManualClock)
 }
 
 async fn start_suite_at(clock: Option<&caravan_platform::time::ManualClock>) -> RunningSuite {
+    start_suite_adjusted(clock, |_, _| {}).await
+}
+
+/// [`start_suite_with_clock`], each service's configuration passed through
+/// `adjust` first (a database behind a proxy, a shorter timeout).
+#[allow(dead_code)] // Each test binary uses what it needs.
+pub async fn start_suite_adjusted(
+    clock: Option<&caravan_platform::time::ManualClock>,
+    adjust: impl Fn(ServiceKind, &mut caravan_platform::config::ServiceConfig),
+) -> RunningSuite {
     caravan_platform::telemetry::init_for_tests();
     let mut databases = HashMap::new();
     databases.insert(ServiceKind::Catalog, database::<caravan_catalog::Migrator>(ServiceKind::Catalog).await);
@@ -55,6 +65,7 @@ async fn start_suite_at(clock: Option<&caravan_platform::time::ManualClock>) -> 
         if let Some(clock) = clock {
             config.clock = std::sync::Arc::new(clock.clone());
         }
+        adjust(kind, &mut config);
         config
     };
     let suite = Suite::start(config_for, None, token.clone()).await.expect("the suite starts");
