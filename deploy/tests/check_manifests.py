@@ -12,10 +12,19 @@ the NetworkPolicies as Kubernetes does — every allowed and every forbidden
 network edge of the call graph. Exits non-zero listing every failure.
 """
 
+import pathlib
 import re
 import sys
 
 import yaml
+
+# What the binary takes after the grace: its trace flush and runtime stop,
+# read from where they are defined (crates/platform/src/shutdown.rs).
+SHUTDOWN_RS = pathlib.Path(__file__).resolve().parents[2] / "crates/platform/src/shutdown.rs"
+EXIT_ALLOWANCES = sum(
+    int(re.search(rf"pub const {name}: Duration = Duration::from_secs\((\d+)\);", SHUTDOWN_RS.read_text()).group(1))
+    for name in ("TRACE_FLUSH", "RUNTIME_STOP")
+)
 
 SERVICES = {"catalog": 50051, "scheduling": 50052, "inventory": 50053, "orders": 50054}
 # DESIGN.md's call graph: who calls whom.
@@ -95,8 +104,10 @@ def check_deployment(name, deployment, config, overlay):
     delay = seconds(config.get("CARAVAN_DRAIN_DELAY", ""))
     check(grace is not None and delay is not None and delay < grace, f"{where}: drain delay within the grace")
     if isinstance(sleep, int) and grace is not None:
-        check(pod.get("terminationGracePeriodSeconds", 30) > sleep + grace,
-              f"{where}: terminationGracePeriodSeconds > preStop {sleep} s + grace {grace} s")
+        budget = sleep + grace + EXIT_ALLOWANCES
+        check(pod.get("terminationGracePeriodSeconds", 30) >= budget,
+              f"{where}: terminationGracePeriodSeconds covers preStop {sleep} s + grace {grace} s "
+              f"+ trace flush and runtime stop {EXIT_ALLOWANCES} s = {budget} s")
     # Configuration from the ConfigMap, secrets from Secrets.
     env_from = [e.get("configMapRef", {}).get("name", "") for e in c.get("envFrom", [])]
     check(any(n.startswith("caravan-config") for n in env_from), f"{where}: settings from caravan-config")

@@ -354,7 +354,7 @@ fn main() -> ExitCode {
         result
     });
     // Whatever is still running after the drain gets a moment, not forever.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    runtime.shutdown_timeout(caravan_platform::shutdown::RUNTIME_STOP);
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -181,3 +181,76 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
     Command::new("kill").args(["-TERM", &staying.0.id().to_string()]).status().unwrap();
     staying.0.wait().unwrap();
 }
+
+#[tokio::test]
+async fn the_exit_after_sigterm_fits_the_budget_the_pods_grace_period_is_sized_for() {
+    use caravan_platform::{shutdown::exit_budget, testing::KeyedChannel};
+    use caravan_proto::inventory::v1::{WatchStockRequest, inventory_service_client::InventoryServiceClient};
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_test_keys(dir.path()).unwrap();
+    let database = TestDatabase::new::<caravan_inventory::Migrator>(ServiceKind::Inventory).await.unwrap();
+    // A collector that accepts connections and never answers: the trace
+    // flush at exit waits as long as it is allowed to.
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = collector.local_addr().unwrap();
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = collector.accept().await {
+            held.push(socket);
+        }
+    });
+    let addr = free_addr();
+    let grace = Duration::from_secs(3);
+    let mut child = Spawned(
+        Command::new(env!("CARGO_BIN_EXE_caravan"))
+            .args(["serve", "inventory"])
+            .env_clear()
+            .env("CARAVAN_LOG", "warn")
+            .env("CARAVAN_METRICS_ADDR", "off")
+            .env("CARAVAN_LISTEN_ADDR", addr.to_string())
+            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
+            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+            .env("CARAVAN_MIGRATE", "verify")
+            .env("CARAVAN_KEYS_FILE", &keys)
+            .env("CARAVAN_SHUTDOWN_GRACE", "3s")
+            .env("CARAVAN_DRAIN_DELAY", "1s")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
+            .env("OTEL_TRACES_SAMPLER", "always_on")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    serving(addr).await;
+    // A call that lasts: a stock stream, open when the signal comes.
+    let mut client = InventoryServiceClient::new(KeyedChannel::new(addr, Some(Caller::Operator)));
+    let request = WatchStockRequest { products: vec!["products/uz-walnuts".into()], ..Default::default() };
+    let mut stream = client.watch_stock(request).await.unwrap().into_inner();
+    stream.message().await.unwrap().expect("the snapshot");
+
+    let signalled = Instant::now();
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let budget = exit_budget(grace);
+    let exit = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < budget * 3, "no exit after {:?}", signalled.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = signalled.elapsed();
+    eprintln!("exited {took:?} after SIGTERM");
+    assert!(exit.success(), "a clean exit: {exit:?}");
+    // Nothing was left in flight after the drain delay (the stream ends
+    // with the drain), so the exit took the delay and the trace flush the
+    // silent collector made last its whole allowance — never the budget's
+    // worst case, and nothing more. A margin for a loaded machine.
+    let expected = Duration::from_secs(1) + caravan_platform::shutdown::TRACE_FLUSH;
+    assert!(
+        took <= expected + Duration::from_millis(900),
+        "exited {took:?} after SIGTERM, expected about {expected:?}"
+    );
+    assert!(took <= budget, "within the exit budget {budget:?}");
+    let ended = tokio::time::timeout(Duration::from_secs(1), stream.message()).await;
+    assert!(!matches!(ended, Ok(Ok(Some(_)))), "the stream ended with the process: {ended:?}");
+}

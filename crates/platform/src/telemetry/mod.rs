@@ -369,7 +369,7 @@ impl Telemetry {
     pub fn shutdown(&self) {
         let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(sink) = sink
-            && let Err(e) = sink.shutdown(Duration::from_secs(5))
+            && let Err(e) = sink.shutdown(crate::shutdown::TRACE_FLUSH)
         {
             tracing::warn!(error = format!("{e:#}"), "flushing traces at exit");
         }
