@@ -76,17 +76,7 @@ impl OrdersApi {
                 (Some(Placed::Nothing), _) | (None, None) => Seen::New,
                 (Some(Placed::This), _) => Seen::Same,
                 (Some(Placed::Another), _) => Seen::Reused,
-                (None, Some(claim)) => match self.idempotency.seen(claim).await? {
-                    // The record may be gone while the order stays (a claim
-                    // let go after a step failed): the order, found by the
-                    // id this request gives it, says it was placed.
-                    Seen::New => match self.store.order(&new.id, None).await {
-                        Ok(_) => Seen::Same,
-                        Err(crate::error::Error::OrderNotFound(_)) => Seen::New,
-                        Err(e) => return Err(e.into()),
-                    },
-                    seen => seen,
-                },
+                (None, Some(claim)) => self.idempotency.seen(claim).await?,
             };
             if seen == Seen::New {
                 return Err(self.saga.turn_away(show, shortage));

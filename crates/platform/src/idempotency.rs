@@ -4,7 +4,10 @@
 //! → request hash, outcome, time`. Only final outcomes are stored: a success
 //! or a deterministic refusal (`INVALID_ARGUMENT`, `FAILED_PRECONDITION`,
 //! `NOT_FOUND`, …). A transient failure (`UNAVAILABLE`, `DEADLINE_EXCEEDED`,
-//! `INTERNAL`, …) removes the claim, so a retry runs again.
+//! `INTERNAL`, …) ends the claim's lease at once, so a retry takes it over and
+//! runs again — and the record still knows the request (its hash), so a
+//! retry is never mistaken for a new request. When the database cannot be
+//! reached to say so, it is said again in the background until it can.
 //!
 //! A repeat of a finished request gets the stored outcome, byte for byte. A
 //! repeat while the first call is still running **waits** for it (up to
@@ -176,8 +179,8 @@ impl Claim {
         .map(drop)
     }
 
-    /// Lets go of the claim (a refusal or a transient failure: the next
-    /// attempt runs again), in `c`'s transaction or alone.
+    /// Lets go of the claim for a refusal, in `c`'s transaction: the
+    /// request leaves no record, and the next attempt is a new request.
     pub async fn release(&self, c: &impl ConnectionTrait) -> Result<(), DbErr> {
         crate::db::exec(
             c,
@@ -193,6 +196,25 @@ impl Claim {
         .await
         .map(drop)
     }
+}
+
+/// Ends a running claim's lease now (its owner failed and let go): the next
+/// attempt takes it over. The record, and its request hash, stay.
+async fn expire(
+    db: &impl ConnectionTrait,
+    principal: &str,
+    method: &str,
+    request_id: &str,
+    owner: &str,
+) -> Result<(), DbErr> {
+    crate::db::exec(
+        db,
+        "UPDATE idempotency_records SET lease_until = 0 \
+         WHERE principal = $1 AND method = $2 AND request_id = $3 AND owner = $4 AND state = 'running'",
+        vec![Value::from(principal), Value::from(method), Value::from(request_id), Value::from(owner)],
+    )
+    .await
+    .map(drop)
 }
 
 /// A stored record, as read.
@@ -265,23 +287,22 @@ impl Idempotency {
         })
     }
 
-    /// Lets go of `claim` on its own (a handler that gave up before it could
-    /// do so in a transaction). Best effort: a claim left behind expires
-    /// with its lease.
+    /// Lets go of `claim` after a failure (a handler that gave up, a step
+    /// that failed): its lease ends now, so the retry the failure asks for
+    /// takes it over and runs at once, while the record still says this
+    /// request was seen ([`Self::seen`]: an order it may have written is
+    /// found by its retry). When the database cannot be reached, it is
+    /// tried again in the background until it can.
     pub async fn release(&self, claim: &Claim) {
-        if let Err(e) = claim.release(&self.db).await {
+        let (principal, request_id, owner) = (&claim.principal, &claim.request_id, &claim.owner);
+        if let Err(e) = expire(&self.db, principal, claim.method, request_id, owner).await {
             crate::db::failed(&e);
             tracing::warn!(error = %crate::error::chain(&e), "letting go of a request id; trying again in the background");
-            self.let_go_later(
-                claim.principal.clone(),
-                claim.method.to_owned(),
-                claim.request_id.clone(),
-                claim.owner.clone(),
-            );
+            self.let_go_later(principal.clone(), claim.method.to_owned(), request_id.clone(), owner.clone());
         }
     }
 
-    /// Keeps trying to delete a running claim the call could not let go of
+    /// Keeps trying to expire a running claim the call could not let go of
     /// (its database was unreachable), so that once the database is back a
     /// retry runs at once instead of waiting out the lease (twice the call
     /// limit) with `REQUEST_IN_PROGRESS`. Gives up when the lease would have
@@ -292,19 +313,7 @@ impl Idempotency {
             let until = tokio::time::Instant::now() + lease;
             while tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                let deleted = crate::db::exec(
-                    &db,
-                    "DELETE FROM idempotency_records \
-                     WHERE principal = $1 AND method = $2 AND request_id = $3 AND owner = $4 AND state = 'running'",
-                    vec![
-                        Value::from(principal.as_str()),
-                        Value::from(method.as_str()),
-                        Value::from(request_id.as_str()),
-                        Value::from(owner.as_str()),
-                    ],
-                )
-                .await;
-                if deleted.is_ok() {
+                if expire(&db, &principal, &method, &request_id, &owner).await.is_ok() {
                     tracing::info!(request_id, "let go of a request id once the database answered again");
                     return;
                 }
@@ -360,7 +369,7 @@ impl Idempotency {
             Err(status) if is_final(status.code()) => {
                 self.finish(scope, &owner, status.code(), status.message(), status.details(), None).await
             }
-            Err(_) => self.abandon(scope, &owner).await,
+            Err(_) => expire(&self.db, scope.principal, scope.method, scope.request_id, &owner).await,
         };
         if let Err(e) = recorded {
             // Neither recorded nor let go: let go as soon as the database
@@ -560,25 +569,8 @@ impl Idempotency {
         self.exec(sql, values).await.map(|_| ())
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency abandon", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "abandon"))]
-    async fn abandon(&self, scope: Scope<'_>, owner: &str) -> Result<(), DbErr> {
-        let sql = format!(
-            "DELETE FROM idempotency_records WHERE principal = {} AND method = {} AND request_id = {} AND owner = {} AND state = 'running'",
-            self.p(1),
-            self.p(2),
-            self.p(3),
-            self.p(4)
-        );
-        let values = [
-            Value::from(scope.principal),
-            Value::from(scope.method),
-            Value::from(scope.request_id),
-            Value::from(owner),
-        ];
-        self.exec(sql, values).await.map(|_| ())
-    }
-
-    /// Deletes up to `batch` finished records older than the retention;
+    /// Deletes up to `batch` records older than the retention (finished, or
+    /// claims long dead: no lease outlives a day);
     /// returns how many. Run it periodically (`worker::spawn_periodic`).
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency purge", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "purge"))]
     pub async fn purge(&self, batch: u64) -> Result<u64, DbErr> {
@@ -591,7 +583,7 @@ impl Idempotency {
         let sql = format!(
             "DELETE FROM idempotency_records WHERE (principal, method, request_id) IN \
              (SELECT principal, method, request_id FROM idempotency_records \
-              WHERE create_time < {} AND state = 'done' ORDER BY create_time LIMIT {batch})",
+              WHERE create_time < {} ORDER BY create_time LIMIT {batch})",
             placeholder(backend, 1)
         );
         let result = self

@@ -245,14 +245,26 @@ async fn a_claim_written_in_the_handlers_transaction_is_a_request_id_like_any_ot
     let status = idempotency.run_for(&request, PLACE, "req-1", || counting(&fixture.runs)).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
 
-    // Let go (a refusal): the id is new again, and a repeat runs.
+    // Let go in the refusal's transaction: the id is new again, and a
+    // repeat runs.
     let refused = idempotency.claim_for(&grpc_request("orders/c"), PLACE, "req-2").unwrap().unwrap();
     assert!(refused.insert(&db).await.unwrap());
-    idempotency.release(&refused).await;
+    refused.release(&db).await.unwrap();
     assert_eq!(idempotency.seen(&refused).await.unwrap(), Seen::New);
     let request = grpc_request("orders/c");
     idempotency.run_for(&request, PLACE, "req-2", || counting(&fixture.runs)).await.unwrap();
     assert_eq!(fixture.runs(), 1);
+
+    // Let go after a failure: the request stays known (its retry is no new
+    // request), and the retry takes the claim over and runs at once, not
+    // after the lease.
+    let failed = idempotency.claim_for(&grpc_request("orders/d"), PLACE, "req-3").unwrap().unwrap();
+    assert!(failed.insert(&db).await.unwrap());
+    idempotency.release(&failed).await;
+    assert_eq!(idempotency.seen(&failed).await.unwrap(), Seen::Same);
+    let request = grpc_request("orders/d");
+    idempotency.run_for(&request, PLACE, "req-3", || counting(&fixture.runs)).await.unwrap();
+    assert_eq!(fixture.runs(), 2);
 }
 
 #[tokio::test]
