@@ -97,3 +97,75 @@ async fn no_key_appears_in_any_log_line() {
         assert!(!logs.contains(&secret[4..20]), "a key leaked into the logs");
     }
 }
+
+#[tokio::test]
+async fn a_rotated_service_key_is_sent_from_the_next_reload_without_a_restart() {
+    use std::time::Duration;
+
+    use caravan_platform::{
+        auth::keys::{KeyEntry, KeyStore, ServiceKey, generate},
+        config::Authentication,
+        testing::{TestServer, eventually, test_key_store},
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog_keys, scheduling_key) = (dir.path().join("keys.txt"), dir.path().join("scheduling.key"));
+    let svc = Caller::Service(ServiceKind::Scheduling).principal();
+    let write_keys = |service_key: &str| {
+        let lines = [
+            KeyEntry::for_key(Caller::Operator.key(), Caller::Operator.principal()).to_line(),
+            KeyEntry::for_key(service_key, svc.clone()).to_line(),
+        ];
+        std::fs::write(&catalog_keys, lines.join("\n") + "\n").unwrap();
+    };
+    let old = generate();
+    write_keys(&old);
+    std::fs::write(&scheduling_key, format!("{old}\n")).unwrap();
+    let reload = Duration::from_millis(50);
+
+    let catalog_db = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let mut config = service_config(ServiceKind::Catalog, catalog_db.config(), &[]);
+    config.auth = Authentication::Keys {
+        store: KeyStore::load(&catalog_keys).unwrap(),
+        file: Some(catalog_keys.clone()),
+        reload,
+    };
+    let catalog = TestServer::start_with::<caravan_catalog::Catalog>(config, catalog_db).await.unwrap();
+    let scheduling_db = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
+    let mut config =
+        service_config(ServiceKind::Scheduling, scheduling_db.config(), &[(ServiceKind::Catalog, catalog.addr())]);
+    config.auth = Authentication::Keys { store: test_key_store(), file: None, reload };
+    config.service_key = Some(ServiceKey::from_file(&scheduling_key).unwrap());
+    let scheduling = TestServer::start_with::<caravan_scheduling::Scheduling>(config, scheduling_db).await.unwrap();
+
+    let mut operator = SchedulingServiceClient::new(scheduling.channel_as(Caller::Operator));
+    let host = |id: &str| CreateHostRequest {
+        host: Some(Host { display_name: id.into(), country: "countries/UZ".into(), ..Default::default() }),
+        host_id: id.into(),
+        request_id: String::new(),
+    };
+    operator.create_host(host("before")).await.expect("scheduling reaches catalog with its key");
+
+    // Rotate: catalog accepts only the new key; scheduling's file holds it.
+    let new = generate();
+    write_keys(&new);
+    // Catalog refuses the old key once it has reloaded its keys file...
+    let refused = eventually(Duration::from_secs(10), || {
+        let channel = KeyedChannel::with_header(catalog.addr(), Some(format!("Bearer {old}")));
+        async move {
+            let mut catalog = CatalogServiceClient::new(channel);
+            catalog.get_country(GetCountryRequest { name: "countries/UZ".into(), as_of: None }).await.is_err()
+        }
+    })
+    .await;
+    assert!(refused, "catalog no longer accepts the old service key");
+    // ...and only then does scheduling's key file change: CreateHost works
+    // again only if scheduling sends the new key, unrestarted.
+    std::fs::write(&scheduling_key, format!("{new}\n")).unwrap();
+    let rotated = eventually(Duration::from_secs(10), || {
+        let mut operator = operator.clone();
+        async move { operator.create_host(host("after")).await.is_ok() }
+    })
+    .await;
+    assert!(rotated, "scheduling sends the rotated key without a restart");
+}

@@ -15,8 +15,8 @@ use caravan_platform::{
     CancellationToken,
     auth::{Kind, Principal},
     config::{
-        Authentication, ConfigError, EXIT_CONFIG, LogConfig, MigrateMode, Secret, ServiceConfig, ServiceKind,
-        VARIABLES, metrics_addr_from_env,
+        Authentication, ConfigError, EXIT_CONFIG, LogConfig, MigrateMode, ServiceConfig, ServiceKind, VARIABLES,
+        metrics_addr_from_env,
     },
     metrics::MetricsServer,
     shutdown,
@@ -486,7 +486,8 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
             file: Some(dev.keys_file.clone()),
             reload: std::time::Duration::from_secs(5),
         };
-        config.service_key = dev.service_keys.get(&kind).map(|k| Secret::new(k.clone()));
+        config.service_key =
+            dev.service_keys.get(&kind).and_then(|k| caravan_platform::auth::keys::ServiceKey::new(k).ok());
         config.rate.per_second = args.rate_limit;
         config.reserve_batch_max = args.reserve_batch.clamp(1, 1000);
         config.max_concurrent_calls = args.max_concurrent_calls;

@@ -20,7 +20,7 @@ use std::{
 
 use caravan_platform::{
     client::{Balancing, ChannelOptions, Resolver, Retry, TracedChannel},
-    config::{Secret, ServiceKind},
+    config::ServiceKind,
     testing::{Caller, TestDatabase, health_status, write_test_keys},
 };
 use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
@@ -78,7 +78,7 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
         target: ServiceKind::Catalog,
         connect_timeout: Duration::from_millis(500),
         default_deadline: Duration::from_secs(2),
-        service_key: Some(Secret::new(Caller::Service(ServiceKind::Scheduling).key().to_owned())),
+        service_key: caravan_platform::auth::keys::ServiceKey::new(Caller::Service(ServiceKind::Scheduling).key()).ok(),
         tls: None,
         balancing: Balancing { resolver: Arc::new(replicas.clone()), interval: Duration::from_millis(100) },
     };

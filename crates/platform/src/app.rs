@@ -87,6 +87,15 @@ impl<M: MigratorTrait> ServiceHost<M> {
                 server.with_health_port(addr).await.with_context(|| format!("{service}: binding health on {addr}"))?;
         }
         let background = CancellationToken::new();
+        // A rotated service key is sent from the next reload on, like a
+        // change of the keys file is honoured.
+        if let Some(key) = &config.service_key {
+            let reload = match &config.auth {
+                Authentication::Keys { reload, .. } => *reload,
+                _ => Duration::from_secs(10),
+            };
+            key.watch(reload, background.clone());
+        }
         let telemetry = telemetry.for_service(service);
         // What the pool holds, for /metrics (a little stale at most).
         let (pool, max) = (db.clone(), if config.database.is_postgres() { config.database.max_connections } else { 1 });

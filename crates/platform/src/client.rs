@@ -27,8 +27,8 @@ use tracing::{Dispatch, field::Empty};
 use url::Url;
 
 use crate::{
-    auth,
-    config::{ClientTls, Secret, ServiceKind},
+    auth::{self, keys::ServiceKey},
+    config::{ClientTls, ServiceKind},
     deadline,
     rpc::{Kind, Outcome, observe_response, split_path},
 };
@@ -86,8 +86,9 @@ pub struct ChannelOptions {
     pub connect_timeout: Duration,
     /// Deadline of a call whose caller sent none.
     pub default_deadline: Duration,
-    /// The calling service's own key, sent as `authorization: Bearer`.
-    pub service_key: Option<Secret<String>>,
+    /// The calling service's own key, sent as `authorization: Bearer` (the
+    /// current one: a rotated key is sent from its reload on).
+    pub service_key: Option<ServiceKey>,
     /// TLS towards the callee (used for `https://` addresses).
     pub tls: Option<ClientTls>,
     /// For an upstream addressed by name: balance calls over every address
@@ -109,8 +110,8 @@ pub struct ChannelOptions {
 #[derive(Debug, Clone)]
 pub struct TracedChannel {
     inner: tonic::transport::Channel,
-    /// `Bearer <service key>`, marked sensitive so it is never printed.
-    authorization: Option<http::HeaderValue>,
+    /// The service's key, sent on every call.
+    authorization: Option<ServiceKey>,
     options: Arc<ChannelOptions>,
     authority: String,
     port: u16,
@@ -132,15 +133,7 @@ impl TracedChannel {
             }
             _ => endpoint(url.as_str(), url, &options)?.connect_lazy(),
         };
-        let authorization = match &options.service_key {
-            None => None,
-            Some(key) => {
-                let mut value = http::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| ChannelError::InvalidKey)?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-        };
+        let authorization = options.service_key.clone();
         Ok(TracedChannel {
             inner,
             authorization,
@@ -182,7 +175,7 @@ impl Service<http::Request<Body>> for TracedChannel {
             crate::rpc::inject_trace_context(&span_context, request.headers_mut());
         }
         if let Some(key) = &self.authorization {
-            request.headers_mut().insert(auth::AUTHORIZATION, key.clone());
+            request.headers_mut().insert(auth::AUTHORIZATION, key.header());
         }
         if let Some(caller) = auth::current_caller().and_then(|c| http::HeaderValue::from_str(&c).ok()) {
             request.headers_mut().insert(auth::ON_BEHALF_OF, caller);
@@ -330,9 +323,6 @@ pub enum ChannelError {
     /// An `https://` upstream but no CA to verify it with.
     #[error("an https:// upstream needs CARAVAN_UPSTREAM_CA to verify it")]
     NoTrust,
-    /// The service key cannot be sent in a header.
-    #[error("the service key contains characters a header cannot carry")]
-    InvalidKey,
     /// A URL without a port of its own or of its scheme.
     #[error("the upstream address has no port")]
     NoPort,

@@ -230,8 +230,9 @@ pub struct ServiceConfig {
     pub max_concurrent_calls: usize,
     /// Who may call, and how that is checked.
     pub auth: Authentication,
-    /// This service's own key, sent on calls to other services.
-    pub service_key: Option<Secret<String>>,
+    /// This service's own key, sent on calls to other services (from
+    /// `CARAVAN_SERVICE_KEY_FILE`, re-read like the keys file).
+    pub service_key: Option<crate::auth::keys::ServiceKey>,
     /// Per-principal request rate limits.
     pub rate: RateConfig,
     /// TLS for the service port (off when `None`).
@@ -427,12 +428,14 @@ impl ServiceConfig {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new("CARAVAN_SERVICE_KEY", "set it or CARAVAN_SERVICE_KEY_FILE, not both"));
             }
-            (Some(key), None) => Some(Secret::new(key.to_owned())),
-            (None, Some(path)) => {
-                let key = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::new("CARAVAN_SERVICE_KEY_FILE", format!("cannot read {path}: {e}")))?;
-                Some(Secret::new(key.trim().to_owned()))
-            }
+            (Some(key), None) => Some(
+                crate::auth::keys::ServiceKey::new(key.trim())
+                    .map_err(|e| ConfigError::new("CARAVAN_SERVICE_KEY", e))?,
+            ),
+            (None, Some(path)) => Some(
+                crate::auth::keys::ServiceKey::from_file(Path::new(path))
+                    .map_err(|e| ConfigError::new("CARAVAN_SERVICE_KEY_FILE", e))?,
+            ),
             (None, None) => None,
         };
         let pem = |var: &str| -> Result<Option<String>, ConfigError> {

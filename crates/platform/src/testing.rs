@@ -25,7 +25,7 @@ use crate::{
         Principal,
         keys::{self, KeyEntry, KeyStore},
     },
-    config::{Authentication, DatabaseConfig, Secret, ServiceConfig, ServiceKind},
+    config::{Authentication, DatabaseConfig, ServiceConfig, ServiceKind},
 };
 
 /// Every PostgreSQL database the harness creates starts with this.
@@ -316,7 +316,7 @@ pub fn service_config(
     config.health_check_interval = std::time::Duration::from_millis(200);
     config.auth =
         Authentication::Keys { store: test_key_store(), file: None, reload: std::time::Duration::from_secs(10) };
-    config.service_key = Some(Secret::new(Caller::Service(service).key().to_owned()));
+    config.service_key = crate::auth::keys::ServiceKey::new(Caller::Service(service).key()).ok();
     // Upstreams the test did not start are a closed port, never a default
     // port where a developer's own `caravan up` may be listening.
     for kind in service.upstreams() {

@@ -248,3 +248,85 @@ mod tests {
         assert!(!format!("{entry:?}").contains(&hex::encode(entry.hash)));
     }
 }
+
+/// A service's own key, sent as `authorization: Bearer <key>` on its calls
+/// to other services. From a file, it is re-read when the file changes
+/// ([`ServiceKey::watch`]), so a rotated key is sent within the reload
+/// interval, without a restart. Never printed.
+#[derive(Clone)]
+pub struct ServiceKey {
+    header: Arc<RwLock<http::HeaderValue>>,
+    file: Option<PathBuf>,
+}
+
+impl fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceKey").field("file", &self.file).finish_non_exhaustive()
+    }
+}
+
+impl ServiceKey {
+    /// A fixed key.
+    pub fn new(key: &str) -> Result<Self, String> {
+        Ok(ServiceKey { header: Arc::new(RwLock::new(bearer_header(key)?)), file: None })
+    }
+
+    /// The key in `path` (surrounding whitespace ignored), re-read by [`Self::watch`].
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let key = read_service_key(path)?;
+        Ok(ServiceKey { header: Arc::new(RwLock::new(bearer_header(&key)?)), file: Some(path.to_owned()) })
+    }
+
+    /// The `authorization` value to send now.
+    pub fn header(&self) -> http::HeaderValue {
+        self.header.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the key's file every `interval` while it changes, until
+    /// `shutdown`. A file that cannot be read, or holds no key, is reported
+    /// and the previous key kept. Does nothing for a fixed key.
+    pub fn watch(&self, interval: Duration, shutdown: CancellationToken) {
+        let Some(path) = self.file.clone() else { return };
+        let header = self.header.clone();
+        tokio::spawn(async move {
+            let mut seen = modified(&path);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(interval) => {}
+                }
+                let now = modified(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match read_service_key(&path).and_then(|key| bearer_header(&key)) {
+                    Ok(value) => {
+                        *header.write().unwrap_or_else(|e| e.into_inner()) = value;
+                        tracing::info!(path = %path.display(), "service key reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "service key not reloaded; keeping the previous one")
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn read_service_key(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(format!("{} holds no key", path.display()));
+    }
+    Ok(key.to_owned())
+}
+
+/// `Bearer <key>`, marked sensitive so no log or debug output shows it.
+fn bearer_header(key: &str) -> Result<http::HeaderValue, String> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {key}"))
+        .map_err(|_| "a service key must be printable ASCII without spaces".to_owned())?;
+    value.set_sensitive(true);
+    Ok(value)
+}
