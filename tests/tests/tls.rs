@@ -46,6 +46,7 @@ async fn catalog_with_tls(pki: &Pki, mutual: bool) -> TestServer {
     let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
     let mut config = service_config(ServiceKind::Catalog, database.config(), &[]);
     config.tls = Some(ServerTls {
+        files: None,
         cert_pem: pki.server.0.clone(),
         key_pem: Secret::new(pki.server.1.clone()),
         client_ca_pem: mutual.then(|| pki.ca_pem.clone()),
@@ -118,4 +119,51 @@ async fn mutual_tls_requires_a_client_certificate_and_services_present_theirs() 
         .await
         .unwrap();
     assert_eq!(created.into_inner().country, "countries/UZ");
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_is_served_to_new_connections_without_a_restart() {
+    use std::time::Duration;
+
+    use caravan_platform::{
+        config::Authentication,
+        testing::{eventually, test_key_store},
+    };
+
+    // Two authorities: a client trusting only the second one connects once
+    // the server presents the second certificate.
+    let (old, new) = (pki(), pki());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &old.server.0).unwrap();
+    std::fs::write(&key, &old.server.1).unwrap();
+    let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
+    let mut config = service_config(ServiceKind::Catalog, database.config(), &[]);
+    config.tls = Some(ServerTls {
+        cert_pem: old.server.0.clone(),
+        key_pem: Secret::new(old.server.1.clone()),
+        client_ca_pem: None,
+        files: Some((cert.clone(), key.clone())),
+    });
+    config.health_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.auth = Authentication::Keys { store: test_key_store(), file: None, reload: Duration::from_millis(50) };
+    let server = TestServer::start_with::<caravan_catalog::Catalog>(config, database).await.unwrap();
+
+    let old_channel = tls_channel(server.addr(), &old, false).await.unwrap();
+    assert_eq!(get_country(old_channel.clone()).await.unwrap(), "countries/UZ");
+    assert!(tls_channel(server.addr(), &new, false).await.is_err(), "the new certificate is not served yet");
+
+    // What a renewed Secret does: new files in place (key first, then the
+    // certificate, as a renewal tool writes them).
+    std::fs::write(&key, &new.server.1).unwrap();
+    std::fs::write(&cert, &new.server.0).unwrap();
+    let rotated = eventually(Duration::from_secs(10), || async {
+        match tls_channel(server.addr(), &new, false).await {
+            Ok(channel) => get_country(channel).await.is_ok(),
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(rotated, "new connections get the renewed certificate");
+    assert_eq!(get_country(old_channel).await.unwrap(), "countries/UZ", "an open connection keeps its session");
 }

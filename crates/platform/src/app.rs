@@ -90,11 +90,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
         // A rotated service key is sent from the next reload on, like a
         // change of the keys file is honoured.
         if let Some(key) = &config.service_key {
-            let reload = match &config.auth {
-                Authentication::Keys { reload, .. } => *reload,
-                _ => Duration::from_secs(10),
-            };
-            key.watch(reload, background.clone());
+            key.watch(keys_reload(&config), background.clone());
         }
         let telemetry = telemetry.for_service(service);
         // What the pool holds, for /metrics (a little stale at most).
@@ -217,12 +213,17 @@ impl<M: MigratorTrait> ServiceHost<M> {
             }
         };
         let auth = ServerAuth { check, rate: RateLimits::new(self.config.rate) };
+        // The certificate is re-read like the keys file.
+        let tls = match &self.config.tls {
+            Some(tls) => Some(crate::tls::acceptor(tls, keys_reload(&self.config), self.background())?),
+            None => None,
+        };
         let options = ServeOptions {
             service: self.config.service,
             telemetry: self.telemetry,
             max_concurrent_calls: self.config.max_concurrent_calls,
             auth,
-            tls: self.config.tls.clone(),
+            tls,
             service_name,
             db: self.db,
             probe: self.probe,
@@ -249,6 +250,15 @@ pub trait Service: Send + 'static {
 
     /// Builds the service's own gRPC routes on its prepared host.
     fn routes(host: &ServiceHost<Self::Migrator>) -> anyhow::Result<Routes>;
+}
+
+/// How often files of secrets are re-read: the keys file's interval
+/// (`CARAVAN_KEYS_RELOAD`), also for the service key and TLS files.
+fn keys_reload(config: &ServiceConfig) -> Duration {
+    match &config.auth {
+        Authentication::Keys { reload, .. } => *reload,
+        _ => Duration::from_secs(10),
+    }
 }
 
 /// A service built and bound, ready to run: what `Application::build` of

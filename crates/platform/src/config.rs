@@ -276,6 +276,9 @@ pub struct ServerTls {
     pub key_pem: Secret<String>,
     /// PEM CA certificates; when set, clients must present a certificate.
     pub client_ca_pem: Option<String>,
+    /// The certificate's and the key's files, re-read while serving (new
+    /// connections get a rotated certificate); `None` for fixed PEM.
+    pub files: Option<(PathBuf, PathBuf)>,
 }
 
 /// What a client trusts, and optionally who it is (mTLS).
@@ -450,6 +453,7 @@ impl ServiceConfig {
                 cert_pem,
                 key_pem: Secret::new(key_pem),
                 client_ca_pem: pem("CARAVAN_TLS_CLIENT_CA")?,
+                files: get(env, "CARAVAN_TLS_CERT").zip(get(env, "CARAVAN_TLS_KEY")).map(|(c, k)| (c.into(), k.into())),
             }),
             (None, None) if get(env, "CARAVAN_TLS_CLIENT_CA").is_some() => {
                 return Err(ConfigError::new("CARAVAN_TLS_CLIENT_CA", "needs CARAVAN_TLS_CERT and CARAVAN_TLS_KEY"));

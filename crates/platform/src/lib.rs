@@ -26,6 +26,7 @@ pub mod stream;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod worker;
 
 pub use tokio_util::sync::CancellationToken;

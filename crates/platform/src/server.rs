@@ -13,13 +13,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{
     service::Routes,
-    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
+    transport::{Server, server::TcpIncoming},
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     auth::ServerAuth,
-    config::{ServerTls, ServiceKind},
+    config::ServiceKind,
     rpc::{DatabaseCircuit, ServerLayer},
     telemetry::ServiceTelemetry,
 };
@@ -58,8 +58,8 @@ pub struct ServeOptions {
     pub max_concurrent_calls: usize,
     /// Who may call.
     pub auth: ServerAuth,
-    /// TLS on the service port.
-    pub tls: Option<ServerTls>,
+    /// TLS on the service port ([`crate::tls::acceptor`]).
+    pub tls: Option<crate::tls::Acceptor>,
     /// Fully qualified gRPC name of the service, e.g. `caravan.catalog.v1.CatalogService`.
     pub service_name: &'static str,
     /// The service's database pool, closed once the calls have drained.
@@ -197,21 +197,18 @@ impl GrpcServer {
                 tracing::info!(service = service_name, "shutdown: no new connections; draining in-flight calls");
             }
         };
-        let mut builder = Server::builder();
-        if let Some(tls) = tls {
-            let mut config = ServerTlsConfig::new()
-                .identity(Identity::from_pem(tls.cert_pem.as_bytes(), tls.key_pem.expose().as_bytes()));
-            if let Some(ca) = &tls.client_ca_pem {
-                config = config.client_ca_root(Certificate::from_pem(ca.as_bytes()));
-            }
-            builder = builder.tls_config(config)?;
-        }
-        let serve = builder
+        let router = Server::builder()
             .layer(layer)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, signal);
+            .add_routes(routes);
+        let serve: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match tls {
+                Some(acceptor) => {
+                    Box::pin(router.serve_with_incoming_shutdown(crate::tls::incoming(incoming, acceptor), signal))
+                }
+                None => Box::pin(router.serve_with_incoming_shutdown(incoming, signal)),
+            };
         tracing::info!(service = service_name, addr = %self.local_addr, "serving gRPC");
 
         let result = tokio::select! {
