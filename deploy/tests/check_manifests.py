@@ -27,7 +27,7 @@ EXIT_ALLOWANCES = sum(
 )
 
 SERVICES = {"catalog": 50051, "scheduling": 50052, "inventory": 50053, "orders": 50054}
-# DESIGN.md's call graph: who calls whom.
+# The call graph (ARCHITECTURE.md): who calls whom.
 CALLS = {("orders", "catalog"), ("orders", "scheduling"), ("orders", "inventory"),
          ("scheduling", "catalog"), ("scheduling", "inventory")}
 METRICS_PORT = 9464

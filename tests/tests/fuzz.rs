@@ -124,7 +124,8 @@ impl Gen {
             // A few ids, reused across RPCs and bodies.
             return format!("fuzz-{}", self.below(3));
         }
-        self.pick(&self.strings.clone())
+        let i = self.below(self.strings.len());
+        self.strings[i].clone()
     }
 
     fn single(&mut self, field: &FieldDescriptor, kind: &Kind, depth: u32) -> Value {
@@ -656,7 +657,7 @@ async fn every_rpc_answers_every_malformed_request_deliberately() {
                     format!(
                         "{path} as {caller:?}: {:?} {:?} (request {shown})",
                         status.code(),
-                        crate_clip(status.message())
+                        caravan_platform::error::clip(status.message())
                     )
                 };
                 if matches!(status.code(), Code::Internal | Code::Unknown | Code::DeadlineExceeded | Code::DataLoss) {
@@ -722,8 +723,4 @@ fn undeclared(status: &Status, declared: &BTreeMap<String, common::reasons::Decl
     }
     let extra: Vec<&String> = info.metadata.keys().filter(|k| !reason.metadata.contains(*k)).collect();
     (!extra.is_empty()).then(|| format!("{} carries undeclared metadata {extra:?}", info.reason))
-}
-
-fn crate_clip(message: &str) -> String {
-    message.chars().take(200).collect()
 }

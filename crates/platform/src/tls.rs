@@ -8,7 +8,7 @@ use std::{
     fmt,
     path::PathBuf,
     sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use futures::{Stream, StreamExt as _};
@@ -96,12 +96,13 @@ pub fn acceptor(tls: &ServerTls, reload: Duration, shutdown: CancellationToken) 
     let mut config = builder.with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"h2".to_vec()];
     if let Some((cert, key)) = tls.files.clone() {
-        tokio::spawn(watch(cert, key, reload, resolver, provider, shutdown));
+        watch(cert, key, reload, resolver, provider, shutdown);
     }
     Ok(Acceptor(TlsAcceptor::from(Arc::new(config))))
 }
 
-async fn watch(
+/// Swaps in the certificate and key of `cert` and `key` whenever they change.
+fn watch(
     cert: PathBuf,
     key: PathBuf,
     every: Duration,
@@ -109,18 +110,7 @@ async fn watch(
     provider: Arc<CryptoProvider>,
     shutdown: CancellationToken,
 ) {
-    let stamp = || [&cert, &key].map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    let mut seen: [Option<SystemTime>; 2] = stamp();
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let now = stamp();
-        if now == seen {
-            continue;
-        }
-        seen = now;
+    crate::auth::keys::on_change(vec![cert.clone(), key.clone()], every, shutdown, move || {
         let read = std::fs::read_to_string(&cert)
             .and_then(|c| std::fs::read_to_string(&key).map(|k| (c, k)))
             .map_err(|e| e.to_string())
@@ -134,7 +124,7 @@ async fn watch(
                 tracing::error!(cert = %cert.display(), error = %e, "TLS certificate not reloaded; keeping the previous one")
             }
         }
-    }
+    });
 }
 
 /// The TLS connections of `tcp`: each handshake on its own task (a slow

@@ -170,27 +170,13 @@ impl KeyStore {
     /// A file that does not parse is reported and the previous keys kept.
     pub fn watch(&self, path: PathBuf, interval: Duration, shutdown: CancellationToken) {
         let store = self.clone();
-        tokio::spawn(async move {
-            let mut seen = modified(&path);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(interval) => {}
-                }
-                let now = modified(&path);
-                if now == seen {
-                    continue;
-                }
-                seen = now;
-                match read(&path) {
-                    Ok(entries) => {
-                        tracing::info!(path = %path.display(), keys = entries.len(), "keys file reloaded");
-                        store.replace(entries);
-                    }
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "keys file not reloaded; keeping the previous keys")
-                    }
-                }
+        on_change(vec![path.clone()], interval, shutdown, move || match read(&path) {
+            Ok(entries) => {
+                tracing::info!(path = %path.display(), keys = entries.len(), "keys file reloaded");
+                store.replace(entries);
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "keys file not reloaded; keeping the previous keys")
             }
         });
     }
@@ -199,6 +185,33 @@ impl KeyStore {
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Calls `changed` whenever one of `paths` has changed (its modification
+/// time or length), looking every `interval` until `shutdown`: how every
+/// file of secrets (keys, a service key, TLS certificates) is re-read while
+/// serving.
+pub(crate) fn on_change(
+    paths: Vec<PathBuf>,
+    interval: Duration,
+    shutdown: CancellationToken,
+    mut changed: impl FnMut() + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let stamps = || paths.iter().map(|p| modified(p)).collect::<Vec<_>>();
+        let mut seen = stamps();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+            let now = stamps();
+            if now != seen {
+                seen = now;
+                changed();
+            }
+        }
+    });
 }
 
 fn read(path: &Path) -> Result<Vec<KeyEntry>, String> {
@@ -288,26 +301,14 @@ impl ServiceKey {
     pub fn watch(&self, interval: Duration, shutdown: CancellationToken) {
         let Some(path) = self.file.clone() else { return };
         let header = self.header.clone();
-        tokio::spawn(async move {
-            let mut seen = modified(&path);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(interval) => {}
+        on_change(vec![path.clone()], interval, shutdown, move || {
+            match read_service_key(&path).and_then(|key| bearer_header(&key)) {
+                Ok(value) => {
+                    *header.write().unwrap_or_else(|e| e.into_inner()) = value;
+                    tracing::info!(path = %path.display(), "service key reloaded");
                 }
-                let now = modified(&path);
-                if now == seen {
-                    continue;
-                }
-                seen = now;
-                match read_service_key(&path).and_then(|key| bearer_header(&key)) {
-                    Ok(value) => {
-                        *header.write().unwrap_or_else(|e| e.into_inner()) = value;
-                        tracing::info!(path = %path.display(), "service key reloaded");
-                    }
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "service key not reloaded; keeping the previous one")
-                    }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "service key not reloaded; keeping the previous one")
                 }
             }
         });

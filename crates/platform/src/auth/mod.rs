@@ -174,9 +174,7 @@ impl ServerAuth {
         }
         Ok(principal)
     }
-}
 
-impl ServerAuth {
     /// For a stream admitted with `headers`: resolves when its key is
     /// revoked (`None` when keys are not checked).
     pub fn revoked(&self, headers: &http::HeaderMap) -> Option<impl Future<Output = ()> + Send + 'static> {
