@@ -7,11 +7,13 @@
 Asserts what an SRE relies on, so a later edit cannot silently drop it:
 probes, security contexts, resources, drain timing, configuration sources,
 Services, PodDisruptionBudgets, migration Jobs, per-overlay scale, the
-OpenTelemetry Collector and the partner route (prod), and — by evaluating
+OpenTelemetry Collector, the partner route and PgBouncer with its
+connection arithmetic at the HPA maxima (prod), and — by evaluating
 the NetworkPolicies as Kubernetes does — every allowed and every forbidden
 network edge of the call graph. Exits non-zero listing every failure.
 """
 
+import configparser
 import pathlib
 import re
 import sys
@@ -25,6 +27,15 @@ EXIT_ALLOWANCES = sum(
     int(re.search(rf"pub const {name}: Duration = Duration::from_secs\((\d+)\);", SHUTDOWN_RS.read_text()).group(1))
     for name in ("TRACE_FLUSH", "RUNTIME_STOP")
 )
+
+# caravan's default statement timeout (crates/platform/src/config.rs), which
+# PgBouncer's connect_query must set, since caravan cannot send it through.
+CONFIG_RS = pathlib.Path(__file__).resolve().parents[2] / "crates/platform/src/config.rs"
+STATEMENT_TIMEOUT_MS = 1000 * int(
+    re.search(r"statement_timeout: Duration::from_secs\((\d+)\),", CONFIG_RS.read_text()).group(1))
+# PostgreSQL keeps this many connections for superusers (its default).
+SUPERUSER_RESERVED = 3
+POOLER_PORT = 6432
 
 SERVICES = {"catalog": 50051, "scheduling": 50052, "inventory": 50053, "orders": 50054}
 # The call graph (ARCHITECTURE.md): who calls whom.
@@ -201,6 +212,79 @@ def check_prod(docs, config):
             check(routed.get(grpc_service) == (name, port), f"GRPCRoute: {grpc_service} -> {name}:{port}")
     databases = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("caravan-databases")]
     check(not databases, "prod: database URLs are not committed (Secret created out of band)")
+    check_pooler(docs, config)
+
+
+def check_pooler(docs, config):
+    """PgBouncer before PostgreSQL, and connections that fit at the HPA maxima."""
+    deployments = by_kind(docs, "Deployment")
+    pooler = deployments.get("pgbouncer")
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("pgbouncer")]
+    if not (check(pooler, "prod: Deployment pgbouncer") and check(len(maps) == 1, "prod: one pgbouncer ConfigMap")):
+        return
+    ini = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), inline_comment_prefixes=None)
+    ini.read_string(maps[0]["data"]["pgbouncer.ini"])
+    bouncer = ini["pgbouncer"]
+    number = lambda key, default=0: int(bouncer.get(key, default))
+
+    # What caravan's statements need of a pooler (crates/platform/src/db.rs, `Db`).
+    check(bouncer.get("pool_mode") == "transaction", "pgbouncer: pool_mode = transaction")
+    check(bouncer.get("server_reset_query") == "DEALLOCATE ALL" and bouncer.get("server_reset_query_always") == "1",
+          "pgbouncer: DEALLOCATE ALL whenever a server connection changes hands")
+    check("extra_float_digits" in bouncer.get("ignore_startup_parameters", ""),
+          "pgbouncer: ignores sqlx's extra_float_digits")
+    check(config.get("CARAVAN_DB_POOLER") == "transaction", "prod: CARAVAN_DB_POOLER=transaction")
+    check("CARAVAN_DB_STATEMENT_TIMEOUT" not in config, "prod: no CARAVAN_DB_STATEMENT_TIMEOUT (the pooler sets it)")
+    for name in SERVICES:
+        line = ini["databases"].get(name, "")
+        check(f"dbname={name}" in line, f"pgbouncer: a pool for the {name} database")
+        check(f"statement_timeout = {STATEMENT_TIMEOUT_MS}" in line,
+              f"pgbouncer: {name}'s server connections get caravan's statement timeout ({STATEMENT_TIMEOUT_MS} ms)")
+
+    # Server side: every PgBouncer replica's pools, the migration Jobs and
+    # the superusers' reserve within PostgreSQL's max_connections.
+    spec = pooler["spec"]
+    replicas = spec.get("replicas", 1)
+    check(spec.get("strategy", {}).get("rollingUpdate", {}).get("maxSurge") == 0,
+          "pgbouncer: never more replicas than counted (maxSurge 0)")
+    check(not any(h["spec"]["scaleTargetRef"]["name"] == "pgbouncer"
+                  for h in by_kind(docs, "HorizontalPodAutoscaler").values()), "pgbouncer: a fixed replica count")
+    per_pool = number("default_pool_size", 20) + number("reserve_pool_size")
+    if number("max_db_connections"):
+        per_pool = min(per_pool, number("max_db_connections"))
+    pools = len(ini["databases"])
+    migrations = [j for name, j in by_kind(docs, "Job").items() if name.endswith("-migrate")]
+    for job in migrations:
+        env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        check(env.get("CARAVAN_DB_POOLER") == "none",
+              f"{job['metadata']['name']}: migrates on PostgreSQL directly (CARAVAN_DB_POOLER=none)")
+    jobs = len(migrations)
+    server_limit = int(pooler["metadata"].get("annotations", {}).get("caravan.io/postgres-max-connections", 0))
+    server = replicas * pools * per_pool + jobs + SUPERUSER_RESERVED
+    print(f"server connections: {replicas} PgBouncer x {pools} pools x {per_pool} + {jobs} migration Jobs "
+          f"+ {SUPERUSER_RESERVED} reserved = {server} <= max_connections {server_limit}")
+    check(server_limit and server <= server_limit,
+          f"PostgreSQL connections at most {server_limit}, the pools need {server}")
+
+    # Client side: every replica at its HPA maximum plus its surge pod, each
+    # with its pool and health's connection, even if all land on one PgBouncer.
+    hpas = by_kind(docs, "HorizontalPodAutoscaler")
+    pool = int(config.get("CARAVAN_DB_MAX_CONNECTIONS", 10)) + 1
+    clients = 0
+    for name in SERVICES:
+        surge = deployments[name]["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", 0)
+        clients += (hpas[name]["spec"]["maxReplicas"] + int(surge)) * pool
+    limit = number("max_client_conn", 100)
+    print(f"client connections: (HPA maxima + surge) x {pool} = {clients} <= max_client_conn {limit}")
+    check(clients <= limit, f"PgBouncer max_client_conn {limit} below the {clients} clients at the HPA maxima")
+
+    # Idle connections close on both sides.
+    check(number("server_idle_timeout", 600) > 0, "pgbouncer: idle server connections close")
+    idle = seconds(config.get("CARAVAN_DB_IDLE_TIMEOUT", ""))
+    check(idle and 0 < idle <= number("server_idle_timeout", 600),
+          "prod: CARAVAN_DB_IDLE_TIMEOUT set, no longer than PgBouncer's server_idle_timeout")
+    check(any(p.get("spec", {}).get("selector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "pgbouncer"
+              for p in by_kind(docs, "PodDisruptionBudget").values()), "pgbouncer: a PodDisruptionBudget")
 
 
 def check_dev(docs, config):
@@ -293,6 +377,7 @@ def check_network(docs, overlay):
     dns = outsider("kube-system", labels={"k8s-app": "kube-dns"})
     database = {"labels": {}, "namespace": None, "namespace_labels": {}}
     collector = pod("otel-collector", component="telemetry")
+    pooler = pod("pgbouncer", component="pooler")
 
     # Every pair of services, both ways: exactly the call graph.
     for src in SERVICES:
@@ -313,7 +398,13 @@ def check_network(docs, overlay):
             check(not connects(policies, other, pods[name], port, namespace),
                   f"{overlay}: {other['namespace']}/{other['labels']} -> {name}:{port} denied")
         check(connects(policies, pods[name], dns, 53, namespace), f"{overlay}: {name} -> DNS allowed")
-        check(connects(policies, pods[name], database, 5432, namespace), f"{overlay}: {name} -> its database allowed")
+        if overlay == "prod":
+            # Through PgBouncer only.
+            check(connects(policies, pods[name], pooler, POOLER_PORT, namespace), f"{overlay}: {name} -> pgbouncer allowed")
+            check(not connects(policies, pods[name], database, 5432, namespace),
+                  f"{overlay}: {name} -> PostgreSQL directly denied")
+        else:
+            check(connects(policies, pods[name], database, 5432, namespace), f"{overlay}: {name} -> its database allowed")
         check(not connects(policies, pods[name], database, 443, namespace), f"{overlay}: {name} -> the internet denied")
         check(not connects(policies, pods[name], stranger, port, namespace), f"{overlay}: {name} -> another namespace denied")
         if overlay == "prod":
@@ -327,6 +418,10 @@ def check_network(docs, overlay):
     check(not connects(policies, neighbour, stranger, 8080, namespace), f"{overlay}: default deny of egress")
     if overlay == "prod":
         check(not connects(policies, stranger, collector, 4317, namespace), "prod: another namespace -> otel-collector denied")
+        check(connects(policies, pooler, database, 5432, namespace), "prod: pgbouncer -> PostgreSQL allowed")
+        for other in (stranger, neighbour):
+            check(not connects(policies, other, pooler, POOLER_PORT, namespace),
+                  f"prod: {other['namespace']}/{other['labels']} -> pgbouncer denied")
 
 
 def main():

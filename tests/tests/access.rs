@@ -68,7 +68,11 @@ fn service_of(method: &str) -> ServiceKind {
 
 #[tokio::test]
 async fn every_rpc_admits_exactly_the_kinds_in_the_access_table() {
-    let common::RunningSuite { suite, token, .. } = common::start_suite().await;
+    // Bound first, so the databases (the fields left in `running`) live as
+    // long as the test: destructuring the call's result would drop them at
+    // once, and every answer would come from a service without its database.
+    let running = common::start_suite().await;
+    let common::RunningSuite { suite, token, .. } = running;
 
     let callers = [
         (Presented::As(Caller::Hema), Kind::Partner),
@@ -87,6 +91,7 @@ async fn every_rpc_admits_exactly_the_kinds_in_the_access_table() {
         }
         for (presented, kind) in callers {
             let code = call(addr, method, presented).await;
+            assert_ne!(code, Code::Unavailable, "{method} as {kind}: the suite is up");
             let admitted = !matches!(code, Code::Unauthenticated | Code::PermissionDenied);
             if admitted != allowed.contains(&kind) {
                 failures.push(format!("{method} as {kind}: {code:?}, allowed kinds {allowed:?}"));

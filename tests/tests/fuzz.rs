@@ -29,6 +29,7 @@ use std::{
 };
 
 use bytes::{Buf as _, BufMut as _};
+use caravan_platform::db::Db;
 use caravan_platform::{
     config::ServiceKind,
     db::query,
@@ -39,7 +40,7 @@ use caravan_proto::scheduling::v1::StartShowRequest;
 use common::festival::{create, festival, show, uzbek_products};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor, Value};
-use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend};
+use sea_orm_migration::sea_orm::{ConnectionTrait as _, DbBackend};
 use tonic::{
     Code, Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
@@ -440,12 +441,12 @@ fn is_bookkeeping(table: &str) -> bool {
 /// A digest of every row of every table of a service's database (but its
 /// bookkeeping), in one query.
 struct Digest {
-    db: DatabaseConnection,
+    db: Db,
     query: String,
 }
 
 impl Digest {
-    async fn new(db: DatabaseConnection) -> Digest {
+    async fn new(db: Db) -> Digest {
         let backend = db.get_database_backend();
         let tables_sql = match backend {
             DbBackend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",

@@ -207,7 +207,7 @@ async fn connect(args: &DemoArgs) -> anyhow::Result<Suite> {
         });
     }
     println!("No caravan on {} with keys in {}: starting one of its own.", args.orders, args.data_dir.display());
-    let own = SpawnedSuite::launch(None, None).await?;
+    let own = SpawnedSuite::launch(None, None, None).await?;
     let key = |who: &str| own.key(who).map(str::to_owned).with_context(|| format!("the suite's {who} key"));
     let addr = |kind| own.addr(kind).to_string();
     Ok(Suite {

@@ -181,6 +181,11 @@ struct UpArgs {
     /// With --postgres: the databases' name prefix (`<prefix>_<service>`).
     #[arg(long, default_value = "caravan", value_parser = database_prefix)]
     postgres_prefix: String,
+    /// With --postgres: the services reach their databases through this
+    /// transaction-pooling PgBouncer in front of that server (as the prod
+    /// overlay runs), e.g. postgres://postgres@127.0.0.1:6432.
+    #[arg(long, requires = "postgres")]
+    postgres_pooler: Option<String>,
     /// Calls per second per partner or operator key (0: no limit; lift it
     /// to measure a flash sale beyond one partner's share).
     #[arg(long, env = "CARAVAN_RATE_LIMIT", default_value_t = caravan_platform::auth::rate::RateConfig::default().per_second)]
@@ -467,11 +472,18 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let mut databases = HashMap::new();
     if let Some(server) = &args.postgres {
         for kind in ServiceKind::ALL {
-            let url =
-                caravan_platform::db::ensure_postgres_database(server, &format!("{}_{kind}", args.postgres_prefix))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("--postgres: the database of {kind}: {e}"))?;
-            databases.insert(kind, caravan_platform::config::DatabaseConfig::new(url));
+            let name = format!("{}_{kind}", args.postgres_prefix);
+            let url = caravan_platform::db::ensure_postgres_database(server, &name)
+                .await
+                .map_err(|e| anyhow::anyhow!("--postgres: the database of {kind}: {e}"))?;
+            let mut database = caravan_platform::config::DatabaseConfig::new(url);
+            if let Some(pooler) = &args.postgres_pooler {
+                let url = caravan_platform::db::with_database(pooler, &name)
+                    .map_err(|e| anyhow::anyhow!("--postgres-pooler: {e}"))?;
+                database.url = caravan_platform::config::Secret::new(url);
+                database.pooler = caravan_platform::config::Pooler::Transaction;
+            }
+            databases.insert(kind, database);
         }
     }
     let config_for = |kind: ServiceKind| {

@@ -3,8 +3,8 @@
 
 use std::{marker::PhantomData, net::SocketAddr, time::Duration};
 
+use crate::db::Db;
 use anyhow::Context as _;
-use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -29,9 +29,9 @@ pub struct ServiceHost<M> {
     config: ServiceConfig,
     telemetry: ServiceTelemetry,
     background: CancellationToken,
-    db: DatabaseConnection,
+    db: Db,
     /// Health's own connection (see [`db::connect_probe`]).
-    probe: DatabaseConnection,
+    probe: Db,
     server: GrpcServer,
     _migrator: PhantomData<fn() -> M>,
 }
@@ -96,7 +96,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
         // What the pool holds, for /metrics (a little stale at most).
         let (pool, max) = (db.clone(), if config.database.is_postgres() { config.database.max_connections } else { 1 });
         spawn_sampler(Duration::from_secs(1), background.clone(), move || {
-            crate::metrics::metrics().sample_pool(service.as_str(), &pool, max);
+            crate::metrics::metrics().sample_pool(service.as_str(), pool.pool(), max);
             async { Ok(()) }
         });
         Ok(ServiceHost { config, telemetry, background, db, probe, server, _migrator: PhantomData })
@@ -108,7 +108,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
     }
 
     /// The service's database pool.
-    pub fn db(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &Db {
         &self.db
     }
 

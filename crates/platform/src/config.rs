@@ -171,6 +171,35 @@ pub struct DatabaseConfig {
     pub statement_timeout: Duration,
     /// SQLite `busy_timeout`: how long to wait on a lock held by another process.
     pub busy_timeout: Duration,
+    /// A pooled connection unused this long is closed (PostgreSQL), so a
+    /// replica gives back what a burst made it open.
+    pub idle_timeout: Duration,
+    /// What stands between the service and PostgreSQL.
+    pub pooler: Pooler,
+}
+
+/// What stands between a service and its PostgreSQL server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooler {
+    /// Nothing: the service's connections are server sessions.
+    None,
+    /// A pooler in transaction mode (PgBouncer `pool_mode = transaction`):
+    /// a server connection belongs to a client for one transaction only. See
+    /// [`crate::db::Db`] for what caravan does about it, and the runbook for
+    /// what the pooler must be set to.
+    Transaction,
+}
+
+impl FromStr for Pooler {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Pooler::None),
+            "transaction" => Ok(Pooler::Transaction),
+            other => Err(format!("`{other}` is not one of none, transaction")),
+        }
+    }
 }
 
 impl DatabaseConfig {
@@ -182,6 +211,8 @@ impl DatabaseConfig {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            pooler: Pooler::None,
         }
     }
 
@@ -368,6 +399,21 @@ impl ServiceConfig {
         config.database.statement_timeout =
             duration_or(env, "CARAVAN_DB_STATEMENT_TIMEOUT", config.database.statement_timeout)?;
         config.database.busy_timeout = duration_or(env, "CARAVAN_DB_BUSY_TIMEOUT", config.database.busy_timeout)?;
+        config.database.idle_timeout = duration_or(env, "CARAVAN_DB_IDLE_TIMEOUT", config.database.idle_timeout)?;
+        config.database.pooler = parse_or(env, "CARAVAN_DB_POOLER", Pooler::None)?;
+        if config.database.pooler == Pooler::Transaction {
+            if !config.database.is_postgres() {
+                return Err(ConfigError::new("CARAVAN_DB_POOLER", "a pooler stands only before PostgreSQL"));
+            }
+            // PgBouncer 1.18 refuses the `options` startup parameter that
+            // would carry it: the pooler's `connect_query` sets it instead.
+            if get(env, "CARAVAN_DB_STATEMENT_TIMEOUT").is_some() {
+                return Err(ConfigError::new(
+                    "CARAVAN_DB_STATEMENT_TIMEOUT",
+                    "cannot be sent through a transaction pooler: set statement_timeout in the pooler's connect_query",
+                ));
+            }
+        }
         config.migrate = parse_or(env, "CARAVAN_MIGRATE", MigrateMode::Apply)?;
         config.shutdown_grace = duration_or(env, "CARAVAN_SHUTDOWN_GRACE", config.shutdown_grace)?;
         config.drain_delay = duration_or(env, "CARAVAN_DRAIN_DELAY", config.drain_delay)?;
@@ -557,6 +603,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CARAVAN_DB_ACQUIRE_TIMEOUT", "wait for a pooled connection, e.g. 5s (default 5s)"),
     ("CARAVAN_DB_STATEMENT_TIMEOUT", "PostgreSQL statement_timeout (default 10s)"),
     ("CARAVAN_DB_BUSY_TIMEOUT", "SQLite busy_timeout (default 5s)"),
+    ("CARAVAN_DB_IDLE_TIMEOUT", "close a pooled PostgreSQL connection unused this long (default 60s)"),
+    (
+        "CARAVAN_DB_POOLER",
+        "none (default) or transaction: PostgreSQL is behind a transaction-pooling PgBouncer (see the runbook)",
+    ),
     ("CARAVAN_MIGRATE", "apply (default) or verify: stay NOT_SERVING while the schema is behind"),
     ("CARAVAN_SHUTDOWN_GRACE", "how long in-flight calls may finish after SIGTERM (default 20s)"),
     (
@@ -739,6 +790,33 @@ mod tests {
         check("CARAVAN_CALL_LIMIT", "1ms");
         check("CARAVAN_RESERVATION_TTL", "5m");
         check("CARAVAN_FAILPOINT", "orders.nowhere");
+        check("CARAVAN_DB_POOLER", "pgbouncer");
+        check("CARAVAN_DB_IDLE_TIMEOUT", "a while");
+    }
+
+    #[test]
+    fn a_transaction_pooler_stands_before_postgresql_and_takes_the_statement_timeout() {
+        let pooled = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("CARAVAN_DATABASE_URL", "postgres://u:pw@pgbouncer:6432/orders"),
+                ("CARAVAN_DB_POOLER", "transaction"),
+            ];
+            vars.extend_from_slice(extra);
+            ServiceConfig::from_env(ServiceKind::Orders, &env(&vars))
+        };
+        let config = pooled(&[("CARAVAN_DB_IDLE_TIMEOUT", "30s")]).unwrap();
+        assert_eq!(config.database.pooler, Pooler::Transaction);
+        assert_eq!(config.database.idle_timeout, Duration::from_secs(30));
+        // PgBouncer refuses the startup parameter that would carry it.
+        let err = pooled(&[("CARAVAN_DB_STATEMENT_TIMEOUT", "5s")]).unwrap_err();
+        assert_eq!(err.variable, "CARAVAN_DB_STATEMENT_TIMEOUT", "{err}");
+        assert!(err.to_string().contains("connect_query"), "{err}");
+        // SQLite has no pooler.
+        let err =
+            ServiceConfig::from_env(ServiceKind::Orders, &env(&[("CARAVAN_DB_POOLER", "transaction")])).unwrap_err();
+        assert_eq!(err.variable, "CARAVAN_DB_POOLER", "{err}");
+        let direct = ServiceConfig::from_env(ServiceKind::Orders, &env(&[])).unwrap();
+        assert_eq!(direct.database.pooler, Pooler::None);
     }
 
     #[test]

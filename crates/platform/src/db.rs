@@ -4,27 +4,183 @@
 //! connection: one writer, so concurrent requests queue in the pool instead of
 //! failing with `SQLITE_BUSY`. Its query planner keeps one plan per
 //! statement whatever values are bound ([`plan_once`]). PostgreSQL gets a pool
-//! with acquire and statement timeouts.
+//! with acquire, statement and idle timeouts, directly or through a
+//! transaction-pooling PgBouncer ([`Db`]).
 
-use std::path::Path;
+use std::{future::Future, path::Path, pin::Pin};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbErr,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, Pooler};
+
+/// A service's pool of database connections: what its stores, its
+/// idempotency records and its workers hold. Clones share the pool.
+///
+/// Directly on the database it is sea-orm's pool. Behind a transaction
+/// pooler ([`Pooler::Transaction`]) a server connection belongs to this
+/// process for one transaction at a time, and two things change:
+///
+/// - sqlx sends every statement in two round trips, each ending in a Sync
+///   (parse and describe; then bind and execute), and between them a pooler
+///   that knows nothing of prepared statements (PgBouncer 1.18) may hand the
+///   server connection to another client: the second half would find no
+///   statement. So a statement outside a transaction runs in one of its own
+///   (`BEGIN`, the statement, `COMMIT`: two more round trips, measured by
+///   `caravan loadgen --scenario pooler`), and inside a transaction the
+///   server connection stays linked.
+/// - No statement cache: sqlx then names each statement once and never
+///   reuses it, and the pooler's `server_reset_query = DEALLOCATE ALL`
+///   (with `server_reset_query_always = 1`) clears the names whenever a
+///   server connection changes hands, so two clients' names never meet.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: DatabaseConnection,
+    pooler: Pooler,
+}
+
+impl Db {
+    /// A handle on `pool`, reached through `pooler`.
+    pub fn new(pool: DatabaseConnection, pooler: Pooler) -> Self {
+        Db { pool, pooler }
+    }
+
+    /// sea-orm's pool, for what needs it by type (the migrator, pool gauges).
+    pub fn pool(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+
+    /// What stands between the service and its database.
+    pub fn pooler(&self) -> Pooler {
+        self.pooler
+    }
+
+    /// Whether the database answers: a simple query, one round trip.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.pool.ping().await
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.pool.close().await
+    }
+
+    /// Whether each statement outside a transaction needs one of its own.
+    fn alone(&self) -> bool {
+        self.pooler == Pooler::Transaction
+    }
+}
+
+impl From<DatabaseConnection> for Db {
+    /// A pool directly on its database.
+    fn from(pool: DatabaseConnection) -> Self {
+        Db::new(pool, Pooler::None)
+    }
+}
+
+/// Runs `$call` on the pool, or in a transaction of its own behind a
+/// transaction pooler (see [`Db`]).
+macro_rules! alone {
+    ($db:expr, $call:ident($arg:expr)) => {
+        if $db.alone() {
+            let txn = $db.pool.begin().await?;
+            let out = txn.$call($arg).await?;
+            txn.commit().await?;
+            Ok(out)
+        } else {
+            $db.pool.$call($arg).await
+        }
+    };
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        self.pool.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        alone!(self, execute_raw(stmt))
+    }
+
+    /// The simple query protocol: one message, one Sync, safe through a
+    /// pooler as it is.
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.pool.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        alone!(self, query_one_raw(stmt))
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        alone!(self, query_all_raw(stmt))
+    }
+
+    fn support_returning(&self) -> bool {
+        self.pool.support_returning()
+    }
+}
+
+type Callback<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
+
+#[async_trait::async_trait]
+impl TransactionTrait for Db {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.pool.begin().await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.pool.begin_with_config(isolation_level, access_mode).await
+    }
+
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<DatabaseTransaction, DbErr> {
+        self.pool.begin_with_options(options).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Callback<'c, T, E> + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.pool.transaction(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Callback<'c, T, E> + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.pool.transaction_with_config(callback, isolation_level, access_mode).await
+    }
+}
 
 /// Opens a pool on the configured database. A SQLite file's folder is created
 /// if it is missing.
-pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(config: &DatabaseConfig) -> Result<Db, DbErr> {
     open(config, config.max_connections, false).await
 }
 
 /// [`connect`], opening connections only when first used: a replica that
 /// starts while its database is unreachable comes up NOT_SERVING and turns
 /// SERVING by itself when the database answers, instead of exiting.
-pub async fn connect_lazy(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect_lazy(config: &DatabaseConfig) -> Result<Db, DbErr> {
     open(config, config.max_connections, true).await
 }
 
@@ -32,11 +188,11 @@ pub async fn connect_lazy(config: &DatabaseConfig) -> Result<DatabaseConnection,
 /// when first used: a check that waited in the requests' pool would find it
 /// busy under a burst and call a healthy database down — and on Kubernetes
 /// every replica would leave its Service at the peak of a show.
-pub async fn connect_probe(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect_probe(config: &DatabaseConfig) -> Result<Db, DbErr> {
     open(config, 1, true).await
 }
 
-async fn open(config: &DatabaseConfig, max_connections: u32, lazy: bool) -> Result<DatabaseConnection, DbErr> {
+async fn open(config: &DatabaseConfig, max_connections: u32, lazy: bool) -> Result<Db, DbErr> {
     let url = config.url.expose();
     let mut options = ConnectOptions::new(url.clone());
     options
@@ -45,7 +201,18 @@ async fn open(config: &DatabaseConfig, max_connections: u32, lazy: bool) -> Resu
         .sqlx_logging(false)
         .connect_lazy(lazy);
     if config.is_postgres() {
-        options.max_connections(max_connections).min_connections(0).statement_timeout(config.statement_timeout);
+        options.max_connections(max_connections).min_connections(0).idle_timeout(config.idle_timeout);
+        match config.pooler {
+            // The startup parameter `options` carries it.
+            Pooler::None => {
+                options.statement_timeout(config.statement_timeout);
+            }
+            // PgBouncer 1.18 refuses `options`; its `connect_query` sets the
+            // timeout on each server connection. No statement cache: see `Db`.
+            Pooler::Transaction => {
+                options.map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(0));
+            }
+        }
     } else {
         if let Some(parent) = sqlite_path(url).and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -66,7 +233,7 @@ async fn open(config: &DatabaseConfig, max_connections: u32, lazy: bool) -> Resu
             })
             .map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(|conn, _| Box::pin(plan_once(conn))));
     }
-    Database::connect(options).await
+    Ok(Db::new(Database::connect(options).await?, config.pooler))
 }
 
 /// Turns on SQLite's query planner stability guarantee for `conn`
@@ -290,8 +457,7 @@ pub fn row_chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 /// reports and audits that run several queries during live traffic:
 /// REPEATABLE READ on PostgreSQL; on SQLite a read transaction already is
 /// one snapshot (WAL), and the isolation settings are not supported.
-pub async fn read_snapshot(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
-    use sea_orm::TransactionTrait as _;
+pub async fn read_snapshot(db: &Db) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => {
             db.begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), Some(sea_orm::AccessMode::ReadOnly))
@@ -305,7 +471,6 @@ pub async fn read_snapshot(db: &DatabaseConnection) -> Result<sea_orm::DatabaseT
 /// created if it does not exist yet (`caravan up --postgres`: one database
 /// per service on a development server).
 pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<String, DbErr> {
-    use sea_orm::ConnectionTrait as _;
     if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
         return Err(DbErr::Custom(format!("`{name}` is not a plain database name")));
     }
@@ -376,7 +541,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plans.db");
         let db = connect(&DatabaseConfig::sqlite_file(&path)).await.unwrap();
-        let mut pooled = db.get_sqlite_connection_pool().acquire().await.unwrap();
+        let mut pooled = db.pool().get_sqlite_connection_pool().acquire().await.unwrap();
         assert!(stable_plans(&mut pooled, -1).await.unwrap(), "a pooled connection re-plans with bound values");
 
         // SQLite's default, which the pool changes.

@@ -36,8 +36,9 @@
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
+use crate::db::Db;
 use prost::Message;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, SqlErr, Statement, Value};
 use sea_orm_migration::{
     MigrationName, MigrationTrait, SchemaManager, async_trait,
     prelude::{Index, Table},
@@ -98,7 +99,7 @@ pub struct Scope<'a> {
 /// The mechanism, over one service's database.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
-    db: DatabaseConnection,
+    db: Db,
     clock: SharedClock,
     config: IdempotencyConfig,
     lookups: Batcher<Key, Result<Option<String>, Status>>,
@@ -239,7 +240,7 @@ enum Decision {
 
 impl Idempotency {
     /// The mechanism on `db`.
-    pub fn new(db: DatabaseConnection, clock: SharedClock, config: IdempotencyConfig) -> Self {
+    pub fn new(db: Db, clock: SharedClock, config: IdempotencyConfig) -> Self {
         let reader = db.clone();
         let lookups = Batcher::new(LOOKUP_BATCH, move |keys: Vec<Key>| {
             let reader = reader.clone();
@@ -606,7 +607,7 @@ fn check_request_id(request_id: &str) -> Result<(), Status> {
 }
 
 /// The stored request hash of each key (`None`: no record), in one query.
-async fn lookup(db: &DatabaseConnection, keys: Vec<Key>) -> Vec<Result<Option<String>, Status>> {
+async fn lookup(db: &Db, keys: Vec<Key>) -> Vec<Result<Option<String>, Status>> {
     let rows = (0..keys.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
     // Row-value IN works on PostgreSQL and on SQLite ≥ 3.15.
     let sql = format!(

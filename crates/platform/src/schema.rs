@@ -26,7 +26,8 @@
 
 use std::collections::HashSet;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use crate::db::Db;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::{
     MigrationName, MigrationTrait, MigratorTrait, SchemaManager, async_trait,
     prelude::{Alias, ColumnDef, Table},
@@ -131,7 +132,7 @@ pub struct Migrated {
 /// later release migrated it) is left alone if it is compatible; one this
 /// binary cannot run on, or that lacks some of its migrations while
 /// carrying unknown ones, is an error that says which.
-pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> Result<Migrated, DbErr> {
+pub async fn migrate<M: MigratorTrait>(db: &Db) -> Result<Migrated, DbErr> {
     let table = M::migration_table_name().to_string();
     let txn = db.begin().await?;
     lock(&txn, &table).await?;

@@ -7,7 +7,7 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use sea_orm::DatabaseConnection;
+use crate::db::Db;
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -63,10 +63,10 @@ pub struct ServeOptions {
     /// Fully qualified gRPC name of the service, e.g. `caravan.catalog.v1.CatalogService`.
     pub service_name: &'static str,
     /// The service's database pool, closed once the calls have drained.
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// Health's own connection to it ([`crate::db::connect_probe`]), so a
     /// check never queues behind requests.
-    pub probe: DatabaseConnection,
+    pub probe: Db,
     /// How often health re-checks.
     pub health_check_interval: Duration,
     /// How long in-flight calls may run once shutdown begins.
@@ -259,7 +259,7 @@ enum Verdict {
 /// How soon health looks again while the database is down.
 const DOWN_RECHECK: Duration = Duration::from_millis(250);
 
-async fn check<M: MigratorTrait>(db: &DatabaseConnection, limit: Duration) -> Verdict {
+async fn check<M: MigratorTrait>(db: &Db, limit: Duration) -> Verdict {
     let limit = limit.max(Duration::from_secs(1));
     let probe = async {
         db.ping().await.map_err(|e| Verdict::DatabaseDown(format!("database unreachable: {e}")))?;

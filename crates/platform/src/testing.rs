@@ -7,6 +7,10 @@
 //! `pg_advisory_lock` because test processes run in parallel; dropped
 //! `WITH (FORCE)` when the test ends. Every name starts with
 //! [`PG_TEST_PREFIX`], so `.ci/run` can sweep leftovers of killed runs.
+//! With `CARAVAN_TEST_POOLER_URL` also set (a transaction-pooling PgBouncer
+//! in front of that server, as `.ci/run` starts one), the services and
+//! [`TestDatabase::connect`] reach the database through the pooler, the way
+//! the prod overlay runs; the harness's own administration stays direct.
 
 use std::{
     collections::hash_map::DefaultHasher,
@@ -16,7 +20,7 @@ use std::{
     sync::Arc,
 };
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, Statement};
 use sea_orm_migration::MigratorTrait;
 use tempfile::TempDir;
 
@@ -32,6 +36,8 @@ use crate::{
 pub const PG_TEST_PREFIX: &str = "caravan_test_";
 /// The variable naming the PostgreSQL server for tests.
 pub const PG_URL_VARIABLE: &str = "CARAVAN_TEST_DATABASE_URL";
+/// The variable naming a transaction-pooling PgBouncer in front of it.
+pub const POOLER_URL_VARIABLE: &str = "CARAVAN_TEST_POOLER_URL";
 /// Test pools stay small: the server allows 100 connections and tests run in parallel.
 pub const TEST_POOL_SIZE: u32 = 4;
 
@@ -67,6 +73,11 @@ impl TestDatabase {
         matches!(self.backend, Backend::Postgres { .. })
     }
 
+    /// Whether the services reach it through a transaction pooler.
+    pub fn is_pooled(&self) -> bool {
+        self.config.pooler == crate::config::Pooler::Transaction
+    }
+
     /// PostgreSQL only: makes the database refuse (or accept again) new
     /// connections and, when refusing, ends the open ones, so the service
     /// sees its database become unreachable. The test role is a superuser,
@@ -90,7 +101,7 @@ impl TestDatabase {
     }
 
     /// A new pool on it, through the same code the services use.
-    pub async fn connect(&self) -> anyhow::Result<DatabaseConnection> {
+    pub async fn connect(&self) -> anyhow::Result<crate::db::Db> {
         Ok(crate::db::connect(&self.config).await?)
     }
 
@@ -98,7 +109,7 @@ impl TestDatabase {
         let dir = tempfile::Builder::new().prefix("caravan-test-").tempdir()?;
         let config = DatabaseConfig::sqlite_file(&dir.path().join(format!("{service}.db")));
         let db = crate::db::connect(&config).await?;
-        M::up(&db, None).await?;
+        M::up(db.pool(), None).await?;
         db.close().await?;
         Ok(TestDatabase { config, backend: Backend::Sqlite { _dir: dir } })
     }
@@ -125,7 +136,7 @@ impl TestDatabase {
                 admin.execute_unprepared(&format!("CREATE DATABASE \"{template}\"")).await?;
                 let tpl =
                     crate::db::connect(&small(DatabaseConfig::new(with_database(server_url, &template)?))).await?;
-                let migrated = M::up(&tpl, None).await;
+                let migrated = M::up(tpl.pool(), None).await;
                 tpl.close().await?;
                 if let Err(e) = migrated {
                     admin.execute_unprepared(&format!("DROP DATABASE \"{template}\" WITH (FORCE)")).await?;
@@ -140,7 +151,13 @@ impl TestDatabase {
         admin.close().await?;
         result?;
 
-        let config = small(DatabaseConfig::new(with_database(server_url, &name)?));
+        let mut config = small(DatabaseConfig::new(with_database(server_url, &name)?));
+        if let Ok(pooler_url) = std::env::var(POOLER_URL_VARIABLE)
+            && !pooler_url.trim().is_empty()
+        {
+            config.url = crate::config::Secret::new(with_database(pooler_url.trim(), &name)?);
+            config.pooler = crate::config::Pooler::Transaction;
+        }
         Ok(TestDatabase { config, backend: Backend::Postgres { admin_url, name } })
     }
 }

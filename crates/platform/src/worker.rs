@@ -16,7 +16,8 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, Value};
+use crate::db::Db;
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -108,7 +109,7 @@ impl Default for WorkerConfig {
 #[derive(Debug)]
 pub struct Worker<J> {
     job: Arc<J>,
-    db: DatabaseConnection,
+    db: Db,
     clock: SharedClock,
     config: WorkerConfig,
     owner: String,
@@ -117,13 +118,7 @@ pub struct Worker<J> {
 
 impl<J: Job> Worker<J> {
     /// A worker with a unique owner id (one per process and job).
-    pub fn new(
-        job: J,
-        db: DatabaseConnection,
-        clock: SharedClock,
-        config: WorkerConfig,
-        telemetry: ServiceTelemetry,
-    ) -> Self {
+    pub fn new(job: J, db: Db, clock: SharedClock, config: WorkerConfig, telemetry: ServiceTelemetry) -> Self {
         let owner = format!("{}-{}", job.name(), uuid::Uuid::new_v4().simple());
         Worker { job: Arc::new(job), db, clock, config, owner, telemetry }
     }

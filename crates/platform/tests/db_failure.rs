@@ -69,7 +69,11 @@ async fn a_failed_store_operation_marks_its_span_and_an_answered_retry_does_not(
     // with the database's own code and the error's text.
     let db = fixture.database.connect().await.unwrap();
     caravan_platform::db::exec(&db, "DROP TABLE idempotency_records", vec![]).await.unwrap();
-    let expected = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres { "42P01" } else { "1" };
+    let expected = if sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DatabaseBackend::Postgres {
+        "42P01"
+    } else {
+        "1"
+    };
     let errors = || caravan_platform::metrics::metrics().db_errors.with_label_values(&["orders", expected]).get();
     let before = errors();
     let (failed, spans) =

@@ -7,13 +7,14 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use caravan_platform::db::Db;
 use caravan_platform::{
     config::ServiceKind,
     stream::{Changes, Delivery, Feed, Hub, HubConfig, Subscription},
     testing::TestDatabase,
 };
 use futures::StreamExt as _;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait, Value};
 use sea_orm_migration::{prelude::*, schema::*};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -83,7 +84,7 @@ fn sql(backend: DatabaseBackend, text: &str) -> String {
     out
 }
 
-async fn rows(db: &DatabaseConnection, text: &str, values: Vec<Value>) -> Vec<Change> {
+async fn rows(db: &Db, text: &str, values: Vec<Value>) -> Vec<Change> {
     let backend = db.get_database_backend();
     db.query_all_raw(Statement::from_sql_and_values(backend, sql(backend, text), values))
         .await
@@ -98,9 +99,9 @@ async fn rows(db: &DatabaseConnection, text: &str, values: Vec<Value>) -> Vec<Ch
 }
 
 /// Every change of an aggregate is an event (like a show's history).
-struct Events(DatabaseConnection);
+struct Events(Db);
 /// Only the latest state matters (like a stock level).
-struct States(DatabaseConnection);
+struct States(Db);
 
 impl Feed for Events {
     type Key = String;
@@ -183,7 +184,7 @@ impl Feed for States {
     }
 }
 
-async fn create(db: &DatabaseConnection, key: &str) {
+async fn create(db: &Db, key: &str) {
     let backend = db.get_database_backend();
     db.execute_raw(Statement::from_sql_and_values(
         backend,
@@ -196,7 +197,7 @@ async fn create(db: &DatabaseConnection, key: &str) {
 
 /// One change: the version is bumped in the statement that changes the row
 /// (under its lock), and the event is written in the same transaction.
-async fn bump(db: &DatabaseConnection, key: &str) {
+async fn bump(db: &Db, key: &str) {
     let backend = db.get_database_backend();
     let txn = db.begin().await.unwrap();
     let row = txn

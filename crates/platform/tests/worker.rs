@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use caravan_platform::db::Db;
 use caravan_platform::{
     config::{LogConfig, LogFormat, ServiceKind},
     telemetry::ServiceTelemetry,
@@ -21,7 +22,7 @@ use caravan_platform::{
     worker::{Claimed, ItemTable, Job, Next, Worker, WorkerConfig, lease_columns},
 };
 use opentelemetry::trace::{SpanId, TraceId};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(Debug)]
@@ -53,7 +54,7 @@ const T0: Micros = Micros(1_700_000_000_000_000);
 
 /// Counts runs per item in the item's own row; fails the first `failures` runs.
 struct Probe {
-    db: DatabaseConnection,
+    db: Db,
     failures: Arc<AtomicUsize>,
 }
 
@@ -81,7 +82,7 @@ impl Job for Probe {
     }
 }
 
-async fn insert(db: &DatabaseConnection, id: &str, due: Micros, traceparent: &str) {
+async fn insert(db: &Db, id: &str, due: Micros, traceparent: &str) {
     let backend = db.get_database_backend();
     let sql = match backend {
         sea_orm::DatabaseBackend::Postgres => "INSERT INTO probe_jobs (id, due_at, traceparent) VALUES ($1, $2, $3)",
@@ -92,7 +93,7 @@ async fn insert(db: &DatabaseConnection, id: &str, due: Micros, traceparent: &st
         .unwrap();
 }
 
-async fn runs(db: &DatabaseConnection) -> Vec<(String, i32, Option<i64>)> {
+async fn runs(db: &Db) -> Vec<(String, i32, Option<i64>)> {
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
@@ -105,7 +106,7 @@ async fn runs(db: &DatabaseConnection) -> Vec<(String, i32, Option<i64>)> {
         .collect()
 }
 
-fn worker(db: DatabaseConnection, clock: &ManualClock, failures: usize, config: WorkerConfig) -> Worker<Probe> {
+fn worker(db: Db, clock: &ManualClock, failures: usize, config: WorkerConfig) -> Worker<Probe> {
     let job = Probe { db: db.clone(), failures: Arc::new(AtomicUsize::new(failures)) };
     let clock: SharedClock = Arc::new(clock.clone());
     Worker::new(job, db, clock, config, ServiceTelemetry::global())

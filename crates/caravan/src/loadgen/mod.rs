@@ -140,14 +140,23 @@ pub struct LoadgenArgs {
     /// generator, one not tracing, and compare them per server CPU-second.
     #[arg(long)]
     pub tracing_cost: bool,
-    /// With --tracing-cost: measured rounds per suite, alternating between
+    /// The cost of a transaction pooler: run the scenario against two
+    /// `caravan up` suites of this binary's own on the --suite-postgres
+    /// server, one reaching it directly and one through the transaction-
+    /// pooling PgBouncer at this URL (CARAVAN_DB_POOLER=transaction), and
+    /// compare them per server CPU-second, in latency, and in database
+    /// transactions per call (pg_stat_database).
+    #[arg(long, requires = "suite_postgres", conflicts_with = "tracing_cost")]
+    pub pooler_cost: Option<String>,
+    /// With --tracing-cost or --pooler-cost: measured rounds per suite, alternating between
     /// them (off, on, on, off, …) so the machine's drift hits both alike;
     /// each round lasts --duration (or --count).
     #[arg(long, default_value_t = 4)]
     pub rounds: usize,
     /// With --tracing-cost: the suites keep their data on this PostgreSQL
     /// server (databases `caravan_lg_off_*` and `caravan_lg_on_*`, made
-    /// afresh) instead of SQLite files.
+    /// afresh) instead of SQLite files. With --pooler-cost: the server
+    /// (databases `caravan_lg_direct_*` and `caravan_lg_pooled_*`).
     #[arg(long)]
     pub suite_postgres: Option<String>,
 }
@@ -203,7 +212,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
         });
     }
     let ca = args.tls_ca.as_ref().map(std::fs::read_to_string).transpose()?;
-    match (&args.scenario, args.tracing_cost) {
+    let comparing = args.tracing_cost || args.pooler_cost.is_some();
+    match (&args.scenario, comparing) {
         (Some(name), false) => {
             let target = Target {
                 catalog: args.catalog.clone(),
@@ -221,15 +231,16 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Output> {
                 runs.push(run_scenario(name, name, &target, &args, &config).await?);
             }
         }
-        (Some(name), true) => runs.extend(tracing_cost(name, &args, &config).await?),
-        (None, true) => anyhow::bail!("--tracing-cost needs a --scenario"),
+        (Some(name), true) if args.tracing_cost => runs.extend(tracing_cost(name, &args, &config).await?),
+        (Some(name), true) => runs.extend(pooler_cost(name, &args, &config).await?),
+        (None, true) => anyhow::bail!("--tracing-cost and --pooler-cost need a --scenario"),
         (None, false) => {}
     }
 
     let reports: Vec<Report> = runs.iter().map(|(r, _)| r.clone()).collect();
     let mut ratios = Vec::new();
-    if args.tracing_cost && reports.len() >= 2 {
-        // Tracing on against tracing off, whatever else ran.
+    if comparing && reports.len() >= 2 {
+        // Tracing on against off, pooled against direct, whatever else ran.
         let (on, rest) = reports.split_last().context("reports")?;
         ratios.push(Ratio::between(on, rest.last().context("reports")?));
     } else if args.compare && reports.len() > 1 {
@@ -280,47 +291,137 @@ async fn tracing_cost(
     args: &LoadgenArgs,
     config: &LoadConfig,
 ) -> anyhow::Result<Vec<(Report, Measurement)>> {
-    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let sink = suite::SpanSink::start().await?;
     let server = args.suite_postgres.as_deref();
-    let off = suite::SpawnedSuite::launch(None, server.map(|url| (url, "caravan_lg_off"))).await?;
-    let on = suite::SpawnedSuite::launch(Some(sink.addr()), server.map(|url| (url, "caravan_lg_on"))).await?;
-    let variants =
-        [(format!("{name}, tracing off"), off.target(name)), (format!("{name}, tracing 100 %"), on.target(name))];
-    let mut rounds: [Vec<(Report, Measurement)>; 2] = [Vec::new(), Vec::new()];
+    let off = suite::SpawnedSuite::launch(None, server.map(|url| (url, "caravan_lg_off")), None).await?;
+    let on = suite::SpawnedSuite::launch(Some(sink.addr()), server.map(|url| (url, "caravan_lg_on")), None).await?;
     let spans_before = sink.spans();
+    let variants = [
+        Variant { label: format!("{name}, tracing off"), target: off.target(name), counters: None },
+        Variant { label: format!("{name}, tracing 100 %"), target: on.target(name), counters: None },
+    ];
+    let runs = alternate(name, variants, "tracing 100 % / off", args, config).await?;
+    let exported = sink.spans() - spans_before;
+    off.stop().await;
+    on.stop().await;
+    anyhow::ensure!(exported > 0, "the traced suite exported no spans");
+    eprintln!("{} spans exported by the traced suite to the load generator's OTLP receiver", exported);
+    Ok(runs)
+}
+
+/// `--pooler-cost`: scenario `name` against two suites on the
+/// `--suite-postgres` server, one reaching it directly and one through the
+/// transaction-pooling PgBouncer of `--pooler-cost`, measured in alternating
+/// rounds; answers each suite's rounds combined, direct first, and prints
+/// each suite's database transactions per call.
+async fn pooler_cost(
+    name: &str,
+    args: &LoadgenArgs,
+    config: &LoadConfig,
+) -> anyhow::Result<Vec<(Report, Measurement)>> {
+    let server = args.suite_postgres.as_deref().context("--pooler-cost needs --suite-postgres")?;
+    let pooler = args.pooler_cost.as_deref().context("--pooler-cost")?;
+    let (direct_prefix, pooled_prefix) = ("caravan_lg_direct", "caravan_lg_pooled");
+    let direct = suite::SpawnedSuite::launch(None, Some((server, direct_prefix)), None).await?;
+    let pooled = suite::SpawnedSuite::launch(None, Some((server, pooled_prefix)), Some(pooler)).await?;
+    let variants = [
+        Variant {
+            label: format!("{name}, PostgreSQL directly"),
+            target: direct.target(name),
+            counters: Some(storm::PgCounters::connect(server, direct_prefix).await?),
+        },
+        Variant {
+            label: format!("{name}, through PgBouncer"),
+            target: pooled.target(name),
+            counters: Some(storm::PgCounters::connect(server, pooled_prefix).await?),
+        },
+    ];
+    let runs = alternate(name, variants, "through PgBouncer / directly", args, config).await?;
+    direct.stop().await;
+    pooled.stop().await;
+    Ok(runs)
+}
+
+/// One of the two suites [`alternate`] compares.
+struct Variant {
+    label: String,
+    target: Target,
+    /// Its databases' transaction counters, when it runs on PostgreSQL.
+    counters: Option<storm::PgCounters>,
+}
+
+/// Measures `name` against both variants in `--rounds` alternating rounds
+/// (A, B, then B, A, …, so the machine's drift hits both alike), after one
+/// unmeasured round each; prints how the rounds agree (`what`: B over A)
+/// and, where counters are given, each variant's database transactions per
+/// call over all its rounds (the background work of the time included).
+async fn alternate(
+    name: &str,
+    variants: [Variant; 2],
+    what: &str,
+    args: &LoadgenArgs,
+    config: &LoadConfig,
+) -> anyhow::Result<Vec<(Report, Measurement)>> {
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    // Warm both up (connections, caches, the scenario's setup), then
+    // measure rounds without a warm-up of their own, so every call of a
+    // round is counted and the counters' delta is the rounds' alone.
+    let warm_up = LoadConfig {
+        count: None,
+        duration: Some(config.warmup.max(Duration::from_secs(1))),
+        warmup: Duration::ZERO,
+        ..config.clone()
+    };
+    for variant in &variants {
+        run_scenario(name, &format!("{}, warm-up", variant.label), &variant.target, args, &warm_up).await?;
+    }
+    let measured = LoadConfig { warmup: Duration::ZERO, ..config.clone() };
+    let mut before = Vec::new();
+    for variant in &variants {
+        before.push(match &variant.counters {
+            Some(counters) => Some(counters.settled().await?),
+            None => None,
+        });
+    }
+    let mut rounds: [Vec<(Report, Measurement)>; 2] = [Vec::new(), Vec::new()];
     for round in 0..args.rounds {
-        // off, on, then on, off: neither always goes first.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let (label, target) = &variants[i];
-            let run = run_scenario(name, &format!("{label}, round {}", round + 1), target, args, config).await?;
+            let variant = &variants[i];
+            let label = format!("{}, round {}", variant.label, round + 1);
+            let run = run_scenario(name, &label, &variant.target, args, &measured).await?;
             if let Some(rate) = run.0.calls_per_server_cpu_second {
                 eprintln!("{}: {:.0} ok/s, {rate:.0} calls per server CPU-second", run.0.name, run.0.throughput);
             }
             rounds[i].push(run);
         }
     }
-    let exported = sink.spans() - spans_before;
-    off.stop().await;
-    on.stop().await;
-    anyhow::ensure!(exported > 0, "the traced suite exported no spans");
-    eprintln!("{} spans exported by the traced suite to the load generator's OTLP receiver", exported);
+    for ((variant, before), runs) in variants.iter().zip(before).zip(&rounds) {
+        if let (Some(counters), Some(before)) = (&variant.counters, before) {
+            let after = counters.settled().await?;
+            let calls: u64 = runs.iter().map(|(report, _)| report.calls).sum();
+            if calls > 0 {
+                let per_call = (after.transactions - before.transactions) as f64 / calls as f64;
+                eprintln!("{}: {per_call:.2} database transactions per call", variant.label);
+            }
+        }
+    }
     let rates = |runs: &[(Report, Measurement)]| -> Option<Vec<f64>> {
         runs.iter().map(|(report, _)| report.calls_per_server_cpu_second).collect()
     };
-    if let (Some(off), Some(on)) = (rates(&rounds[0]), rates(&rounds[1]))
-        && let Some(spread) = RoundSpread::of(&off, &on)
+    if let (Some(a), Some(b)) = (rates(&rounds[0]), rates(&rounds[1]))
+        && let Some(spread) = RoundSpread::of(&a, &b)
     {
-        eprintln!("{spread}");
+        eprintln!("per round, {what} per server CPU-second: {spread}");
     }
-    let [off_runs, on_runs] = rounds;
-    Ok(vec![combine(&variants[0].0, off_runs), combine(&variants[1].0, on_runs)])
+    let [a_runs, b_runs] = rounds;
+    let [a, b] = variants;
+    Ok(vec![combine(&a.label, a_runs), combine(&b.label, b_runs)])
 }
 
-/// How the rounds of `--tracing-cost` agree: each round's ratio of calls per
-/// server CPU-second, traced over off (the two ran back to back), by
-/// median and range. The machine's noise shows here; the combined ratio
+/// How the rounds of an A/B comparison agree: each round's ratio of calls
+/// per server CPU-second, B over A (the two ran back to back), by median
+/// and range. The machine's noise shows here; the combined ratio
 /// alone hides it.
 #[derive(Debug, Clone, PartialEq)]
 struct RoundSpread {
@@ -329,11 +430,11 @@ struct RoundSpread {
 
 impl RoundSpread {
     /// `None` unless every round has both rates.
-    fn of(off: &[f64], on: &[f64]) -> Option<RoundSpread> {
-        if off.is_empty() || off.len() != on.len() || off.iter().any(|r| *r <= 0.0) {
+    fn of(a: &[f64], b: &[f64]) -> Option<RoundSpread> {
+        if a.is_empty() || a.len() != b.len() || a.iter().any(|r| *r <= 0.0) {
             return None;
         }
-        Some(RoundSpread { ratios: on.iter().zip(off).map(|(on, off)| on / off).collect() })
+        Some(RoundSpread { ratios: b.iter().zip(a).map(|(b, a)| b / a).collect() })
     }
 
     fn median(&self) -> f64 {
@@ -349,12 +450,7 @@ impl std::fmt::Display for RoundSpread {
         let min = self.ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let max = self.ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let each: Vec<String> = self.ratios.iter().map(|r| format!("{r:.3}")).collect();
-        write!(
-            f,
-            "per round, tracing 100 % / off per server CPU-second: median ×{:.3}, ×{min:.3}–{max:.3} ({})",
-            self.median(),
-            each.join(", ")
-        )
+        write!(f, "median ×{:.3}, ×{min:.3}–{max:.3} ({})", self.median(), each.join(", "))
     }
 }
 

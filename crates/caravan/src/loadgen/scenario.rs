@@ -6,6 +6,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+use caravan_platform::db::Db;
 use caravan_proto::{
     catalog::v1::{GetProductRequest, ListProductsRequest, catalog_service_client::CatalogServiceClient},
     inventory::v1::{self as inventory, inventory_service_client::InventoryServiceClient},
@@ -14,7 +15,7 @@ use caravan_proto::{
         GetShowSalesReportRequest, PlaceOrderLine, PlaceOrderRequest, order, orders_service_client::OrdersServiceClient,
     },
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use tonic::Status;
 
 use super::channel::Authed;
@@ -137,7 +138,7 @@ impl Scenario for List {
 /// statement per transaction — the ceiling of a hot product done naively.
 #[derive(Debug)]
 pub struct DbDecrement {
-    db: DatabaseConnection,
+    db: Db,
     start: i64,
 }
 
@@ -145,7 +146,7 @@ const DB_TABLE: &str = "caravan_loadgen_baseline";
 
 impl DbDecrement {
     /// Creates the baseline's one-row table with `start` units.
-    pub async fn prepare(db: DatabaseConnection, start: i64) -> anyhow::Result<Self> {
+    pub async fn prepare(db: Db, start: i64) -> anyhow::Result<Self> {
         let backend = db.get_database_backend();
         db.execute_unprepared(&format!("DROP TABLE IF EXISTS {DB_TABLE}")).await?;
         db.execute_unprepared(&format!("CREATE TABLE {DB_TABLE} (id INTEGER PRIMARY KEY, available BIGINT NOT NULL)"))

@@ -208,20 +208,20 @@ impl HealthWatch {
 /// transactions that wrote (transaction ids assigned, server-wide: exact at
 /// once, where the statistics lag).
 #[derive(Debug)]
-struct PgCounters {
+pub(crate) struct PgCounters {
     db: DatabaseConnection,
     databases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct PgReading {
+pub(crate) struct PgReading {
     at: tokio::time::Instant,
-    transactions: i64,
+    pub(crate) transactions: i64,
     writes: i64,
 }
 
 impl PgCounters {
-    async fn connect(url: &str, prefix: &str) -> anyhow::Result<PgCounters> {
+    pub(crate) async fn connect(url: &str, prefix: &str) -> anyhow::Result<PgCounters> {
         let db = sea_orm::Database::connect(url).await.context("connecting to --pg-stats")?;
         let databases =
             ["catalog", "scheduling", "inventory", "orders"].iter().map(|s| format!("{prefix}_{s}")).collect();
@@ -252,7 +252,7 @@ impl PgCounters {
     }
 
     /// A reading once every backend has reported its statistics.
-    async fn settled(&self) -> anyhow::Result<PgReading> {
+    pub(crate) async fn settled(&self) -> anyhow::Result<PgReading> {
         tokio::time::sleep(STATS_SETTLE).await;
         self.read().await
     }

@@ -107,8 +107,13 @@ fn free_port() -> anyhow::Result<u16> {
 impl SpawnedSuite {
     /// Starts `caravan up` (this binary), exporting every span to `otlp` when
     /// given, its data in SQLite files or, with `postgres` (a server URL and
-    /// a name prefix), in fresh databases `<prefix>_<service>` there.
-    async fn start(otlp: Option<SocketAddr>, postgres: Option<(&str, &str)>) -> anyhow::Result<SpawnedSuite> {
+    /// a name prefix), in fresh databases `<prefix>_<service>` there,
+    /// reached through the transaction-pooling PgBouncer `pooler` if given.
+    async fn start(
+        otlp: Option<SocketAddr>,
+        postgres: Option<(&str, &str)>,
+        pooler: Option<&str>,
+    ) -> anyhow::Result<SpawnedSuite> {
         let dir = tempfile::Builder::new().prefix("caravan-loadgen-").tempdir()?;
         let mut addrs = HashMap::new();
         let exe = std::env::current_exe().context("finding the caravan binary")?;
@@ -134,6 +139,9 @@ impl SpawnedSuite {
                 drop_database(server, &format!("{prefix}_{kind}")).await?;
             }
             command.args(["--postgres", server, "--postgres-prefix", prefix]);
+            if let Some(pooler) = pooler {
+                command.args(["--postgres-pooler", pooler]);
+            }
         }
         if let Some(otlp) = otlp {
             command
@@ -147,11 +155,15 @@ impl SpawnedSuite {
     /// Starts a suite and waits until it serves; with other ports when one
     /// it was given was taken before it could bind it (a port is free when
     /// picked, not reserved, and two suites start side by side).
-    pub async fn launch(otlp: Option<SocketAddr>, postgres: Option<(&str, &str)>) -> anyhow::Result<ReadySuite> {
+    pub async fn launch(
+        otlp: Option<SocketAddr>,
+        postgres: Option<(&str, &str)>,
+        pooler: Option<&str>,
+    ) -> anyhow::Result<ReadySuite> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 1;
         loop {
-            match SpawnedSuite::start(otlp, postgres).await?.ready().await {
+            match SpawnedSuite::start(otlp, postgres, pooler).await?.ready().await {
                 Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("Address already in use") => {
                     tracing::warn!(attempt, "a port given to caravan up was taken before it bound it; trying others");
                     attempt += 1;

@@ -8,7 +8,8 @@ pub use products::{Changed, ProductFilter};
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use caravan_platform::db::Db;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use tracing::field::Empty;
 
 use crate::{
@@ -25,14 +26,14 @@ pub const PRODUCT_CACHE_TTL: std::time::Duration = std::time::Duration::from_sec
 /// Queries against the catalog's own database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: Db,
     /// Products by id, for the hottest partner read (GetProduct, BatchGet).
     products: moka::sync::Cache<String, std::sync::Arc<crate::domain::product::Product>>,
 }
 
 impl Store {
     /// A store on `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         let products = moka::sync::Cache::builder().max_capacity(200_000).time_to_live(PRODUCT_CACHE_TTL).build();
         Store { db, products }
     }

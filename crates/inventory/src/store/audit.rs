@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use caravan_platform::db::Db;
 use caravan_platform::db::{query, read_snapshot};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
 
 type Key = (String, String);
 
@@ -40,7 +41,7 @@ pub struct Books {
 /// the books balance) and the stock rows read. Every figure is read in one
 /// snapshot (REPEATABLE READ on PostgreSQL; one read transaction on SQLite),
 /// so an audit during live traffic never mixes two moments.
-pub async fn audit(db: &DatabaseConnection) -> Result<(Vec<String>, BTreeMap<Key, Books>), DbErr> {
+pub async fn audit(db: &Db) -> Result<(Vec<String>, BTreeMap<Key, Books>), DbErr> {
     let txn = read_snapshot(db).await?;
     let db = &txn;
     let stock = sums(db, "SELECT product_id, warehouse_id, on_hand, reserved, allocated FROM stock").await?;

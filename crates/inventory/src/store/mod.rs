@@ -15,11 +15,9 @@ pub use batch::{BatchItem, BatchOutcome, Batched};
 pub use reservations::Ending;
 pub use stock::Correction;
 
+use caravan_platform::db::Db;
 use caravan_platform::time::Micros;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqlErr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 use tracing::field::Empty;
 
 use crate::{
@@ -33,12 +31,12 @@ const WAREHOUSE: &str = "caravan.inventory.v1.Warehouse";
 /// Queries against inventory's own database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl Store {
     /// A store on `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Store { db }
     }
 

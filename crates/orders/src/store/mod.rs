@@ -7,6 +7,7 @@ mod sales;
 
 use std::collections::HashMap;
 
+use caravan_platform::db::Db;
 use caravan_platform::{
     batch::Batcher,
     db::{exec, query},
@@ -14,8 +15,8 @@ use caravan_platform::{
     time::Micros,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::OnConflict,
 };
 use tonic::Status;
 use tracing::field::Empty;
@@ -66,7 +67,7 @@ pub type BuyerLimits = HashMap<String, i64>;
 /// Queries against orders' own database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: Db,
     accepts: Batcher<Accept, Result<bool, Status>>,
 }
 
@@ -85,7 +86,7 @@ const ACCEPT_BATCH: usize = 64;
 
 impl Store {
     /// A store on `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         let writer = db.clone();
         let accepts = Batcher::new(ACCEPT_BATCH, move |batch: Vec<Accept>| {
             let writer = writer.clone();
@@ -558,7 +559,7 @@ async fn give_back(
 /// only if it moved. A failed batch fails every order in it, and leaves each
 /// PENDING for its caller to answer UNAVAILABLE (the retry resumes it).
 #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders accept", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(db), db.operation.name = "accept", batch = batch.len()))]
-async fn accept_batch(db: &DatabaseConnection, batch: Vec<Accept>) -> Vec<Result<bool, Status>> {
+async fn accept_batch(db: &Db, batch: Vec<Accept>) -> Vec<Result<bool, Status>> {
     let context = "accepting orders";
     let run = async {
         let txn = db.begin().await?;

@@ -7,10 +7,9 @@ mod shows;
 
 pub use shows::{ALLOCATION_GRACE, LIVE_OFFERS_TTL, Transition};
 
+use caravan_platform::db::Db;
 use caravan_platform::time::Micros;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 use tracing::field::Empty;
 
 use crate::{
@@ -24,7 +23,7 @@ const HOST: &str = "caravan.scheduling.v1.Host";
 /// Queries against scheduling's own database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: Db,
     /// Shows read by GetLiveOffers, for at most [`LIVE_OFFERS_TTL`].
     shows: moka::sync::Cache<String, std::sync::Arc<crate::domain::Show>>,
     /// Channels' partners read by GetLiveOffers, for at most [`LIVE_OFFERS_TTL`].
@@ -33,7 +32,7 @@ pub struct Store {
 
 impl Store {
     /// A store on `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         let shows = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(LIVE_OFFERS_TTL).build();
         let partners = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(LIVE_OFFERS_TTL).build();
         Store { db, shows, partners }
