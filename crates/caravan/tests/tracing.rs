@@ -283,7 +283,16 @@ async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
     let (storm, traceparent) = trace_of(7);
     let status = place(orders, Caller::Hema.key(), &sale, "buyer-3", 1, Some(&traceparent)).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "sold out");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The unpaid order expires after its second; wait for the driver's run
+    // on it to be exported.
+    let driver_ran = caravan_platform::testing::eventually(Duration::from_secs(15), || async {
+        let link = hex(&placed);
+        receiver.spans().iter().any(|(service, span)| {
+            service == "orders" && span.name == "order-driver" && span.links.iter().any(|l| l.trace_id == link)
+        })
+    })
+    .await;
+    assert!(driver_ran, "the order driver's run on the unpaid order was exported");
     services.stop().await;
 
     let spans = receiver.spans();

@@ -243,8 +243,8 @@ async fn open(config: &DatabaseConfig, max_connections: u32, lazy: bool) -> Resu
 /// Without it SQLite 3.51 plans with the values bound to some parameters —
 /// `LIMIT ?`, which sea-orm writes for every `.one()` and every page — and so
 /// throws away and re-prepares such a statement at each execution, since every
-/// execution binds them anew. Under a read load that re-parsing was ~5 % of the
-/// catalog's CPU. caravan's queries are key lookups and keyset pages, whose
+/// execution binds them anew: under a read load, a share of the catalog's CPU
+/// (BENCHMARKS.md). caravan's queries are key lookups and keyset pages, whose
 /// plans do not depend on the values, so nothing is lost.
 async fn plan_once(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
     match stable_plans(conn, 1).await? {

@@ -550,7 +550,7 @@ where
 
 /// Colours in pretty logs only for a person at a terminal, and not under
 /// `NO_COLOR`: in a file or a collector escape codes are noise, and colouring
-/// the fields of every span as it opens cost ~4 % of a busy server's CPU.
+/// the fields of every span as it opens costs a busy server CPU (BENCHMARKS.md).
 fn colours() -> bool {
     use std::io::IsTerminal as _;
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -562,7 +562,7 @@ fn colours() -> bool {
 /// restate it (`rpc.*`, `server.*`, `db.*`, `otel.kind`, status codes), which
 /// the exported span and the outcome line carry. The fmt layer formats a
 /// span's fields as the span opens, whether or not anything logs inside it:
-/// all of them cost ~5 % of a busy server's CPU.
+/// all of them cost a busy server CPU (BENCHMARKS.md).
 #[derive(Debug, Clone, Copy)]
 struct TextFields;
 

@@ -11,7 +11,7 @@ use caravan_platform::{
     db::{exec, query},
     time::Micros,
 };
-use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait, Value};
 use tracing::field::Empty;
 
 use super::Store;
@@ -21,11 +21,20 @@ use crate::{
 };
 
 const SHOW: &str = "caravan.scheduling.v1.Show";
+/// The columns of a show, as [`ShowRow`] reads them by name.
 const COLUMNS: &str = "id, campaign_id, channel_id, host_id, title_zh_cn, title_en, title_ru, title_origin, \
                        title_origin_language, start_time, end_time, state, pinned_product, live_time, close_time, \
                        allocation, version, create_time, update_time";
-/// Shows that still hold a slot: scheduled or live.
-const BOOKED: &str = "state IN (1, 2)";
+
+/// A state's stored code, bound as a parameter.
+fn code(state: ShowState) -> Value {
+    (state as i16).into()
+}
+
+/// An allocation's stored code, bound as a parameter.
+fn sync(allocation: AllocationSync) -> Value {
+    (allocation as i16).into()
+}
 
 /// How stale GetLiveOffers may be.
 pub const LIVE_OFFERS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -152,9 +161,9 @@ impl Store {
                 &txn,
                 "UPDATE shows SET title_zh_cn = $3, title_en = $4, title_ru = $5, title_origin = $6, \
                  title_origin_language = $7, host_id = $8, start_time = $9, end_time = $10, version = version + 1, \
-                 update_time = $11, allocation = CASE WHEN $12 = 1 THEN 1 ELSE allocation END, \
+                 update_time = $11, allocation = CASE WHEN $12 = 1 THEN $14 ELSE allocation END, \
                  due_at = CASE WHEN $12 = 1 THEN $13 ELSE $9 END \
-                 WHERE id = $1 AND version = $2 AND state = 1 AND allocation = 0",
+                 WHERE id = $1 AND version = $2 AND state = $15 AND allocation = $16",
                 vec![
                     id.into(),
                     version.into(),
@@ -169,6 +178,9 @@ impl Store {
                     now.0.into(),
                     i32::from(line_up_changed).into(),
                     now.plus(ALLOCATION_GRACE).0.into(),
+                    sync(AllocationSync::Allocating),
+                    code(ShowState::Scheduled),
+                    sync(AllocationSync::Synced),
                 ],
             )
             .await
@@ -205,9 +217,9 @@ impl Store {
         let txn = self.db.begin().await.map_err(Error::db(context))?;
         let changed = exec(
             &txn,
-            "UPDATE shows SET allocation = 0, due_at = start_time, version = version + 1, update_time = $2 \
-             WHERE id = $1 AND allocation = 1",
-            vec![id.into(), now.0.into()],
+            "UPDATE shows SET allocation = $3, due_at = start_time, version = version + 1, update_time = $2 \
+             WHERE id = $1 AND allocation = $4",
+            vec![id.into(), now.0.into(), sync(AllocationSync::Synced), sync(AllocationSync::Allocating)],
         )
         .await
         .map_err(Error::db(context))?;
@@ -235,7 +247,7 @@ impl Store {
         let deleted = exec(
             &txn,
             "DELETE FROM shows WHERE id = $1 AND allocation = $2 AND state = $3",
-            vec![id.into(), (AllocationSync::Allocating as i16).into(), (ShowState::Scheduled as i16).into()],
+            vec![id.into(), sync(AllocationSync::Allocating), code(ShowState::Scheduled)],
         )
         .await
         .map_err(Error::db(context))?;
@@ -253,23 +265,35 @@ impl Store {
     /// clock, its time has not come).
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling transition", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "transition"))]
     pub async fn transition(&self, id: &str, transition: Transition, now: Micros) -> Result<bool, Error> {
-        let (sql, values): (&str, Vec<Value>) = match transition {
+        // $1 the show, $2 now, $3 "by the clock", $4 the state it leaves,
+        // $5 the state it enters, $6 the allocation it must have or enters.
+        let (sql, from, to, allocation, by_clock) = match transition {
             Transition::Start { by_clock } => (
-                "UPDATE shows SET state = 2, live_time = $2, version = version + 1, update_time = $2, \
-                 due_at = end_time WHERE id = $1 AND state = 1 AND allocation = 0 AND ($3 = 0 OR start_time <= $2)",
-                vec![id.into(), now.0.into(), i32::from(by_clock).into()],
+                "UPDATE shows SET state = $5, live_time = $2, version = version + 1, update_time = $2, \
+                 due_at = end_time WHERE id = $1 AND state = $4 AND allocation = $6 AND ($3 = 0 OR start_time <= $2)",
+                ShowState::Scheduled,
+                ShowState::Live,
+                AllocationSync::Synced,
+                by_clock,
             ),
             Transition::End { by_clock } => (
-                "UPDATE shows SET state = 3, close_time = $2, allocation = 2, version = version + 1, \
-                 update_time = $2, due_at = $2 WHERE id = $1 AND state = 2 AND ($3 = 0 OR end_time <= $2)",
-                vec![id.into(), now.0.into(), i32::from(by_clock).into()],
+                "UPDATE shows SET state = $5, close_time = $2, allocation = $6, version = version + 1, \
+                 update_time = $2, due_at = $2 WHERE id = $1 AND state = $4 AND ($3 = 0 OR end_time <= $2)",
+                ShowState::Live,
+                ShowState::Ended,
+                AllocationSync::Returning,
+                by_clock,
             ),
             Transition::Cancel => (
-                "UPDATE shows SET state = 4, close_time = $2, allocation = 2, version = version + 1, \
-                 update_time = $2, due_at = $2 WHERE id = $1 AND state = 1",
-                vec![id.into(), now.0.into()],
+                "UPDATE shows SET state = $5, close_time = $2, allocation = $6, version = version + 1, \
+                 update_time = $2, due_at = $2 WHERE id = $1 AND state = $4 AND $3 = 0", // never by the clock
+                ShowState::Scheduled,
+                ShowState::Cancelled,
+                AllocationSync::Returning,
+                false,
             ),
         };
+        let values = vec![id.into(), now.0.into(), i32::from(by_clock).into(), code(from), code(to), sync(allocation)];
         self.versioned(id, sql, values, now, "changing a show's state").await
     }
 
@@ -300,12 +324,12 @@ impl Store {
         let context = "counting live shows";
         let rows = query(
             &self.db,
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM shows WHERE state = $1",
-            vec![(ShowState::Live as i16).into()],
+            "SELECT CAST(COUNT(*) AS BIGINT) AS live FROM shows WHERE state = $1",
+            vec![code(ShowState::Live)],
         )
         .await
         .map_err(Error::db(context))?;
-        rows.first().map_or(Ok(0), |row| row.try_get_by_index(0)).map_err(Error::db(context))
+        rows.first().map_or(Ok(0), |row| row.try_get("", "live")).map_err(Error::db(context))
     }
 
     /// The versions of a show after `after`, oldest first, at most `limit`.
@@ -320,7 +344,7 @@ impl Store {
         .map_err(Error::db("reading a show's history"))?;
         rows.iter()
             .map(|row| {
-                let snapshot: String = row.try_get_by_index(0).map_err(Error::db("reading a show's history"))?;
+                let snapshot: String = row.try_get("", "snapshot").map_err(Error::db("reading a show's history"))?;
                 serde_json::from_str(&snapshot).map_err(|e| Error::Corrupt(format!("show history of {id}: {e}")))
             })
             .collect()
@@ -333,9 +357,9 @@ impl Store {
         self.versioned(
             id,
             "UPDATE shows SET pinned_product = $2, version = version + 1, update_time = $3 \
-             WHERE id = $1 AND state = 2 AND ($2 = '' OR EXISTS \
+             WHERE id = $1 AND state = $4 AND ($2 = '' OR EXISTS \
              (SELECT 1 FROM offers WHERE offers.show_id = $1 AND offers.product_id = $2))",
-            vec![id.into(), product.unwrap_or("").into(), now.0.into()],
+            vec![id.into(), product.unwrap_or("").into(), now.0.into(), code(ShowState::Live)],
             now,
             "pinning a product",
         )
@@ -370,7 +394,7 @@ impl Store {
         let changed = exec(
             &self.db,
             "UPDATE shows SET allocation = $2, due_at = NULL WHERE id = $1 AND allocation = $3",
-            vec![id.into(), (AllocationSync::Returned as i16).into(), (AllocationSync::Returning as i16).into()],
+            vec![id.into(), sync(AllocationSync::Returned), sync(AllocationSync::Returning)],
         )
         .await
         .map_err(Error::db("recording a returned allocation"))?;
@@ -411,18 +435,24 @@ impl Store {
             bind(&mut sql, " AND channel_id = ?", channel.into());
         }
         if let Some(state) = state {
-            bind(&mut sql, " AND state = ?", (state as i16).into());
+            bind(&mut sql, " AND state = ?", code(state));
         }
         bind(&mut sql, " ORDER BY start_time, id LIMIT ?", i64::try_from(limit).unwrap_or(i64::MAX).into());
         let rows = query(&self.db, &sql, values).await.map_err(Error::db("listing shows"))?;
-        let ids = rows
+        let rows = rows
             .iter()
-            .map(|row| row.try_get_by_index::<String>(0))
+            .map(|row| ShowRow::from_query_result(row, ""))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Error::db("listing shows"))?;
+        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
         // The page's line-ups in one query, not one per show.
         let mut offers = offers_of_many(&self.db, &ids).await?;
-        rows.iter().zip(&ids).map(|(row, id)| show_from_row(row, offers.remove(id).unwrap_or_default())).collect()
+        rows.into_iter()
+            .map(|row| {
+                let line_up = offers.remove(&row.id).unwrap_or_default();
+                row.into_show(line_up)
+            })
+            .collect()
     }
 }
 
@@ -455,8 +485,9 @@ async fn show_in(c: &impl ConnectionTrait, id: &str) -> Result<Show, Error> {
         .await
         .map_err(Error::db("reading a show"))?;
     let row = rows.first().ok_or_else(|| Error::NotFound { kind: SHOW, name: format!("shows/{id}") })?;
+    let row = ShowRow::from_query_result(row, "").map_err(Error::db("reading a show"))?;
     let offers = offers_of(c, id).await?;
-    show_from_row(row, offers)
+    row.into_show(offers)
 }
 
 /// Appends the show's current version to its history (same transaction as
@@ -493,11 +524,8 @@ async fn book(c: &impl ConnectionTrait, moving: Option<&str>, fields: &ShowField
             message: format!("campaigns/{} does not exist", fields.campaign_id),
         });
     };
-    let (from, to): (i64, i64) = (
-        window.try_get_by_index(0).map_err(Error::db(context))?,
-        window.try_get_by_index(1).map_err(Error::db(context))?,
-    );
-    if fields.start_time.0 < from || fields.end_time.0 > to {
+    let window = Window::from_query_result(window, "").map_err(Error::db(context))?;
+    if fields.start_time.0 < window.window_start || fields.end_time.0 > window.window_end {
         return Err(Error::OutsideCampaign { campaign: fields.campaign_id.clone() });
     }
     for (table, id, field) in
@@ -515,18 +543,26 @@ async fn book(c: &impl ConnectionTrait, moving: Option<&str>, fields: &ShowField
         }
     }
     for (column, id, what) in [("channel_id", &fields.channel_id, "channel"), ("host_id", &fields.host_id, "host")] {
+        // Shows that still hold a slot: scheduled or live.
         let rows = query(
             c,
             &format!(
-                "SELECT id FROM shows WHERE {column} = $1 AND {BOOKED} AND start_time < $2 AND $3 < end_time \
+                "SELECT id FROM shows WHERE {column} = $1 AND state IN ($5, $6) AND start_time < $2 AND $3 < end_time \
                  AND id <> $4 ORDER BY start_time LIMIT 1"
             ),
-            vec![id.as_str().into(), fields.end_time.0.into(), fields.start_time.0.into(), moving.unwrap_or("").into()],
+            vec![
+                id.as_str().into(),
+                fields.end_time.0.into(),
+                fields.start_time.0.into(),
+                moving.unwrap_or("").into(),
+                code(ShowState::Scheduled),
+                code(ShowState::Live),
+            ],
         )
         .await
         .map_err(Error::db(context))?;
         if let Some(row) = rows.first() {
-            let other: String = row.try_get_by_index(0).map_err(Error::db(context))?;
+            let other: String = row.try_get("", "id").map_err(Error::db(context))?;
             return Err(Error::Conflict { what, other });
         }
     }
@@ -558,57 +594,94 @@ async fn offers_of_many(
     )
     .await
     .map_err(Error::db(context))?;
-    for r in &rows {
-        let read = || -> Result<(String, Offer), sea_orm::DbErr> {
-            Ok((
-                r.try_get_by_index(0)?,
-                Offer {
-                    product_id: r.try_get_by_index(1)?,
-                    price: Money { currency: r.try_get_by_index(2)?, minor_units: r.try_get_by_index(3)? },
-                    allocated_quantity: r.try_get_by_index(4)?,
-                    per_buyer_limit: r.try_get_by_index(5)?,
-                    display_order: r.try_get_by_index(6)?,
-                },
-            ))
-        };
-        let (show, offer) = read().map_err(Error::db(context))?;
-        offers.entry(show).or_default().push(offer);
+    for row in &rows {
+        let row = OfferRow::from_query_result(row, "").map_err(Error::db(context))?;
+        offers.entry(row.show_id).or_default().push(Offer {
+            product_id: row.product_id,
+            price: Money { currency: row.currency, minor_units: row.price_minor },
+            allocated_quantity: row.allocated_quantity,
+            per_buyer_limit: row.per_buyer_limit,
+            display_order: row.display_order,
+        });
     }
     Ok(offers)
 }
 
-fn show_from_row(row: &QueryResult, offers: Vec<Offer>) -> Result<Show, Error> {
-    let read = || -> Result<Show, sea_orm::DbErr> {
-        let state: i16 = row.try_get_by_index(11)?;
-        let allocation: i16 = row.try_get_by_index(15)?;
-        let pinned: String = row.try_get_by_index(12)?;
-        let corrupt = |what: &str, code: i16| sea_orm::DbErr::Custom(format!("show {what} {code}"));
+/// A campaign's window, as `book` reads it.
+#[derive(Debug, FromQueryResult)]
+struct Window {
+    window_start: i64,
+    window_end: i64,
+}
+
+/// A row of `offers`.
+#[derive(Debug, FromQueryResult)]
+struct OfferRow {
+    show_id: String,
+    product_id: String,
+    currency: String,
+    price_minor: i64,
+    allocated_quantity: i64,
+    per_buyer_limit: i64,
+    display_order: i32,
+}
+
+/// A row of `shows` ([`COLUMNS`]).
+#[derive(Debug, FromQueryResult)]
+struct ShowRow {
+    id: String,
+    campaign_id: String,
+    channel_id: String,
+    host_id: String,
+    title_zh_cn: String,
+    title_en: String,
+    title_ru: String,
+    title_origin: String,
+    title_origin_language: String,
+    start_time: i64,
+    end_time: i64,
+    state: i16,
+    pinned_product: String,
+    live_time: Option<i64>,
+    close_time: Option<i64>,
+    allocation: i16,
+    version: i64,
+    create_time: i64,
+    update_time: i64,
+}
+
+impl ShowRow {
+    /// The show, with its line-up; a code no state or allocation has is corrupt data.
+    fn into_show(self, offers: Vec<Offer>) -> Result<Show, Error> {
+        let corrupt = |what: &str, code: i16| Error::Corrupt(format!("show {} has {what} code {code}", self.id));
+        let state = ShowState::from_code(self.state).ok_or_else(|| corrupt("state", self.state))?;
+        let allocation =
+            AllocationSync::from_code(self.allocation).ok_or_else(|| corrupt("allocation", self.allocation))?;
         Ok(Show {
-            id: row.try_get_by_index(0)?,
+            id: self.id,
             fields: ShowFields {
-                campaign_id: row.try_get_by_index(1)?,
-                channel_id: row.try_get_by_index(2)?,
-                host_id: row.try_get_by_index(3)?,
+                campaign_id: self.campaign_id,
+                channel_id: self.channel_id,
+                host_id: self.host_id,
                 title: Text {
-                    zh_cn: row.try_get_by_index(4)?,
-                    en: row.try_get_by_index(5)?,
-                    ru: row.try_get_by_index(6)?,
-                    origin: row.try_get_by_index(7)?,
-                    origin_language: row.try_get_by_index(8)?,
+                    zh_cn: self.title_zh_cn,
+                    en: self.title_en,
+                    ru: self.title_ru,
+                    origin: self.title_origin,
+                    origin_language: self.title_origin_language,
                 },
-                start_time: Micros(row.try_get_by_index(9)?),
-                end_time: Micros(row.try_get_by_index(10)?),
+                start_time: Micros(self.start_time),
+                end_time: Micros(self.end_time),
                 offers,
             },
-            state: ShowState::from_code(state).ok_or_else(|| corrupt("state", state))?,
-            pinned_product: (!pinned.is_empty()).then_some(pinned),
-            live_time: row.try_get_by_index::<Option<i64>>(13)?.map(Micros),
-            close_time: row.try_get_by_index::<Option<i64>>(14)?.map(Micros),
-            allocation: AllocationSync::from_code(allocation).ok_or_else(|| corrupt("allocation", allocation))?,
-            version: row.try_get_by_index(16)?,
-            create_time: Micros(row.try_get_by_index(17)?),
-            update_time: Micros(row.try_get_by_index(18)?),
+            state,
+            pinned_product: (!self.pinned_product.is_empty()).then_some(self.pinned_product),
+            live_time: self.live_time.map(Micros),
+            close_time: self.close_time.map(Micros),
+            allocation,
+            version: self.version,
+            create_time: Micros(self.create_time),
+            update_time: Micros(self.update_time),
         })
-    };
-    read().map_err(|e| Error::Corrupt(e.to_string()))
+    }
 }
