@@ -7,11 +7,15 @@
 # (`*`), as any role of the server (trust, looked up with auth_query), so the
 # tests' fresh databases and roles need no configuration.
 #
-#   .ci/pgbouncer.sh DIR PORT    -> prints the pooler's URL
+#   .ci/pgbouncer.sh DIR PORT [POOL]   -> prints the pooler's URL
+#
+# POOL: server connections per database (default 4: the tests' pools are
+# small and run in parallel; give caravan's pool size, 10, to measure).
 set -euo pipefail
 
 DIR=$1
 PORT=$2
+POOL=${3:-4}
 mkdir -p "$DIR"
 cat >"$DIR/pgbouncer.ini" <<EOF
 [databases]
@@ -29,7 +33,7 @@ pool_mode = transaction
 server_reset_query = DEALLOCATE ALL
 server_reset_query_always = 1
 ignore_startup_parameters = extra_float_digits
-default_pool_size = 4
+default_pool_size = $POOL
 max_client_conn = 2000
 server_idle_timeout = 10
 query_wait_timeout = 10

@@ -209,8 +209,14 @@ async fn open(config: &DatabaseConfig, max_connections: u32, lazy: bool) -> Resu
             }
             // PgBouncer 1.18 refuses `options`; its `connect_query` sets the
             // timeout on each server connection. No statement cache: see `Db`.
+            // And no ping at every acquire: through the pooler it takes a
+            // server connection, a round trip and a reset query, to learn
+            // only that PgBouncer is there. A connection that died meanwhile
+            // fails its statement, which is UNAVAILABLE, and is retried.
             Pooler::Transaction => {
-                options.map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(0));
+                options
+                    .map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(0))
+                    .test_before_acquire_if_idle_for(config.idle_timeout / 2);
             }
         }
     } else {

@@ -34,6 +34,7 @@
 //! request id is new — batched across concurrent callers — so a refusal known
 //! from memory costs no write either.
 
+use caravan_macros::store_op;
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use crate::db::Db;
@@ -47,7 +48,6 @@ use sea_orm_migration::{
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
-use tracing::field::Empty;
 
 use crate::{
     batch::Batcher,
@@ -453,7 +453,7 @@ impl Idempotency {
         placeholder(self.db.get_database_backend(), n)
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency insert", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "insert"))]
+    #[store_op(prefix = "idempotency")]
     async fn insert(&self, scope: Scope<'_>, hash: &str, owner: &str, now: Micros) -> Result<(), DbErr> {
         let sql = format!(
             "INSERT INTO idempotency_records (principal, method, request_id, request_hash, state, owner, lease_until, create_time) \
@@ -478,7 +478,7 @@ impl Idempotency {
         self.exec(sql, values).await.map(|_| ())
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency read", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "read"))]
+    #[store_op(prefix = "idempotency")]
     async fn read(&self, scope: Scope<'_>) -> Result<Option<Record>, DbErr> {
         let sql = format!(
             "SELECT request_hash, state, owner, lease_until, code, message, details, response FROM idempotency_records \
@@ -512,7 +512,7 @@ impl Idempotency {
         .inspect_err(crate::db::failed)
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency take_over", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "take_over"))]
+    #[store_op(prefix = "idempotency")]
     async fn take_over(&self, scope: Scope<'_>, old_owner: &str, owner: &str, now: Micros) -> Result<bool, DbErr> {
         let sql = format!(
             "UPDATE idempotency_records SET owner = {}, lease_until = {} \
@@ -535,7 +535,7 @@ impl Idempotency {
         Ok(self.exec(sql, values).await? == 1)
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency finish", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "finish"))]
+    #[store_op(prefix = "idempotency")]
     async fn finish(
         &self,
         scope: Scope<'_>,
@@ -573,7 +573,7 @@ impl Idempotency {
     /// Deletes up to `batch` records older than the retention (finished, or
     /// claims long dead: no lease outlives a day);
     /// returns how many. Run it periodically (`worker::spawn_periodic`).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "idempotency purge", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = crate::db::system(&self.db), db.operation.name = "purge"))]
+    #[store_op(prefix = "idempotency")]
     pub async fn purge(&self, batch: u64) -> Result<u64, DbErr> {
         let cutoff =
             Micros(self.clock.now().0.saturating_sub(

@@ -6,11 +6,11 @@ mod products;
 
 pub use products::{Changed, ProductFilter};
 
+use caravan_macros::store_op;
 use std::collections::BTreeMap;
 
 use caravan_platform::db::Db;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use tracing::field::Empty;
 
 use crate::{
     domain::{Country, CountryCode, ScoStatus, StatusPeriod},
@@ -39,7 +39,7 @@ impl Store {
     }
 
     /// One country with its history.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog country", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "country"))]
+    #[store_op]
     pub async fn country(&self, code: &CountryCode) -> Result<Country, Error> {
         let row = country::Entity::find_by_id(code.as_str().to_owned())
             .one(&self.db)
@@ -57,7 +57,7 @@ impl Store {
 
     /// Every country, ordered by code. Reference data is bounded by the
     /// number of countries in the world, so callers filter and page in memory.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog countries", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "countries"))]
+    #[store_op]
     pub async fn countries(&self) -> Result<Vec<Country>, Error> {
         let rows = country::Entity::find()
             .order_by_asc(country::Column::Code)

@@ -2,6 +2,7 @@
 //! statement that makes it, so a stale etag or a state that moved meanwhile
 //! changes nothing.
 
+use caravan_macros::store_op;
 use std::sync::Arc;
 
 use caravan_platform::time::Micros;
@@ -10,7 +11,6 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, SqlErr,
     sea_query::{Expr, ExprTrait as _},
 };
-use tracing::field::Empty;
 
 use super::{Store, entity::product};
 use crate::{
@@ -58,7 +58,7 @@ pub enum Changed {
 
 impl Store {
     /// Inserts a new product; a taken id is `ProductExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog insert_product", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_product"))]
+    #[store_op]
     pub async fn insert_product(
         &self,
         id: &str,
@@ -102,7 +102,7 @@ impl Store {
     /// One product, from the database: what a write reads before its
     /// conditional update (never a cached copy, which may be another
     /// replica's past).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog product_from_db", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "product_from_db"))]
+    #[store_op]
     pub async fn product_from_db(&self, id: &str) -> Result<Product, Error> {
         product::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -145,7 +145,7 @@ impl Store {
     }
 
     /// The rows of the products among `ids`, from the database.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog products", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "products"))]
+    #[store_op(operation = "products")]
     async fn products_from_db(&self, ids: Vec<String>) -> Result<Vec<product::Model>, Error> {
         product::Entity::find()
             .filter(product::Column::Id.is_in(ids))
@@ -157,7 +157,7 @@ impl Store {
     /// Up to `limit` products matching `filter`, ordered by id, after `after`
     /// (keyset pagination: the cost of a page does not grow with the catalog
     /// for the indexed filters).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog list_products", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "list_products"))]
+    #[store_op]
     pub async fn list_products(
         &self,
         filter: &ProductFilter,
@@ -200,7 +200,7 @@ impl Store {
     /// Creates or updates `rows` in one transaction: all or nothing. New
     /// products start in `initial`; existing ones keep their state and change
     /// only if their fields differ. Returns (created, updated, unchanged).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog import_products", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "import_products"))]
+    #[store_op]
     pub async fn import_products(
         &self,
         rows: &[(String, ProductFields)],
@@ -256,7 +256,7 @@ impl Store {
     }
 
     /// Replaces the fields of version `version` (any version when `None`).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog update_product", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_product"))]
+    #[store_op]
     pub async fn update_product(
         &self,
         id: &str,
@@ -282,7 +282,7 @@ impl Store {
 
     /// Moves the product to `to` if it is in one of `from` (and at `version`
     /// when given).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "catalog set_product_state", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "set_product_state"))]
+    #[store_op]
     pub async fn set_product_state(
         &self,
         id: &str,

@@ -8,9 +8,9 @@
 //! rows with a conditional statement on `closed = 0`, which ReturnAllocation
 //! sets under the same row locks.
 
+use caravan_macros::store_op;
 use caravan_platform::time::Micros;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
-use tracing::field::Empty;
 
 use super::{
     Store,
@@ -30,7 +30,7 @@ impl Store {
     /// Sets the quantity the show holds of each product (a target): takes
     /// more from the general pool or gives unused units back. All lines or
     /// none.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocate", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocate"))]
+    #[store_op]
     pub async fn allocate(&self, show: &str, targets: &[(String, i64)], now: Micros) -> Result<Allocation, Error> {
         let context = "allocating stock";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -48,7 +48,7 @@ impl Store {
     /// Closes a show's allocation: unused units go back to the general pool
     /// and later reservations against it are refused. Closing an allocation
     /// that never existed records it closed, so a late AllocateStock fails.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory return_allocation", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "return_allocation"))]
+    #[store_op]
     pub async fn return_allocation(&self, show: &str, now: Micros) -> Result<Allocation, Error> {
         let context = "returning an allocation";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -69,7 +69,7 @@ impl Store {
     }
 
     /// A show's allocation.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocation", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation"))]
+    #[store_op]
     pub async fn allocation(&self, show: &str) -> Result<Allocation, Error> {
         let context = "reading an allocation";
         let rows = query(&self.db, "SELECT state, close_time FROM allocations WHERE show_id = $1", vec![show.into()])
@@ -90,7 +90,7 @@ impl Store {
     }
 
     /// The lines of `show` for `products` (all when `None`).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory allocation_lines", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_lines"))]
+    #[store_op]
     pub async fn allocation_lines(
         &self,
         show: &str,

@@ -12,6 +12,7 @@
 //! commit. Every reservation is recorded as if made alone; the books'
 //! invariants hold after every batch.
 
+use caravan_macros::store_op;
 use std::collections::HashSet;
 
 use caravan_platform::{
@@ -19,7 +20,6 @@ use caravan_platform::{
     time::Micros,
 };
 use sea_orm::{DatabaseTransaction, TransactionTrait, Value};
-use tracing::field::Empty;
 
 use super::{
     Store,
@@ -71,7 +71,7 @@ impl Store {
     /// Reserves `items` — one line each, all of `product` in the pool of
     /// `show` (or the general pool) — in one transaction, granting in the
     /// order given.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory reserve_batch", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "reserve_batch"))]
+    #[store_op]
     pub async fn reserve_batch(
         &self,
         show: Option<&str>,

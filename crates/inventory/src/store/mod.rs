@@ -15,10 +15,10 @@ pub use batch::{BatchItem, BatchOutcome, Batched};
 pub use reservations::Ending;
 pub use stock::Correction;
 
+use caravan_macros::store_op;
 use caravan_platform::db::Db;
 use caravan_platform::time::Micros;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
-use tracing::field::Empty;
 
 use crate::{
     domain::{Warehouse, WarehouseFields},
@@ -41,7 +41,7 @@ impl Store {
     }
 
     /// Inserts a warehouse; a taken id is `AlreadyExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory insert_warehouse", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_warehouse"))]
+    #[store_op]
     pub async fn insert_warehouse(&self, id: &str, fields: &WarehouseFields, now: Micros) -> Result<Warehouse, Error> {
         let row = warehouse::ActiveModel {
             id: Set(id.to_owned()),
@@ -60,7 +60,7 @@ impl Store {
     }
 
     /// One warehouse.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory warehouse", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "warehouse"))]
+    #[store_op]
     pub async fn warehouse(&self, id: &str) -> Result<Warehouse, Error> {
         warehouse::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -71,7 +71,7 @@ impl Store {
     }
 
     /// Up to `limit` warehouses in priority order, after `(priority, id)`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory warehouses", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "warehouses"))]
+    #[store_op]
     pub async fn warehouses(&self, after: Option<(i32, &str)>, limit: u64) -> Result<Vec<Warehouse>, Error> {
         let mut query = warehouse::Entity::find()
             .order_by_asc(warehouse::Column::Priority)

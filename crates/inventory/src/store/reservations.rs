@@ -6,9 +6,9 @@
 //! one conditional UPDATE on `state = ACTIVE`, so it is committed, released
 //! or expired exactly once whatever the retries and whichever replica asks.
 
+use caravan_macros::store_op;
 use caravan_platform::time::Micros;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
-use tracing::field::Empty;
 
 use super::{
     Store,
@@ -38,7 +38,7 @@ pub enum Ending {
 impl Store {
     /// Holds the request's lines, all or none. A repeat with the same id and
     /// lines answers the existing reservation, whatever its state now.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory reserve", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "reserve"))]
+    #[store_op]
     pub async fn reserve(
         &self,
         request: &ReserveRequest,
@@ -94,7 +94,7 @@ impl Store {
 
     /// Sells a reservation: its units leave on-hand stock. Idempotent; a
     /// released or expired reservation (or one past its expiry) is refused.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory commit", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "commit"))]
+    #[store_op]
     pub async fn commit(&self, id: &str, now: Micros) -> Result<Reservation, Error> {
         let context = "committing a reservation";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -144,7 +144,7 @@ impl Store {
     /// Gives a reservation's units back (to its show's allocation while that
     /// is open, else to the general pool). Idempotent. Releasing an id never
     /// reserved records a tombstone; releasing a committed one is refused.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory release", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "release"))]
+    #[store_op]
     pub async fn release(&self, id: &str, ending: Ending, now: Micros) -> Result<Reservation, Error> {
         let context = "releasing a reservation";
         let (state, kind, due) = match ending {
@@ -197,7 +197,7 @@ impl Store {
     }
 
     /// A reservation with its lines.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory reservation", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "reservation"))]
+    #[store_op]
     pub async fn reservation(&self, id: &str) -> Result<Reservation, Error> {
         let context = "reading a reservation";
         let rows = query(
@@ -260,7 +260,7 @@ impl Store {
         })
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory fingerprint", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "fingerprint"))]
+    #[store_op]
     async fn fingerprint(&self, id: &str) -> Result<String, Error> {
         let rows = query(&self.db, "SELECT fingerprint FROM reservations WHERE id = $1", vec![id.into()])
             .await
@@ -272,7 +272,7 @@ impl Store {
     }
 
     /// A refusal from the show's pool says why: closed, or what is left.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory explain_shortage", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "explain_shortage"))]
+    #[store_op]
     pub(crate) async fn explain_shortage(&self, request: &ReserveRequest, error: Error) -> Error {
         let (Some(show), Error::InsufficientStock { .. }) = (&request.show_id, &error) else {
             return error;

@@ -1,10 +1,10 @@
 //! Stock levels, receipts, adjustments and the ledger.
 
+use caravan_macros::store_op;
 use std::collections::HashMap;
 
 use caravan_platform::time::Micros;
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
-use tracing::field::Empty;
 
 use super::{
     Store,
@@ -35,14 +35,14 @@ pub struct Correction<'a> {
 impl Store {
     /// The levels of `products`, in the order asked; a product never
     /// received has no rows.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory levels", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "levels"))]
+    #[store_op]
     pub async fn levels(&self, products: &[String]) -> Result<Vec<StockLevel>, Error> {
         levels(&self.db, products).await
     }
 
     /// Up to `limit` levels of products that have stock rows, by product id,
     /// after `after`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory list_levels", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "list_levels"))]
+    #[store_op]
     pub async fn list_levels(&self, after: Option<&str>, limit: u64) -> Result<Vec<StockLevel>, Error> {
         let rows = query(
             &self.db,
@@ -62,7 +62,7 @@ impl Store {
     /// Adds (or, for adjustments, adds or removes) units of on-hand stock,
     /// once per request key. Removing more than the general pool holds is
     /// `InsufficientStock`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory correct", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "correct"))]
+    #[store_op]
     pub async fn correct(
         &self,
         kind: MovementKind,
@@ -102,7 +102,7 @@ impl Store {
 
     /// Up to `limit` movements after id `after`, oldest first, of one
     /// product or of all.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "inventory movements", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "movements"))]
+    #[store_op]
     pub async fn movements(&self, product: Option<&str>, after: i64, limit: u64) -> Result<Vec<Movement>, Error> {
         let columns = "id, product_id, warehouse_id, kind, on_hand_delta, reserved_delta, allocated_delta, reference, \
                        reason, create_time";

@@ -1,9 +1,9 @@
 //! What show offers could not sell (`offer_demand`): attempts turned away for
 //! lack of stock and when each offer first sold out, added in batches.
 
+use caravan_macros::store_op;
 use caravan_platform::{db::exec, time::Micros};
 use sea_orm::TransactionTrait as _;
-use tracing::field::Empty;
 
 use super::Store;
 use crate::error::Error;
@@ -34,7 +34,7 @@ impl Demand {
 impl Store {
     /// Adds each `(shows/{id}, products/{id})`'s refusals to what is
     /// recorded, keeping the earliest sell-out, in one transaction.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders add_demand", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "add_demand"))]
+    #[store_op]
     pub async fn add_demand(&self, offers: &[((String, String), Demand)]) -> Result<(), Error> {
         let context = "recording demand";
         let txn = self.db.begin().await.map_err(Error::db(context))?;

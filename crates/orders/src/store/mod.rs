@@ -5,6 +5,7 @@ mod demand;
 mod entity;
 mod sales;
 
+use caravan_macros::store_op;
 use std::collections::HashMap;
 
 use caravan_platform::db::Db;
@@ -19,7 +20,6 @@ use sea_orm::{
     TransactionTrait, sea_query::OnConflict,
 };
 use tonic::Status;
-use tracing::field::Empty;
 
 use crate::{
     domain::{Money, Order, OrderLine, OrderState},
@@ -103,7 +103,7 @@ impl Store {
     /// offer, in the same transaction and by one conditional upsert per line
     /// (so concurrent orders of one buyer cannot pass a limit together); a
     /// line beyond its offer's `limits` refuses the whole order.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders insert_order", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_order"))]
+    #[store_op]
     pub async fn insert_order(
         &self,
         order: &Order,
@@ -183,7 +183,7 @@ impl Store {
 
     /// The request keys of show `show`'s (`shows/{id}`) orders created at
     /// or after `since`, with their order ids.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders request_keys", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "request_keys"))]
+    #[store_op]
     pub async fn request_keys(&self, show: &str, since: Micros) -> Result<Vec<(String, String)>, Error> {
         let context = "listing a show's request keys";
         let rows = query(
@@ -203,7 +203,7 @@ impl Store {
     /// row and lines go, its units are given back to its buyer, and the
     /// request id's `claim` is let go, in one transaction; a refused order
     /// leaves nothing behind. `false` if the order is no longer PENDING.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders forget", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "forget"))]
+    #[store_op]
     pub async fn forget(&self, order: &Order, claim: Option<&Claim>) -> Result<bool, Error> {
         let context = "forgetting a refused order";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -245,7 +245,7 @@ impl Store {
     /// when the driver looks at it next. An order of a show that stops
     /// counting against its buyer's limit gives those units back to the
     /// buyer in the same transaction.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders move_state", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "move_state"))]
+    #[store_op]
     pub async fn move_state(
         &self,
         id: &str,
@@ -293,7 +293,7 @@ impl Store {
     /// before its stock is committed, so a payment cut short by a crash is
     /// known to have been made; `false` if the order is no longer awaiting
     /// payment or already carries another reference.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders record_payment", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "record_payment"))]
+    #[store_op]
     pub async fn record_payment(&self, id: &str, reference: &str, now: Micros) -> Result<bool, Error> {
         let changed = exec(
             &self.db,
@@ -307,7 +307,7 @@ impl Store {
     }
 
     /// Records a payment that came too late, for the partner's refund.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders record_late_payment", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "record_late_payment"))]
+    #[store_op]
     pub async fn record_late_payment(&self, id: &str, reference: &str, now: Micros) -> Result<(), Error> {
         exec(
             &self.db,
@@ -321,7 +321,7 @@ impl Store {
 
     /// One order with its lines; with `partner`, only if it is that
     /// partner's (another partner's order is as not found as a missing one).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders order", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "order"))]
+    #[store_op]
     pub async fn order(&self, id: &str, partner: Option<&str>) -> Result<Order, Error> {
         let mut query = order::Entity::find_by_id(id.to_owned());
         if let Some(partner) = partner {
@@ -338,7 +338,7 @@ impl Store {
 
     /// Up to `limit` orders matching `filter`, newest first, after the
     /// `(create_time, id)` of the previous page's last order.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders orders", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "orders"))]
+    #[store_op]
     pub async fn orders(
         &self,
         filter: &OrderFilter,
@@ -378,7 +378,7 @@ impl Store {
         self.with_lines(rows).await
     }
 
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders with_lines", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "with_lines"))]
+    #[store_op]
     async fn with_lines(&self, rows: Vec<order::Model>) -> Result<Vec<Order>, Error> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut lines: HashMap<String, Vec<order_line::Model>> = HashMap::new();
@@ -558,7 +558,7 @@ async fn give_back(
 /// conditional UPDATE (so each is as correct as alone), its reply recorded
 /// only if it moved. A failed batch fails every order in it, and leaves each
 /// PENDING for its caller to answer UNAVAILABLE (the retry resumes it).
-#[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders accept", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(db), db.operation.name = "accept", batch = batch.len()))]
+#[store_op(operation = "accept", db = db, batch = batch.len())]
 async fn accept_batch(db: &Db, batch: Vec<Accept>) -> Vec<Result<bool, Status>> {
     let context = "accepting orders";
     let run = async {

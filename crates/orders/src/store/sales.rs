@@ -3,12 +3,12 @@
 //! report agree with each other while orders keep arriving. No counter row
 //! that every order would update: that would be a second hot row.
 
+use caravan_macros::store_op;
 use caravan_platform::{
     db::{query, read_snapshot},
     time::Micros,
 };
 use sea_orm::{DbErr, QueryResult, Value};
-use tracing::field::Empty;
 
 use super::Store;
 use crate::{domain::OrderState, error::Error};
@@ -96,7 +96,7 @@ impl Store {
     /// it sold out, the attempts turned away). With `partner`, only that
     /// partner's orders; the sell-out and the demand are facts of the show
     /// and count everyone's.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "orders sales", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "sales"))]
+    #[store_op]
     pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
         let txn = read_snapshot(&self.db).await.map_err(Error::db(CONTEXT))?;
         let partner_filter = if partner.is_some() { "AND o.partner = $2" } else { "" };

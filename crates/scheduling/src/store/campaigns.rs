@@ -1,9 +1,9 @@
 //! Campaigns and channels.
 
+use caravan_macros::store_op;
 use caravan_platform::time::Micros;
 use chrono::NaiveDate;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
-use tracing::field::Empty;
 
 use super::{
     Store,
@@ -46,7 +46,7 @@ fn campaign_row(id: &str, fields: &CampaignFields, version: i64, now: Micros) ->
 
 impl Store {
     /// Inserts a new campaign; a taken id is `AlreadyExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_campaign", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_campaign"))]
+    #[store_op]
     pub async fn insert_campaign(&self, id: &str, fields: &CampaignFields, now: Micros) -> Result<Campaign, Error> {
         let mut row = campaign_row(id, fields, 1, now);
         row.create_time = Set(now.0);
@@ -60,7 +60,7 @@ impl Store {
     }
 
     /// One campaign.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling campaign", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "campaign"))]
+    #[store_op]
     pub async fn campaign(&self, id: &str) -> Result<Campaign, Error> {
         campaign::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -71,7 +71,7 @@ impl Store {
     }
 
     /// Up to `limit` campaigns, newest start first, after `(start, id)`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling campaigns", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "campaigns"))]
+    #[store_op]
     pub async fn campaigns(&self, after: Option<(i32, &str)>, limit: u64) -> Result<Vec<Campaign>, Error> {
         let mut query = campaign::Entity::find()
             .order_by_desc(campaign::Column::StartDate)
@@ -89,7 +89,7 @@ impl Store {
 
     /// Replaces a campaign's fields if it is still at `version`; `None` when
     /// it changed meanwhile.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_campaign", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_campaign"))]
+    #[store_op]
     pub async fn update_campaign(
         &self,
         id: &str,
@@ -109,7 +109,7 @@ impl Store {
     }
 
     /// Inserts a new channel; a taken id is `AlreadyExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_channel", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_channel"))]
+    #[store_op]
     pub async fn insert_channel(&self, id: &str, fields: &ChannelFields, now: Micros) -> Result<Channel, Error> {
         let row = channel::ActiveModel {
             id: Set(id.to_owned()),
@@ -136,7 +136,7 @@ impl Store {
     }
 
     /// One channel.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling channel", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "channel"))]
+    #[store_op]
     pub async fn channel(&self, id: &str) -> Result<Channel, Error> {
         channel::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -147,7 +147,7 @@ impl Store {
     }
 
     /// Up to `limit` channels after `after` (by id), optionally of one partner.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling channels", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "channels"))]
+    #[store_op]
     pub async fn channels(
         &self,
         after: Option<&str>,
@@ -172,7 +172,7 @@ impl Store {
 
     /// Replaces a channel's fields if it is still at `version`; `None` when
     /// it changed meanwhile.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_channel", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_channel"))]
+    #[store_op]
     pub async fn update_channel(
         &self,
         id: &str,

@@ -7,10 +7,10 @@ mod shows;
 
 pub use shows::{ALLOCATION_GRACE, LIVE_OFFERS_TTL, Transition};
 
+use caravan_macros::store_op;
 use caravan_platform::db::Db;
 use caravan_platform::time::Micros;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
-use tracing::field::Empty;
 
 use crate::{
     domain::{CountryName, Host, HostFields},
@@ -39,7 +39,7 @@ impl Store {
     }
 
     /// Inserts a new host; a taken id is `AlreadyExists`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_host", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_host"))]
+    #[store_op]
     pub async fn insert_host(&self, id: &str, fields: &HostFields, now: Micros) -> Result<Host, Error> {
         let row = host::ActiveModel {
             id: Set(id.to_owned()),
@@ -62,7 +62,7 @@ impl Store {
     }
 
     /// One host.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling host", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "host"))]
+    #[store_op]
     pub async fn host(&self, id: &str) -> Result<Host, Error> {
         host::Entity::find_by_id(id.to_owned())
             .one(&self.db)
@@ -74,7 +74,7 @@ impl Store {
 
     /// Replaces a host's fields if it is still at `version`; `None` when it
     /// changed meanwhile.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_host", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_host"))]
+    #[store_op]
     pub async fn update_host(
         &self,
         id: &str,
@@ -102,7 +102,7 @@ impl Store {
     }
 
     /// Up to `limit` hosts after `after` (by id), optionally of one country.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling hosts", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "hosts"))]
+    #[store_op]
     pub async fn hosts(
         &self,
         after: Option<&str>,

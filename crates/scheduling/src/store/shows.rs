@@ -7,12 +7,12 @@
 //! (channel first, then host) before looking for overlaps in the same
 //! transaction.
 
+use caravan_macros::store_op;
 use caravan_platform::{
     db::{exec, query},
     time::Micros,
 };
 use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait, Value};
-use tracing::field::Empty;
 
 use super::Store;
 use crate::{
@@ -64,7 +64,7 @@ impl Store {
     /// Books and stores a new show whose line-up is still to be allocated
     /// (`AllocationSync::Allocating`). Refuses a slot outside the campaign's
     /// window and overlaps on its channel or with its host.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling insert_show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "insert_show"))]
+    #[store_op]
     pub async fn insert_show(
         &self,
         id: &str,
@@ -123,7 +123,7 @@ impl Store {
     }
 
     /// The line-up is allocated: the show waits for its start.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling allocation_done", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_done"))]
+    #[store_op]
     pub async fn allocation_done(&self, id: &str, now: Micros) -> Result<bool, Error> {
         let changed = exec(
             &self.db,
@@ -144,7 +144,7 @@ impl Store {
     /// sync, if it is still at `version`, re-booking its slot; a new line-up
     /// puts its allocation back to "allocating". `None` when the show changed
     /// meanwhile (or left SCHEDULED, or is allocating).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling update_show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "update_show"))]
+    #[store_op]
     pub async fn update_show(
         &self,
         id: &str,
@@ -211,7 +211,7 @@ impl Store {
 
     /// Ends an "allocating" line-up change with `offers` as the line-up —
     /// what inventory holds after a refusal — and the allocation in sync.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling settle_line_up", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "settle_line_up"))]
+    #[store_op]
     pub async fn settle_line_up(&self, id: &str, offers: &[Offer], now: Micros) -> Result<bool, Error> {
         let context = "settling a line-up";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -240,7 +240,7 @@ impl Store {
 
     /// Forgets a show whose line-up could not be allocated (nothing was:
     /// AllocateStock is all or nothing).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling forget_unallocated_show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "forget_unallocated_show"))]
+    #[store_op]
     pub async fn forget_unallocated_show(&self, id: &str) -> Result<(), Error> {
         let context = "forgetting a show";
         let txn = self.db.begin().await.map_err(Error::db(context))?;
@@ -263,7 +263,7 @@ impl Store {
     /// Makes a transition if the show is in the state it leaves; `false` if
     /// it is not (another replica or an operator was first, or, by the
     /// clock, its time has not come).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling transition", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "transition"))]
+    #[store_op]
     pub async fn transition(&self, id: &str, transition: Transition, now: Micros) -> Result<bool, Error> {
         // $1 the show, $2 now, $3 "by the clock", $4 the state it leaves,
         // $5 the state it enters, $6 the allocation it must have or enters.
@@ -299,7 +299,7 @@ impl Store {
 
     /// Runs a statement that bumps the show's version and, if it changed the
     /// show, records the new version in the same transaction.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling versioned", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "versioned"))]
+    #[store_op]
     async fn versioned(
         &self,
         id: &str,
@@ -319,7 +319,7 @@ impl Store {
     }
 
     /// How many shows are live now.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling live_shows", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "live_shows"))]
+    #[store_op]
     pub async fn live_shows(&self) -> Result<i64, Error> {
         let context = "counting live shows";
         let rows = query(
@@ -333,7 +333,7 @@ impl Store {
     }
 
     /// The versions of a show after `after`, oldest first, at most `limit`.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling history", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "history"))]
+    #[store_op]
     pub async fn history(&self, id: &str, after: i64, limit: u64) -> Result<Vec<Show>, Error> {
         let rows = query(
             &self.db,
@@ -352,7 +352,7 @@ impl Store {
 
     /// Pins `product` (on the line-up) of a LIVE show, or unpins with `None`;
     /// `false` if the show is not LIVE or the product not on its line-up.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling pin", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "pin"))]
+    #[store_op]
     pub async fn pin(&self, id: &str, product: Option<&str>, now: Micros) -> Result<bool, Error> {
         self.versioned(
             id,
@@ -389,7 +389,7 @@ impl Store {
     }
 
     /// The show's allocation went back to inventory.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling allocation_returned", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "allocation_returned"))]
+    #[store_op]
     pub async fn allocation_returned(&self, id: &str) -> Result<bool, Error> {
         let changed = exec(
             &self.db,
@@ -402,13 +402,13 @@ impl Store {
     }
 
     /// One show with its line-up.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling show", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "show"))]
+    #[store_op]
     pub async fn show(&self, id: &str) -> Result<Show, Error> {
         show_in(&self.db, id).await
     }
 
     /// Up to `limit` shows by start time after `(start, id)`, filtered.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "scheduling shows", otel.kind = "client", otel.status_description = Empty, error.type = Empty, db.response.status_code = Empty, db.system = caravan_platform::db::system(&self.db), db.operation.name = "shows"))]
+    #[store_op]
     pub async fn shows(
         &self,
         after: Option<(i64, &str)>,
