@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use caravan_platform::{
     auth::{Kind, access},
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, TestDatabase, service_config},
 };
+use caravan_testkit::{Caller, KeyedChannel, TestDatabase, service_config};
 use tonic::{Code, codegen::http::uri::PathAndQuery};
 
 /// Any message: an empty body decodes as the default of every request type,
@@ -105,8 +105,9 @@ async fn every_rpc_admits_exactly_the_kinds_in_the_access_table() {
 
 #[tokio::test]
 async fn a_principal_over_its_rate_is_refused_with_retry_info_then_recovers() {
-    use caravan_platform::{auth::rate::RateConfig, testing::TestServer};
+    use caravan_platform::auth::rate::RateConfig;
     use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
+    use caravan_testkit::TestServer;
     use tonic_types::StatusExt as _;
 
     let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
@@ -147,9 +148,9 @@ async fn keys_added_to_or_removed_from_the_keys_file_take_effect_without_a_resta
     use caravan_platform::{
         auth::keys::{KeyEntry, KeyStore},
         config::Authentication,
-        testing::{TestServer, eventually},
     };
     use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
+    use caravan_testkit::{TestServer, eventually};
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.txt");
@@ -192,9 +193,9 @@ async fn a_revoked_key_ends_its_open_streams_at_the_next_reload() {
     use caravan_platform::{
         auth::keys::{KeyEntry, KeyStore},
         config::Authentication,
-        testing::TestServer,
     };
     use caravan_proto::inventory::v1::{WatchStockRequest, inventory_service_client::InventoryServiceClient};
+    use caravan_testkit::TestServer;
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.txt");

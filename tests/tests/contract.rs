@@ -9,10 +9,7 @@
 
 mod common;
 
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{Caller, KeyedChannel},
-};
+use caravan_platform::config::ServiceKind;
 use caravan_proto::{
     catalog::v1::{
         CreateProductRequest, GetProductRequest, ListProductsRequest, Product,
@@ -21,6 +18,7 @@ use caravan_proto::{
     orders::v1::{ListOrdersRequest, orders_service_client::OrdersServiceClient},
     r#type::v1::{LocalizedText, Money},
 };
+use caravan_testkit::{Caller, KeyedChannel};
 use tonic::{Code, Status, codegen::http::uri::PathAndQuery};
 use tonic_types::StatusExt as _;
 

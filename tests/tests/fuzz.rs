@@ -30,13 +30,9 @@ use std::{
 
 use bytes::{Buf as _, BufMut as _};
 use caravan_platform::db::Db;
-use caravan_platform::{
-    config::ServiceKind,
-    db::query,
-    metrics::code_name,
-    testing::{Caller, KeyedChannel, health_status},
-};
+use caravan_platform::{config::ServiceKind, db::query, metrics::code_name};
 use caravan_proto::scheduling::v1::StartShowRequest;
+use caravan_testkit::{Caller, KeyedChannel, health_status};
 use common::festival::{create, festival, show, uzbek_products};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor, Value};

@@ -17,7 +17,6 @@ use caravan_orders::{
 use caravan_platform::{
     config::ServiceKind,
     idempotency::{Idempotency, IdempotencyConfig},
-    testing::{Caller, KeyedChannel, eventually},
 };
 use caravan_proto::{
     inventory::v1::{
@@ -31,6 +30,7 @@ use caravan_proto::{
     },
     scheduling::v1::{EndShowRequest, GetLiveOffersRequest, StartShowRequest, show::State as ShowState},
 };
+use caravan_testkit::{Caller, KeyedChannel, eventually};
 use common::festival::{Festival, Inventory, create, festival, show, uzbek_products};
 use futures::future::join_all;
 use tonic::{Code, Status};
@@ -666,7 +666,7 @@ async fn orders_replica(
     sale: &Sale,
     catalog: std::net::SocketAddr,
     scheduling: std::net::SocketAddr,
-) -> (caravan_platform::testing::TestServer, Orders) {
+) -> (caravan_testkit::TestServer, Orders) {
     let running = &sale.festival.running;
     let database = running.database(ServiceKind::Orders);
     let upstreams = [
@@ -674,10 +674,9 @@ async fn orders_replica(
         (ServiceKind::Scheduling, scheduling),
         (ServiceKind::Inventory, running.suite.addr(ServiceKind::Inventory)),
     ];
-    let mut config = caravan_platform::testing::service_config(ServiceKind::Orders, database.config(), &upstreams);
+    let mut config = caravan_testkit::service_config(ServiceKind::Orders, database.config(), &upstreams);
     config.clock = Arc::new(sale.festival.clock.clone());
-    let server =
-        caravan_platform::testing::TestServer::start_with::<caravan_orders::Orders>(config, database).await.unwrap();
+    let server = caravan_testkit::TestServer::start_with::<caravan_orders::Orders>(config, database).await.unwrap();
     let client = OrdersServiceClient::new(KeyedChannel::new(server.addr(), Some(Caller::Hema)));
     (server, client)
 }
@@ -816,7 +815,7 @@ async fn the_report_of_a_show_that_does_not_exist_is_not_found_and_of_one_withou
 
 #[tokio::test]
 async fn a_repeat_while_the_first_attempt_hangs_answers_within_the_call_limit() {
-    use caravan_platform::testing::{TestDatabase, TestServer, service_config};
+    use caravan_testkit::{TestDatabase, TestServer, service_config};
 
     // Catalog answers; inventory accepts connections and never answers, so
     // the first attempt holds its request id until the call limit.

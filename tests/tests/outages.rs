@@ -18,9 +18,9 @@ mod common;
 use caravan_platform::{
     config::{MigrateMode, Secret, ServiceKind},
     server::LIVENESS,
-    testing::{TestDatabase, TestServer, eventually, health_status, service_config},
 };
 use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
+use caravan_testkit::{TestDatabase, TestServer, eventually, health_status, service_config};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -188,7 +188,6 @@ where
 
 #[tokio::test]
 async fn a_flash_sale_through_connections_cut_mid_query_ends_with_every_order_agreeing_with_inventory() {
-    use caravan_platform::testing::{Caller, KeyedChannel};
     use caravan_proto::{
         orders::v1::{
             ConfirmPaymentRequest, ListOrdersRequest, PlaceOrderLine, PlaceOrderRequest, order::State,
@@ -196,6 +195,7 @@ async fn a_flash_sale_through_connections_cut_mid_query_ends_with_every_order_ag
         },
         scheduling::v1::StartShowRequest,
     };
+    use caravan_testkit::{Caller, KeyedChannel};
     use common::festival::{create, festival_adjusted, show, uzbek_products};
 
     let Ok(server) = std::env::var("CARAVAN_TEST_DATABASE_URL") else { return };

@@ -18,11 +18,11 @@ use caravan_platform::{
     app::{Service, ServiceHost},
     config::{MigrateMode, ServiceKind},
     schema,
-    testing::{TestDatabase, TestServer, eventually, health_status, service_config},
 };
 use caravan_proto::catalog::v1::{
     GetCountryRequest, ListProductsRequest, catalog_service_client::CatalogServiceClient,
 };
+use caravan_testkit::{TestDatabase, TestServer, eventually, health_status, service_config};
 use futures::future::join_all;
 use sea_orm_migration::{
     MigrationName, MigrationTrait, MigratorTrait, SchemaManager, async_trait,

@@ -8,16 +8,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use caravan_platform::{
-    app::Application,
-    config::ServiceKind,
-    telemetry::ServiceTelemetry,
-    testing::{Caller, KeyedChannel, TestDatabase, service_config},
-};
+use caravan_platform::{app::Application, config::ServiceKind, telemetry::ServiceTelemetry};
 use caravan_proto::{
     catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient},
     scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient},
 };
+use caravan_testkit::{Caller, KeyedChannel, TestDatabase, service_config};
 use tracing::Dispatch;
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, layer::SubscriberExt as _};
 
@@ -89,8 +85,7 @@ async fn no_key_appears_in_any_log_line() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.lines().count() > 10, "the capture works: {logs}");
     assert!(logs.contains("ops-test"), "who called is logged");
-    let mut secrets: Vec<String> =
-        caravan_platform::testing::Caller::all().iter().map(|c| c.key().to_owned()).collect();
+    let mut secrets: Vec<String> = caravan_testkit::Caller::all().iter().map(|c| c.key().to_owned()).collect();
     secrets.push(bad_key);
     for secret in secrets {
         // The key, or any long piece of it.
@@ -105,8 +100,8 @@ async fn a_rotated_service_key_is_sent_from_the_next_reload_without_a_restart() 
     use caravan_platform::{
         auth::keys::{KeyEntry, KeyStore, ServiceKey, generate},
         config::Authentication,
-        testing::{TestServer, eventually, test_key_store},
     };
+    use caravan_testkit::{TestServer, eventually, test_key_store};
 
     let dir = tempfile::tempdir().unwrap();
     let (catalog_keys, scheduling_key) = (dir.path().join("keys.txt"), dir.path().join("scheduling.key"));

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, KeyedChannel, eventually, violated_fields},
     time::{ManualClock, Micros},
 };
 use caravan_proto::{
@@ -20,6 +19,7 @@ use caravan_proto::{
         scheduling_service_client::SchedulingServiceClient, show::State,
     },
 };
+use caravan_testkit::{Caller, KeyedChannel, eventually, violated_fields};
 use common::{
     RunningSuite,
     festival::{Festival, Inventory, Scheduling, at, create, festival, show, uzbek_products},
@@ -408,13 +408,13 @@ async fn scheduling_replica(
     running: &RunningSuite,
     clock: &ManualClock,
     inventory: std::net::SocketAddr,
-) -> caravan_platform::testing::TestServer {
+) -> caravan_testkit::TestServer {
     let database = running.database(ServiceKind::Scheduling);
     let upstreams =
         [(ServiceKind::Catalog, running.suite.addr(ServiceKind::Catalog)), (ServiceKind::Inventory, inventory)];
-    let mut config = caravan_platform::testing::service_config(ServiceKind::Scheduling, database.config(), &upstreams);
+    let mut config = caravan_testkit::service_config(ServiceKind::Scheduling, database.config(), &upstreams);
     config.clock = std::sync::Arc::new(clock.clone());
-    caravan_platform::testing::TestServer::start_with::<caravan_scheduling::Scheduling>(config, database).await.unwrap()
+    caravan_testkit::TestServer::start_with::<caravan_scheduling::Scheduling>(config, database).await.unwrap()
 }
 
 #[tokio::test]

@@ -6,14 +6,12 @@
 mod common;
 
 use caravan::suite::Suite;
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{Caller, KeyedChannel, health_status, violated_fields},
-};
+use caravan_platform::config::ServiceKind;
 use caravan_proto::scheduling::v1::{
     CreateHostRequest, GetHostRequest, Host, ListHostsRequest, UpdateHostRequest,
     scheduling_service_client::SchedulingServiceClient,
 };
+use caravan_testkit::{Caller, KeyedChannel, health_status, violated_fields};
 use common::start_suite;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;

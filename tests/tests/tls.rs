@@ -5,14 +5,12 @@
 
 use std::net::SocketAddr;
 
-use caravan_platform::{
-    config::{ClientTls, Secret, ServerTls, ServiceKind},
-    testing::{Caller, TestDatabase, TestServer, health_status, service_config},
-};
+use caravan_platform::config::{ClientTls, Secret, ServerTls, ServiceKind};
 use caravan_proto::{
     catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient},
     scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient},
 };
+use caravan_testkit::{Caller, TestDatabase, TestServer, health_status, service_config};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::{
     Request,
@@ -125,10 +123,8 @@ async fn mutual_tls_requires_a_client_certificate_and_services_present_theirs() 
 async fn a_rotated_certificate_is_served_to_new_connections_without_a_restart() {
     use std::time::Duration;
 
-    use caravan_platform::{
-        config::Authentication,
-        testing::{eventually, test_key_store},
-    };
+    use caravan_platform::config::Authentication;
+    use caravan_testkit::{eventually, test_key_store};
 
     // Two authorities: a client trusting only the second one connects once
     // the server presents the second certificate.

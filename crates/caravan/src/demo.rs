@@ -187,7 +187,7 @@ fn key_from(data_dir: &std::path::Path, who: &str) -> Option<String> {
 
 async fn connect(args: &DemoArgs) -> anyhow::Result<Suite> {
     let reachable = !args.own_suite
-        && caravan_platform::testing::health_status(
+        && caravan_platform::client::health_status(
             args.orders.parse().context("--orders must be HOST:PORT with an IP address")?,
             "",
         )

@@ -15,10 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{Caller, KeyedChannel, TestDatabase, TestServer, eventually, health_status, write_test_keys},
-};
+use caravan_platform::config::ServiceKind;
 use caravan_proto::{
     inventory::v1::{
         CreateWarehouseRequest, GetReservationRequest, GetStockRequest, ReceiveStockRequest, Warehouse,
@@ -29,6 +26,7 @@ use caravan_proto::{
         order::State, orders_service_client::OrdersServiceClient,
     },
 };
+use caravan_testkit::{Caller, KeyedChannel, TestDatabase, TestServer, eventually, health_status, write_test_keys};
 use common::{Spawned, free_addr, stop};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;

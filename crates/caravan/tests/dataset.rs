@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use caravan::{catalog_import, dataset};
-use caravan_platform::testing::{Caller, TestServer};
 use caravan_proto::catalog::v1::{ListProductsRequest, catalog_service_client::CatalogServiceClient};
+use caravan_testkit::{Caller, TestServer};
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/products.jsonl");
 

@@ -8,14 +8,12 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{Caller, KeyedChannel},
-};
+use caravan_platform::config::ServiceKind;
 use caravan_proto::{
     orders::v1::{GetShowSalesReportRequest, orders_service_client::OrdersServiceClient},
     scheduling::v1::{ListShowsRequest, scheduling_service_client::SchedulingServiceClient},
 };
+use caravan_testkit::{Caller, KeyedChannel};
 use common::InProcess;
 
 #[tokio::test]

@@ -21,9 +21,9 @@ use std::{
 use caravan_platform::{
     client::{Balancing, ChannelOptions, Resolver, Retry, TracedChannel},
     config::ServiceKind,
-    testing::{Caller, TestDatabase, health_status, write_test_keys},
 };
 use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
+use caravan_testkit::{Caller, TestDatabase, health_status, write_test_keys};
 use common::{Spawned, free_addr, serving};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -184,8 +184,9 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
 
 #[tokio::test]
 async fn the_exit_after_sigterm_fits_the_budget_the_pods_grace_period_is_sized_for() {
-    use caravan_platform::{shutdown::exit_budget, testing::KeyedChannel};
+    use caravan_platform::shutdown::exit_budget;
     use caravan_proto::inventory::v1::{WatchStockRequest, inventory_service_client::InventoryServiceClient};
+    use caravan_testkit::KeyedChannel;
 
     let dir = tempfile::tempdir().unwrap();
     let keys = write_test_keys(dir.path()).unwrap();

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use caravan_platform::testing::{Caller, TestServer};
+use caravan_testkit::{Caller, TestServer};
 
 fn row(id: &str, currency: &str) -> String {
     serde_json::json!({

@@ -7,7 +7,8 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use caravan_platform::{config::ServiceKind, testing::TestDatabase};
+use caravan_platform::config::ServiceKind;
+use caravan_testkit::TestDatabase;
 
 fn loadgen(args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_caravan"))
@@ -79,7 +80,7 @@ fn nothing_to_run_is_an_error() {
 
 #[tokio::test]
 async fn the_read_scenario_reads_the_catalog_of_a_running_service() {
-    use caravan_platform::testing::{Caller, TestServer};
+    use caravan_testkit::{Caller, TestServer};
 
     let catalog = TestServer::start::<caravan_catalog::Catalog>(&[]).await.unwrap();
     let addr = catalog.addr().to_string();
@@ -148,7 +149,7 @@ async fn the_read_scenario_reads_the_catalog_of_a_running_service() {
 
 #[tokio::test]
 async fn the_reserve_scenario_sells_out_the_hot_product_without_overselling() {
-    use caravan_platform::testing::{Caller, TestServer};
+    use caravan_testkit::{Caller, TestServer};
 
     let inventory = TestServer::start::<caravan_inventory::Inventory>(&[]).await.unwrap();
     let addr = inventory.addr().to_string();
@@ -195,7 +196,7 @@ async fn the_reserve_scenario_sells_out_the_hot_product_without_overselling() {
 
 #[tokio::test]
 async fn the_order_scenario_sells_the_show_offer_through_all_four_services_without_overselling() {
-    use caravan_platform::testing::Caller;
+    use caravan_testkit::Caller;
 
     let running = common::InProcess::start().await;
     let addrs = running.addr_args();
@@ -228,7 +229,7 @@ async fn the_order_scenario_sells_the_show_offer_through_all_four_services_witho
 
 #[tokio::test]
 async fn the_storm_sells_out_refuses_the_crowd_sells_cancelled_units_again_and_keeps_health_serving() {
-    use caravan_platform::testing::Caller;
+    use caravan_testkit::Caller;
 
     let running = common::InProcess::start().await;
     let addrs = running.addr_args();

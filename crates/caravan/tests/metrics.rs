@@ -8,13 +8,11 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use caravan::loadgen::channel::Authed;
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{Caller, eventually},
-};
+use caravan_platform::config::ServiceKind;
 use caravan_proto::orders::v1::{
     CancelOrderRequest, ConfirmPaymentRequest, orders_service_client::OrdersServiceClient,
 };
+use caravan_testkit::{Caller, eventually};
 use common::{Services, live_show, place};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -100,7 +98,7 @@ async fn each_processs_counters_move_by_exactly_what_was_done() {
     let batch_get = "caravan.catalog.v1.CatalogService/BatchGetProducts";
     assert_eq!(called(&orders_text, "orders", batch_get, "OK"), 3.0);
     // The pool of two asked for; SQLite always has its one writer.
-    let pool = if std::env::var_os(caravan_platform::testing::PG_URL_VARIABLE).is_some() { 2.0 } else { 1.0 };
+    let pool = if std::env::var_os(caravan_testkit::PG_URL_VARIABLE).is_some() { 2.0 } else { 1.0 };
     assert_eq!(sample(&orders_text, "caravan_db_max_connections", &[("service", "orders")]), pool);
     assert!(orders_text.contains("caravan_db_connections{service=\"orders\",state=\"idle\"}"));
 

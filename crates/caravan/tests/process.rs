@@ -9,10 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{TestDatabase, eventually, health_status},
-};
+use caravan_platform::config::ServiceKind;
+use caravan_testkit::{TestDatabase, eventually, health_status};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_caravan");

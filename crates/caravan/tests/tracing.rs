@@ -17,10 +17,8 @@ use std::{
 };
 
 use caravan::loadgen::channel::Authed;
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{Caller, OtlpReceiver, TestDatabase, write_test_keys},
-};
+use caravan_platform::config::ServiceKind;
+use caravan_testkit::{Caller, OtlpReceiver, TestDatabase, write_test_keys};
 use common::{Services, Spawned, free_addr, live_show, place, serving, stop};
 use opentelemetry_proto::tonic::{
     common::v1::{KeyValue, any_value::Value},
@@ -285,7 +283,7 @@ async fn one_orders_trace_crosses_all_four_services_in_separate_processes() {
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "sold out");
     // The unpaid order expires after its second; wait for the driver's run
     // on it to be exported.
-    let driver_ran = caravan_platform::testing::eventually(Duration::from_secs(15), || async {
+    let driver_ran = caravan_testkit::eventually(Duration::from_secs(15), || async {
         let link = hex(&placed);
         receiver.spans().iter().any(|(service, span)| {
             service == "orders" && span.name == "order-driver" && span.links.iter().any(|l| l.trace_id == link)

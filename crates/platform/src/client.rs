@@ -397,6 +397,18 @@ impl Retry {
     }
 }
 
+/// The health status `service` (`""` for the whole server) reports at `addr`.
+pub async fn health_status(
+    addr: SocketAddr,
+    service: &str,
+) -> anyhow::Result<tonic_health::pb::health_check_response::ServingStatus> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+    let mut client = HealthClient::new(channel);
+    let response = client.check(HealthCheckRequest { service: service.to_owned() }).await?;
+    Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

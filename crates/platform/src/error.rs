@@ -257,6 +257,16 @@ pub fn resource_exhausted_overload(limit: usize) -> Status {
     )
 }
 
+/// The fields named by the `BadRequest` of an error, in order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

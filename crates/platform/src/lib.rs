@@ -24,7 +24,6 @@ pub mod server;
 pub mod shutdown;
 pub mod stream;
 pub mod telemetry;
-pub mod testing;
 pub mod time;
 pub mod tls;
 pub mod worker;

@@ -17,13 +17,13 @@ use caravan_platform::{
     CancellationToken,
     client::{Balancing, ChannelOptions, Resolver, TracedChannel},
     config::ServiceKind,
-    testing::eventually,
 };
 use caravan_proto::loadgen::v1::{
     EchoRequest, EchoResponse,
     echo_service_client::EchoServiceClient,
     echo_service_server::{EchoService, EchoServiceServer},
 };
+use caravan_testkit::eventually;
 use futures::{StreamExt as _, stream};
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 

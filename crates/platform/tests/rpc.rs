@@ -24,13 +24,13 @@ use caravan_platform::{
     metrics::metrics,
     server::{GrpcServer, ServeOptions},
     telemetry::{ServiceTelemetry, SpanCollector},
-    testing::{TestDatabase, eventually, health_status},
 };
 use caravan_proto::orders::v1::{
     self as pb,
     orders_service_client::OrdersServiceClient,
     orders_service_server::{OrdersService, OrdersServiceServer},
 };
+use caravan_testkit::{TestDatabase, eventually, health_status};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_proto::tonic::{
     common::v1::any_value::Value as AnyValue,

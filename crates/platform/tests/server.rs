@@ -9,8 +9,8 @@ use std::time::Duration;
 use caravan_platform::{
     app::{self, Application, ServiceHost},
     config::{MigrateMode, ServiceKind},
-    testing::{TestDatabase, eventually, health_status, service_config},
 };
+use caravan_testkit::{TestDatabase, eventually, health_status, service_config};
 use sea_orm_migration::{prelude::*, schema::*};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;

@@ -11,8 +11,8 @@ use caravan_platform::db::Db;
 use caravan_platform::{
     config::ServiceKind,
     stream::{Changes, Delivery, Feed, Hub, HubConfig, Subscription},
-    testing::TestDatabase,
 };
+use caravan_testkit::TestDatabase;
 use futures::StreamExt as _;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait, Value};
 use sea_orm_migration::{prelude::*, schema::*};

@@ -17,10 +17,10 @@ use caravan_platform::db::Db;
 use caravan_platform::{
     config::{LogConfig, LogFormat, ServiceKind},
     telemetry::ServiceTelemetry,
-    testing::TestDatabase,
     time::{ManualClock, Micros, SharedClock},
     worker::{Claimed, ItemTable, Job, Next, Worker, WorkerConfig, lease_columns},
 };
+use caravan_testkit::TestDatabase;
 use opentelemetry::trace::{SpanId, TraceId};
 use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::{prelude::*, schema::*};

@@ -157,6 +157,6 @@ mod tests {
 
     #[test]
     fn a_database_error_marks_the_store_operation_it_failed_in() {
-        caravan_platform::testing::assert_wrapping_marks_db_failure(|e| drop(Error::db("testing")(e)));
+        caravan_testkit::assert_wrapping_marks_db_failure(|e| drop(Error::db("testing")(e)));
     }
 }

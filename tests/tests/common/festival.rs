@@ -8,7 +8,6 @@
 use caravan::suite::Suite;
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, KeyedChannel},
     time::{ManualClock, Micros},
 };
 use caravan_proto::{
@@ -22,6 +21,7 @@ use caravan_proto::{
     timestamp_from_micros,
     r#type::v1::{Date, LocalizedText, Money},
 };
+use caravan_testkit::{Caller, KeyedChannel};
 
 use super::RunningSuite;
 

@@ -7,11 +7,8 @@ pub mod reasons;
 use std::{collections::HashMap, sync::Arc};
 
 use caravan::suite::Suite;
-use caravan_platform::{
-    CancellationToken,
-    config::ServiceKind,
-    testing::{TestDatabase, service_config},
-};
+use caravan_platform::{CancellationToken, config::ServiceKind};
+use caravan_testkit::{TestDatabase, service_config};
 
 /// The four services, running.
 pub struct RunningSuite {

@@ -17,7 +17,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use caravan_platform::{config::ServiceKind, testing::health_status};
+use caravan_platform::client::health_status;
+use caravan_platform::config::ServiceKind;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},

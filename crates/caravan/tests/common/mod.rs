@@ -14,11 +14,9 @@ use caravan::loadgen::{
     channel::Authed,
     scenario::{Order, OrderSetup},
 };
-use caravan_platform::{
-    config::ServiceKind,
-    testing::{TestDatabase, eventually, health_status, write_test_keys},
-};
+use caravan_platform::config::ServiceKind;
 use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest, orders_service_client::OrdersServiceClient};
+use caravan_testkit::{TestDatabase, eventually, health_status, write_test_keys};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 /// A loopback address no one listens on (yet), below the ephemeral range
@@ -261,7 +259,7 @@ impl InProcess {
         }
         let token = caravan_platform::CancellationToken::new();
         let suite = caravan::suite::Suite::start(
-            |kind| caravan_platform::testing::service_config(kind, databases[&kind].config(), &[]),
+            |kind| caravan_testkit::service_config(kind, databases[&kind].config(), &[]),
             None,
             token.clone(),
         )

@@ -180,7 +180,7 @@ async fn a_country_page_token_holds_only_for_its_filters() {
 
 #[tokio::test]
 async fn health_reports_serving_for_the_server_and_the_service() {
-    use caravan_platform::testing::health_status;
+    use caravan_testkit::health_status;
     use tonic_health::pb::health_check_response::ServingStatus;
 
     let app = spawn_app().await;

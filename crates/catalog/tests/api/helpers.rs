@@ -1,7 +1,7 @@
 use caravan_catalog::Catalog;
-use caravan_platform::testing::KeyedChannel as Channel;
-use caravan_platform::testing::TestServer;
 use caravan_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use caravan_testkit::KeyedChannel as Channel;
+use caravan_testkit::TestServer;
 
 pub struct TestApp {
     pub server: TestServer,

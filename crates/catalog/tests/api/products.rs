@@ -1,4 +1,3 @@
-use caravan_platform::testing::violated_fields;
 use caravan_proto::{
     catalog::v1::{
         ActivateProductRequest, BatchGetProductsRequest, Category, CreateProductRequest, GetProductRequest, Product,
@@ -6,6 +5,7 @@ use caravan_proto::{
     },
     r#type::v1::{LocalizedText, Money},
 };
+use caravan_testkit::violated_fields;
 use prost_types::FieldMask;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -453,8 +453,8 @@ async fn import_upserts_by_id_all_or_nothing_and_a_rerun_changes_nothing() {
 
 #[tokio::test]
 async fn another_replicas_change_shows_within_the_cache_ttl_and_writes_read_fresh() {
-    use caravan_platform::testing::{KeyedChannel, eventually, service_config};
     use caravan_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+    use caravan_testkit::{KeyedChannel, eventually, service_config};
 
     let mut a = spawn_app().await;
     let created = create(&mut a, "uz-walnuts", walnuts()).await.unwrap();
@@ -464,7 +464,7 @@ async fn another_replicas_change_shows_within_the_cache_ttl_and_writes_read_fres
     let b_addr = replica.local_addr();
     let token = caravan_platform::CancellationToken::new();
     tokio::spawn(replica.run_until_stopped(token.clone()));
-    let mut b = CatalogServiceClient::new(KeyedChannel::new(b_addr, Some(caravan_platform::testing::Caller::Operator)));
+    let mut b = CatalogServiceClient::new(KeyedChannel::new(b_addr, Some(caravan_testkit::Caller::Operator)));
 
     // A caches the product; B changes it.
     a.client.get_product(GetProductRequest { name: created.name.clone() }).await.unwrap();

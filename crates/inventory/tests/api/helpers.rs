@@ -3,13 +3,13 @@ use std::{collections::HashMap, sync::Arc};
 use caravan_inventory::Inventory;
 use caravan_platform::{
     config::ServiceKind,
-    testing::{Caller, KeyedChannel as Channel, TestDatabase, TestServer, service_config},
     time::{ManualClock, Micros},
 };
 use caravan_proto::inventory::v1::{
     CreateWarehouseRequest, ReceiveStockRequest, ReservationRequestLine, ReserveStockRequest, Warehouse,
     inventory_service_client::InventoryServiceClient,
 };
+use caravan_testkit::{Caller, KeyedChannel as Channel, TestDatabase, TestServer, service_config};
 
 pub type Client = InventoryServiceClient<Channel>;
 

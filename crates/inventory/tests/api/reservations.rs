@@ -292,7 +292,7 @@ async fn the_service_reaps_on_its_own_and_a_reservation_past_its_ttl_cannot_be_c
         .unwrap_err();
     assert_eq!(reason(&status).0, "RESERVATION_EXPIRED");
     let mut client = app.client.clone();
-    let reaped = caravan_platform::testing::eventually(Duration::from_secs(10), || {
+    let reaped = caravan_testkit::eventually(Duration::from_secs(10), || {
         let mut client = client.clone();
         async move { available(&mut client, "tea").await == 5 }
     })
@@ -311,7 +311,7 @@ async fn bad_reservations_are_refused_field_by_field() {
     let status = app.orders.reserve_stock(request).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
-        caravan_platform::testing::violated_fields(&status),
+        caravan_testkit::violated_fields(&status),
         ["reservation_id", "show", "lines[2].product", "lines[0].quantity", "lines[1].product", "ttl_seconds"]
     );
 }

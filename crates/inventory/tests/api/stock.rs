@@ -65,11 +65,11 @@ async fn adjustments_need_a_reason_and_never_go_below_what_is_held() {
     let mut no_reason = adjustment("tea", 1, "a-3");
     no_reason.reason = 0;
     let status = app.client.adjust_stock(no_reason).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["reason"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["reason"]);
     // The extremes of int64, whose absolute value does not fit one.
     for delta in [i64::MIN, i64::MIN + 1, i64::MAX] {
         let status = app.client.adjust_stock(adjustment("tea", delta, "a-4")).await.unwrap_err();
-        assert_eq!(caravan_platform::testing::violated_fields(&status), ["delta"], "{delta}");
+        assert_eq!(caravan_testkit::violated_fields(&status), ["delta"], "{delta}");
     }
 
     let movements = app
@@ -170,13 +170,13 @@ async fn bad_stock_requests_name_every_bad_field() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
-        caravan_platform::testing::violated_fields(&status),
+        caravan_testkit::violated_fields(&status),
         ["product", "warehouse", "quantity", "request_id", "reference"]
     );
     let status = app.client.receive_stock(receipt("tea", 1, "r-1")).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "no such warehouse");
     let status = app.client.get_stock(GetStockRequest { name: "products/tea".into() }).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["name"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["name"]);
     let status = app.client.batch_get_stock(BatchGetStockRequest { names: vec![] }).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["names"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["names"]);
 }

@@ -170,11 +170,11 @@ async fn a_show_watch_follows_what_is_left_of_its_allocation() {
 async fn bad_watches_are_refused() {
     let mut app = spawn_app().await;
     let status = app.client.watch_stock(WatchStockRequest::default()).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["products"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["products"]);
     let mut request = watch(&["tea"]);
     request.cursors = vec![StockCursor { product: "products/walnuts".into(), version: 1 }];
     let status = app.client.watch_stock(request).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["cursors[0].product"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["cursors[0].product"]);
 
     // A cursor ahead of the server is refused, not left waiting forever: for
     // a product's pool and for a show's line alike.
@@ -187,12 +187,12 @@ async fn bad_watches_are_refused() {
         StockCursor { product: "products/tea".into(), version: current + 1 },
     ];
     let status = app.client.watch_stock(request).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["cursors[1].version"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["cursors[1].version"]);
     let mut request = watch(&["tea"]);
     request.show = "shows/uz-show".into();
     request.cursors = vec![StockCursor { product: "products/tea".into(), version: 1 }];
     let status = app.client.watch_stock(request).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["cursors[0].version"], "never allocated");
+    assert_eq!(caravan_testkit::violated_fields(&status), ["cursors[0].version"], "never allocated");
     let mut request = watch(&["tea"]);
     request.cursors = vec![StockCursor { product: "products/tea".into(), version: current }];
     app.client.watch_stock(request).await.expect("a cursor at the current version is fine");

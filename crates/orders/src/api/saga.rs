@@ -130,9 +130,7 @@ mod tests {
     }
 
     fn violated(request: &pb::PlaceOrderRequest) -> Vec<String> {
-        new_order(request, "hema")
-            .map(|_| Vec::new())
-            .unwrap_or_else(|s| caravan_platform::testing::violated_fields(&s))
+        new_order(request, "hema").map(|_| Vec::new()).unwrap_or_else(|s| caravan_platform::error::violated_fields(&s))
     }
 
     #[test]

@@ -8,7 +8,7 @@ use caravan_platform::{
     db::{query, read_snapshot},
     time::Micros,
 };
-use sea_orm::{DbErr, QueryResult, Value};
+use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
 
 use super::Store;
 use crate::{domain::OrderState, error::Error};
@@ -78,15 +78,37 @@ pub struct Unmet {
 
 const CONTEXT: &str = "computing a sales report";
 
-/// A grouped row's figures, after its `keys` key columns.
-fn figures(row: &QueryResult, keys: usize) -> Result<Figures, DbErr> {
-    Ok(Figures {
-        paid: row.try_get_by_index::<String>(keys)? == OrderState::Paid.as_db(),
-        currency: row.try_get_by_index(keys + 1)?,
-        orders: row.try_get_by_index(keys + 2)?,
-        units: row.try_get_by_index(keys + 3)?,
-        revenue: row.try_get_by_index(keys + 4)?,
-    })
+/// The figures columns of a grouped row (its key columns are read by name
+/// beside them).
+#[derive(Debug, FromQueryResult)]
+struct FiguresRow {
+    state: String,
+    currency: String,
+    orders: i64,
+    units: i64,
+    revenue: i64,
+}
+
+impl FiguresRow {
+    fn read(row: &QueryResult) -> Result<Figures, DbErr> {
+        let row = FiguresRow::from_query_result(row, "")?;
+        Ok(Figures {
+            paid: row.state == OrderState::Paid.as_db(),
+            currency: row.currency,
+            orders: row.orders,
+            units: row.units,
+            revenue: row.revenue,
+        })
+    }
+}
+
+/// A row of `offer_demand`.
+#[derive(Debug, FromQueryResult)]
+struct DemandRow {
+    product: String,
+    sold_out_time: Option<i64>,
+    turned_away: i64,
+    units_turned_away: i64,
 }
 
 impl Store {
@@ -99,42 +121,48 @@ impl Store {
     #[store_op]
     pub async fn sales(&self, show: &str, partner: Option<&str>) -> Result<Sales, Error> {
         let txn = read_snapshot(&self.db).await.map_err(Error::db(CONTEXT))?;
-        let partner_filter = if partner.is_some() { "AND o.partner = $2" } else { "" };
-        let mut values: Vec<Value> = vec![show.into()];
+        // $1 the show, $2 and $3 the states that count, $4 the partner.
+        let mut values: Vec<Value> =
+            vec![show.into(), OrderState::Paid.as_db().into(), OrderState::AwaitingPayment.as_db().into()];
+        let partner_filter = if partner.is_some() { "AND o.partner = $4" } else { "" };
         if let Some(partner) = partner {
             values.push(partner.into());
         }
-        let live = "o.show = $1 AND o.state IN ('paid', 'awaiting_payment')";
-        let grouped = |key: &str| {
+        let live = "o.show = $1 AND o.state IN ($2, $3)";
+        let grouped = |keys: &str, by: &str| {
             format!(
-                "SELECT {key}, o.state, l.currency, CAST(COUNT(DISTINCT o.id) AS BIGINT), \
-                 CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price_minor) AS BIGINT) \
+                "SELECT {keys}, o.state AS state, l.currency AS currency, \
+                 CAST(COUNT(DISTINCT o.id) AS BIGINT) AS orders, CAST(SUM(l.quantity) AS BIGINT) AS units, \
+                 CAST(SUM(l.quantity * l.unit_price_minor) AS BIGINT) AS revenue \
                  FROM orders o JOIN order_lines l ON l.order_id = o.id \
-                 WHERE {live} {partner_filter} GROUP BY {key}, o.state, l.currency ORDER BY {key}, o.state"
+                 WHERE {live} {partner_filter} GROUP BY {by}, o.state, l.currency ORDER BY {by}, o.state"
             )
         };
-        let rows = query(&txn, &grouped("l.product, l.country"), values.clone()).await.map_err(Error::db(CONTEXT))?;
+        let sql = grouped("l.product AS product, l.country AS country", "l.product, l.country");
+        let rows = query(&txn, &sql, values.clone()).await.map_err(Error::db(CONTEXT))?;
         let lines = rows
             .iter()
             .map(|row| {
                 Ok(SalesLine {
-                    product: row.try_get_by_index(0)?,
-                    country: row.try_get_by_index(1)?,
-                    figures: figures(row, 2)?,
+                    product: row.try_get("", "product")?,
+                    country: row.try_get("", "country")?,
+                    figures: FiguresRow::read(row)?,
                 })
             })
             .collect::<Result<_, DbErr>>()
             .map_err(Error::db(CONTEXT))?;
-        let rows = query(&txn, &grouped("l.country"), values.clone()).await.map_err(Error::db(CONTEXT))?;
+        let sql = grouped("l.country AS country", "l.country");
+        let rows = query(&txn, &sql, values.clone()).await.map_err(Error::db(CONTEXT))?;
         let countries = rows
             .iter()
-            .map(|row| Ok(CountrySales { country: row.try_get_by_index(0)?, figures: figures(row, 1)? }))
+            .map(|row| Ok(CountrySales { country: row.try_get("", "country")?, figures: FiguresRow::read(row)? }))
             .collect::<Result<_, DbErr>>()
             .map_err(Error::db(CONTEXT))?;
         let counts = query(
             &txn,
             &format!(
-                "SELECT o.state, CAST(COUNT(*) AS BIGINT) FROM orders o WHERE {live} {partner_filter} GROUP BY o.state"
+                "SELECT o.state AS state, CAST(COUNT(*) AS BIGINT) AS orders FROM orders o \
+                 WHERE {live} {partner_filter} GROUP BY o.state"
             ),
             values,
         )
@@ -142,8 +170,8 @@ impl Store {
         .map_err(Error::db(CONTEXT))?;
         let (mut orders_paid, mut orders_awaiting_payment) = (0, 0);
         for row in &counts {
-            let state: String = row.try_get_by_index(0).map_err(Error::db(CONTEXT))?;
-            let count: i64 = row.try_get_by_index(1).map_err(Error::db(CONTEXT))?;
+            let state: String = row.try_get("", "state").map_err(Error::db(CONTEXT))?;
+            let count: i64 = row.try_get("", "orders").map_err(Error::db(CONTEXT))?;
             if state == OrderState::Paid.as_db() {
                 orders_paid = count;
             } else {
@@ -159,12 +187,13 @@ impl Store {
         .await
         .map_err(Error::db(CONTEXT))?
         .iter()
-        .map(|r| {
+        .map(|row| {
+            let row = DemandRow::from_query_result(row, "")?;
             Ok(Unmet {
-                product: r.try_get_by_index(0)?,
-                sold_out_time: r.try_get_by_index::<Option<i64>>(1)?.map(Micros),
-                turned_away: r.try_get_by_index(2)?,
-                units: r.try_get_by_index(3)?,
+                product: row.product,
+                sold_out_time: row.sold_out_time.map(Micros),
+                turned_away: row.turned_away,
+                units: row.units_turned_away,
             })
         })
         .collect::<Result<_, DbErr>>()

@@ -1,7 +1,7 @@
 use caravan_orders::{Orders, store::Store};
-use caravan_platform::testing::KeyedChannel as Channel;
-use caravan_platform::testing::TestServer;
 use caravan_proto::orders::v1::orders_service_client::OrdersServiceClient;
+use caravan_testkit::KeyedChannel as Channel;
+use caravan_testkit::TestServer;
 
 pub struct TestApp {
     pub server: TestServer,

@@ -153,8 +153,8 @@ async fn list_is_newest_first_filtered_and_paged() {
 #[tokio::test]
 async fn a_partner_sees_only_its_own_orders() {
     use caravan_orders::domain::OrderState::AwaitingPayment;
-    use caravan_platform::testing::Caller;
     use caravan_proto::orders::v1::orders_service_client::OrdersServiceClient;
+    use caravan_testkit::Caller;
 
     let app = spawn_app().await;
     let store = app.store().await;
@@ -216,14 +216,14 @@ async fn list_filters_by_creation_time_and_tokens_stay_with_their_filters() {
     // The same token with other filters is refused, not silently misapplied.
     let other = ListOrdersRequest { page_size: 2, page_token: first.next_page_token, ..between(0, 3) };
     let status = app.client.list_orders(other).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["page_token"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["page_token"]);
 
     let status = app.client.list_orders(between(3, 3)).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["end_time"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["end_time"]);
     let bad =
         ListOrdersRequest { start_time: Some(prost_types::Timestamp { seconds: 0, nanos: -5 }), ..Default::default() };
     let status = app.client.list_orders(bad).await.unwrap_err();
-    assert_eq!(caravan_platform::testing::violated_fields(&status), ["start_time"]);
+    assert_eq!(caravan_testkit::violated_fields(&status), ["start_time"]);
 }
 
 /// A PlaceOrder of one unit, with a deadline of `timeout`.
@@ -241,7 +241,7 @@ fn place(timeout: std::time::Duration) -> tonic::Request<caravan_proto::orders::
 
 #[tokio::test]
 async fn an_unreachable_service_fails_place_order_fast_with_unavailable() {
-    use caravan_platform::testing::{Caller, KeyedChannel};
+    use caravan_testkit::{Caller, KeyedChannel};
     // spawn_app points catalog, scheduling and inventory at a closed port.
     let app = spawn_app().await;
     let mut hema = caravan_proto::orders::v1::orders_service_client::OrdersServiceClient::new(KeyedChannel::new(
@@ -261,10 +261,8 @@ async fn an_unreachable_service_fails_place_order_fast_with_unavailable() {
 #[tokio::test]
 async fn a_service_that_hangs_cannot_make_place_order_hang() {
     use caravan_orders::Orders;
-    use caravan_platform::{
-        config::ServiceKind,
-        testing::{Caller, KeyedChannel, TestDatabase, TestServer, service_config},
-    };
+    use caravan_platform::config::ServiceKind;
+    use caravan_testkit::{Caller, KeyedChannel, TestDatabase, TestServer, service_config};
     // A "catalog" that accepts connections and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let catalog = listener.local_addr().unwrap();

@@ -567,7 +567,9 @@ mod tests {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
     use super::*;
-    use crate::{telemetry::SamplerConfig, testing::OtlpReceiver};
+    use caravan_testkit::OtlpReceiver;
+
+    use crate::telemetry::SamplerConfig;
 
     fn config(batch: usize, queue: usize) -> OtelConfig {
         OtelConfig {
@@ -613,7 +615,7 @@ mod tests {
         exporter.push(None, &encoded("start-up"));
         // A full batch (three spans) leaves at once, without waiting for the
         // schedule delay (a minute).
-        let sent = crate::testing::eventually(Duration::from_secs(5), || async { receiver.spans().len() >= 3 }).await;
+        let sent = caravan_testkit::eventually(Duration::from_secs(5), || async { receiver.spans().len() >= 3 }).await;
         assert!(sent, "a full batch was sent at once");
         let (result, _) = shut(exporter, Duration::from_secs(5)).await;
         result.unwrap();

@@ -15,10 +15,10 @@ use std::{
 use caravan_platform::{
     config::ServiceKind,
     idempotency::{Idempotency, IdempotencyConfig, Scope},
-    testing::TestDatabase,
     time::{ManualClock, Micros},
 };
 use caravan_proto::orders::v1::{GetOrderRequest, Order};
+use caravan_testkit::TestDatabase;
 use sea_orm_migration::prelude::*;
 use tonic::Status;
 

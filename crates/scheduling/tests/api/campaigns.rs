@@ -1,10 +1,10 @@
-use caravan_platform::testing::violated_fields;
 use caravan_proto::{
     scheduling::v1::{
         Campaign, CreateCampaignRequest, GetCampaignRequest, ListCampaignsRequest, UpdateCampaignRequest,
     },
     r#type::v1::{Date, LocalizedText},
 };
+use caravan_testkit::violated_fields;
 use prost_types::FieldMask;
 use tonic::Code;
 

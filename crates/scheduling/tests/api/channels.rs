@@ -1,8 +1,8 @@
-use caravan_platform::testing::{Caller, violated_fields};
 use caravan_proto::scheduling::v1::{
     Channel, CreateChannelRequest, GetChannelRequest, ListChannelsRequest, UpdateChannelRequest,
     scheduling_service_client::SchedulingServiceClient,
 };
+use caravan_testkit::{Caller, violated_fields};
 use prost_types::FieldMask;
 use tonic::Code;
 

@@ -1,7 +1,7 @@
-use caravan_platform::testing::KeyedChannel as Channel;
-use caravan_platform::testing::TestServer;
 use caravan_proto::scheduling::v1::scheduling_service_client::SchedulingServiceClient;
 use caravan_scheduling::Scheduling;
+use caravan_testkit::KeyedChannel as Channel;
+use caravan_testkit::TestServer;
 
 pub struct TestApp {
     pub _server: TestServer,

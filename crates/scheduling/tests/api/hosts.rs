@@ -1,5 +1,5 @@
-use caravan_platform::testing::violated_fields;
 use caravan_proto::scheduling::v1::{CreateHostRequest, GetHostRequest, Host, ListHostsRequest};
+use caravan_testkit::violated_fields;
 use tonic::Code;
 use tonic_types::StatusExt;
 

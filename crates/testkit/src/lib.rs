@@ -1,4 +1,6 @@
-//! Test harness: a fresh database per test through the real migrations.
+//! caravan's test kit: a fresh database per test through the real
+//! migrations, servers on free ports, the test keys and callers, an OTLP
+//! receiver. A dev-dependency only: the production binary carries none of it.
 //!
 //! SQLite (default): a temporary file, removed when the test ends.
 //! PostgreSQL (when `CARAVAN_TEST_DATABASE_URL` is set to a server URL such as
@@ -24,13 +26,14 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use sea_orm_migration::MigratorTrait;
 use tempfile::TempDir;
 
-use crate::{
+use caravan_platform::{
     auth::{
         Principal,
         keys::{self, KeyEntry, KeyStore},
     },
     config::{Authentication, DatabaseConfig, ServiceConfig, ServiceKind},
 };
+pub use caravan_platform::{client::health_status, error::violated_fields};
 
 /// Every PostgreSQL database the harness creates starts with this.
 pub const PG_TEST_PREFIX: &str = "caravan_test_";
@@ -75,7 +78,7 @@ impl TestDatabase {
 
     /// Whether the services reach it through a transaction pooler.
     pub fn is_pooled(&self) -> bool {
-        self.config.pooler == crate::config::Pooler::Transaction
+        self.config.pooler == caravan_platform::config::Pooler::Transaction
     }
 
     /// PostgreSQL only: makes the database refuse (or accept again) new
@@ -101,14 +104,14 @@ impl TestDatabase {
     }
 
     /// A new pool on it, through the same code the services use.
-    pub async fn connect(&self) -> anyhow::Result<crate::db::Db> {
-        Ok(crate::db::connect(&self.config).await?)
+    pub async fn connect(&self) -> anyhow::Result<caravan_platform::db::Db> {
+        Ok(caravan_platform::db::connect(&self.config).await?)
     }
 
     async fn sqlite<M: MigratorTrait>(service: ServiceKind) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("caravan-test-").tempdir()?;
         let config = DatabaseConfig::sqlite_file(&dir.path().join(format!("{service}.db")));
-        let db = crate::db::connect(&config).await?;
+        let db = caravan_platform::db::connect(&config).await?;
         M::up(db.pool(), None).await?;
         db.close().await?;
         Ok(TestDatabase { config, backend: Backend::Sqlite { _dir: dir } })
@@ -135,7 +138,8 @@ impl TestDatabase {
             if !exists {
                 admin.execute_unprepared(&format!("CREATE DATABASE \"{template}\"")).await?;
                 let tpl =
-                    crate::db::connect(&small(DatabaseConfig::new(with_database(server_url, &template)?))).await?;
+                    caravan_platform::db::connect(&small(DatabaseConfig::new(with_database(server_url, &template)?)))
+                        .await?;
                 let migrated = M::up(tpl.pool(), None).await;
                 tpl.close().await?;
                 if let Err(e) = migrated {
@@ -155,8 +159,8 @@ impl TestDatabase {
         if let Ok(pooler_url) = std::env::var(POOLER_URL_VARIABLE)
             && !pooler_url.trim().is_empty()
         {
-            config.url = crate::config::Secret::new(with_database(pooler_url.trim(), &name)?);
-            config.pooler = crate::config::Pooler::Transaction;
+            config.url = caravan_platform::config::Secret::new(with_database(pooler_url.trim(), &name)?);
+            config.pooler = caravan_platform::config::Pooler::Transaction;
         }
         Ok(TestDatabase { config, backend: Backend::Postgres { admin_url, name } })
     }
@@ -203,7 +207,7 @@ fn migration_fingerprint<M: MigratorTrait>() -> u64 {
 }
 
 fn with_database(server_url: &str, database: &str) -> anyhow::Result<String> {
-    crate::db::with_database(server_url, database).map_err(|e| anyhow::anyhow!("{PG_URL_VARIABLE}: {e}"))
+    caravan_platform::db::with_database(server_url, database).map_err(|e| anyhow::anyhow!("{PG_URL_VARIABLE}: {e}"))
 }
 
 /// The test keys as a keys file in `dir` (`keys.txt`, for
@@ -310,7 +314,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for KeyedChannel {
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         if let Some(value) = &self.authorization {
-            request.headers_mut().insert(crate::auth::AUTHORIZATION, value.clone());
+            request.headers_mut().insert(caravan_platform::auth::AUTHORIZATION, value.clone());
         }
         self.inner.call(request)
     }
@@ -333,12 +337,12 @@ pub fn service_config(
     config.health_check_interval = std::time::Duration::from_millis(200);
     config.auth =
         Authentication::Keys { store: test_key_store(), file: None, reload: std::time::Duration::from_secs(10) };
-    config.service_key = crate::auth::keys::ServiceKey::new(Caller::Service(service).key()).ok();
+    config.service_key = caravan_platform::auth::keys::ServiceKey::new(Caller::Service(service).key()).ok();
     // Upstreams the test did not start are a closed port, never a default
     // port where a developer's own `caravan up` may be listening.
     for kind in service.upstreams() {
         let port = upstreams.iter().find(|(k, _)| k == kind).map_or(1, |(_, addr)| addr.port());
-        config.upstreams.insert(*kind, crate::config::loopback_url(port));
+        config.upstreams.insert(*kind, caravan_platform::config::loopback_url(port));
     }
     config
 }
@@ -349,7 +353,7 @@ pub fn service_config(
 pub struct TestServer {
     addr: SocketAddr,
     health_addr: Option<SocketAddr>,
-    token: crate::CancellationToken,
+    token: caravan_platform::CancellationToken,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     database: Arc<TestDatabase>,
 }
@@ -357,23 +361,25 @@ pub struct TestServer {
 impl TestServer {
     /// Starts service `S` on port 0 with a fresh database; `upstreams` are
     /// the addresses of the services it calls (others point at closed ports).
-    pub async fn start<S: crate::app::Service>(upstreams: &[(ServiceKind, SocketAddr)]) -> anyhow::Result<Self> {
-        crate::telemetry::init_for_tests();
+    pub async fn start<S: caravan_platform::app::Service>(
+        upstreams: &[(ServiceKind, SocketAddr)],
+    ) -> anyhow::Result<Self> {
+        caravan_platform::telemetry::init_for_tests();
         let database = TestDatabase::new::<S::Migrator>(S::KIND).await?;
         let config = service_config(S::KIND, database.config(), upstreams);
         Self::start_with::<S>(config, database).await
     }
 
     /// Starts service `S` with `config` (its database must be `database`).
-    pub async fn start_with<S: crate::app::Service>(
+    pub async fn start_with<S: caravan_platform::app::Service>(
         config: ServiceConfig,
         database: impl Into<Arc<TestDatabase>>,
     ) -> anyhow::Result<Self> {
         let database = database.into();
-        let app = crate::app::Application::<S>::build(config).await?;
+        let app = caravan_platform::app::Application::<S>::build(config).await?;
         let addr = app.local_addr();
         let health_addr = app.health_addr();
-        let token = crate::CancellationToken::new();
+        let token = caravan_platform::CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(token.clone()));
         Ok(TestServer { addr, health_addr, token, handle: Some(handle), database })
     }
@@ -424,18 +430,6 @@ impl Drop for TestServer {
     }
 }
 
-/// The health status `service` (`""` for the whole server) reports at `addr`.
-pub async fn health_status(
-    addr: SocketAddr,
-    service: &str,
-) -> anyhow::Result<tonic_health::pb::health_check_response::ServingStatus> {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
-    let mut client = HealthClient::new(channel);
-    let response = client.check(HealthCheckRequest { service: service.to_owned() }).await?;
-    Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown))
-}
-
 /// Polls `check` until it returns `true` or `timeout` passes (for states
 /// that change in the background, such as health; never to wait for a server
 /// to start, which is bound before it is spawned).
@@ -456,19 +450,9 @@ where
     }
 }
 
-/// The fields named by the `BadRequest` of an error, in order.
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt as _;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
-
 /// Asserts that `wrap`, handed a database error inside a store operation's
 /// `db` span as a service's store wraps one, marks that operation failed
-/// ([`crate::db::failed`]): an `error.type` and the error's text as the
+/// ([`caravan_platform::db::failed`]): an `error.type` and the error's text as the
 /// status description. Each service's test of its error wrapping.
 pub fn assert_wrapping_marks_db_failure(wrap: impl FnOnce(sea_orm::DbErr)) {
     let fields = db_failure_fields(wrap);
