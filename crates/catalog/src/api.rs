@@ -96,14 +96,11 @@ impl CatalogService for CatalogApi {
             .into_iter()
             .filter(|c| after.as_deref().is_none_or(|after| c.code.as_str() > after))
             .filter(|c| status.is_none_or(|wanted| c.status_on(as_of) == Some(wanted)))
+            .take(usize::try_from(paging::one_more(size)).unwrap_or(usize::MAX))
             .collect();
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        let next_page_token = if matching.len() > size {
-            paging::encode_bound_token(&filter, matching[size - 1].code.as_str())
-        } else {
-            String::new()
-        };
-        let countries = matching.iter().take(size).map(|c| country_to_pb(c, as_of)).collect();
+        let (page, next_page_token) =
+            paging::page(matching, size, |c| paging::encode_bound_token(&filter, c.code.as_str()));
+        let countries = page.iter().map(|c| country_to_pb(c, as_of)).collect();
         Ok(Response::new(pb::ListCountriesResponse { countries, next_page_token }))
     }
 

@@ -181,16 +181,10 @@ impl InventoryService for InventoryApi {
                     .ok_or_else(|| invalid_argument("page_token", "not a token returned by ListWarehouses"))?,
             ),
         };
-        let mut warehouses = self.store.warehouses(after.as_ref().map(|(p, id)| (*p, id.as_str())), size + 1).await?;
-        let next_page_token = if warehouses.len() as u64 > size {
-            warehouses.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            warehouses
-                .last()
-                .map(|w| paging::encode_token(&format!("{}/{}", w.fields.priority, w.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let warehouses =
+            self.store.warehouses(after.as_ref().map(|(p, id)| (*p, id.as_str())), paging::one_more(size)).await?;
+        let (warehouses, next_page_token) =
+            paging::page(warehouses, size, |w| paging::encode_token(&format!("{}/{}", w.fields.priority, w.id)));
         Ok(Response::new(pb::ListWarehousesResponse {
             warehouses: warehouses.into_iter().map(warehouse_to_pb).collect(),
             next_page_token,
@@ -307,13 +301,8 @@ impl InventoryService for InventoryApi {
         let pb::ListStockRequest { page_size, page_token } = request.into_inner();
         let size = paging::page_size(page_size, PAGE.0, PAGE.1)?;
         let after = paging::decode_token(&page_token)?;
-        let mut levels = self.store.list_levels(after.as_deref(), size + 1).await?;
-        let next_page_token = if levels.len() as u64 > size {
-            levels.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            levels.last().map(|l| paging::encode_token(&l.product_id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let levels = self.store.list_levels(after.as_deref(), paging::one_more(size)).await?;
+        let (levels, next_page_token) = paging::page(levels, size, |l| paging::encode_token(&l.product_id));
         Ok(Response::new(pb::ListStockResponse {
             stock_levels: levels.into_iter().map(level_to_pb).collect(),
             next_page_token,
@@ -339,13 +328,9 @@ impl InventoryService for InventoryApi {
                 key.parse().map_err(|_| invalid_argument("page_token", "not a token returned by ListMovements"))?
             }
         };
-        let mut movements = self.store.movements(product.as_deref(), after, size + 1).await?;
-        let next_page_token = if movements.len() as u64 > size {
-            movements.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            movements.last().map(|m| paging::encode_bound_token(&filter, &m.id.to_string())).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let movements = self.store.movements(product.as_deref(), after, paging::one_more(size)).await?;
+        let (movements, next_page_token) =
+            paging::page(movements, size, |m| paging::encode_bound_token(&filter, &m.id.to_string()));
         Ok(Response::new(pb::ListMovementsResponse {
             movements: movements.into_iter().map(movement_to_pb).collect(),
             next_page_token,

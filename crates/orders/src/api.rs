@@ -223,16 +223,11 @@ impl OrdersService for OrdersApi {
             created_from,
             created_before,
         };
-        let mut orders = self.store.orders(&filter, after.as_ref().map(|(t, id)| (*t, id.as_str())), size + 1).await?;
-        let next_page_token = if orders.len() as u64 > size {
-            orders.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            orders
-                .last()
-                .map(|o| paging::encode_bound_token(&bound, &format!("{}/{}", o.create_time.0, o.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let orders =
+            self.store.orders(&filter, after.as_ref().map(|(t, id)| (*t, id.as_str())), paging::one_more(size)).await?;
+        let (orders, next_page_token) = paging::page(orders, size, |o| {
+            paging::encode_bound_token(&bound, &format!("{}/{}", o.create_time.0, o.id))
+        });
         Ok(Response::new(pb::ListOrdersResponse {
             orders: orders.into_iter().map(order_to_pb).collect(),
             next_page_token,

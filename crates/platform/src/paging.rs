@@ -14,6 +14,24 @@ pub fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, Status> 
     }
 }
 
+/// How many rows to fetch for a page of `size`: one more than asked tells
+/// whether another page exists.
+pub fn one_more(size: u64) -> u64 {
+    size.saturating_add(1)
+}
+
+/// The page of `items` (fetched with [`one_more`]) and the token of the next
+/// page: made by `token` from the page's last item when more remained,
+/// empty on the last page.
+pub fn page<T>(mut items: Vec<T>, size: u64, token: impl FnOnce(&T) -> String) -> (Vec<T>, String) {
+    if items.len() as u64 <= size {
+        return (items, String::new());
+    }
+    items.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let next = items.last().map(token).unwrap_or_default();
+    (items, next)
+}
+
 const TOKEN_VERSION: &str = "k1:";
 
 /// An opaque token resuming after `last_key`.
@@ -66,6 +84,18 @@ mod tests {
     use tonic::Code;
 
     use super::*;
+
+    #[test]
+    fn a_page_keeps_what_was_asked_and_a_token_only_when_more_remained() {
+        let token = |last: &i32| format!("after {last}");
+        // Fetched one more than the size: another page follows, resuming after its last.
+        assert_eq!(page(vec![1, 2, 3, 4], 3, token), (vec![1, 2, 3], "after 3".to_owned()));
+        // Exactly the size or fewer: the last page.
+        assert_eq!(page(vec![1, 2, 3], 3, token), (vec![1, 2, 3], String::new()));
+        assert_eq!(page(Vec::<i32>::new(), 3, token), (vec![], String::new()));
+        assert_eq!(one_more(3), 4);
+        assert_eq!(one_more(u64::MAX), u64::MAX);
+    }
 
     #[test]
     fn tokens_round_trip_and_reject_garbage() {

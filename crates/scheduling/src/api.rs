@@ -142,14 +142,8 @@ impl SchedulingService for SchedulingApi {
         let (Some(size), Some(after), Some(country)) = (size, after, country) else {
             return Err(Status::invalid_argument("request is invalid"));
         };
-        // One more than asked tells whether another page exists.
-        let mut hosts = self.store.hosts(after.as_deref(), country.as_ref(), size + 1).await?;
-        let next_page_token = if hosts.len() as u64 > size {
-            hosts.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            hosts.last().map(|h| paging::encode_bound_token(&filter, &h.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let hosts = self.store.hosts(after.as_deref(), country.as_ref(), paging::one_more(size)).await?;
+        let (hosts, next_page_token) = paging::page(hosts, size, |h| paging::encode_bound_token(&filter, &h.id));
         Ok(Response::new(pb::ListHostsResponse { hosts: hosts.into_iter().map(host_to_pb).collect(), next_page_token }))
     }
 
@@ -187,16 +181,11 @@ impl SchedulingService for SchedulingApi {
                 Some((start.parse::<i32>().map_err(|_| bad_token())?, id.to_owned()))
             }
         };
-        let mut campaigns = self.store.campaigns(after.as_ref().map(|(s, id)| (*s, id.as_str())), size + 1).await?;
-        let next_page_token = if campaigns.len() as u64 > size {
-            campaigns.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            campaigns
-                .last()
-                .map(|c| paging::encode_token(&format!("{}/{}", crate::domain::date_key(c.fields.start_date), c.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let campaigns =
+            self.store.campaigns(after.as_ref().map(|(s, id)| (*s, id.as_str())), paging::one_more(size)).await?;
+        let (campaigns, next_page_token) = paging::page(campaigns, size, |c| {
+            paging::encode_token(&format!("{}/{}", crate::domain::date_key(c.fields.start_date), c.id))
+        });
         Ok(Response::new(pb::ListCampaignsResponse {
             campaigns: campaigns.into_iter().map(resources::campaign_to_pb).collect(),
             next_page_token,
@@ -250,13 +239,8 @@ impl SchedulingService for SchedulingApi {
         let size = paging::page_size(page_size, PAGE.0, PAGE.1)?;
         let after = paging::decode_bound_token(&page_token, &partner)?;
         let partner_filter = (!partner.is_empty()).then_some(partner.as_str());
-        let mut channels = self.store.channels(after.as_deref(), partner_filter, size + 1).await?;
-        let next_page_token = if channels.len() as u64 > size {
-            channels.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            channels.last().map(|c| paging::encode_bound_token(&partner, &c.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let channels = self.store.channels(after.as_deref(), partner_filter, paging::one_more(size)).await?;
+        let (channels, next_page_token) = paging::page(channels, size, |c| paging::encode_bound_token(&partner, &c.id));
         Ok(Response::new(pb::ListChannelsResponse {
             channels: channels.into_iter().map(resources::channel_to_pb).collect(),
             next_page_token,

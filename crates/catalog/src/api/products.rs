@@ -146,14 +146,9 @@ impl CatalogApi {
         let (Some(size), Some(after)) = (size, after) else {
             return Err(invalid_argument("request", "is invalid"));
         };
-        // One more than asked tells whether another page exists.
-        let mut products = self.store.list_products(&filter, after.as_deref(), size + 1).await?;
-        let next_page_token = if products.len() as u64 > size {
-            products.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            products.last().map(|p| paging::encode_bound_token(&filter.canonical(), &p.id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let products = self.store.list_products(&filter, after.as_deref(), paging::one_more(size)).await?;
+        let (products, next_page_token) =
+            paging::page(products, size, |p| paging::encode_bound_token(&filter.canonical(), &p.id));
         Ok(pb::ListProductsResponse { products: products.iter().map(product_to_pb).collect(), next_page_token })
     }
 

@@ -259,25 +259,19 @@ impl SchedulingApi {
                 Some((start.parse::<i64>().map_err(|_| bad_token())?, id.to_owned()))
             }
         };
-        let mut shows = self
+        let shows = self
             .store
             .shows(
                 after.as_ref().map(|(s, id)| (*s, id.as_str())),
                 campaign_id.as_deref(),
                 channel_id.as_deref(),
                 state,
-                size + 1,
+                paging::one_more(size),
             )
             .await?;
-        let next_page_token = if shows.len() as u64 > size {
-            shows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-            shows
-                .last()
-                .map(|s| paging::encode_bound_token(&filter, &format!("{}/{}", s.fields.start_time.0, s.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (shows, next_page_token) = paging::page(shows, size, |s| {
+            paging::encode_bound_token(&filter, &format!("{}/{}", s.fields.start_time.0, s.id))
+        });
         Ok(pb::ListShowsResponse { shows: shows.into_iter().map(show_to_pb).collect(), next_page_token })
     }
 
