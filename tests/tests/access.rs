@@ -182,10 +182,14 @@ async fn keys_added_to_or_removed_from_the_keys_file_take_effect_without_a_resta
     .await;
     assert!(rotated, "the running server picked up the new keys file");
 
-    // A broken file is not half-applied: the last good keys stay.
+    // A broken file is not half-applied: the last good keys stay, once the
+    // server has seen it (and said so in its metrics).
+    let refused = || caravan_platform::metrics::metrics().keys_reloads.with_label_values(&["refused"]).get();
+    let before = refused();
     std::fs::write(&file, "this is not a keys file\n").unwrap();
-    tokio::time::sleep(reload * 4).await;
+    assert!(eventually(reload * 100, || async { refused() > before }).await, "the broken file was seen and refused");
     assert_eq!(code_for(Caller::Douyin).await, Code::Ok);
+    assert_eq!(code_for(Caller::Hema).await, Code::Unauthenticated);
 }
 
 #[tokio::test]

@@ -37,6 +37,10 @@ pub struct Metrics {
     /// of them — `exported`, `rejected` (by the collector), `failed` (the
     /// export failed for good) or `dropped` (the exporter's queue was full).
     pub spans: IntCounterVec,
+    /// `caravan_keys_reloads_total{outcome}`: changes of the keys file seen
+    /// while serving — `reloaded`, or `refused` (it did not parse; the
+    /// previous keys stay). A refused reload is an operator's typo to fix.
+    pub keys_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -90,7 +94,15 @@ impl Metrics {
         registry.register(Box::new(db_connections.clone()))?;
         registry.register(Box::new(db_max_connections.clone()))?;
         registry.register(Box::new(db_errors.clone()))?;
+        let keys_reloads = IntCounterVec::new(
+            Opts::new(
+                "caravan_keys_reloads_total",
+                "Changes of the keys file seen while serving: reloaded, or refused (the previous keys stay)",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(spans.clone()))?;
+        registry.register(Box::new(keys_reloads.clone()))?;
         Ok(Metrics {
             registry,
             server_duration,
@@ -100,6 +112,7 @@ impl Metrics {
             db_max_connections,
             db_errors,
             spans,
+            keys_reloads,
         })
     }
 

@@ -174,9 +174,11 @@ impl KeyStore {
             Ok(entries) => {
                 tracing::info!(path = %path.display(), keys = entries.len(), "keys file reloaded");
                 store.replace(entries);
+                crate::metrics::metrics().keys_reloads.with_label_values(&["reloaded"]).inc();
             }
             Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "keys file not reloaded; keeping the previous keys")
+                tracing::error!(path = %path.display(), error = %e, "keys file not reloaded; keeping the previous keys");
+                crate::metrics::metrics().keys_reloads.with_label_values(&["refused"]).inc();
             }
         });
     }
