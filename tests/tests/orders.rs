@@ -629,8 +629,16 @@ async fn an_order_left_pending_is_rejected_and_its_stock_given_back() {
     assert_eq!(sale.books(&hot).await.reserved, 1);
 
     // Before its recovery time nothing happens: a retry could still resume it.
+    // Two more sweeps of the driver: the second began after the clock moved.
+    let sweeps = || {
+        caravan_platform::metrics::metrics()
+            .worker_sweeps
+            .with_label_values(&[caravan_orders::driver::NAME, "ok"])
+            .get()
+    };
+    let before = sweeps();
     sale.festival.clock.advance(Duration::from_secs(19));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(eventually(Duration::from_secs(10), || async { sweeps() >= before + 2 }).await, "the driver sweeps");
     let pending = sale.hema.get_order(GetOrderRequest { name: "orders/o-stuck".into() }).await.unwrap().into_inner();
     assert_eq!(pending.state(), State::Pending);
 

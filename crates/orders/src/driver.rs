@@ -28,9 +28,12 @@ impl Driver {
     }
 }
 
+/// The job's name (its spans, its leases, `caravan_worker_sweeps_total`).
+pub const NAME: &str = "order-driver";
+
 impl Job for Driver {
     fn name(&self) -> &'static str {
-        "order-driver"
+        NAME
     }
 
     fn items(&self) -> ItemTable {

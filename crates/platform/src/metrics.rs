@@ -41,6 +41,10 @@ pub struct Metrics {
     /// while serving — `reloaded`, or `refused` (it did not parse; the
     /// previous keys stay). A refused reload is an operator's typo to fix.
     pub keys_reloads: IntCounterVec,
+    /// `caravan_worker_sweeps_total{job, outcome}`: a background job's
+    /// sweeps for due items, `ok` or `failed` (the database did not answer):
+    /// a job whose sweeps stop growing has stopped.
+    pub worker_sweeps: IntCounterVec,
 }
 
 impl Metrics {
@@ -103,6 +107,11 @@ impl Metrics {
         )?;
         registry.register(Box::new(spans.clone()))?;
         registry.register(Box::new(keys_reloads.clone()))?;
+        let worker_sweeps = IntCounterVec::new(
+            Opts::new("caravan_worker_sweeps_total", "Background jobs' sweeps for due items, ok or failed"),
+            &["job", "outcome"],
+        )?;
+        registry.register(Box::new(worker_sweeps.clone()))?;
         Ok(Metrics {
             registry,
             server_duration,
@@ -113,6 +122,7 @@ impl Metrics {
             db_errors,
             spans,
             keys_reloads,
+            worker_sweeps,
         })
     }
 

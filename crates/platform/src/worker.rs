@@ -139,7 +139,10 @@ impl<J: Job> Worker<J> {
         let telemetry = self.telemetry.clone();
         let body = async move {
             loop {
-                let pause = match self.tick().await {
+                let swept = self.tick().await;
+                let outcome = if swept.is_ok() { "ok" } else { "failed" };
+                crate::metrics::metrics().worker_sweeps.with_label_values(&[self.job.name(), outcome]).inc();
+                let pause = match swept {
                     Ok(n) if n as u64 >= self.config.batch => Duration::ZERO,
                     Ok(_) => self.config.idle_interval,
                     Err(e) => {
