@@ -83,6 +83,7 @@ impl Batcher {
         let drain = {
             let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
             queue.pending.push_back(Waiting { item, span: tracing::Span::current(), reply });
+            crate::metrics::queued().inc();
             !std::mem::replace(&mut queue.draining, true)
         };
         if drain {
@@ -98,12 +99,16 @@ impl Batcher {
             let batch: Vec<Waiting> = {
                 let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
                 // Callers that gave up while queued take nothing.
+                let waiting = queue.pending.len();
                 queue.pending.retain(|w| !w.reply.is_closed());
+                crate::metrics::queued().sub(i64::try_from(waiting - queue.pending.len()).unwrap_or(0));
                 if queue.pending.is_empty() {
                     queue.draining = false;
                     return;
                 }
                 let n = queue.pending.len().min(self.max);
+                crate::metrics::queued().sub(i64::try_from(n).unwrap_or(0));
+                crate::metrics::batch_size().observe(n as f64);
                 queue.pending.drain(..n).collect()
             };
             let span = tracing::info_span!(

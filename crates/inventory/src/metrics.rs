@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use caravan_platform::metrics::{
-    prometheus::{IntCounterVec, Opts},
+    prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts},
     register,
 };
 
@@ -58,4 +58,32 @@ pub fn returned() {
 /// A product sold out, in a show's allocation or in the general pool.
 pub fn sold_out_in(show: bool) {
     sold_out().with_label_values(&[if show { "show" } else { "general" }]).inc();
+}
+
+/// `caravan_reservations_queued`: one-line reservations waiting for their
+/// product's next batch (not yet in a transaction). A queue that only grows
+/// is a hot product whose batches cannot keep up.
+pub fn queued() -> &'static IntGauge {
+    static QUEUED: OnceLock<IntGauge> = OnceLock::new();
+    QUEUED.get_or_init(|| {
+        match IntGauge::new("caravan_reservations_queued", "Reservations waiting for their product's next batch") {
+            Ok(gauge) => register(gauge),
+            Err(e) => unreachable!("a valid metric definition: {e}"),
+        }
+    })
+}
+
+/// `caravan_reservation_batch_size`: reservations per batch, observed as a
+/// batch begins its transaction. Batches of one under a flash sale mean the
+/// batcher is not batching.
+pub fn batch_size() -> &'static Histogram {
+    static SIZE: OnceLock<Histogram> = OnceLock::new();
+    SIZE.get_or_init(|| {
+        let opts = HistogramOpts::new("caravan_reservation_batch_size", "Reservations per batch, as it begins")
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]);
+        match Histogram::with_opts(opts) {
+            Ok(histogram) => register(histogram),
+            Err(e) => unreachable!("a valid metric definition: {e}"),
+        }
+    })
 }

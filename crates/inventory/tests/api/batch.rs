@@ -10,6 +10,7 @@ use caravan_inventory::{
 };
 use caravan_platform::{telemetry::ServiceTelemetry, time::Micros};
 use caravan_proto::inventory::v1::{GetReservationRequest, GetStockRequest, reservation::State};
+use caravan_testkit::eventually;
 use futures::future::join_all;
 use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
 use tonic::Code;
@@ -181,28 +182,32 @@ async fn a_caller_that_gives_up_is_left_holding_nothing() {
         let batcher = batcher.clone();
         tokio::spawn(async move { batcher.reserve(one(id, "walnuts", 2)).await })
     };
+    // Each step waits until the batcher holds what it should: the first
+    // caller's reservation in a batch (waiting on the lock, so the queue is
+    // empty), then two callers queued behind it.
+    let queued = || caravan_inventory::metrics::queued().get();
+    let batches = || caravan_inventory::metrics::batch_size().get_sample_count();
+    let before = batches();
     let first = spawn("gives-up-in-its-batch");
-    // Let the first batch reach the lock; whether or not it has, the
-    // outcome checked below is the same.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let queued = spawn("gives-up-queued");
+    assert!(eventually(Duration::from_secs(5), || async { batches() == before + 1 }).await, "the first batch began");
+    let queued_one = spawn("gives-up-queued");
+    assert!(eventually(Duration::from_secs(5), || async { queued() == 1 }).await, "one caller queued");
     let stays = spawn("stays");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(eventually(Duration::from_secs(5), || async { queued() == 2 }).await, "two callers queued");
     first.abort();
-    queued.abort();
+    queued_one.abort();
     lock.commit().await.unwrap();
 
     let stayed = stays.await.unwrap().unwrap();
     assert_eq!(granted(&stayed), Some(2), "{stayed:?}");
-    for id in ["gives-up-in-its-batch", "gives-up-queued"] {
-        let found = app.client.get_reservation(GetReservationRequest { name: format!("reservations/{id}") }).await;
-        match found {
-            Err(status) => assert_eq!(status.code(), Code::NotFound, "{id}: never reserved"),
-            Ok(reservation) => {
-                assert_eq!(reservation.into_inner().state(), State::Released, "{id}: its grant was given back")
-            }
-        }
-    }
+    // Its batch granted the first caller's units, and they were given back
+    // when the grant found nobody to take it (before the next batch ran).
+    let batched =
+        app.client.get_reservation(GetReservationRequest { name: "reservations/gives-up-in-its-batch".into() });
+    assert_eq!(batched.await.unwrap().into_inner().state(), State::Released, "its grant was given back");
+    // The queued caller left before any batch took it: never reserved.
+    let queued = app.client.get_reservation(GetReservationRequest { name: "reservations/gives-up-queued".into() });
+    assert_eq!(queued.await.unwrap_err().code(), Code::NotFound, "never reserved");
     let level =
         app.client.get_stock(GetStockRequest { name: "stockLevels/walnuts".into() }).await.unwrap().into_inner();
     assert_eq!(level.reserved, 2, "only the caller that stayed holds stock");
