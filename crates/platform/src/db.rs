@@ -22,7 +22,7 @@ use crate::config::{DatabaseConfig, Pooler};
 ///
 /// Directly on the database it is sea-orm's pool. Behind a transaction
 /// pooler ([`Pooler::Transaction`]) a server connection belongs to this
-/// process for one transaction at a time, and two things change:
+/// process for one transaction at a time, and three things change:
 ///
 /// - sqlx sends every statement in two round trips, each ending in a Sync
 ///   (parse and describe; then bind and execute), and between them a pooler
@@ -30,12 +30,13 @@ use crate::config::{DatabaseConfig, Pooler};
 ///   server connection to another client: the second half would find no
 ///   statement. So a statement outside a transaction runs in one of its own
 ///   (`BEGIN`, the statement, `COMMIT`: two more round trips, measured by
-///   `caravan loadgen --scenario pooler`), and inside a transaction the
-///   server connection stays linked.
+///   `caravan loadgen --pooler-cost`), and inside a transaction the server
+///   connection stays linked.
 /// - No statement cache: sqlx then names each statement once and never
 ///   reuses it, and the pooler's `server_reset_query = DEALLOCATE ALL`
 ///   (with `server_reset_query_always = 1`) clears the names whenever a
 ///   server connection changes hands, so two clients' names never meet.
+/// - No ping at every acquire, only after a connection idled (see `open`).
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: DatabaseConnection,
@@ -53,11 +54,6 @@ impl Db {
         &self.pool
     }
 
-    /// What stands between the service and its database.
-    pub fn pooler(&self) -> Pooler {
-        self.pooler
-    }
-
     /// Whether the database answers: a simple query, one round trip.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.pool.ping().await
@@ -71,13 +67,6 @@ impl Db {
     /// Whether each statement outside a transaction needs one of its own.
     fn alone(&self) -> bool {
         self.pooler == Pooler::Transaction
-    }
-}
-
-impl From<DatabaseConnection> for Db {
-    /// A pool directly on its database.
-    fn from(pool: DatabaseConnection) -> Self {
-        Db::new(pool, Pooler::None)
     }
 }
 
