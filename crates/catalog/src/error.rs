@@ -16,28 +16,21 @@ pub enum Error {
     /// A product id that is taken.
     #[error("product `{0}` already exists")]
     ProductExists(String),
-    /// A stored value that our own code could not have written.
-    #[error("corrupt data: {0}")]
-    Corrupt(String),
-    /// The database failed.
-    #[error("database error while {context}")]
-    Database {
-        /// What we were doing.
-        context: &'static str,
-        /// The cause.
-        #[source]
-        source: DbErr,
-    },
+    /// The store failed: the database, or data our code could not have written.
+    #[error(transparent)]
+    Store(#[from] rpc::StoreError),
 }
 
 impl Error {
     /// Wraps a database error with what we were doing, and marks the store
     /// operation it failed in as failed (`caravan_platform::db::failed`).
     pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
-        move |source| {
-            caravan_platform::db::failed(&source);
-            Error::Database { context, source }
-        }
+        move |source| Error::Store(rpc::StoreError::db(context)(source))
+    }
+
+    /// A stored value our own code could not have written.
+    pub fn corrupt(what: String) -> Error {
+        Error::Store(rpc::StoreError::Corrupt(what))
     }
 }
 
@@ -47,8 +40,7 @@ impl From<Error> for Status {
             Error::CountryNotFound(code) => rpc::not_found("caravan.catalog.v1.Country", &format!("countries/{code}")),
             Error::ProductNotFound(id) => rpc::not_found("caravan.catalog.v1.Product", &format!("products/{id}")),
             Error::ProductExists(id) => rpc::already_exists("caravan.catalog.v1.Product", &format!("products/{id}")),
-            Error::Corrupt(what) => rpc::internal("reading the catalog", &Error::Corrupt(what)),
-            Error::Database { context, source } => rpc::database(context, source),
+            Error::Store(e) => e.into(),
         }
     }
 }

@@ -75,25 +75,16 @@ pub enum Error {
     /// A bookkeeping rule broke: a bug, never the caller's fault.
     #[error("inventory invariant broken: {0}")]
     Invariant(String),
-    /// The database failed.
-    #[error("database error while {context}")]
-    Database {
-        /// What we were doing.
-        context: &'static str,
-        /// The cause.
-        #[source]
-        source: DbErr,
-    },
+    /// The store failed: the database, or data our code could not have written.
+    #[error(transparent)]
+    Store(#[from] rpc::StoreError),
 }
 
 impl Error {
     /// Wraps a database error with what we were doing, and marks the store
     /// operation it failed in as failed (`caravan_platform::db::failed`).
     pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
-        move |source| {
-            caravan_platform::db::failed(&source);
-            Error::Database { context, source }
-        }
+        move |source| Error::Store(rpc::StoreError::db(context)(source))
     }
 
     /// The refusal for a reservation that cannot take a step in `state`.
@@ -163,7 +154,7 @@ impl From<Error> for Status {
                 ]),
             ),
             Error::Invariant(_) => rpc::internal("keeping the stock books", &error_source(message)),
-            Error::Database { context, source } => rpc::database(context, source),
+            Error::Store(e) => e.into(),
         }
     }
 }

@@ -40,18 +40,9 @@ pub enum Error {
         /// Units the show has left.
         available: i64,
     },
-    /// A stored value that our own code could not have written.
-    #[error("corrupt data: {0}")]
-    Corrupt(String),
-    /// The database failed.
-    #[error("database error while {context}")]
-    Database {
-        /// What we were doing.
-        context: &'static str,
-        /// The cause.
-        #[source]
-        source: DbErr,
-    },
+    /// The store failed: the database, or data our code could not have written.
+    #[error(transparent)]
+    Store(#[from] rpc::StoreError),
 }
 
 /// What a buyer past an offer's limit is told: what the order asks for, and
@@ -69,10 +60,12 @@ impl Error {
     /// Wraps a database error with what we were doing, and marks the store
     /// operation it failed in as failed (`caravan_platform::db::failed`).
     pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
-        move |source| {
-            caravan_platform::db::failed(&source);
-            Error::Database { context, source }
-        }
+        move |source| Error::Store(rpc::StoreError::db(context)(source))
+    }
+
+    /// A stored value our own code could not have written.
+    pub fn corrupt(what: String) -> Error {
+        Error::Store(rpc::StoreError::Corrupt(what))
     }
 }
 
@@ -100,8 +93,7 @@ impl From<Error> for Status {
                 ]);
                 rpc::failed_precondition(rpc::Reason::InsufficientStock, &product, message, metadata)
             }
-            e @ Error::Corrupt(_) => rpc::internal("reading orders", &e),
-            Error::Database { context, source } => rpc::database(context, source),
+            Error::Store(e) => e.into(),
         }
     }
 }

@@ -218,6 +218,48 @@ pub fn internal(context: &str, error: &(dyn StdError + 'static)) -> Status {
     Status::internal(format!("internal error: {context}"))
 }
 
+/// What a store fails with that is never the caller's doing: the database
+/// failed, or a stored value is one caravan's code could not have written.
+/// Every service's error type wraps it (`#[from]`), so both map to a status
+/// in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A stored value that our own code could not have written.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error while {context}")]
+    Database {
+        /// What the store was doing.
+        context: &'static str,
+        /// The cause.
+        #[source]
+        source: DbErr,
+    },
+}
+
+impl StoreError {
+    /// Wraps a database error with what the store was doing, and marks the
+    /// store operation it failed in as failed ([`crate::db::failed`]).
+    pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
+        move |source| {
+            crate::db::failed(&source);
+            StoreError::Database { context, source }
+        }
+    }
+}
+
+impl From<StoreError> for Status {
+    /// Corrupt data is a bug (`INTERNAL`); a database failure is
+    /// `UNAVAILABLE` when it may pass ([`database`]).
+    fn from(error: StoreError) -> Status {
+        match error {
+            e @ StoreError::Corrupt(_) => internal("reading stored data", &e),
+            StoreError::Database { context, source } => database(context, source),
+        }
+    }
+}
+
 /// Maps a database error: one that may pass ([`crate::db::is_transient`]:
 /// a lost connection, a shutdown, a timeout, a deadlock) is `UNAVAILABLE`,
 /// which callers retry with the same request id; anything else is a bug,

@@ -84,12 +84,12 @@ impl Store {
 
 fn to_domain(row: country::Model, history: Vec<country_status::Model>) -> Result<Country, Error> {
     let country::Model { code, name_zh_cn, name_en, name_ru } = row;
-    let code = CountryCode::parse(&code).map_err(|e| Error::Corrupt(format!("countries.code: {e}")))?;
+    let code = CountryCode::parse(&code).map_err(|e| Error::corrupt(format!("countries.code: {e}")))?;
     let history = history
         .into_iter()
         .map(|s| {
             let status = ScoStatus::from_db(&s.status).ok_or_else(|| {
-                Error::Corrupt(format!("country_statuses.status `{}` of {}", s.status, s.country_code))
+                Error::corrupt(format!("country_statuses.status `{}` of {}", s.status, s.country_code))
             })?;
             Ok(StatusPeriod { status, since_year: s.since_year })
         })

@@ -401,7 +401,7 @@ fn to_domain(row: product::Model) -> Result<Product, Error> {
         create_time,
         update_time,
     } = row;
-    let corrupt = |what: &str| Error::Corrupt(format!("products.{what} of {id}"));
+    let corrupt = |what: &str| Error::corrupt(format!("products.{what} of {id}"));
     let fields = ProductFields {
         country: CountryCode::parse(&country).map_err(|_| corrupt("country"))?,
         category: Category::from_db(&category).ok_or_else(|| corrupt("category"))?,

@@ -420,7 +420,7 @@ fn to_domain(row: order::Model, lines: Vec<order_line::Model>) -> Result<Order, 
         request_key: _,
         request_id,
     } = row;
-    let state = OrderState::from_db(&state).ok_or_else(|| Error::Corrupt(format!("orders.state `{state}` of {id}")))?;
+    let state = OrderState::from_db(&state).ok_or_else(|| Error::corrupt(format!("orders.state `{state}` of {id}")))?;
     let lines = lines
         .into_iter()
         .map(|l| OrderLine {

@@ -20,7 +20,7 @@ const CHANNEL: &str = "caravan.scheduling.v1.Channel";
 fn date_of(key: i32) -> Result<NaiveDate, Error> {
     let (year, month, day) = (key / 10_000, (key / 100) % 100, key % 100);
     NaiveDate::from_ymd_opt(year, u32::try_from(month).unwrap_or(0), u32::try_from(day).unwrap_or(0))
-        .ok_or_else(|| Error::Corrupt(format!("campaign date {key}")))
+        .ok_or_else(|| Error::corrupt(format!("campaign date {key}")))
 }
 
 fn campaign_row(id: &str, fields: &CampaignFields, version: i64, now: Micros) -> campaign::ActiveModel {
@@ -217,7 +217,7 @@ fn campaign_to_domain(row: campaign::Model) -> Result<Campaign, Error> {
         create_time,
         update_time,
     } = row;
-    let time_zone = parse_time_zone(&time_zone).map_err(Error::Corrupt)?;
+    let time_zone = parse_time_zone(&time_zone).map_err(Error::corrupt)?;
     Ok(Campaign {
         id,
         fields: CampaignFields {

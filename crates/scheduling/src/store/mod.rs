@@ -122,7 +122,7 @@ impl Store {
 
 fn to_domain(row: host::Model) -> Result<Host, Error> {
     let host::Model { id, display_name, title, country, embassy, version, create_time, update_time } = row;
-    let country = CountryName::parse(&country).map_err(|e| Error::Corrupt(format!("hosts.country: {e}")))?;
+    let country = CountryName::parse(&country).map_err(|e| Error::corrupt(format!("hosts.country: {e}")))?;
     Ok(Host {
         id,
         fields: HostFields { display_name, title, country, embassy },

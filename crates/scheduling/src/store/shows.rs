@@ -345,7 +345,7 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let snapshot: String = row.try_get("", "snapshot").map_err(Error::db("reading a show's history"))?;
-                serde_json::from_str(&snapshot).map_err(|e| Error::Corrupt(format!("show history of {id}: {e}")))
+                serde_json::from_str(&snapshot).map_err(|e| Error::corrupt(format!("show history of {id}: {e}")))
             })
             .collect()
     }
@@ -494,7 +494,7 @@ async fn show_in(c: &impl ConnectionTrait, id: &str) -> Result<Show, Error> {
 /// the change, so versions are recorded gaplessly and in commit order).
 async fn record_history(c: &impl ConnectionTrait, id: &str, now: Micros) -> Result<(), Error> {
     let show = show_in(c, id).await?;
-    let snapshot = serde_json::to_string(&show).map_err(|e| Error::Corrupt(format!("encoding show {id}: {e}")))?;
+    let snapshot = serde_json::to_string(&show).map_err(|e| Error::corrupt(format!("encoding show {id}: {e}")))?;
     exec(
         c,
         "INSERT INTO show_history (show_id, version, snapshot, create_time) VALUES ($1, $2, $3, $4) \
@@ -653,7 +653,7 @@ struct ShowRow {
 impl ShowRow {
     /// The show, with its line-up; a code no state or allocation has is corrupt data.
     fn into_show(self, offers: Vec<Offer>) -> Result<Show, Error> {
-        let corrupt = |what: &str, code: i16| Error::Corrupt(format!("show {} has {what} code {code}", self.id));
+        let corrupt = |what: &str, code: i16| Error::corrupt(format!("show {} has {what} code {code}", self.id));
         let state = ShowState::from_code(self.state).ok_or_else(|| corrupt("state", self.state))?;
         let allocation =
             AllocationSync::from_code(self.allocation).ok_or_else(|| corrupt("allocation", self.allocation))?;
