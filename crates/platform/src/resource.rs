@@ -28,6 +28,31 @@ pub fn parse_name<'a>(name: &'a str, collection: &str) -> Result<&'a str, String
     }
 }
 
+/// The paths of an update's `update_mask` (every `mutable` field when the
+/// mask is absent or empty, AIP-134), each checked: an `output_only` field
+/// or one `kind` does not have is a field violation naming its index.
+pub fn mask_paths(
+    mask: Option<Vec<String>>,
+    mutable: &[&str],
+    output_only: &[&str],
+    kind: &str,
+) -> Result<Vec<String>, tonic::Status> {
+    let paths: Vec<String> = match mask {
+        Some(paths) if !paths.is_empty() => paths,
+        _ => mutable.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    let mut violations = crate::error::FieldViolations::new();
+    for (i, path) in paths.iter().enumerate() {
+        if output_only.contains(&path.as_str()) {
+            violations.add(format!("update_mask.paths[{i}]"), format!("`{path}` is output only"));
+        } else if !mutable.contains(&path.as_str()) {
+            violations.add(format!("update_mask.paths[{i}]"), format!("`{path}` is not a field of {kind}"));
+        }
+    }
+    violations.into_result()?;
+    Ok(paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

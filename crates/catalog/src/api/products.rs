@@ -223,19 +223,7 @@ impl CatalogApi {
         let id = resource::parse_name(&product.name, "products")
             .map_err(|e| invalid_argument("product.name", e))?
             .to_owned();
-        let paths: Vec<String> = match update_mask {
-            Some(mask) if !mask.paths.is_empty() => mask.paths,
-            _ => MUTABLE.iter().map(|p| (*p).to_owned()).collect(),
-        };
-        let mut violations = FieldViolations::new();
-        for (i, path) in paths.iter().enumerate() {
-            if OUTPUT_ONLY.contains(&path.as_str()) {
-                violations.add(format!("update_mask.paths[{i}]"), format!("`{path}` is output only"));
-            } else if !MUTABLE.contains(&path.as_str()) {
-                violations.add(format!("update_mask.paths[{i}]"), format!("`{path}` is not a field of Product"));
-            }
-        }
-        violations.into_result()?;
+        let paths = resource::mask_paths(update_mask.map(|m| m.paths), &MUTABLE, &OUTPUT_ONLY, "Product")?;
         let etag = product.etag.clone();
         // Read, merge the masked fields, write only if nothing changed meanwhile.
         for _ in 0..3 {

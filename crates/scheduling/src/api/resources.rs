@@ -21,29 +21,6 @@ const HOST: &str = "caravan.scheduling.v1.Host";
 /// How many times an update re-reads after losing a race to another writer.
 const UPDATE_ATTEMPTS: usize = 3;
 
-/// The paths of `update_mask` (all `mutable` when empty), each checked.
-pub(super) fn mask_paths(
-    mask: Option<prost_types::FieldMask>,
-    mutable: &[&str],
-    output_only: &[&str],
-    kind: &str,
-) -> Result<Vec<String>, Status> {
-    let paths: Vec<String> = match mask {
-        Some(mask) if !mask.paths.is_empty() => mask.paths,
-        _ => mutable.iter().map(|p| (*p).to_owned()).collect(),
-    };
-    let mut violations = FieldViolations::new();
-    for (i, path) in paths.iter().enumerate() {
-        if output_only.contains(&path.as_str()) {
-            violations.add(format!("update_mask.paths[{i}]"), format!("`{path}` is output only"));
-        } else if !mutable.contains(&path.as_str()) {
-            violations.add(format!("update_mask.paths[{i}]"), format!("`{path}` is not a field of {kind}"));
-        }
-    }
-    violations.into_result()?;
-    Ok(paths)
-}
-
 fn date_from_pb(date: Option<types::Date>, field: &str, violations: &mut FieldViolations) -> Option<NaiveDate> {
     match date {
         None => {
@@ -216,8 +193,8 @@ impl SchedulingApi {
         let id = resource::parse_name(&campaign.name, "campaigns")
             .map_err(|e| invalid_argument("campaign.name", e))?
             .to_owned();
-        let paths = mask_paths(
-            update_mask,
+        let paths = resource::mask_paths(
+            update_mask.map(|m| m.paths),
             &["title", "organiser", "start_date", "end_date", "time_zone"],
             &["name", "etag", "create_time", "update_time"],
             "Campaign",
@@ -274,8 +251,8 @@ impl SchedulingApi {
         let id = resource::parse_name(&channel.name, "channels")
             .map_err(|e| invalid_argument("channel.name", e))?
             .to_owned();
-        let paths = mask_paths(
-            update_mask,
+        let paths = resource::mask_paths(
+            update_mask.map(|m| m.paths),
             &["platform", "display_name", "partner"],
             &["name", "etag", "create_time", "update_time"],
             "Channel",
@@ -312,8 +289,8 @@ impl SchedulingApi {
         let pb::UpdateHostRequest { host, update_mask, request_id: _ } = request;
         let host = host.ok_or_else(|| invalid_argument("host", "is required"))?;
         let id = resource::parse_name(&host.name, "hosts").map_err(|e| invalid_argument("host.name", e))?.to_owned();
-        let paths = mask_paths(
-            update_mask,
+        let paths = resource::mask_paths(
+            update_mask.map(|m| m.paths),
             &["display_name", "title", "country", "embassy"],
             &["name", "etag", "create_time", "update_time"],
             "Host",

@@ -9,10 +9,7 @@ use caravan_proto::{micros_from_timestamp, scheduling::v1 as pb, timestamp_from_
 use sha2::{Digest as _, Sha256};
 use tonic::Status;
 
-use super::{
-    SchedulingApi,
-    resources::{mask_paths, text_from_pb},
-};
+use super::{SchedulingApi, resources::text_from_pb};
 use crate::{
     domain::{self, AllocationSync, Money, Offer, Show, ShowFields, ShowState, Text},
     error::Error,
@@ -405,8 +402,8 @@ impl SchedulingApi {
         let pb::UpdateShowRequest { show, update_mask, request_id: _ } = request;
         let show = show.ok_or_else(|| invalid_argument("show", "is required"))?;
         let id = resource::parse_name(&show.name, "shows").map_err(|e| invalid_argument("show.name", e))?.to_owned();
-        let paths = mask_paths(
-            update_mask,
+        let paths = resource::mask_paths(
+            update_mask.map(|m| m.paths),
             &["title", "host", "start_time", "end_time", "offers"],
             &[
                 "name",
