@@ -400,6 +400,9 @@ impl ServiceConfig {
             duration_or(env, "CARAVAN_DB_STATEMENT_TIMEOUT", config.database.statement_timeout)?;
         config.database.busy_timeout = duration_or(env, "CARAVAN_DB_BUSY_TIMEOUT", config.database.busy_timeout)?;
         config.database.idle_timeout = duration_or(env, "CARAVAN_DB_IDLE_TIMEOUT", config.database.idle_timeout)?;
+        if config.database.idle_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::new("CARAVAN_DB_IDLE_TIMEOUT", "must be at least 1s"));
+        }
         config.database.pooler = parse_or(env, "CARAVAN_DB_POOLER", Pooler::None)?;
         if config.database.pooler == Pooler::Transaction {
             if !config.database.is_postgres() {
@@ -792,6 +795,7 @@ mod tests {
         check("CARAVAN_FAILPOINT", "orders.nowhere");
         check("CARAVAN_DB_POOLER", "pgbouncer");
         check("CARAVAN_DB_IDLE_TIMEOUT", "a while");
+        check("CARAVAN_DB_IDLE_TIMEOUT", "0s");
     }
 
     #[test]
