@@ -3,7 +3,6 @@
 
 use std::{marker::PhantomData, net::SocketAddr, time::Duration};
 
-use crate::db::Db;
 use anyhow::Context as _;
 use sea_orm_migration::MigratorTrait;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +12,7 @@ use crate::{
     auth::{Check, ServerAuth, rate::RateLimits},
     client::{Balancing, ChannelOptions, TracedChannel},
     config::{Authentication, MigrateMode, ServiceConfig, ServiceKind},
-    db,
+    db::{self, Db},
     failpoint::Failpoints,
     idempotency::{Idempotency, IdempotencyConfig},
     schema,

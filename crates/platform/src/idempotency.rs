@@ -34,10 +34,9 @@
 //! request id is new — batched across concurrent callers — so a refusal known
 //! from memory costs no write either.
 
-use caravan_macros::store_op;
 use std::{collections::HashMap, future::Future, time::Duration};
 
-use crate::db::Db;
+use caravan_macros::store_op;
 use prost::Message;
 use sea_orm::{ConnectionTrait, DbErr, SqlErr, Statement, Value};
 use sea_orm_migration::{
@@ -51,7 +50,7 @@ use tonic_types::StatusExt as _;
 
 use crate::{
     batch::Batcher,
-    db::placeholder,
+    db::{Db, placeholder},
     deadline,
     error::invalid_argument,
     time::{Micros, SharedClock},

@@ -26,12 +26,13 @@
 
 use std::collections::HashSet;
 
-use crate::db::Db;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::{
     MigrationName, MigrationTrait, MigratorTrait, SchemaManager, async_trait,
     prelude::{Alias, ColumnDef, Table},
 };
+
+use crate::db::Db;
 
 /// The table holding the oldest migration a binary must know.
 const TABLE: &str = "schema_compatibility";

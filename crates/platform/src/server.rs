@@ -7,7 +7,6 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use crate::db::Db;
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +19,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     auth::ServerAuth,
     config::ServiceKind,
+    db::Db,
     rpc::{DatabaseCircuit, ServerLayer},
     telemetry::ServiceTelemetry,
 };

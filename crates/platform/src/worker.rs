@@ -16,13 +16,12 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use crate::db::Db;
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
-    db::placeholder,
+    db::{Db, placeholder},
     rpc::span_context_of,
     telemetry::ServiceTelemetry,
     time::{Micros, SharedClock},

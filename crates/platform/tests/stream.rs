@@ -7,9 +7,9 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use caravan_platform::db::Db;
 use caravan_platform::{
     config::ServiceKind,
+    db::Db,
     stream::{Changes, Delivery, Feed, Hub, HubConfig, Subscription},
 };
 use caravan_testkit::TestDatabase;

@@ -13,9 +13,9 @@ use std::{
     time::Duration,
 };
 
-use caravan_platform::db::Db;
 use caravan_platform::{
     config::{LogConfig, LogFormat, ServiceKind},
+    db::Db,
     telemetry::ServiceTelemetry,
     time::{ManualClock, Micros, SharedClock},
     worker::{Claimed, ItemTable, Job, Next, Worker, WorkerConfig, lease_columns},

@@ -6,9 +6,9 @@ mod products;
 
 pub use products::{Changed, ProductFilter};
 
-use caravan_macros::store_op;
 use std::collections::BTreeMap;
 
+use caravan_macros::store_op;
 use caravan_platform::db::Db;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 

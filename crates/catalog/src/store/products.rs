@@ -2,9 +2,9 @@
 //! statement that makes it, so a stale etag or a state that moved meanwhile
 //! changes nothing.
 
-use caravan_macros::store_op;
 use std::sync::Arc;
 
+use caravan_macros::store_op;
 use caravan_platform::time::Micros;
 use sea_orm::{
     ActiveValue::Set,

@@ -12,9 +12,9 @@
 //! commit. Every reservation is recorded as if made alone; the books'
 //! invariants hold after every batch.
 
-use caravan_macros::store_op;
 use std::collections::HashSet;
 
+use caravan_macros::store_op;
 use caravan_platform::{
     db::{params, row_chunks},
     time::Micros,

@@ -16,8 +16,7 @@ pub use reservations::Ending;
 pub use stock::Correction;
 
 use caravan_macros::store_op;
-use caravan_platform::db::Db;
-use caravan_platform::time::Micros;
+use caravan_platform::{db::Db, time::Micros};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 
 use crate::{

@@ -1,8 +1,8 @@
 //! Stock levels, receipts, adjustments and the ledger.
 
-use caravan_macros::store_op;
 use std::collections::HashMap;
 
+use caravan_macros::store_op;
 use caravan_platform::time::Micros;
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 

@@ -5,13 +5,12 @@ mod demand;
 mod entity;
 mod sales;
 
-use caravan_macros::store_op;
 use std::collections::HashMap;
 
-use caravan_platform::db::Db;
+use caravan_macros::store_op;
 use caravan_platform::{
     batch::Batcher,
-    db::{exec, query},
+    db::{Db, exec, query},
     idempotency::Claim,
     time::Micros,
 };

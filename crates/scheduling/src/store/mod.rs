@@ -8,8 +8,7 @@ mod shows;
 pub use shows::{ALLOCATION_GRACE, LIVE_OFFERS_TTL, Transition};
 
 use caravan_macros::store_op;
-use caravan_platform::db::Db;
-use caravan_platform::time::Micros;
+use caravan_platform::{db::Db, time::Micros};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 
 use crate::{
