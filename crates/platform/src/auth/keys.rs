@@ -221,49 +221,6 @@ fn read(path: &Path) -> Result<Vec<KeyEntry>, String> {
     parse(&text).map_err(|e| format!("keys file {}: {e}", path.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_keys_are_256_bits_and_authenticate_by_hash() {
-        let key = generate();
-        assert!(key.starts_with(KEY_PREFIX));
-        assert_eq!(key.len(), KEY_PREFIX.len() + 64);
-        assert_ne!(generate(), key);
-        let store = KeyStore::new(vec![KeyEntry::for_key(&key, Principal::partner("hema-shop", "hema"))]);
-        assert_eq!(store.authenticate(&key).unwrap().partner.as_deref(), Some("hema"));
-        assert_eq!(store.authenticate(&generate()), None);
-        assert_eq!(store.authenticate(""), None);
-    }
-
-    #[test]
-    fn keys_files_round_trip_and_errors_name_the_line() {
-        let entries = vec![
-            KeyEntry::for_key("a", Principal::partner("hema-shop", "hema")),
-            KeyEntry::for_key("b", Principal { id: "ops".into(), kind: Kind::Operator, partner: None }),
-            KeyEntry::for_key("c", Principal { id: "svc-orders".into(), kind: Kind::Service, partner: None }),
-        ];
-        let text = format!("# keys\n\n{}\n", entries.iter().map(KeyEntry::to_line).collect::<Vec<_>>().join("\n"));
-        assert_eq!(parse(&text).unwrap(), entries);
-        for (bad, line) in [
-            ("zz operator x", "line 1"),
-            ("\nabcd operator x", "line 2"),
-            (&format!("{} partner x", hex::encode([0u8; 32])), "line 1: a partner key names its partner"),
-            (&format!("{} king x", hex::encode([0u8; 32])), "line 1"),
-        ] {
-            let err = parse(bad).unwrap_err();
-            assert!(err.starts_with(line), "{err}");
-        }
-    }
-
-    #[test]
-    fn debug_never_shows_a_hash() {
-        let entry = KeyEntry::for_key("secret", Principal::partner("p", "hema"));
-        assert!(!format!("{entry:?}").contains(&hex::encode(entry.hash)));
-    }
-}
-
 /// A service's own key, sent as `authorization: Bearer <key>` on its calls
 /// to other services. From a file, it is re-read when the file changes
 /// ([`ServiceKey::watch`]), so a rotated key is sent within the reload
@@ -332,4 +289,47 @@ fn bearer_header(key: &str) -> Result<http::HeaderValue, String> {
         .map_err(|_| "a service key must be printable ASCII without spaces".to_owned())?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_256_bits_and_authenticate_by_hash() {
+        let key = generate();
+        assert!(key.starts_with(KEY_PREFIX));
+        assert_eq!(key.len(), KEY_PREFIX.len() + 64);
+        assert_ne!(generate(), key);
+        let store = KeyStore::new(vec![KeyEntry::for_key(&key, Principal::partner("hema-shop", "hema"))]);
+        assert_eq!(store.authenticate(&key).unwrap().partner.as_deref(), Some("hema"));
+        assert_eq!(store.authenticate(&generate()), None);
+        assert_eq!(store.authenticate(""), None);
+    }
+
+    #[test]
+    fn keys_files_round_trip_and_errors_name_the_line() {
+        let entries = vec![
+            KeyEntry::for_key("a", Principal::partner("hema-shop", "hema")),
+            KeyEntry::for_key("b", Principal { id: "ops".into(), kind: Kind::Operator, partner: None }),
+            KeyEntry::for_key("c", Principal { id: "svc-orders".into(), kind: Kind::Service, partner: None }),
+        ];
+        let text = format!("# keys\n\n{}\n", entries.iter().map(KeyEntry::to_line).collect::<Vec<_>>().join("\n"));
+        assert_eq!(parse(&text).unwrap(), entries);
+        for (bad, line) in [
+            ("zz operator x", "line 1"),
+            ("\nabcd operator x", "line 2"),
+            (&format!("{} partner x", hex::encode([0u8; 32])), "line 1: a partner key names its partner"),
+            (&format!("{} king x", hex::encode([0u8; 32])), "line 1"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with(line), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_a_hash() {
+        let entry = KeyEntry::for_key("secret", Principal::partner("p", "hema"));
+        assert!(!format!("{entry:?}").contains(&hex::encode(entry.hash)));
+    }
 }
