@@ -11,7 +11,7 @@ mod common;
 use std::{
     net::SocketAddr,
     os::unix::process::ExitStatusExt as _,
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -27,7 +27,7 @@ use caravan_proto::{
     },
 };
 use caravan_testkit::{Caller, KeyedChannel, TestDatabase, TestServer, eventually, health_status, write_test_keys};
-use common::{Spawned, free_addr, stop};
+use common::{Spawned, free_addr, serve, stop};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt as _;
@@ -99,17 +99,11 @@ impl Drill {
     /// Starts `caravan serve orders`, with `failpoint` armed, and waits until it serves.
     async fn orders(&self, failpoint: Option<&str>) -> Spawned {
         let log = std::fs::File::options().create(true).append(true).open(self.dir.path().join("orders.log")).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
+        let keys = self.dir.path().join("keys.txt");
+        let mut command = serve(ServiceKind::Orders, self.orders_addr, &self.orders_db, &keys);
         command
-            .args(["serve", "orders"])
-            .env_clear()
             .env("CARAVAN_LOG", "warn,caravan_orders=info,opentelemetry=off")
-            .env("CARAVAN_METRICS_ADDR", "off")
-            .env("CARAVAN_LISTEN_ADDR", self.orders_addr.to_string())
-            .env("CARAVAN_DATABASE_URL", self.orders_db.config().url.expose())
-            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
             .env("CARAVAN_DRAIN_DELAY", "0s")
-            .env("CARAVAN_KEYS_FILE", self.dir.path().join("keys.txt"))
             .env("CARAVAN_SERVICE_KEY_FILE", self.dir.path().join("orders.key"))
             .env("CARAVAN_CATALOG_URL", format!("http://{}", self.catalog.addr()))
             .env("CARAVAN_INVENTORY_URL", format!("http://{}", self.inventory.addr()))
@@ -118,7 +112,6 @@ impl Drill {
             .env("CARAVAN_PAYMENT_WINDOW", PAYMENT_WINDOW)
             .env("CARAVAN_RESERVATION_TTL", "60s")
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", self.otlp))
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
         if let Some(failpoint) = failpoint {

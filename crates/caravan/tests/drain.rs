@@ -10,7 +10,7 @@ mod common;
 use std::{
     net::SocketAddr,
     pin::Pin,
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -24,7 +24,7 @@ use caravan_platform::{
 };
 use caravan_proto::catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient};
 use caravan_testkit::{Caller, TestDatabase, health_status, write_test_keys};
-use common::{Spawned, free_addr, serving};
+use common::{Spawned, free_addr, serve, serving};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -49,26 +49,17 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
     let keys = write_test_keys(dir.path()).unwrap();
     let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
     let (a, b) = (free_addr(), free_addr());
-    let serve = |addr: SocketAddr| {
-        let child = Command::new(env!("CARGO_BIN_EXE_caravan"))
-            .args(["serve", "catalog"])
-            .env_clear()
-            .env("CARAVAN_LOG", "warn")
-            .env("CARAVAN_METRICS_ADDR", "off")
-            .env("CARAVAN_LISTEN_ADDR", addr.to_string())
-            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
-            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+    let replica = |addr: SocketAddr| {
+        let child = serve(ServiceKind::Catalog, addr, &database, &keys)
             .env("CARAVAN_MIGRATE", "verify")
-            .env("CARAVAN_KEYS_FILE", &keys)
             .env("CARAVAN_SHUTDOWN_GRACE", "5s")
             .env("CARAVAN_DRAIN_DELAY", "1s")
-            .stdin(Stdio::null())
             .spawn()
             .unwrap();
         Spawned(child)
     };
-    let mut leaving = serve(a);
-    let mut staying = serve(b);
+    let mut leaving = replica(a);
+    let mut staying = replica(b);
     serving(a).await;
     serving(b).await;
 
@@ -204,21 +195,12 @@ async fn the_exit_after_sigterm_fits_the_budget_the_pods_grace_period_is_sized_f
     let addr = free_addr();
     let grace = Duration::from_secs(3);
     let mut child = Spawned(
-        Command::new(env!("CARGO_BIN_EXE_caravan"))
-            .args(["serve", "inventory"])
-            .env_clear()
-            .env("CARAVAN_LOG", "warn")
-            .env("CARAVAN_METRICS_ADDR", "off")
-            .env("CARAVAN_LISTEN_ADDR", addr.to_string())
-            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
-            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+        serve(ServiceKind::Inventory, addr, &database, &keys)
             .env("CARAVAN_MIGRATE", "verify")
-            .env("CARAVAN_KEYS_FILE", &keys)
             .env("CARAVAN_SHUTDOWN_GRACE", "3s")
             .env("CARAVAN_DRAIN_DELAY", "1s")
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
             .env("OTEL_TRACES_SAMPLER", "always_on")
-            .stdin(Stdio::null())
             .spawn()
             .unwrap(),
     );

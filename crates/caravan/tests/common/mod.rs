@@ -19,6 +19,25 @@ use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest, orders_servic
 use caravan_testkit::{TestDatabase, eventually, health_status, write_test_keys};
 use tonic_health::pb::health_check_response::ServingStatus;
 
+/// `caravan serve <kind>` listening on `listen`, on `database`, accepting
+/// the keys of the keys file `keys`, with nothing inherited from the test's
+/// environment: what every process test starts from, adding its own
+/// variables (a later `env` of the same name wins).
+pub fn serve(kind: ServiceKind, listen: SocketAddr, database: &TestDatabase, keys: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
+    command
+        .args(["serve", kind.as_str()])
+        .env_clear()
+        .env("CARAVAN_LOG", "warn")
+        .env("CARAVAN_METRICS_ADDR", "off")
+        .env("CARAVAN_LISTEN_ADDR", listen.to_string())
+        .env("CARAVAN_DATABASE_URL", database.config().url.expose())
+        .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
+        .env("CARAVAN_KEYS_FILE", keys)
+        .stdin(Stdio::null());
+    command
+}
+
 /// A loopback address no one listens on (yet), below the ephemeral range
 /// (32768 and up), where the outgoing connections of parallel tests would
 /// otherwise take it before the child process binds it. Never the same port
@@ -136,19 +155,11 @@ impl Services {
         addrs: &HashMap<ServiceKind, SocketAddr>,
         metrics: &HashMap<ServiceKind, SocketAddr>,
     ) -> Result<Child, String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_caravan"));
+        let mut command = serve(kind, addrs[&kind], database, Path::new(keys));
         command
-            .args(["serve", kind.as_str()])
-            .env_clear()
-            .env("CARAVAN_LOG", "warn")
             .env("CARAVAN_METRICS_ADDR", metrics[&kind].to_string())
-            .env("CARAVAN_LISTEN_ADDR", addrs[&kind].to_string())
-            .env("CARAVAN_DATABASE_URL", database.config().url.expose())
-            .env("CARAVAN_DB_MAX_CONNECTIONS", "2")
             .env("CARAVAN_DRAIN_DELAY", "0s")
-            .env("CARAVAN_KEYS_FILE", keys)
-            .env("CARAVAN_SERVICE_KEY_FILE", dir.join(format!("{kind}.key")))
-            .stdin(Stdio::null());
+            .env("CARAVAN_SERVICE_KEY_FILE", dir.join(format!("{kind}.key")));
         for upstream in kind.upstreams() {
             command.env(upstream.url_variable(), format!("http://{}", addrs[upstream]));
         }
