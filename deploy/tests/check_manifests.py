@@ -196,6 +196,20 @@ def check_prod(docs, config):
     check("otlp" in pipeline.get("receivers", []) and pipeline.get("exporters"), "otel-collector: receives OTLP, exports onward")
     check(config.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").endswith("otel-collector:4317"), "services export to otel-collector")
     check(config.get("OTEL_TRACES_SAMPLER"), "a sampler is set")
+    for name, deployment in by_kind(docs, "Deployment").items():
+        if name not in SERVICES:
+            continue
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = container.get("env", [])
+        names = [e["name"] for e in env]
+        field = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in env}
+        resource = next((e.get("value", "") for e in env if e["name"] == "OTEL_RESOURCE_ATTRIBUTES"), "")
+        check(field.get("POD_NAME") == "metadata.name" and field.get("POD_NAMESPACE") == "metadata.namespace",
+              f"{name}: the pod's name and namespace from the downward API")
+        check("k8s.pod.name=$(POD_NAME)" in resource and "k8s.namespace.name=$(POD_NAMESPACE)" in resource
+              and "OTEL_RESOURCE_ATTRIBUTES" in names
+              and names.index("OTEL_RESOURCE_ATTRIBUTES") > max(names.index("POD_NAME"), names.index("POD_NAMESPACE")),
+              f"{name}: spans carry k8s.pod.name and k8s.namespace.name (defined after what they refer to)")
     routes = by_kind(docs, "GRPCRoute")
     route = routes.get("caravan-partners")
     if check(route, "GRPCRoute caravan-partners (the partners' entry point)"):

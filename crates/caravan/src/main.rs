@@ -301,12 +301,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let service_name = match &plan {
-        Plan::Serve { config, .. } => config.service.as_str(),
-        _ => "caravan",
+    // Spans are named after the service `serve` runs; `up` names each
+    // service's own.
+    let (service_name, services): (_, &[ServiceKind]) = match &plan {
+        Plan::Serve { config, .. } => (config.service.as_str(), &[]),
+        Plan::Up(_) => ("caravan", &ServiceKind::ALL),
+        _ => ("caravan", &[]),
     };
     // The exporter's channel needs the runtime.
-    let telemetry = match runtime.block_on(async { Telemetry::init(&log, &otel, service_name) }) {
+    let telemetry = match runtime.block_on(async { Telemetry::init(&log, &otel, service_name, services) }) {
         Ok(telemetry) => Arc::new(telemetry),
         Err(e) => {
             eprintln!("caravan: {e:#}");

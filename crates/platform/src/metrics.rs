@@ -33,9 +33,9 @@ pub struct Metrics {
     /// `caravan_db_errors_total{service, error_type}`: store operations the
     /// database failed ([`crate::db::failed`]), by the span's `error.type`.
     pub db_errors: IntCounterVec,
-    /// `caravan_spans_total{service, outcome}`: finished spans by what became
-    /// of them — `exported`, `rejected` (by the collector), `failed` (the
-    /// export failed for good) or `dropped` (the exporter's queue was full).
+    /// `caravan_spans_total{service, outcome}`: sampled spans by what became
+    /// of their export — `exported`, or `failed` (for good, after the
+    /// exporter's retries).
     pub spans: IntCounterVec,
     /// `caravan_keys_reloads_total{outcome}`: changes of the keys file seen
     /// while serving — `reloaded`, or `refused` (it did not parse; the
@@ -86,10 +86,7 @@ impl Metrics {
             &["service", "error_type"],
         )?;
         let spans = IntCounterVec::new(
-            Opts::new(
-                "caravan_spans_total",
-                "Finished spans by what became of them (exported, rejected, failed, dropped)",
-            ),
+            Opts::new("caravan_spans_total", "Sampled spans by what became of their export (exported, failed)"),
             &["service", "outcome"],
         )?;
         registry.register(Box::new(server_duration.clone()))?;

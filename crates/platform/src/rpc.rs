@@ -188,27 +188,30 @@ where
             }
             Err(_) => (None, None, None),
         };
+        // The caller's trace, which this call continues (and whose sampling
+        // it follows).
+        let parent = extract_trace_context(request.headers());
         // String fields as `&str`, not `%`: the OpenTelemetry layer copies a
         // string as it is, but formats a `Display` value first.
         let span = tracing::dispatcher::with_default(&shared.dispatch, || {
-            tracing::info_span!(
-                "rpc.server",
-                otel.name = method,
-                otel.kind = "server",
-                otel.status_code = Empty,
-                rpc.system = "grpc",
-                rpc.service = rpc_service,
-                rpc.method = rpc_method,
-                rpc.grpc.status_code = Empty,
-                server.address = authority,
-                server.port = i64::from(shared.port),
-                enduser.id = id,
-                caravan.principal.kind = kind,
-                caravan.on_behalf_of = on_behalf_of,
-            )
+            crate::telemetry::span_in_trace(parent.as_ref(), shared.service, || {
+                tracing::info_span!(
+                    "rpc.server",
+                    otel.name = method,
+                    otel.kind = "server",
+                    otel.status_code = Empty,
+                    rpc.system = "grpc",
+                    rpc.service = rpc_service,
+                    rpc.method = rpc_method,
+                    rpc.grpc.status_code = Empty,
+                    server.address = authority,
+                    server.port = i64::from(shared.port),
+                    enduser.id = id,
+                    caravan.principal.kind = kind,
+                    caravan.on_behalf_of = on_behalf_of,
+                )
+            })
         });
-        let parent = extract_trace_context(request.headers());
-        crate::telemetry::continue_trace(&span, parent.as_ref(), shared.service);
         let method = method.to_owned();
         let start = Instant::now();
 

@@ -217,12 +217,15 @@ impl<J: Job> Worker<J> {
     async fn drive(&self, item: &Claimed) -> Result<(), DbErr> {
         let span = tracing::dispatcher::with_default(&self.telemetry.dispatch, || {
             // A new trace per run (no parent), linked to the one that created the item.
-            let service = self.telemetry.service.map_or("", |s| s.as_str());
-            tracing::info_span!(parent: None, "worker.run", otel.name = self.job.name(), otel.kind = "internal", job = self.job.name(), item = %item.id, service)
+            let open = || {
+                let service = self.telemetry.service.map_or("", |s| s.as_str());
+                tracing::info_span!(parent: None, "worker.run", otel.name = self.job.name(), otel.kind = "internal", job = self.job.name(), item = %item.id, service)
+            };
+            match self.telemetry.service {
+                Some(service) => crate::telemetry::span_in_trace(None, service, open),
+                None => open(),
+            }
         });
-        if let Some(service) = self.telemetry.service {
-            crate::telemetry::continue_trace(&span, None, service);
-        }
         if let Some(link) = span_context_of(&item.traceparent) {
             crate::telemetry::add_link(&span, link);
         }

@@ -33,7 +33,10 @@ use caravan_platform::{
     },
     config::{Authentication, DatabaseConfig, ServiceConfig, ServiceKind},
 };
+mod otlp;
+
 pub use caravan_platform::{client::health_status, error::violated_fields};
+pub use otlp::{Export, OtlpReceiver};
 
 /// Every PostgreSQL database the harness creates starts with this.
 pub const PG_TEST_PREFIX: &str = "caravan_test_";
@@ -505,64 +508,4 @@ fn db_failure_fields(wrap: impl FnOnce(sea_orm::DbErr)) -> std::collections::Has
         span.in_scope(|| wrap(sea_orm::DbErr::Custom("the disk is on fire".into())));
     });
     recorded.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-}
-
-/// An OTLP/gRPC trace receiver, as a collector is: it keeps every span it
-/// is sent with the `service.name` of its resource, and takes gzip.
-#[derive(Debug, Clone, Default)]
-pub struct OtlpReceiver(Arc<std::sync::Mutex<Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)>>>);
-
-#[tonic::async_trait]
-impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for OtlpReceiver {
-    async fn export(
-        &self,
-        request: tonic::Request<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
-    ) -> Result<
-        tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>,
-        tonic::Status,
-    > {
-        use opentelemetry_proto::tonic::common::v1::any_value::Value;
-        let mut spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .into_iter()
-                .flat_map(|r| r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value?.value)
-                .map(|v| match v {
-                    Value::StringValue(s) => s,
-                    other => format!("{other:?}"),
-                })
-                .unwrap_or_default();
-            for scope_spans in resource_spans.scope_spans {
-                spans.extend(scope_spans.spans.into_iter().map(|span| (service.clone(), span)));
-            }
-        }
-        Ok(tonic::Response::new(Default::default()))
-    }
-}
-
-impl OtlpReceiver {
-    /// Starts a receiver on a free loopback port.
-    pub async fn start() -> std::io::Result<(OtlpReceiver, std::net::SocketAddr)> {
-        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
-        let receiver = OtlpReceiver::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(
-                    TraceServiceServer::new(receiver.clone())
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-        );
-        Ok((receiver, addr))
-    }
-
-    /// Every span received so far, with its `service.name`.
-    pub fn spans(&self) -> Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
 }

@@ -136,10 +136,19 @@ pub struct LoadgenArgs {
     pub compare: bool,
     /// The cost of tracing: run the scenario against two `caravan up` suites
     /// of this binary's own (temporary data, free ports, no rate limit), one
-    /// exporting every span over OTLP/gRPC to a receiver in the load
+    /// exporting its sampled spans over OTLP/gRPC to a receiver in the load
     /// generator, one not tracing, and compare them per server CPU-second.
     #[arg(long)]
     pub tracing_cost: bool,
+    /// With --tracing-cost: the share of traces the traced suite samples
+    /// (`parentbased_traceidratio`; 1 is `always_on`). Production samples 0.1.
+    #[arg(long, default_value_t = 1.0, requires = "tracing_cost", value_parser = ratio)]
+    pub tracing_ratio: f64,
+    /// With --tracing-cost: trace through the standard tracing-opentelemetry
+    /// bridge instead of caravan's span layer (a binary built with
+    /// `--features bridge-comparison`).
+    #[arg(long, requires = "tracing_cost")]
+    pub tracing_bridge: bool,
     /// The cost of a transaction pooler: run the scenario against two
     /// `caravan up` suites of this binary's own on the --suite-postgres
     /// server, one reaching it directly and one through the transaction-
@@ -283,24 +292,34 @@ pub struct Target {
 }
 
 /// `--tracing-cost`: scenario `name` against two suites of this binary's
-/// own, one exporting every span to a receiver in the generator and one not
-/// tracing, both running throughout, measured in alternating rounds; answers
+/// own, one exporting the spans of `--tracing-ratio` of its traces to a
+/// receiver in the generator and one not tracing, both running throughout, measured in alternating rounds; answers
 /// each suite's rounds combined, tracing off first.
 async fn tracing_cost(
     name: &str,
     args: &LoadgenArgs,
     config: &LoadConfig,
 ) -> anyhow::Result<Vec<(Report, Measurement)>> {
+    anyhow::ensure!(
+        !args.tracing_bridge || cfg!(feature = "bridge-comparison"),
+        "--tracing-bridge needs a binary built with --features bridge-comparison"
+    );
     let sink = suite::SpanSink::start().await?;
     let server = args.suite_postgres.as_deref();
+    let tracing = suite::Tracing { collector: sink.addr(), ratio: args.tracing_ratio, bridge: args.tracing_bridge };
     let off = suite::SpawnedSuite::launch(None, server.map(|url| (url, "caravan_lg_off")), None).await?;
-    let on = suite::SpawnedSuite::launch(Some(sink.addr()), server.map(|url| (url, "caravan_lg_on")), None).await?;
+    let on = suite::SpawnedSuite::launch(Some(tracing), server.map(|url| (url, "caravan_lg_on")), None).await?;
     let spans_before = sink.spans();
+    let traced = format!(
+        "tracing {} % ({})",
+        args.tracing_ratio * 100.0,
+        if args.tracing_bridge { "tracing-opentelemetry" } else { "caravan's layer" }
+    );
     let variants = [
         Variant { label: format!("{name}, tracing off"), target: off.target(name), counters: None },
-        Variant { label: format!("{name}, tracing 100 %"), target: on.target(name), counters: None },
+        Variant { label: format!("{name}, {traced}"), target: on.target(name), counters: None },
     ];
-    let runs = alternate(name, variants, "tracing 100 % / off", args, config).await?;
+    let runs = alternate(name, variants, &format!("{traced} / off"), args, config).await?;
     let exported = sink.spans() - spans_before;
     off.stop().await;
     on.stop().await;
@@ -621,6 +640,11 @@ pub(crate) async fn measure<S: Scenario>(
     };
     let correctness = scenario.check().await?;
     Ok((Report::new(name, &measurement, cpu, correctness), measurement))
+}
+
+/// A share in (0, 1].
+fn ratio(raw: &str) -> Result<f64, String> {
+    raw.parse::<f64>().ok().filter(|r| *r > 0.0 && *r <= 1.0).ok_or_else(|| format!("`{raw}` is not a share in (0, 1]"))
 }
 
 #[cfg(test)]

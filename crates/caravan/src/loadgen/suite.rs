@@ -76,6 +76,18 @@ impl SpanSink {
     }
 }
 
+/// How a spawned suite traces: every span of a `ratio` of its traces
+/// (`parentbased_traceidratio`, or `always_on` at 1) exported to
+/// `collector`, through caravan's span layer or, with `bridge`, the
+/// `tracing-opentelemetry` bridge (a binary built with the
+/// `bridge-comparison` feature).
+#[derive(Debug, Clone, Copy)]
+pub struct Tracing {
+    pub collector: SocketAddr,
+    pub ratio: f64,
+    pub bridge: bool,
+}
+
 /// A `caravan up` the load generator started.
 #[derive(Debug)]
 pub struct SpawnedSuite {
@@ -106,12 +118,12 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl SpawnedSuite {
-    /// Starts `caravan up` (this binary), exporting every span to `otlp` when
+    /// Starts `caravan up` (this binary), tracing as `tracing` says when
     /// given, its data in SQLite files or, with `postgres` (a server URL and
     /// a name prefix), in fresh databases `<prefix>_<service>` there,
     /// reached through the transaction-pooling PgBouncer `pooler` if given.
     async fn start(
-        otlp: Option<SocketAddr>,
+        tracing: Option<Tracing>,
         postgres: Option<(&str, &str)>,
         pooler: Option<&str>,
     ) -> anyhow::Result<SpawnedSuite> {
@@ -144,10 +156,18 @@ impl SpawnedSuite {
                 command.args(["--postgres-pooler", pooler]);
             }
         }
-        if let Some(otlp) = otlp {
-            command
-                .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
-                .env("OTEL_TRACES_SAMPLER", "always_on");
+        if let Some(tracing) = tracing {
+            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", tracing.collector));
+            if tracing.ratio >= 1.0 {
+                command.env("OTEL_TRACES_SAMPLER", "always_on");
+            } else {
+                command
+                    .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+                    .env("OTEL_TRACES_SAMPLER_ARG", tracing.ratio.to_string());
+            }
+            if tracing.bridge {
+                command.env("CARAVAN_TRACE_BRIDGE", "tracing-opentelemetry");
+            }
         }
         let child = command.spawn().context("starting caravan up")?;
         Ok(SpawnedSuite { child, dir, addrs })
@@ -157,14 +177,14 @@ impl SpawnedSuite {
     /// it was given was taken before it could bind it (a port is free when
     /// picked, not reserved, and two suites start side by side).
     pub async fn launch(
-        otlp: Option<SocketAddr>,
+        tracing: Option<Tracing>,
         postgres: Option<(&str, &str)>,
         pooler: Option<&str>,
     ) -> anyhow::Result<ReadySuite> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 1;
         loop {
-            match SpawnedSuite::start(otlp, postgres, pooler).await?.ready().await {
+            match SpawnedSuite::start(tracing, postgres, pooler).await?.ready().await {
                 Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("Address already in use") => {
                     tracing::warn!(attempt, "a port given to caravan up was taken before it bound it; trying others");
                     attempt += 1;
