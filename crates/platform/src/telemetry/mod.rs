@@ -208,10 +208,10 @@ where
 /// only to pass them on. A span ends when it closes — when its last handle
 /// drops, right after its future's last poll, or after the response body of
 /// a call has gone out. Everything else, `downcast_raw` included (how the
-/// layer is found, see [`continue_trace`]), goes to the inner layer.
+/// layer is found, see [`span_context`]), goes to the inner layer.
 struct ClosesOnly<L>(L);
 
-// The one `unsafe` in caravan: `Layer::downcast_raw` is an unsafe method, and
+// One of caravan's two `unsafe` blocks: `Layer::downcast_raw` is an unsafe method, and
 // a wrapping layer must forward it (as tracing-subscriber's own wrappers do).
 #[allow(unsafe_code)]
 impl<S, L> Layer<S> for ClosesOnly<L>
