@@ -9,8 +9,8 @@ use caravan_platform::{
     idempotency::{ANONYMOUS, Idempotency, Scope},
     paging,
     resource::{self, ID_RULE},
-    rpc::current_traceparent,
     stream::{Delivery, Feed as _, Hub},
+    telemetry::current_traceparent,
     time::SharedClock,
 };
 use caravan_proto::{

@@ -85,7 +85,7 @@ impl OrdersApi {
             // REQUEST_ID_REUSED), through the mechanism below.
             claim = None;
         }
-        let traceparent = caravan_platform::rpc::current_traceparent();
+        let traceparent = caravan_platform::telemetry::current_traceparent();
         // Never longer than the call limit (the driver recovers what is left
         // after twice that), and answered before the partner's own deadline:
         // UNAVAILABLE tells it to retry with the same request id.

@@ -172,7 +172,7 @@ impl Service<http::Request<Body>> for TracedChannel {
             peer.service = self.options.target.as_str(),
         );
         if let Some(span_context) = crate::telemetry::span_context(&span) {
-            crate::rpc::inject_trace_context(&span_context, request.headers_mut());
+            crate::telemetry::inject_trace_context(&span_context, request.headers_mut());
         }
         if let Some(key) = &self.authorization {
             request.headers_mut().insert(auth::AUTHORIZATION, key.header());

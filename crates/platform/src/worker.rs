@@ -22,8 +22,7 @@ use tracing::Instrument as _;
 
 use crate::{
     db::{Db, placeholder},
-    rpc::span_context_of,
-    telemetry::ServiceTelemetry,
+    telemetry::{ServiceTelemetry, span_context_of},
     time::{Micros, SharedClock},
 };
 

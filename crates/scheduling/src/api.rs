@@ -271,7 +271,7 @@ impl SchedulingService for SchedulingApi {
     #[tracing::instrument(level = "debug", skip_all, fields(show_id = %request.get_ref().show_id))]
     async fn create_show(&self, request: Request<pb::CreateShowRequest>) -> Result<Response<pb::Show>, Status> {
         let caller = caravan_platform::auth::principal(&request)?.id.clone();
-        let traceparent = caravan_platform::rpc::current_traceparent();
+        let traceparent = caravan_platform::telemetry::current_traceparent();
         let create = Box::pin(self.create_show_once(request.get_ref().clone(), &caller, &traceparent));
         self.idempotency.run_for(&request, CREATE_SHOW, &request.get_ref().request_id, || create).await.map(|show| {
             self.hub.wake();

@@ -33,6 +33,7 @@ mod bridge;
 mod config;
 mod export;
 mod logs;
+mod propagation;
 mod spans;
 
 use std::{
@@ -43,6 +44,8 @@ use std::{
 pub use config::{OtelConfig, Protocol};
 use export::Pipeline;
 pub use export::SpanCollector;
+pub use propagation::{current_traceparent, span_context_of};
+pub(crate) use propagation::{extract_trace_context, inject_trace_context};
 use spans::SpanLayer;
 pub use spans::{add_link, span_context, span_in_trace};
 use tracing::{Dispatch, Level, span, subscriber::Interest};
