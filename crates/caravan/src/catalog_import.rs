@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::loadgen::channel::Authed;
+use crate::channel::Authed;
 
 /// One product as a file row.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]

@@ -34,7 +34,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng as _, SeedableRng as _};
 use tonic::Code;
 
-use crate::loadgen::{channel::Authed, suite::SpawnedSuite};
+use crate::{channel::Authed, spawned::SpawnedSuite};
 
 /// The festival's catalog dataset, shipped in the binary.
 const DATASET: &str = include_str!("../data/products.jsonl");
@@ -89,7 +89,7 @@ struct Suite {
     orders: String,
     operator: String,
     hema: String,
-    _own: Option<crate::loadgen::suite::ReadySuite>,
+    _own: Option<crate::spawned::ReadySuite>,
 }
 
 /// One show of the seed's timetable.

@@ -3,12 +3,13 @@
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
+#[cfg(feature = "loadgen")]
+use caravan::loadgen::{
+    LoadgenArgs,
+    baseline::{self, EchoMode},
+};
 use caravan::{
     keys,
-    loadgen::{
-        LoadgenArgs,
-        baseline::{self, EchoMode},
-    },
     suite::{self, Suite},
 };
 use caravan_platform::{
@@ -62,6 +63,7 @@ enum Command {
     Keys(KeysCommand),
     /// Drive load against a running suite and/or baselines, and report
     /// throughput, latency percentiles, errors and CPU per call.
+    #[cfg(feature = "loadgen")]
     Loadgen(Box<LoadgenArgs>),
     /// Catalog tools.
     #[command(subcommand)]
@@ -71,6 +73,7 @@ enum Command {
     /// show as a flash sale and print its sales report.
     Demo(Box<caravan::demo::DemoArgs>),
     /// An echo server for the load generator's baselines (started by it).
+    #[cfg(feature = "loadgen")]
     #[command(hide = true)]
     EchoServer {
         /// bare or platform.
@@ -222,14 +225,39 @@ impl UpArgs {
 /// What to run, with every setting already validated.
 enum Plan {
     Up(UpArgs),
-    CreateKey { principal: Principal, keys_file: Option<PathBuf> },
+    CreateKey {
+        principal: Principal,
+        keys_file: Option<PathBuf>,
+    },
+    #[cfg(feature = "loadgen")]
     Loadgen(Box<LoadgenArgs>),
     Demo(Box<caravan::demo::DemoArgs>),
-    EchoServer { mode: EchoMode, addr: SocketAddr, key: Option<String> },
-    Import { file: PathBuf, catalog: String, key: Option<String>, batch: usize, activate: bool },
-    Dataset { seed: u64, out: Option<PathBuf> },
-    Fill { count: u64, catalog: String, key: String },
-    Serve { config: ServiceConfig, metrics: Option<SocketAddr> },
+    #[cfg(feature = "loadgen")]
+    EchoServer {
+        mode: EchoMode,
+        addr: SocketAddr,
+        key: Option<String>,
+    },
+    Import {
+        file: PathBuf,
+        catalog: String,
+        key: Option<String>,
+        batch: usize,
+        activate: bool,
+    },
+    Dataset {
+        seed: u64,
+        out: Option<PathBuf>,
+    },
+    Fill {
+        count: u64,
+        catalog: String,
+        key: String,
+    },
+    Serve {
+        config: ServiceConfig,
+        metrics: Option<SocketAddr>,
+    },
     Migrate(ServiceConfig),
 }
 
@@ -272,6 +300,7 @@ fn main() -> ExitCode {
                 }
                 Plan::Serve { config, metrics: metrics_addr_from_env(&env)? }
             }
+            #[cfg(feature = "loadgen")]
             Command::Loadgen(args) => Plan::Loadgen(args),
             Command::Demo(args) => Plan::Demo(args),
             Command::Catalog(CatalogCommand::Dataset { seed, out }) => Plan::Dataset { seed, out },
@@ -279,6 +308,7 @@ fn main() -> ExitCode {
             Command::Catalog(CatalogCommand::Import { file, catalog, key, batch, activate }) => {
                 Plan::Import { file, catalog, key, batch, activate }
             }
+            #[cfg(feature = "loadgen")]
             Command::EchoServer { mode, addr } => {
                 Plan::EchoServer { mode, addr, key: env.get(baseline::KEY_VARIABLE).cloned() }
             }
@@ -320,6 +350,7 @@ fn main() -> ExitCode {
         let result = match plan {
             Plan::Up(args) => up(args, &telemetry).await,
             Plan::CreateKey { principal, keys_file } => create_key(principal, keys_file.as_deref()),
+            #[cfg(feature = "loadgen")]
             Plan::Loadgen(args) => loadgen(*args).await,
             Plan::Demo(args) => caravan::demo::run(*args).await.map(|()| ExitCode::SUCCESS),
             Plan::Import { file, catalog, key, batch, activate } => import(&file, &catalog, key, batch, activate).await,
@@ -341,6 +372,7 @@ fn main() -> ExitCode {
                 }
                 .map(|()| ExitCode::SUCCESS)
             }
+            #[cfg(feature = "loadgen")]
             Plan::EchoServer { mode, addr, key } => {
                 let token = CancellationToken::new();
                 shutdown::cancel_on_signal(token.clone());
@@ -432,6 +464,7 @@ async fn import(
     Ok(if totals.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+#[cfg(feature = "loadgen")]
 async fn loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     let json = args.json;
     let output = caravan::loadgen::run(args).await?;

@@ -9,7 +9,7 @@ mod common;
 
 use std::{net::SocketAddr, process::Command, time::Duration};
 
-use caravan::loadgen::channel::Authed;
+use caravan::channel::Authed;
 use caravan_platform::config::ServiceKind;
 use caravan_proto::catalog::v1::{GetProductRequest, catalog_service_client::CatalogServiceClient};
 use caravan_testkit::{Caller, OtlpReceiver, TestDatabase, eventually, write_test_keys};

@@ -7,7 +7,7 @@ mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
-use caravan::loadgen::channel::Authed;
+use caravan::channel::Authed;
 use caravan_platform::config::ServiceKind;
 use caravan_proto::orders::v1::{
     CancelOrderRequest, ConfirmPaymentRequest, orders_service_client::OrdersServiceClient,

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use caravan::loadgen::channel::Authed;
+use caravan::channel::Authed;
 use caravan_platform::config::ServiceKind;
 use caravan_testkit::{Caller, OtlpReceiver, TestDatabase, write_test_keys};
 use common::{Services, Spawned, free_addr, live_show, place, serving, stop};

@@ -6,13 +6,12 @@
 //! same invocation, so figures are ratios on a noisy shared machine.
 
 pub mod baseline;
-pub mod channel;
 pub mod cpu;
 pub mod engine;
 pub mod report;
 pub mod scenario;
 pub mod storm;
-pub mod suite;
+mod suites;
 pub mod svg;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -21,9 +20,10 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::channel::Authed;
+
 use self::{
     baseline::{EchoChild, EchoMode},
-    channel::Authed,
     engine::{LoadConfig, Measurement},
     report::{CpuUsed, Ratio, Report},
     scenario::Scenario,
@@ -304,11 +304,13 @@ async fn tracing_cost(
         !args.tracing_bridge || cfg!(feature = "bridge-comparison"),
         "--tracing-bridge needs a binary built with --features bridge-comparison"
     );
-    let sink = suite::SpanSink::start().await?;
+    let sink = suites::SpanSink::start().await?;
     let server = args.suite_postgres.as_deref();
-    let tracing = suite::Tracing { collector: sink.addr(), ratio: args.tracing_ratio, bridge: args.tracing_bridge };
-    let off = suite::SpawnedSuite::launch(None, server.map(|url| (url, "caravan_lg_off")), None).await?;
-    let on = suite::SpawnedSuite::launch(Some(tracing), server.map(|url| (url, "caravan_lg_on")), None).await?;
+    let tracing =
+        crate::spawned::Tracing { collector: sink.addr(), ratio: args.tracing_ratio, bridge: args.tracing_bridge };
+    let off = crate::spawned::SpawnedSuite::launch(None, server.map(|url| (url, "caravan_lg_off")), None).await?;
+    let on =
+        crate::spawned::SpawnedSuite::launch(Some(tracing), server.map(|url| (url, "caravan_lg_on")), None).await?;
     let spans_before = sink.spans();
     let traced = format!(
         "tracing {} % ({})",
@@ -316,8 +318,8 @@ async fn tracing_cost(
         if args.tracing_bridge { "tracing-opentelemetry" } else { "caravan's layer" }
     );
     let variants = [
-        Variant { label: format!("{name}, tracing off"), target: off.target(name), counters: None },
-        Variant { label: format!("{name}, {traced}"), target: on.target(name), counters: None },
+        Variant { label: format!("{name}, tracing off"), target: suites::target(&off, name), counters: None },
+        Variant { label: format!("{name}, {traced}"), target: suites::target(&on, name), counters: None },
     ];
     let runs = alternate(name, variants, &format!("{traced} / off"), args, config).await?;
     let exported = sink.spans() - spans_before;
@@ -341,17 +343,17 @@ async fn pooler_cost(
     let server = args.suite_postgres.as_deref().context("--pooler-cost needs --suite-postgres")?;
     let pooler = args.pooler_cost.as_deref().context("--pooler-cost")?;
     let (direct_prefix, pooled_prefix) = ("caravan_lg_direct", "caravan_lg_pooled");
-    let direct = suite::SpawnedSuite::launch(None, Some((server, direct_prefix)), None).await?;
-    let pooled = suite::SpawnedSuite::launch(None, Some((server, pooled_prefix)), Some(pooler)).await?;
+    let direct = crate::spawned::SpawnedSuite::launch(None, Some((server, direct_prefix)), None).await?;
+    let pooled = crate::spawned::SpawnedSuite::launch(None, Some((server, pooled_prefix)), Some(pooler)).await?;
     let variants = [
         Variant {
             label: format!("{name}, PostgreSQL directly"),
-            target: direct.target(name),
+            target: suites::target(&direct, name),
             counters: Some(storm::PgCounters::connect(server, direct_prefix).await?),
         },
         Variant {
             label: format!("{name}, through PgBouncer"),
-            target: pooled.target(name),
+            target: suites::target(&pooled, name),
             counters: Some(storm::PgCounters::connect(server, pooled_prefix).await?),
         },
     ];

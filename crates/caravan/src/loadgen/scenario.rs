@@ -18,7 +18,7 @@ use caravan_proto::{
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::Status;
 
-use super::channel::Authed;
+use crate::channel::Authed;
 
 /// One unit of load and the check of the run.
 pub trait Scenario: Send + Sync + 'static {

@@ -10,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use caravan::loadgen::{
+use caravan::{
     channel::Authed,
-    scenario::{Order, OrderSetup},
+    loadgen::scenario::{Order, OrderSetup},
 };
 use caravan_platform::config::ServiceKind;
 use caravan_proto::orders::v1::{PlaceOrderLine, PlaceOrderRequest, orders_service_client::OrdersServiceClient};

@@ -1,80 +1,20 @@
-//! Suites the load generator starts itself, for comparisons that need two
-//! servers configured differently in one run (`--tracing-cost`): `caravan
-//! up` child processes of this very binary, each with temporary data, free
-//! ports and no rate limit; and the OTLP/gRPC receiver the traced one
-//! exports to, inside the generator (so its CPU is not the server's).
+//! Suites started as child processes: `caravan up` of this very binary, with
+//! temporary data, free ports and no rate limit — the demo's own suite, and
+//! the load generator's when it compares two servers configured
+//! differently in one run (`--tracing-cost`, `--pooler-cost`).
 
 use std::{
     collections::HashMap,
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use caravan_platform::client::health_status;
 use caravan_platform::config::ServiceKind;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::{TraceService, TraceServiceServer},
-};
 use tonic_health::pb::health_check_response::ServingStatus;
-
-use super::{ServerCpu, Target};
-
-/// An OTLP/gRPC trace receiver that counts the spans it is sent.
-#[derive(Debug, Clone)]
-pub struct SpanSink {
-    addr: SocketAddr,
-    spans: Arc<AtomicU64>,
-}
-
-#[derive(Debug, Clone)]
-struct Counting(Arc<AtomicU64>);
-
-#[tonic::async_trait]
-impl TraceService for Counting {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans: usize =
-            request.into_inner().resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-        self.0.fetch_add(spans as u64, Ordering::Relaxed);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-impl SpanSink {
-    /// Starts the receiver on a free loopback port.
-    pub async fn start() -> anyhow::Result<SpanSink> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let spans = Arc::new(AtomicU64::new(0));
-        let service = TraceServiceServer::new(Counting(spans.clone()));
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-        );
-        Ok(SpanSink { addr, spans })
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Spans received so far.
-    pub fn spans(&self) -> u64 {
-        self.spans.load(Ordering::Relaxed)
-    }
-}
 
 /// How a spawned suite traces: every span of a `ratio` of its traces
 /// (`parentbased_traceidratio`, or `always_on` at 1) exported to
@@ -232,21 +172,9 @@ impl ReadySuite {
         self.keys.get(who).map(String::as_str)
     }
 
-    /// Where scenario `scenario` goes, with the key it needs (a partner's for
-    /// orders and reads, orders' own for reservations) and the operator's.
-    pub fn target(&self, scenario: &str) -> Target {
-        let addr = |kind: ServiceKind| self.suite.addrs[&kind].to_string();
-        let who = if scenario == "reserve" { "service:orders" } else { "partner:hema" };
-        Target {
-            catalog: addr(ServiceKind::Catalog),
-            scheduling: addr(ServiceKind::Scheduling),
-            inventory: addr(ServiceKind::Inventory),
-            orders: addr(ServiceKind::Orders),
-            key: self.keys.get(who).cloned(),
-            operator_key: self.keys.get("operator").cloned(),
-            ca: None,
-            server: ServerCpu::Pids(vec![self.suite.child.id()]),
-        }
+    /// The process id of its `caravan up`.
+    pub fn pid(&self) -> u32 {
+        self.suite.child.id()
     }
 
     /// Stops it (SIGTERM, so its last spans are exported) and waits.
