@@ -9,7 +9,10 @@
 
 use rand::{Rng as _, SeedableRng as _};
 
-use crate::catalog_import::Row;
+use caravan_proto::catalog::v1::{ImportProductsRequest, catalog_service_client::CatalogServiceClient, product::State};
+use indicatif::ProgressBar;
+
+use crate::{catalog_import::Row, channel::Authed};
 
 /// The seed of the shipped file.
 pub const SEED: u64 = 2022;
@@ -351,4 +354,42 @@ pub fn to_jsonl(rows: &[Row]) -> anyhow::Result<String> {
         out.push('\n');
     }
     Ok(out)
+}
+
+/// Adds `count` synthetic products (ids `zz-synthetic-…`, countries and
+/// categories cycling through the dataset's) to the catalog at `addr`, to
+/// measure reads at a large catalog size. Not for a festival's catalog.
+pub async fn fill(addr: &str, key: &str, count: u64, batch: usize) -> anyhow::Result<u64> {
+    let template = generate(SEED);
+    let mut client = CatalogServiceClient::new(Authed::new(addr, Some(key), None)?);
+    let progress = ProgressBar::new(count);
+    let mut created = 0;
+    let mut next = 0u64;
+    while next < count {
+        let n = (count - next).min(batch.max(1) as u64);
+        let products = (next..next + n)
+            .map(|i| {
+                let base = &template[(i % template.len() as u64) as usize];
+                let mut row = base.clone();
+                row.id = format!("zz-synthetic-{i:08}");
+                row.title_zh_cn = format!("{}（样品{i}）", base.title_zh_cn);
+                row.title_en = format!("{} (sample {i})", base.title_en);
+                row.to_product()
+            })
+            .collect();
+        let response = client
+            .import_products(ImportProductsRequest {
+                products,
+                initial_state: State::Active.into(),
+                request_id: String::new(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("filling: {}", s.message()))?
+            .into_inner();
+        created += u64::try_from(response.created_count).unwrap_or(0);
+        next += n;
+        progress.inc(n);
+    }
+    progress.finish_and_clear();
+    Ok(created)
 }

@@ -355,7 +355,7 @@ fn main() -> ExitCode {
             Plan::Demo(args) => caravan::demo::run(*args).await.map(|()| ExitCode::SUCCESS),
             Plan::Import { file, catalog, key, batch, activate } => import(&file, &catalog, key, batch, activate).await,
             Plan::Fill { count, catalog, key } => {
-                let created = caravan::catalog_import::fill(&catalog, &key, count, 2000).await?;
+                let created = caravan::dataset::fill(&catalog, &key, count, 2000).await?;
                 println!("created {created} synthetic products");
                 Ok(ExitCode::SUCCESS)
             }
