@@ -1,27 +1,25 @@
 //! gRPC handlers: protobuf in, domain values through the store, protobuf out.
 //! The only module of the crate that sees prost types.
 
+mod hosts;
 mod resources;
 mod shows;
 
 use caravan_platform::{
     error::{FieldViolations, invalid_argument},
     idempotency::Idempotency,
-    paging,
-    resource::{self, ID_RULE},
+    paging, resource,
     stream::{Delivery, Hub},
     time::SharedClock,
 };
-use caravan_proto::{
-    scheduling::v1::{self as pb, scheduling_service_server::SchedulingService},
-    timestamp_from_micros,
-};
+use caravan_proto::scheduling::v1::{self as pb, scheduling_service_server::SchedulingService};
 use futures::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
+use self::hosts::host_to_pb;
 use crate::{
-    domain::{CountryName, Host, HostFields, check_text},
-    error::Error,
+    domain::CountryName,
+    lineup::LineUp,
     store::{Store, Transition},
     upstream::Upstream,
     watch::ShowFeed,
@@ -38,6 +36,7 @@ pub struct SchedulingApi {
     idempotency: Idempotency,
     clock: SharedClock,
     hub: Hub<ShowFeed>,
+    line_up: LineUp,
 }
 
 impl SchedulingApi {
@@ -50,37 +49,8 @@ impl SchedulingApi {
         clock: SharedClock,
         hub: Hub<ShowFeed>,
     ) -> Self {
-        SchedulingApi { store, upstream, idempotency, clock, hub }
-    }
-
-    /// CreateHost itself, run at most once per request id.
-    async fn create_host_once(&self, request: pb::CreateHostRequest) -> Result<pb::Host, Status> {
-        let pb::CreateHostRequest { host, host_id, request_id: _ } = request;
-        let mut violations = FieldViolations::new();
-        if !host_id.is_empty() && !resource::valid_id(&host_id) {
-            violations.add("host_id", ID_RULE);
-        }
-        let fields = match host {
-            None => {
-                violations.add("host", "is required");
-                None
-            }
-            Some(host) => host_fields(host, &mut violations),
-        };
-        violations.into_result()?;
-        let Some(fields) = fields else {
-            return Err(Status::invalid_argument("host is invalid"));
-        };
-        if !self.upstream.country_exists(&fields.country).await? {
-            return Err(Error::InvalidReference {
-                field: "host.country",
-                message: format!("{} is not a country the catalog knows", fields.country),
-            }
-            .into());
-        }
-        let id = if host_id.is_empty() { resource::new_id('h') } else { host_id };
-        let host = self.store.insert_host(&id, &fields, self.clock.now()).await?;
-        Ok(host_to_pb(host))
+        let line_up = LineUp::new(store.clone(), upstream.clone(), clock.clone());
+        SchedulingApi { store, upstream, idempotency, clock, hub, line_up }
     }
 }
 
@@ -376,40 +346,5 @@ impl SchedulingService for SchedulingApi {
             })
         });
         Ok(Response::new(stream.boxed()))
-    }
-}
-
-/// Validates a host from a request; output-only fields are ignored.
-fn host_fields(host: pb::Host, violations: &mut FieldViolations) -> Option<HostFields> {
-    let pb::Host { name: _, display_name, title, country, embassy, etag: _, create_time: _, update_time: _ } = host;
-    let mut ok = true;
-    for (field, value, required) in
-        [("host.display_name", &display_name, true), ("host.title", &title, false), ("host.embassy", &embassy, false)]
-    {
-        if let Err(e) = check_text(value, required) {
-            violations.add(field, e);
-            ok = false;
-        }
-    }
-    let country = CountryName::parse(&country).map_err(|e| violations.add("host.country", e)).ok();
-    match (ok, country) {
-        (true, Some(country)) => Some(HostFields { display_name, title, country, embassy }),
-        _ => None,
-    }
-}
-
-fn host_to_pb(host: Host) -> pb::Host {
-    let etag = host.etag();
-    let Host { id, fields: HostFields { display_name, title, country, embassy }, version: _, create_time, update_time } =
-        host;
-    pb::Host {
-        name: format!("hosts/{id}"),
-        display_name,
-        title,
-        country: country.to_string(),
-        embassy,
-        etag,
-        create_time: Some(timestamp_from_micros(create_time.0)),
-        update_time: Some(timestamp_from_micros(update_time.0)),
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! `api` converts protobuf to domain values and back, `domain` holds the
 //! rules (pure), `store` the sea-orm entities and queries, `migration` the
-//! schema, `upstream` the clients of the services it calls.
+//! schema, `upstream` the clients of the services it calls, `lineup` the
+//! saga that books a show and allocates its line-up, `clock` the worker
+//! that moves shows through their day.
 
 pub mod api;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod lineup;
 pub mod metrics;
 pub mod migration;
 pub mod store;

@@ -1,4 +1,4 @@
-//! Campaigns, channels and host updates: validation, field masks and etags.
+//! Campaigns and channels: validation, field masks and etags.
 
 use caravan_platform::{
     error::{FieldViolations, etag_mismatch, invalid_argument},
@@ -8,18 +8,16 @@ use caravan_proto::{scheduling::v1 as pb, timestamp_from_micros, r#type::v1 as t
 use chrono::{Datelike as _, NaiveDate};
 use tonic::Status;
 
-use super::{SchedulingApi, host_fields, host_to_pb};
-use crate::{
-    domain::{Campaign, CampaignFields, Channel, ChannelFields, Text, check_slug, check_text, etag, parse_time_zone},
-    error::Error,
+use super::SchedulingApi;
+use crate::domain::{
+    Campaign, CampaignFields, Channel, ChannelFields, Text, check_slug, check_text, etag, parse_time_zone,
 };
 
 const CAMPAIGN: &str = "caravan.scheduling.v1.Campaign";
 const CHANNEL: &str = "caravan.scheduling.v1.Channel";
-const HOST: &str = "caravan.scheduling.v1.Host";
 
 /// How many times an update re-reads after losing a race to another writer.
-const UPDATE_ATTEMPTS: usize = 3;
+pub(super) const UPDATE_ATTEMPTS: usize = 3;
 
 fn date_from_pb(date: Option<types::Date>, field: &str, violations: &mut FieldViolations) -> Option<NaiveDate> {
     match date {
@@ -283,51 +281,5 @@ impl SchedulingApi {
             }
         }
         Err(Status::aborted("the channel kept changing; read it again and retry"))
-    }
-
-    pub(super) async fn update_host_once(&self, request: pb::UpdateHostRequest) -> Result<pb::Host, Status> {
-        let pb::UpdateHostRequest { host, update_mask, request_id: _ } = request;
-        let host = host.ok_or_else(|| invalid_argument("host", "is required"))?;
-        let id = resource::parse_name(&host.name, "hosts").map_err(|e| invalid_argument("host.name", e))?.to_owned();
-        let paths = resource::mask_paths(
-            update_mask.map(|m| m.paths),
-            &["display_name", "title", "country", "embassy"],
-            &["name", "etag", "create_time", "update_time"],
-            "Host",
-        )?;
-        for _ in 0..UPDATE_ATTEMPTS {
-            let current = self.store.host(&id).await?;
-            if !host.etag.is_empty() && host.etag != current.etag() {
-                return Err(etag_mismatch(HOST, &format!("hosts/{id}")));
-            }
-            let (version, country_before) = (current.version, current.fields.country.clone());
-            let mut merged = host_to_pb(current);
-            for path in &paths {
-                match path.as_str() {
-                    "display_name" => merged.display_name.clone_from(&host.display_name),
-                    "title" => merged.title.clone_from(&host.title),
-                    "country" => merged.country.clone_from(&host.country),
-                    _ => merged.embassy.clone_from(&host.embassy),
-                }
-            }
-            let mut violations = FieldViolations::new();
-            let fields = host_fields(merged, &mut violations);
-            violations.into_result()?;
-            let fields = fields.ok_or_else(|| invalid_argument("host", "is invalid"))?;
-            if fields.country != country_before && !self.upstream.country_exists(&fields.country).await? {
-                return Err(Error::InvalidReference {
-                    field: "host.country",
-                    message: format!("{} is not a country the catalog knows", fields.country),
-                }
-                .into());
-            }
-            if let Some(updated) = self.store.update_host(&id, version, &fields, self.clock.now()).await? {
-                return Ok(host_to_pb(updated));
-            }
-            if !host.etag.is_empty() {
-                return Err(etag_mismatch(HOST, &format!("hosts/{id}")));
-            }
-        }
-        Err(Status::aborted("the host kept changing; read it again and retry"))
     }
 }

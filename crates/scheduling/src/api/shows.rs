@@ -1,4 +1,5 @@
-//! Shows: booking with the line-up saga, reads, and the lifecycle by hand.
+//! Shows: booking (through the line-up saga, [`crate::lineup`]), reads, and
+//! the lifecycle by hand.
 
 use caravan_platform::{
     error::{FieldViolations, Reason, etag_mismatch, invalid_argument},
@@ -171,9 +172,8 @@ fn state_name(state: ShowState) -> &'static str {
 }
 
 impl SchedulingApi {
-    /// CreateShow: book the slot, check the products, allocate the line-up;
-    /// a refusal of any part forgets the show (nothing was allocated: the
-    /// allocation is all or nothing).
+    /// CreateShow: the request checked, then the line-up saga
+    /// ([`crate::lineup`]).
     pub(super) async fn create_show_once(
         &self,
         request: pb::CreateShowRequest,
@@ -192,35 +192,7 @@ impl SchedulingApi {
         };
         violations.into_result()?;
         let fields = fields.ok_or_else(|| invalid_argument("show", "is invalid"))?;
-        self.upstream.check_products(&fields.offers).await?;
-        let show = match self.store.insert_show(&id, &fields, traceparent, self.clock.now()).await {
-            Ok(show) => show,
-            // A retry of a create that did not finish resumes it.
-            Err(Error::AlreadyExists { kind, name }) => {
-                let existing = self.store.show(&id).await?;
-                if existing.fields != fields {
-                    return Err(Error::AlreadyExists { kind, name }.into());
-                }
-                existing
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if show.allocation != AllocationSync::Allocating {
-            return Ok(show_to_pb(show));
-        }
-        match self.upstream.allocate(&id, &fields.offers).await {
-            Ok(()) => {
-                self.store.allocation_done(&id, self.clock.now()).await?;
-                Ok(show_to_pb(self.store.show(&id).await?))
-            }
-            Err(refused @ Error::Refused { .. }) => {
-                self.store.forget_unallocated_show(&id).await?;
-                Err(refused.into())
-            }
-            // Transient: the show stays, its allocation re-driven by the
-            // clock worker; a retry with the same request id resumes it.
-            Err(e) => Err(e.into()),
-        }
+        Ok(show_to_pb(self.line_up.book(&id, &fields, traceparent).await?))
     }
 
     pub(super) async fn list_shows_page(&self, request: pb::ListShowsRequest) -> Result<pb::ListShowsResponse, Status> {
@@ -297,22 +269,9 @@ impl SchedulingApi {
             return Err(Error::ShowState { show: id, state: state_name(show.state), action, reason }.into());
         }
         if target != ShowState::Live {
-            self.return_allocation(&id).await;
+            self.line_up.return_allocation(&id).await;
         }
         Ok(show_to_pb(self.store.show(&id).await?))
-    }
-
-    /// Returns a closed show's allocation now; if inventory cannot be reached
-    /// the clock worker re-drives it.
-    pub(crate) async fn return_allocation(&self, id: &str) {
-        match self.upstream.return_allocation(id).await {
-            Ok(()) => {
-                if let Err(e) = self.store.allocation_returned(id).await {
-                    tracing::warn!(show = id, error = %e, "allocation returned but not recorded; the worker will repeat it");
-                }
-            }
-            Err(e) => tracing::warn!(show = id, error = %e, "returning the allocation failed; the worker will retry"),
-        }
     }
 
     /// PinProduct: the product being presented, only while LIVE and only from
