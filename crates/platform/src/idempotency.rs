@@ -38,7 +38,7 @@ use std::{collections::HashMap, future::Future, time::Duration};
 
 use caravan_macros::store_op;
 use prost::Message;
-use sea_orm::{ConnectionTrait, DbErr, SqlErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, SqlErr, Statement, Value};
 use sea_orm_migration::{
     MigrationName, MigrationTrait, SchemaManager, async_trait,
     prelude::{Index, Table},
@@ -217,7 +217,8 @@ async fn expire(
     .map(drop)
 }
 
-/// A stored record, as read.
+/// A stored record, as read (columns by name).
+#[derive(FromQueryResult)]
 struct Record {
     request_hash: String,
     state: String,
@@ -495,20 +496,7 @@ impl Idempotency {
             ))
             .await
             .inspect_err(crate::db::failed)?;
-        row.map(|row| {
-            Ok(Record {
-                request_hash: row.try_get_by_index(0)?,
-                state: row.try_get_by_index(1)?,
-                owner: row.try_get_by_index(2)?,
-                lease_until: row.try_get_by_index(3)?,
-                code: row.try_get_by_index(4)?,
-                message: row.try_get_by_index(5)?,
-                details: row.try_get_by_index(6)?,
-                response: row.try_get_by_index(7)?,
-            })
-        })
-        .transpose()
-        .inspect_err(crate::db::failed)
+        row.map(|row| Record::from_query_result(&row, "")).transpose().inspect_err(crate::db::failed)
     }
 
     #[store_op(prefix = "idempotency")]
@@ -605,6 +593,15 @@ fn check_request_id(request_id: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// A record's key and request hash, as [`lookup`] reads them.
+#[derive(FromQueryResult)]
+struct Stored {
+    principal: String,
+    method: String,
+    request_id: String,
+    request_hash: String,
+}
+
 /// The stored request hash of each key (`None`: no record), in one query.
 async fn lookup(db: &Db, keys: Vec<Key>) -> Vec<Result<Option<String>, Status>> {
     let rows = (0..keys.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
@@ -619,14 +616,9 @@ async fn lookup(db: &Db, keys: Vec<Key>) -> Vec<Result<Option<String>, Status>> 
     let found = async {
         let mut found: HashMap<Key, String> = HashMap::new();
         for row in crate::db::query(db, &sql, values).await? {
-            let (principal, method, request_id, hash): (String, String, String, String) = (
-                row.try_get_by_index(0)?,
-                row.try_get_by_index(1)?,
-                row.try_get_by_index(2)?,
-                row.try_get_by_index(3)?,
-            );
+            let Stored { principal, method, request_id, request_hash } = Stored::from_query_result(&row, "")?;
             if let Some(key) = keys.iter().find(|(p, m, r)| p == &principal && *m == method && r == &request_id) {
-                found.insert(key.clone(), hash);
+                found.insert(key.clone(), request_hash);
             }
         }
         Ok::<_, DbErr>(found)

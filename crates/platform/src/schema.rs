@@ -82,7 +82,7 @@ pub async fn check<M: MigratorTrait>(db: &impl ConnectionTrait) -> Result<Schema
         let rows = db
             .query_all_raw(Statement::from_string(db.get_database_backend(), format!("SELECT version FROM {table}")))
             .await?;
-        rows.iter().map(|r| r.try_get_by_index::<String>(0)).collect::<Result<_, _>>()?
+        rows.iter().map(|r| r.try_get::<String>("", "version")).collect::<Result<_, _>>()?
     } else {
         HashSet::new()
     };
@@ -93,7 +93,7 @@ pub async fn check<M: MigratorTrait>(db: &impl ConnectionTrait) -> Result<Schema
                 format!("SELECT oldest_binary FROM {TABLE}"),
             ))
             .await?;
-        rows.first().map(|r| r.try_get_by_index::<String>(0)).transpose()?.unwrap_or_default()
+        rows.first().map(|r| r.try_get::<String>("", "oldest_binary")).transpose()?.unwrap_or_default()
     } else {
         String::new()
     };
@@ -110,12 +110,12 @@ async fn has_table(db: &impl ConnectionTrait, table: &str) -> Result<bool, DbErr
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
         }
-        _ => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        _ => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?1",
     };
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [table.into()])).await?;
-    Ok(rows.first().map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) > 0)
+    Ok(rows.first().map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) > 0)
 }
 
 /// What a [`migrate`] run did.

@@ -168,7 +168,7 @@ impl<J: Job> Worker<J> {
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 format!(
-                    "SELECT {id}, traceparent FROM {table} \
+                    "SELECT {id} AS item_id, traceparent FROM {table} \
                      WHERE due_at IS NOT NULL AND due_at <= {p1} AND (lease_until IS NULL OR lease_until <= {p2}) \
                      ORDER BY due_at LIMIT {limit}",
                     p1 = placeholder(backend, 1),
@@ -181,8 +181,8 @@ impl<J: Job> Worker<J> {
         let lease_until = Micros(now).plus(self.config.lease).0;
         let mut claimed = Vec::with_capacity(candidates.len());
         for row in candidates {
-            let item_id: String = row.try_get_by_index(0)?;
-            let traceparent: String = row.try_get_by_index(1)?;
+            let item_id: String = row.try_get("", "item_id")?;
+            let traceparent: String = row.try_get("", "traceparent")?;
             let result = self
                 .db
                 .execute_raw(Statement::from_sql_and_values(

@@ -78,8 +78,8 @@ impl Store {
         let Some(row) = rows.first() else {
             return Err(Error::NotFound { kind: ALLOCATION, name: format!("allocations/{show}") });
         };
-        let state: i16 = row.try_get_by_index(0).map_err(Error::db(context))?;
-        let close_time: Option<i64> = row.try_get_by_index(1).map_err(Error::db(context))?;
+        let state: i16 = row.try_get("", "state").map_err(Error::db(context))?;
+        let close_time: Option<i64> = row.try_get("", "close_time").map_err(Error::db(context))?;
         let lines = lines_of(&self.db, show, None).await?;
         Ok(Allocation {
             show_id: show.to_owned(),
@@ -131,7 +131,7 @@ async fn allocate_in(c: &DatabaseTransaction, show: &str, targets: &[(String, i6
         // Quantities only change under the allocation lock we hold.
         let rows = query(
             c,
-            "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT), CAST(COALESCE(SUM(used), 0) AS BIGINT) \
+            "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) AS quantity, CAST(COALESCE(SUM(used), 0) AS BIGINT) AS used \
              FROM allocation_lines WHERE show_id = $1 AND product_id = $2",
             vec![show.into(), product.as_str().into()],
         )
@@ -139,8 +139,8 @@ async fn allocate_in(c: &DatabaseTransaction, show: &str, targets: &[(String, i6
         .map_err(Error::db(context))?;
         let (current, used) = match rows.first() {
             Some(row) => (
-                row.try_get_by_index::<i64>(0).map_err(Error::db(context))?,
-                row.try_get_by_index::<i64>(1).map_err(Error::db(context))?,
+                row.try_get::<i64>("", "quantity").map_err(Error::db(context))?,
+                row.try_get::<i64>("", "used").map_err(Error::db(context))?,
             ),
             None => (0, 0),
         };
@@ -263,7 +263,7 @@ async fn shrink(
         .await
         .map_err(Error::db(context))?;
         let Some(row) = rows.first() else { continue };
-        let gave: i64 = row.try_get_by_index(0).map_err(Error::db(context))?;
+        let gave: i64 = row.try_get("", "last_delta").map_err(Error::db(context))?;
         shift_held(c, product, &warehouse, (0, 0, -gave), now).await?;
         let movement = NewMovement {
             kind: MovementKind::Return,
@@ -304,8 +304,8 @@ async fn close_in(c: &DatabaseTransaction, show: &str, now: Micros) -> Result<bo
     .await
     .map_err(Error::db(context))?;
     for row in lines {
-        let product: String = row.try_get_by_index(0).map_err(Error::db(context))?;
-        let warehouse: String = row.try_get_by_index(1).map_err(Error::db(context))?;
+        let product: String = row.try_get("", "product_id").map_err(Error::db(context))?;
+        let warehouse: String = row.try_get("", "warehouse_id").map_err(Error::db(context))?;
         let rows = query(
             c,
             "UPDATE allocation_lines SET closed = 1, last_delta = quantity - used, version = version + 1 \
@@ -315,7 +315,7 @@ async fn close_in(c: &DatabaseTransaction, show: &str, now: Micros) -> Result<bo
         .await
         .map_err(Error::db(context))?;
         let unused: i64 = match rows.first() {
-            Some(row) => row.try_get_by_index(0).map_err(Error::db(context))?,
+            Some(row) => row.try_get("", "last_delta").map_err(Error::db(context))?,
             None => 0,
         };
         if unused > 0 {
@@ -348,7 +348,7 @@ pub(super) async fn line_warehouses(
     )
     .await?
     .iter()
-    .map(|r| r.try_get_by_index(0))
+    .map(|r| r.try_get("", "warehouse_id"))
     .collect()
 }
 
@@ -388,12 +388,12 @@ async fn lines_of(
     .map_err(Error::db(context))?;
     let mut lines: Vec<AllocationLine> = Vec::new();
     for row in rows {
-        let product: String = row.try_get_by_index(0).map_err(Error::db(context))?;
-        let warehouse: String = row.try_get_by_index(1).map_err(Error::db(context))?;
-        let quantity: i64 = row.try_get_by_index(2).map_err(Error::db(context))?;
-        let used: i64 = row.try_get_by_index(3).map_err(Error::db(context))?;
-        let closed: i16 = row.try_get_by_index(4).map_err(Error::db(context))?;
-        let version: i64 = row.try_get_by_index(5).map_err(Error::db(context))?;
+        let product: String = row.try_get("", "product_id").map_err(Error::db(context))?;
+        let warehouse: String = row.try_get("", "warehouse_id").map_err(Error::db(context))?;
+        let quantity: i64 = row.try_get("", "quantity").map_err(Error::db(context))?;
+        let used: i64 = row.try_get("", "used").map_err(Error::db(context))?;
+        let closed: i16 = row.try_get("", "closed").map_err(Error::db(context))?;
+        let version: i64 = row.try_get("", "version").map_err(Error::db(context))?;
         match lines.last_mut() {
             Some(line) if line.product_id == product => {
                 line.sources.push((warehouse, quantity, used));

@@ -11,12 +11,15 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 type Key = (String, String);
 
+/// The rows of `sql`: `product_id`, `warehouse_id`, then figures read by
+/// their names (so every computed column needs an alias of its own).
 async fn sums(db: &impl ConnectionTrait, sql: &str) -> Result<HashMap<Key, Vec<i64>>, DbErr> {
     let rows = query(db, sql, Vec::new()).await?;
     rows.iter()
         .map(|r| {
-            let key = (r.try_get_by_index::<String>(0)?, r.try_get_by_index::<String>(1)?);
-            let values = (2..r.column_names().len()).map(|i| r.try_get_by_index::<i64>(i)).collect::<Result<_, _>>()?;
+            let key = (r.try_get::<String>("", "product_id")?, r.try_get::<String>("", "warehouse_id")?);
+            let values =
+                r.column_names()[2..].iter().map(|name| r.try_get::<i64>("", name)).collect::<Result<_, _>>()?;
             Ok((key, values))
         })
         .collect()
@@ -47,19 +50,19 @@ pub async fn audit(db: &Db) -> Result<(Vec<String>, BTreeMap<Key, Books>), DbErr
     let stock = sums(db, "SELECT product_id, warehouse_id, on_hand, reserved, allocated FROM stock").await?;
     let ledger = sums(
         db,
-        "SELECT product_id, warehouse_id, CAST(SUM(on_hand_delta) AS BIGINT), CAST(SUM(reserved_delta) AS BIGINT), \
-         CAST(SUM(allocated_delta) AS BIGINT) FROM movements GROUP BY product_id, warehouse_id",
+        "SELECT product_id, warehouse_id, CAST(SUM(on_hand_delta) AS BIGINT) AS on_hand, \
+         CAST(SUM(reserved_delta) AS BIGINT) AS reserved, CAST(SUM(allocated_delta) AS BIGINT) AS allocated FROM movements GROUP BY product_id, warehouse_id",
     )
     .await?;
     let held = sums(
         db,
-        "SELECT l.product_id, l.warehouse_id, CAST(SUM(l.quantity) AS BIGINT) FROM reservation_lines l \
+        "SELECT l.product_id, l.warehouse_id, CAST(SUM(l.quantity) AS BIGINT) AS held FROM reservation_lines l \
          JOIN reservations r ON r.id = l.reservation_id WHERE r.state = 1 GROUP BY l.product_id, l.warehouse_id",
     )
     .await?;
     let earmarked = sums(
         db,
-        "SELECT product_id, warehouse_id, CAST(SUM(quantity - used) AS BIGINT) FROM allocation_lines \
+        "SELECT product_id, warehouse_id, CAST(SUM(quantity - used) AS BIGINT) AS earmarked FROM allocation_lines \
          WHERE closed = 0 GROUP BY product_id, warehouse_id",
     )
     .await?;

@@ -269,7 +269,7 @@ async fn insert_reservations(
     )
     .await?
     .iter()
-    .map(|r| r.try_get_by_index(0))
+    .map(|r| r.try_get("", "id"))
     .collect()
 }
 
@@ -299,7 +299,7 @@ async fn sources(
             .await?
         }
     };
-    rows.iter().map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?))).collect()
+    rows.iter().map(|r| Ok((r.try_get("", "warehouse_id")?, r.try_get("", "priority")?))).collect()
 }
 
 /// Gives `units` taken by this batch back to an allocation line.
@@ -415,7 +415,7 @@ pub(super) async fn available(
         Some(show) => {
             query(
                 c,
-                "SELECT CAST(COALESCE(SUM(quantity - used), 0) AS BIGINT) FROM allocation_lines \
+                "SELECT CAST(COALESCE(SUM(quantity - used), 0) AS BIGINT) AS units FROM allocation_lines \
                  WHERE show_id = $1 AND product_id = $2 AND closed = 0",
                 vec![show.into(), product.into()],
             )
@@ -423,10 +423,10 @@ pub(super) async fn available(
         }
         None => query(
             c,
-            "SELECT CAST(COALESCE(SUM(on_hand - reserved - allocated), 0) AS BIGINT) FROM stock WHERE product_id = $1",
+            "SELECT CAST(COALESCE(SUM(on_hand - reserved - allocated), 0) AS BIGINT) AS units FROM stock WHERE product_id = $1",
             vec![product.into()],
         )
         .await?,
     };
-    rows.first().map_or(Ok(0), |row| row.try_get_by_index(0))
+    rows.first().map_or(Ok(0), |row| row.try_get("", "units"))
 }

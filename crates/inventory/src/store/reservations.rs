@@ -212,12 +212,12 @@ impl Store {
         };
         let read = || -> Result<_, sea_orm::DbErr> {
             Ok((
-                row.try_get_by_index::<String>(0)?,
-                row.try_get_by_index::<i16>(1)?,
-                row.try_get_by_index::<String>(2)?,
-                row.try_get_by_index::<i64>(3)?,
-                row.try_get_by_index::<i64>(4)?,
-                row.try_get_by_index::<Option<i64>>(5)?,
+                row.try_get::<String>("", "show_id")?,
+                row.try_get::<i16>("", "state")?,
+                row.try_get::<String>("", "fingerprint")?,
+                row.try_get::<i64>("", "create_time")?,
+                row.try_get::<i64>("", "expire_time")?,
+                row.try_get::<Option<i64>>("", "close_time")?,
             ))
         };
         let (show, state, fingerprint, create_time, expire_time, close_time) = read().map_err(Error::db(context))?;
@@ -233,9 +233,9 @@ impl Store {
         .map_err(Error::db(context))?;
         let mut lines: Vec<ReservationLine> = Vec::new();
         for row in rows {
-            let product: String = row.try_get_by_index(0).map_err(Error::db(context))?;
-            let warehouse_id: String = row.try_get_by_index(1).map_err(Error::db(context))?;
-            let quantity: i64 = row.try_get_by_index(2).map_err(Error::db(context))?;
+            let product: String = row.try_get("", "product_id").map_err(Error::db(context))?;
+            let warehouse_id: String = row.try_get("", "warehouse_id").map_err(Error::db(context))?;
+            let quantity: i64 = row.try_get("", "quantity").map_err(Error::db(context))?;
             match lines.last_mut() {
                 Some(line) if line.product_id == product => {
                     line.quantity += quantity;
@@ -266,7 +266,7 @@ impl Store {
             .await
             .map_err(Error::db("reading a reservation"))?;
         match rows.first() {
-            Some(row) => row.try_get_by_index(0).map_err(Error::db("reading a reservation")),
+            Some(row) => row.try_get("", "fingerprint").map_err(Error::db("reading a reservation")),
             None => Ok(String::new()),
         }
     }
@@ -393,7 +393,7 @@ async fn held_lines(c: &impl ConnectionTrait, id: &str) -> Result<Vec<(String, S
     .await
     .map_err(Error::db(context))?
     .iter()
-    .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?)))
+    .map(|r| Ok((r.try_get("", "product_id")?, r.try_get("", "warehouse_id")?, r.try_get("", "quantity")?)))
     .collect::<Result<_, sea_orm::DbErr>>()
     .map_err(Error::db(context))
 }
@@ -406,7 +406,7 @@ async fn give_back(c: &DatabaseTransaction, id: &str, kind: MovementKind, now: M
         .await
         .map_err(Error::db(context))?;
     let show: String = match rows.first() {
-        Some(row) => row.try_get_by_index(0).map_err(Error::db(context))?,
+        Some(row) => row.try_get("", "show_id").map_err(Error::db(context))?,
         None => String::new(),
     };
     let reference = format!("reservations/{id}");

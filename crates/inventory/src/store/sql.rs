@@ -46,11 +46,11 @@ pub async fn take_from_pool(
     let sql = format!(
         "UPDATE stock SET {column} = {column} + {take}, last_delta = {take}, version = version + 1, update_time = $4 \
          WHERE product_id = $1 AND warehouse_id = $2 AND on_hand - reserved - allocated > 0 \
-         RETURNING last_delta, on_hand - reserved - allocated"
+         RETURNING last_delta, on_hand - reserved - allocated AS available"
     );
     let rows = query(c, &sql, vec![product.into(), warehouse.into(), want.into(), now.0.into()]).await?;
     match rows.first() {
-        Some(row) => Ok((row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?)),
+        Some(row) => Ok((row.try_get::<i64>("", "last_delta")?, row.try_get::<i64>("", "available")?)),
         None => Ok((0, 0)),
     }
 }
@@ -153,13 +153,13 @@ pub async fn take_from_line(
         &format!(
             "UPDATE allocation_lines SET used = used + {take}, last_delta = {take}, version = version + 1 \
              WHERE show_id = $1 AND product_id = $2 AND warehouse_id = $3 AND closed = 0 AND quantity - used > 0 \
-             RETURNING last_delta, quantity - used"
+             RETURNING last_delta, quantity - used AS remaining"
         ),
         vec![show.into(), product.into(), warehouse.into(), want.into()],
     )
     .await?;
     match rows.first() {
-        Some(row) => Ok(Some((row.try_get_by_index(0)?, row.try_get_by_index(1)?))),
+        Some(row) => Ok(Some((row.try_get("", "last_delta")?, row.try_get("", "remaining")?))),
         None => Ok(None),
     }
 }

@@ -53,7 +53,7 @@ impl Store {
         .map_err(Error::db("listing stock"))?;
         let products = rows
             .iter()
-            .map(|r| r.try_get_by_index::<String>(0))
+            .map(|r| r.try_get::<String>("", "product_id"))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Error::db("listing stock"))?;
         self.levels(&products).await
@@ -128,19 +128,19 @@ impl Store {
         .map_err(Error::db("listing movements"))?;
         rows.iter()
             .map(|row| {
-                let code: i16 = row.try_get_by_index(3)?;
+                let code: i16 = row.try_get("", "kind")?;
                 Ok(Movement {
-                    id: row.try_get_by_index(0)?,
-                    product_id: row.try_get_by_index(1)?,
-                    warehouse_id: row.try_get_by_index(2)?,
+                    id: row.try_get("", "id")?,
+                    product_id: row.try_get("", "product_id")?,
+                    warehouse_id: row.try_get("", "warehouse_id")?,
                     kind: MovementKind::from_code(code)
                         .ok_or_else(|| sea_orm::DbErr::Custom(format!("unknown movement kind {code}")))?,
-                    on_hand_delta: row.try_get_by_index(4)?,
-                    reserved_delta: row.try_get_by_index(5)?,
-                    allocated_delta: row.try_get_by_index(6)?,
-                    reference: row.try_get_by_index(7)?,
-                    reason: row.try_get_by_index(8)?,
-                    create_time: Micros(row.try_get_by_index(9)?),
+                    on_hand_delta: row.try_get("", "on_hand_delta")?,
+                    reserved_delta: row.try_get("", "reserved_delta")?,
+                    allocated_delta: row.try_get("", "allocated_delta")?,
+                    reference: row.try_get("", "reference")?,
+                    reason: row.try_get("", "reason")?,
+                    create_time: Micros(row.try_get("", "create_time")?),
                 })
             })
             .collect::<Result<_, sea_orm::DbErr>>()
@@ -175,7 +175,7 @@ pub(super) async fn warehouses_of(c: &impl ConnectionTrait, product: &str) -> Re
     )
     .await?
     .iter()
-    .map(|r| r.try_get_by_index(0))
+    .map(|r| r.try_get("", "warehouse_id"))
     .collect()
 }
 
@@ -197,13 +197,13 @@ pub(super) async fn levels(c: &impl ConnectionTrait, products: &[String]) -> Res
         for row in rows {
             let read = || -> Result<(String, WarehouseStock), sea_orm::DbErr> {
                 Ok((
-                    row.try_get_by_index(0)?,
+                    row.try_get("", "product_id")?,
                     WarehouseStock {
-                        warehouse_id: row.try_get_by_index(1)?,
-                        on_hand: row.try_get_by_index(2)?,
-                        reserved: row.try_get_by_index(3)?,
-                        allocated: row.try_get_by_index(4)?,
-                        version: row.try_get_by_index(5)?,
+                        warehouse_id: row.try_get("", "warehouse_id")?,
+                        on_hand: row.try_get("", "on_hand")?,
+                        reserved: row.try_get("", "reserved")?,
+                        allocated: row.try_get("", "allocated")?,
+                        version: row.try_get("", "version")?,
                     },
                 ))
             };

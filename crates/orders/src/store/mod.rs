@@ -193,7 +193,7 @@ impl Store {
         .await
         .map_err(Error::db(context))?;
         rows.iter()
-            .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+            .map(|row| Ok((row.try_get("", "request_key")?, row.try_get("", "id")?)))
             .collect::<Result<_, sea_orm::DbErr>>()
             .map_err(Error::db(context))
     }
@@ -498,7 +498,7 @@ async fn hold_for_buyer(txn: &DatabaseTransaction, order: &Order, limits: &Buyer
             .await
             .map_err(Error::db(context))?;
             let held = match rows.first() {
-                Some(row) => row.try_get_by_index(0).map_err(Error::db(context))?,
+                Some(row) => row.try_get("", "units").map_err(Error::db(context))?,
                 None => 0,
             };
             return Err(Error::BuyerLimit {
