@@ -44,19 +44,28 @@ async fn call(addr: SocketAddr, deadline: Duration) -> tonic::Code {
     CatalogServiceClient::new(channel).get_product(request).await.unwrap_err().code()
 }
 
-async fn exported_with_the_pods_resource(protocol: &str, receiver: OtlpReceiver, collector: SocketAddr) {
+/// Serves one call from a catalog exporting to `collector` over
+/// `protocol`, and waits for its span to reach `receiver`; whether it did.
+async fn one_call_exported(protocol: &str, receiver: &OtlpReceiver, collector: SocketAddr) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
     let addr = free_addr();
     let child = Spawned(catalog(dir.path(), &database, addr, collector, protocol).spawn().unwrap());
     serving(addr).await;
     assert_eq!(call(addr, Duration::from_secs(5)).await, tonic::Code::NotFound);
-    let arrived = eventually(Duration::from_secs(10), || async {
+    let arrived = eventually(Duration::from_secs(15), || async {
         receiver.spans().iter().any(|(_, span)| span.name.ends_with("CatalogService/GetProduct"))
     })
     .await;
     stop(child).await;
-    assert!(arrived, "{protocol}: the call's span reached the collector");
+    arrived
+}
+
+async fn exported_with_the_pods_resource(protocol: &str, receiver: OtlpReceiver, collector: SocketAddr) {
+    assert!(
+        one_call_exported(protocol, &receiver, collector).await,
+        "{protocol}: the call's span reached the collector"
+    );
     let spans = receiver.spans_with_resource();
     let (resource, _) = spans.iter().find(|(_, span)| span.name.ends_with("CatalogService/GetProduct")).unwrap();
     let attribute = |key: &str| resource.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
@@ -82,17 +91,7 @@ async fn spans_leave_over_http_protobuf_with_the_resource_the_environment_gives(
 /// seconds; the exporter waits that long (its own backoff would start at
 /// 100 ms), then the spans arrive.
 async fn retried_after_the_delay_asked_for(protocol: &str, receiver: OtlpReceiver, collector: SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
-    let addr = free_addr();
-    let child = Spawned(catalog(dir.path(), &database, addr, collector, protocol).spawn().unwrap());
-    serving(addr).await;
-    assert_eq!(call(addr, Duration::from_secs(5)).await, tonic::Code::NotFound);
-    let arrived = eventually(Duration::from_secs(15), || async {
-        receiver.spans().iter().any(|(_, span)| span.name.ends_with("CatalogService/GetProduct"))
-    })
-    .await;
-    stop(child).await;
+    let arrived = one_call_exported(protocol, &receiver, collector).await;
     assert!(arrived, "{protocol}: the spans arrived once the collector took them");
     let exports = receiver.exports();
     let refused = exports.iter().position(|e| !e.accepted).expect("an export was refused");
