@@ -29,12 +29,14 @@ use caravan_proto::{
     timestamp_from_micros,
     r#type::v1 as types,
 };
-use chrono::Datelike as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng as _, SeedableRng as _};
-use tonic::Code;
 
-use crate::{channel::Authed, spawned::SpawnedSuite};
+use crate::{
+    channel::Authed,
+    festival::{Timetable, created, date, text},
+    spawned::SpawnedSuite,
+};
 
 /// The festival's catalog dataset, shipped in the binary.
 const DATASET: &str = include_str!("../data/products.jsonl");
@@ -222,26 +224,6 @@ async fn connect(args: &DemoArgs) -> anyhow::Result<Suite> {
 }
 
 /// Tolerates "it is there already": the demo can run again on the same suite.
-fn created<T>(result: Result<tonic::Response<T>, tonic::Status>, what: &str) -> anyhow::Result<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(status) if status.code() == Code::AlreadyExists => Ok(()),
-        Err(status) => anyhow::bail!("{what}: {:?}: {}", status.code(), status.message()),
-    }
-}
-
-fn text(en: &str) -> Option<types::LocalizedText> {
-    Some(types::LocalizedText { en: en.to_owned(), ..Default::default() })
-}
-
-fn date(d: chrono::NaiveDate) -> Option<types::Date> {
-    Some(types::Date {
-        year: d.year(),
-        month: i32::try_from(d.month()).unwrap_or(1),
-        day: i32::try_from(d.day()).unwrap_or(1),
-    })
-}
-
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.time_scale >= 1.0, "--time-scale must be at least 1");
@@ -310,51 +292,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  stock      {received} line-up products received into the Shanghai bonded warehouse");
 
     // The festival, its channels, hosts and shows.
-    let mut shows = SchedulingServiceClient::new(operator(&suite.scheduling)?);
+    let mut timetable = Timetable::new(operator(&suite.scheduling)?);
     let now = chrono::Utc::now();
     let today = now.with_timezone(&ZONE).date_naive();
     let campaign_id = format!("nianhuo-{}", today.format("%Y%m%d"));
     let end = today + chrono::Days::new(28);
-    created(
-        shows
-            .create_campaign(scheduling::CreateCampaignRequest {
-                campaign: Some(scheduling::Campaign {
-                    title: Some(types::LocalizedText {
-                        zh_cn: "全国网上年货节".into(),
-                        en: "National Nianhuo Festival".into(),
-                        ..Default::default()
-                    }),
-                    organiser: "MOFCOM".into(),
-                    start_date: date(today),
-                    end_date: date(end),
-                    time_zone: ZONE.name().into(),
-                    ..Default::default()
-                }),
-                campaign_id: campaign_id.clone(),
-                request_id: String::new(),
-            })
-            .await,
-        "creating the festival",
-    )?;
+    let campaign = scheduling::Campaign {
+        title: Some(types::LocalizedText {
+            zh_cn: "全国网上年货节".into(),
+            en: "National Nianhuo Festival".into(),
+            ..Default::default()
+        }),
+        organiser: "MOFCOM".into(),
+        start_date: date(today),
+        end_date: date(end),
+        time_zone: ZONE.name().into(),
+        ..Default::default()
+    };
+    timetable.campaign(&campaign_id, campaign).await?;
     for (id, platform, name, partner) in
         [("hema-sco", "hema", "盒马 上合好物", "hema"), ("douyin-sco", "douyin", "抖音 上合直播间", "douyin")]
     {
-        let channel = scheduling::Channel {
-            platform: platform.into(),
-            display_name: name.into(),
-            partner: partner.into(),
-            ..Default::default()
-        };
-        created(
-            shows
-                .create_channel(scheduling::CreateChannelRequest {
-                    channel: Some(channel),
-                    channel_id: id.into(),
-                    request_id: String::new(),
-                })
-                .await,
-            "creating a channel",
-        )?;
+        timetable.channel(id, platform, name, partner).await?;
     }
     println!("  festival   {} … {} ({}), channels on Hema and Douyin", today, end, ZONE.name());
     let scale = |hours: f64| Duration::from_secs_f64(hours * 3600.0 / args.time_scale);
@@ -370,16 +329,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             embassy: title.into(),
             ..Default::default()
         };
-        created(
-            shows
-                .create_host(scheduling::CreateHostRequest {
-                    host: Some(host),
-                    host_id: host_id.into(),
-                    request_id: String::new(),
-                })
-                .await,
-            "creating a host",
-        )?;
+        timetable.host(host_id, host).await?;
         let start = first.plus(scale(slot.at));
         let show_end = start.plus(scale(1.0));
         let offers = line_up
@@ -407,14 +357,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             offers,
             ..Default::default()
         };
-        shows
-            .create_show(scheduling::CreateShowRequest {
-                show: Some(show),
-                show_id: id.clone(),
-                request_id: String::new(),
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("creating the show {}: {}", slot.title, s.message()))?;
+        timetable.show(&id, show).await.with_context(|| format!("the show {}", slot.title))?;
         let local = start.to_datetime().with_timezone(&ZONE);
         println!(
             "  show       {} ({})  {:<40} {} ({} specialties)",

@@ -5,6 +5,7 @@ pub mod catalog_import;
 pub mod channel;
 pub mod dataset;
 pub mod demo;
+pub mod festival;
 pub mod keys;
 #[cfg(feature = "loadgen")]
 pub mod loadgen;

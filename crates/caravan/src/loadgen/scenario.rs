@@ -358,11 +358,9 @@ impl Order {
     /// per-buyer limit; then orders over `channels` (partner keys: only
     /// partners place orders).
     pub async fn prepare(channels: Vec<Authed>, setup: OrderSetup, stock: i64) -> anyhow::Result<Self> {
-        use caravan_proto::{
-            catalog::v1 as catalog,
-            scheduling::v1::{self as scheduling, scheduling_service_client::SchedulingServiceClient},
-            r#type::v1 as types,
-        };
+        use caravan_proto::{catalog::v1 as catalog, scheduling::v1 as scheduling, r#type::v1 as types};
+
+        use crate::festival::{Timetable, date, text};
         let run = format!("{:012x}", rand::random::<u64>() >> 16);
         let product = format!("loadgen-hot-{run}");
         let price = types::Money { currency_code: "CNY".into(), minor_units: 2990 };
@@ -394,66 +392,31 @@ impl Order {
         products.activate_product(activate).await.map_err(setup_error("activating the hot product"))?;
         Reserve::prepare_stock(setup.inventory.clone(), &product, stock, &run).await?;
 
-        let mut shows = SchedulingServiceClient::new(setup.scheduling);
+        let mut timetable = Timetable::new(setup.scheduling);
         let today = chrono::Utc::now().date_naive();
-        let date = |d: chrono::NaiveDate| {
-            use chrono::Datelike as _;
-            types::Date {
-                year: d.year(),
-                month: i32::try_from(d.month()).unwrap_or(1),
-                day: i32::try_from(d.day()).unwrap_or(1),
-            }
-        };
         let campaign = scheduling::Campaign {
-            title: Some(types::LocalizedText { en: "Load generator festival".into(), ..Default::default() }),
+            title: text("Load generator festival"),
             organiser: "caravan loadgen".into(),
-            start_date: Some(date(today.pred_opt().unwrap_or(today))),
-            end_date: Some(date(today.succ_opt().unwrap_or(today))),
+            start_date: date(today.pred_opt().unwrap_or(today)),
+            end_date: date(today.succ_opt().unwrap_or(today)),
             time_zone: "UTC".into(),
             ..Default::default()
         };
         let id = format!("loadgen-{run}");
-        shows
-            .create_campaign(scheduling::CreateCampaignRequest {
-                campaign: Some(campaign),
-                campaign_id: id.clone(),
-                request_id: String::new(),
-            })
-            .await
-            .map_err(setup_error("creating the campaign"))?;
-        let channel = scheduling::Channel {
-            platform: "hema".into(),
-            display_name: "Load generator".into(),
-            partner: "hema".into(),
-            ..Default::default()
-        };
-        shows
-            .create_channel(scheduling::CreateChannelRequest {
-                channel: Some(channel),
-                channel_id: id.clone(),
-                request_id: String::new(),
-            })
-            .await
-            .map_err(setup_error("creating the channel"))?;
+        timetable.campaign(&id, campaign).await?;
+        timetable.channel(&id, "hema", "Load generator", "hema").await?;
         let host = scheduling::Host {
             display_name: "Load generator".into(),
             country: "countries/UZ".into(),
             ..Default::default()
         };
-        shows
-            .create_host(scheduling::CreateHostRequest {
-                host: Some(host),
-                host_id: id.clone(),
-                request_id: String::new(),
-            })
-            .await
-            .map_err(setup_error("creating the host"))?;
+        timetable.host(&id, host).await?;
         let now = caravan_platform::time::Micros::from_datetime(chrono::Utc::now());
         let show = scheduling::Show {
             campaign: format!("campaigns/{id}"),
             channel: format!("channels/{id}"),
             host: format!("hosts/{id}"),
-            title: Some(types::LocalizedText { en: "Load generator flash sale".into(), ..Default::default() }),
+            title: text("Load generator flash sale"),
             start_time: Some(caravan_proto::timestamp_from_micros(now.0)),
             end_time: Some(caravan_proto::timestamp_from_micros(now.plus(std::time::Duration::from_secs(3600)).0)),
             offers: vec![scheduling::Offer {
@@ -465,23 +428,9 @@ impl Order {
             }],
             ..Default::default()
         };
-        shows
-            .create_show(scheduling::CreateShowRequest {
-                show: Some(show),
-                show_id: id.clone(),
-                request_id: String::new(),
-            })
-            .await
-            .map_err(setup_error("creating the show"))?;
+        timetable.show(&id, show).await?;
         // The show clock starts it at its start time; start it by hand at once.
-        let started = shows
-            .start_show(scheduling::StartShowRequest { name: format!("shows/{id}"), request_id: String::new() })
-            .await;
-        match started {
-            Ok(_) => {}
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => {}
-            Err(status) => return Err(setup_error("starting the show")(status)),
-        }
+        timetable.start(&id).await?;
         Ok(Order {
             clients: channels.into_iter().map(OrdersServiceClient::new).collect(),
             operator_orders: OrdersServiceClient::new(setup.orders),
