@@ -9,7 +9,11 @@ use caravan_proto::{
     r#type::v1 as types,
 };
 use chrono::Datelike as _;
-use tonic::Code;
+use tonic::{
+    Code,
+    client::GrpcService,
+    codegen::{Body, Bytes, StdError},
+};
 
 use crate::channel::Authed;
 
@@ -37,13 +41,20 @@ pub fn created<T>(result: Result<tonic::Response<T>, tonic::Status>, what: &str)
     }
 }
 
-/// Scheduling, as the operator who sets up the timetable.
+/// Scheduling, as the operator who sets up the timetable, over a channel
+/// that sends the operator's key (`Authed`; the tests' own channel too).
 #[derive(Debug, Clone)]
-pub struct Timetable(SchedulingServiceClient<Authed>);
+pub struct Timetable<C = Authed>(SchedulingServiceClient<C>);
 
-impl Timetable {
+impl<C> Timetable<C>
+where
+    C: GrpcService<tonic::body::Body>,
+    C::Error: Into<StdError>,
+    C::ResponseBody: Body<Data = Bytes> + Send + 'static,
+    <C::ResponseBody as Body>::Error: Into<StdError> + Send,
+{
     /// Over `scheduling`, a channel with the operator's key.
-    pub fn new(scheduling: Authed) -> Self {
+    pub fn new(scheduling: C) -> Self {
         Timetable(SchedulingServiceClient::new(scheduling))
     }
 

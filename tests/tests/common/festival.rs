@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // Each test binary uses what it needs.
 
-use caravan::suite::Suite;
+use caravan::{festival::Timetable, suite::Suite};
 use caravan_platform::{
     config::ServiceKind,
     time::{ManualClock, Micros},
@@ -15,8 +15,7 @@ use caravan_proto::{
         CreateWarehouseRequest, ReceiveStockRequest, Warehouse, inventory_service_client::InventoryServiceClient,
     },
     scheduling::v1::{
-        Campaign, Channel, CreateCampaignRequest, CreateChannelRequest, CreateHostRequest, CreateShowRequest, Host,
-        Offer, Show, scheduling_service_client::SchedulingServiceClient,
+        Campaign, CreateShowRequest, Host, Offer, Show, scheduling_service_client::SchedulingServiceClient,
     },
     timestamp_from_micros,
     r#type::v1::{Date, LocalizedText, Money},
@@ -74,43 +73,22 @@ pub async fn festival_adjusted(adjust: impl Fn(ServiceKind, &mut caravan_platfor
     .await
     .unwrap();
 
-    let mut scheduling = SchedulingServiceClient::new(client_of(suite, ServiceKind::Scheduling));
+    let scheduling = SchedulingServiceClient::new(client_of(suite, ServiceKind::Scheduling));
     let mut inventory = InventoryServiceClient::new(client_of(suite, ServiceKind::Inventory));
-    scheduling
-        .create_campaign(CreateCampaignRequest {
-            campaign: Some(Campaign {
-                title: Some(LocalizedText { en: "2022 National Nianhuo Festival".into(), ..Default::default() }),
-                organiser: "MOFCOM".into(),
-                start_date: Some(Date { year: 2022, month: 1, day: 10 }),
-                end_date: Some(Date { year: 2022, month: 2, day: 7 }),
-                time_zone: "Asia/Shanghai".into(),
-                ..Default::default()
-            }),
-            campaign_id: "nianhuo-2022".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
-    scheduling
-        .create_channel(CreateChannelRequest {
-            channel: Some(Channel {
-                platform: "hema".into(),
-                display_name: "盒马 上合好物".into(),
-                partner: "hema".into(),
-                ..Default::default()
-            }),
-            channel_id: "hema-sco".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    let mut timetable = Timetable::new(client_of(suite, ServiceKind::Scheduling));
+    let campaign = Campaign {
+        title: Some(LocalizedText { en: "2022 National Nianhuo Festival".into(), ..Default::default() }),
+        organiser: "MOFCOM".into(),
+        start_date: Some(Date { year: 2022, month: 1, day: 10 }),
+        end_date: Some(Date { year: 2022, month: 2, day: 7 }),
+        time_zone: "Asia/Shanghai".into(),
+        ..Default::default()
+    };
+    timetable.campaign("nianhuo-2022", campaign).await.unwrap();
+    timetable.channel("hema-sco", "hema", "盒马 上合好物", "hema").await.unwrap();
     for (id, country) in [("olimkhonov", "countries/UZ"), ("khan", "countries/PK")] {
-        scheduling
-            .create_host(CreateHostRequest {
-                host: Some(Host { display_name: id.into(), country: country.into(), ..Default::default() }),
-                host_id: id.into(),
-                request_id: String::new(),
-            })
+        timetable
+            .host(id, Host { display_name: id.into(), country: country.into(), ..Default::default() })
             .await
             .unwrap();
     }
