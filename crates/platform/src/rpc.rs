@@ -126,6 +126,86 @@ pub struct ServerService<S> {
     shared: Arc<ServerShared>,
 }
 
+impl ServerShared {
+    /// Load shedding: a permit for the call, or `RESOURCE_EXHAUSTED` at once
+    /// beyond the limit (never queued into timeouts).
+    fn shed(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Status> {
+        let Some(limit) = &self.limit else { return Ok(None) };
+        limit.clone().try_acquire_owned().map(Some).map_err(|_| {
+            metrics().shed.with_label_values(&[self.service.as_str()]).inc();
+            crate::error::resource_exhausted_overload(self.max_concurrency)
+        })
+    }
+
+    /// Who is calling and whether they may call `method`, before any handler
+    /// runs: the principal, and on whose behalf (a service says so; that is
+    /// recorded, never trusted).
+    fn admit(&self, method: &str, headers: &http::HeaderMap) -> Result<(crate::auth::Principal, String), Status> {
+        self.auth.admit(method, headers).map(|principal| {
+            let caller = match principal.kind {
+                crate::auth::Kind::Service => headers
+                    .get(crate::auth::ON_BEHALF_OF)
+                    .and_then(|v| v.to_str().ok())
+                    .map_or_else(|| principal.id.clone(), str::to_owned),
+                _ => principal.id.clone(),
+            };
+            (principal, caller)
+        })
+    }
+
+    /// `UNAVAILABLE` with a retry delay: the database is known unreachable.
+    fn database_down(&self) -> Status {
+        Status::with_error_details(
+            Code::Unavailable,
+            format!("{}'s database is unreachable; retry with the same request_id", self.service),
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+        )
+    }
+
+    /// The call's `rpc.server` span, in the caller's trace (whose sampling it
+    /// follows), carrying who called from the start (fields recorded later
+    /// each cost a lookup of the span).
+    fn server_span<B>(
+        &self,
+        request: &http::Request<B>,
+        path: &str,
+        admitted: &Result<(crate::auth::Principal, String), Status>,
+    ) -> Span {
+        let method = path.trim_start_matches('/');
+        let (rpc_service, rpc_method) = split_path(path);
+        // The name the client addressed this server by (HTTP/2 `:authority`).
+        let authority = request.uri().authority().map_or("", |a| a.host());
+        let (id, kind, on_behalf_of) = match admitted {
+            Ok((principal, caller)) => {
+                (Some(principal.id.as_str()), Some(principal.kind.as_str()), Some(caller.as_str()))
+            }
+            Err(_) => (None, None, None),
+        };
+        let parent = crate::telemetry::extract_trace_context(request.headers());
+        // String fields as `&str`, not `%`: the OpenTelemetry layer copies a
+        // string as it is, but formats a `Display` value first.
+        tracing::dispatcher::with_default(&self.dispatch, || {
+            crate::telemetry::span_in_trace(parent.as_ref(), self.service, || {
+                tracing::info_span!(
+                    "rpc.server",
+                    otel.name = method,
+                    otel.kind = "server",
+                    otel.status_code = Empty,
+                    rpc.system = "grpc",
+                    rpc.service = rpc_service,
+                    rpc.method = rpc_method,
+                    rpc.grpc.status_code = Empty,
+                    server.address = authority,
+                    server.port = i64::from(self.port),
+                    enduser.id = id,
+                    caravan.principal.kind = kind,
+                    caravan.on_behalf_of = on_behalf_of,
+                )
+            })
+        })
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for ServerService<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Send + 'static,
@@ -150,71 +230,23 @@ where
             return Box::pin(async move { fut.await.map(|r| r.map(Body::new)) });
         }
 
-        // Load shedding: refuse at once beyond the limit, never queue into timeouts.
-        let permit = match &shared.limit {
-            None => None,
-            Some(limit) => match limit.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    metrics().shed.with_label_values(&[shared.service.as_str()]).inc();
-                    let status = crate::error::resource_exhausted_overload(shared.max_concurrency);
-                    return Box::pin(async move { Ok(status.into_http()) });
-                }
-            },
+        let permit = match shared.shed() {
+            Ok(permit) => permit,
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
         };
-
         let method = path.trim_start_matches('/');
-        let (rpc_service, rpc_method) = split_path(&path);
-        // The name the client addressed this server by (HTTP/2 `:authority`).
-        let authority = request.uri().authority().map_or("", |a| a.host());
-        // Who is calling and may they: before any handler runs. Known before
-        // the span opens, so it carries them from the start (fields recorded
-        // later each cost a lookup of the span).
-        let admitted = shared.auth.admit(method, request.headers()).map(|principal| {
-            // A service says on whose behalf it calls; that is recorded, never trusted.
-            let caller = match principal.kind {
-                crate::auth::Kind::Service => request
-                    .headers()
-                    .get(crate::auth::ON_BEHALF_OF)
-                    .and_then(|v| v.to_str().ok())
-                    .map_or_else(|| principal.id.clone(), str::to_owned),
-                _ => principal.id.clone(),
-            };
-            (principal, caller)
-        });
-        let (id, kind, on_behalf_of) = match &admitted {
-            Ok((principal, caller)) => {
-                (Some(principal.id.as_str()), Some(principal.kind.as_str()), Some(caller.as_str()))
-            }
-            Err(_) => (None, None, None),
-        };
-        // The caller's trace, which this call continues (and whose sampling
-        // it follows).
-        let parent = crate::telemetry::extract_trace_context(request.headers());
-        // String fields as `&str`, not `%`: the OpenTelemetry layer copies a
-        // string as it is, but formats a `Display` value first.
-        let span = tracing::dispatcher::with_default(&shared.dispatch, || {
-            crate::telemetry::span_in_trace(parent.as_ref(), shared.service, || {
-                tracing::info_span!(
-                    "rpc.server",
-                    otel.name = method,
-                    otel.kind = "server",
-                    otel.status_code = Empty,
-                    rpc.system = "grpc",
-                    rpc.service = rpc_service,
-                    rpc.method = rpc_method,
-                    rpc.grpc.status_code = Empty,
-                    server.address = authority,
-                    server.port = i64::from(shared.port),
-                    enduser.id = id,
-                    caravan.principal.kind = kind,
-                    caravan.on_behalf_of = on_behalf_of,
-                )
-            })
-        });
+        let admitted = shared.admit(method, request.headers());
+        let span = shared.server_span(&request, &path, &admitted);
         let method = method.to_owned();
         let start = Instant::now();
 
+        // Refused before any handler runs: not admitted, or the database is
+        // known down (another replica, or this one once a health check
+        // reaches the database again, serves the retry).
+        let admitted = match admitted {
+            Ok(_) if shared.circuit.is_open() => Err(shared.database_down()),
+            admitted => admitted,
+        };
         let (principal, caller) = match admitted {
             Ok(admitted) => admitted,
             Err(status) => {
@@ -224,18 +256,6 @@ where
                 return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
             }
         };
-        if shared.circuit.is_open() {
-            // Known down: say so now; another replica (or this one, once a
-            // health check reaches the database again) serves the retry.
-            let status = Status::with_error_details(
-                Code::Unavailable,
-                format!("{}'s database is unreachable; retry with the same request_id", shared.service),
-                tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-            );
-            crate::telemetry::in_service_sync(shared.service, || drop(span.enter()));
-            let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
-            return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
-        }
         request.extensions_mut().insert(principal);
         // A stream outlives its admission: it ends when its key is revoked.
         let revoked = if caravan_proto::codec::is_server_streaming(&path) {
