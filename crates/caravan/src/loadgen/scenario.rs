@@ -190,7 +190,7 @@ impl Scenario for DbDecrement {
             ))
             .await?
             .ok_or_else(|| anyhow::anyhow!("baseline row missing"))?;
-        let available: i64 = row.try_get_by_index(0)?;
+        let available: i64 = row.try_get("", "available")?;
         Ok(Some(format!("units taken: {} of {}; below zero: {}", self.start - available, self.start, available < 0)))
     }
 }

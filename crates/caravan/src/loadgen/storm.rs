@@ -236,8 +236,8 @@ impl PgCounters {
             .query_one_raw(Statement::from_string(
                 backend,
                 format!(
-                    "SELECT CAST(COALESCE(SUM(xact_commit), 0) AS BIGINT), \
-                     CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT) AS BIGINT) \
+                    "SELECT CAST(COALESCE(SUM(xact_commit), 0) AS BIGINT) AS transactions, \
+                     CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT) AS BIGINT) AS writes \
                      FROM pg_stat_database WHERE datname IN ({})",
                     names.join(", ")
                 ),
@@ -246,8 +246,8 @@ impl PgCounters {
             .context("pg_stat_database answered nothing")?;
         Ok(PgReading {
             at: tokio::time::Instant::now(),
-            transactions: row.try_get_by_index(0)?,
-            writes: row.try_get_by_index(1)?,
+            transactions: row.try_get("", "transactions")?,
+            writes: row.try_get("", "writes")?,
         })
     }
 
