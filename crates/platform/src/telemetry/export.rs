@@ -96,14 +96,26 @@ impl Pipeline {
         Ok(Pipeline { services, process })
     }
 
-    /// Exports what is queued and stops, within `timeout` per processor.
+    /// Exports what is queued and stops, within `timeout` in all: the
+    /// processors stop side by side (the exit budget counts one flush).
     pub(crate) fn shutdown(&self, timeout: Duration) -> anyhow::Result<()> {
-        let mut failures = Vec::new();
-        for processor in self.services.iter().map(|(_, p)| p).chain([&self.process]) {
-            if let Err(e) = processor.shutdown_with_timeout(timeout) {
-                failures.push(e.to_string());
-            }
-        }
+        let failures: Vec<String> = std::thread::scope(|scope| {
+            let stopping: Vec<_> = self
+                .services
+                .iter()
+                .map(|(_, p)| p)
+                .chain([&self.process])
+                .map(|processor| scope.spawn(move || processor.shutdown_with_timeout(timeout)))
+                .collect();
+            stopping
+                .into_iter()
+                .filter_map(|stopping| match stopping.join() {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some("a span processor panicked while stopping".to_owned()),
+                })
+                .collect()
+        });
         anyhow::ensure!(failures.is_empty(), "{}", failures.join("; "));
         Ok(())
     }
