@@ -127,11 +127,11 @@ impl Upstream {
             catalog::BatchGetProductsRequest { names: ids.iter().map(|id| format!("products/{id}")).collect() };
         let answer = self
             .retry
-            .idempotent(|| {
-                let mut client = self.catalog.clone();
-                let request = request.clone();
-                async move { client.batch_get_products(request).await }
-            })
+            .call(
+                &self.catalog,
+                &request,
+                |mut client, request| async move { client.batch_get_products(request).await },
+            )
             .await
             .map_err(Refusal::of)?
             .into_inner();
@@ -161,11 +161,11 @@ impl Upstream {
         };
         let answer = self
             .retry
-            .idempotent(|| {
-                let mut client = self.scheduling.clone();
-                let request = request.clone();
-                async move { client.get_live_offers(request).await }
-            })
+            .call(
+                &self.scheduling,
+                &request,
+                |mut client, request| async move { client.get_live_offers(request).await },
+            )
             .await
             .map_err(Refusal::of)?
             .into_inner();
@@ -203,11 +203,7 @@ impl Upstream {
         };
         let reservation = self
             .retry
-            .idempotent(|| {
-                let mut client = self.inventory.clone();
-                let request = request.clone();
-                async move { client.reserve_stock(request).await }
-            })
+            .call(&self.inventory, &request, |mut client, request| async move { client.reserve_stock(request).await })
             .await
             .map_err(Refusal::of)?
             .into_inner();
@@ -268,11 +264,11 @@ impl Upstream {
         let request =
             inventory::CommitReservationRequest { name: format!("reservations/{order}"), request_id: String::new() };
         self.retry
-            .idempotent(|| {
-                let mut client = self.inventory.clone();
-                let request = request.clone();
-                async move { client.commit_reservation(request).await }
-            })
+            .call(
+                &self.inventory,
+                &request,
+                |mut client, request| async move { client.commit_reservation(request).await },
+            )
             .await
             .map(drop)
             .map_err(Refusal::of)
@@ -284,11 +280,11 @@ impl Upstream {
         let request =
             inventory::ReleaseReservationRequest { name: format!("reservations/{order}"), request_id: String::new() };
         self.retry
-            .idempotent(|| {
-                let mut client = self.inventory.clone();
-                let request = request.clone();
-                async move { client.release_reservation(request).await }
-            })
+            .call(
+                &self.inventory,
+                &request,
+                |mut client, request| async move { client.release_reservation(request).await },
+            )
             .await
             .map(drop)
             .map_err(Refusal::of)

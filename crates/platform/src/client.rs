@@ -361,6 +361,18 @@ impl Retry {
         Retry { max_attempts: max_attempts.max(1), ..Retry::default() }
     }
 
+    /// [`Self::idempotent`] for one gRPC method: each attempt calls
+    /// `method` on a clone of `client` with a clone of `request`.
+    pub async fn call<C, R, T, F, Fut>(&self, client: &C, request: &R, method: F) -> Result<T, Status>
+    where
+        C: Clone,
+        R: Clone,
+        F: Fn(C, R) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        self.idempotent(|| method(client.clone(), request.clone())).await
+    }
+
     /// Runs `call`, retrying it on `UNAVAILABLE`. Use only for idempotent calls.
     pub async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
     where

@@ -48,11 +48,7 @@ impl Upstream {
         let request = catalog::GetCountryRequest { name: country.to_string(), as_of: None };
         let answer = self
             .retry
-            .idempotent(|| {
-                let mut client = self.catalog.clone();
-                let request = request.clone();
-                async move { client.get_country(request).await }
-            })
+            .call(&self.catalog, &request, |mut client, request| async move { client.get_country(request).await })
             .await;
         match answer {
             Ok(_) => Ok(true),
@@ -72,11 +68,11 @@ impl Upstream {
         };
         let answer = self
             .retry
-            .idempotent(|| {
-                let mut client = self.catalog.clone();
-                let request = request.clone();
-                async move { client.batch_get_products(request).await }
-            })
+            .call(
+                &self.catalog,
+                &request,
+                |mut client, request| async move { client.batch_get_products(request).await },
+            )
             .await
             .map_err(|status| Error::Upstream { service: "catalog", status })?
             .into_inner();
@@ -104,11 +100,7 @@ impl Upstream {
         let request = inventory::GetAllocationRequest { name: format!("allocations/{show}") };
         let answer = self
             .retry
-            .idempotent(|| {
-                let mut client = self.inventory.clone();
-                let request = request.clone();
-                async move { client.get_allocation(request).await }
-            })
+            .call(&self.inventory, &request, |mut client, request| async move { client.get_allocation(request).await })
             .await;
         match answer {
             Ok(allocation) => Ok(allocation
@@ -146,11 +138,7 @@ impl Upstream {
             inventory::AllocateStockRequest { show: format!("shows/{show}"), lines, request_id: String::new() };
         let answer = self
             .retry
-            .idempotent(|| {
-                let mut client = self.inventory.clone();
-                let request = request.clone();
-                async move { client.allocate_stock(request).await }
-            })
+            .call(&self.inventory, &request, |mut client, request| async move { client.allocate_stock(request).await })
             .await;
         match answer {
             Ok(_) => Ok(()),
@@ -166,11 +154,11 @@ impl Upstream {
     pub async fn return_allocation(&self, show: &str) -> Result<(), Error> {
         let request = inventory::ReturnAllocationRequest { show: format!("shows/{show}"), request_id: String::new() };
         self.retry
-            .idempotent(|| {
-                let mut client = self.inventory.clone();
-                let request = request.clone();
-                async move { client.return_allocation(request).await }
-            })
+            .call(
+                &self.inventory,
+                &request,
+                |mut client, request| async move { client.return_allocation(request).await },
+            )
             .await
             .map(drop)
             .map_err(|status| Error::Upstream { service: "inventory", status })
