@@ -34,7 +34,8 @@ pub(crate) fn layer<S>(config: &OtelConfig, process_name: &str) -> anyhow::Resul
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    let (processor, resource) = export::process_processor(config, process_name)?;
+    let (processor, resource) =
+        export::process_processor(config, &opentelemetry_sdk::Resource::builder().build(), process_name)?;
     let provider = SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource).build();
     let layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(env!("CARGO_PKG_NAME")))

@@ -84,8 +84,9 @@ impl Pipeline {
     /// Call within the async runtime: the gRPC exporter's channel runs on
     /// it.
     pub(crate) fn start(config: &OtelConfig, process_name: &str, services: &[ServiceKind]) -> anyhow::Result<Self> {
+        // The environment's resource, read once for every processor.
         let base = Resource::builder().build();
-        let (process, _) = process_processor(config, process_name)?;
+        let (process, _) = process_processor(config, &base, process_name)?;
         let services = services
             .iter()
             .map(|&service| {
@@ -130,16 +131,17 @@ impl SpanSink for Pipeline {
     }
 }
 
-/// The processor of the process's own spans, and its resource: named
+/// The processor of the process's own spans, and its resource (`base`, the
+/// environment's, with caravan's attributes): named
 /// `process_name`, unless `OTEL_SERVICE_NAME` (or `service.name` in
 /// `OTEL_RESOURCE_ATTRIBUTES`) names the process.
 pub(super) fn process_processor(
     config: &OtelConfig,
+    base: &Resource,
     process_name: &str,
 ) -> anyhow::Result<(BatchSpanProcessor, Resource)> {
-    let base = Resource::builder().build();
-    let named = service_name(&base).is_some_and(|name| !name.starts_with("unknown_service"));
-    let resource = resource(&base, (!named).then_some(process_name));
+    let named = service_name(base).is_some_and(|name| !name.starts_with("unknown_service"));
+    let resource = resource(base, (!named).then_some(process_name));
     let processor = processor(config, service_name(&resource).unwrap_or_default(), &resource)?;
     Ok((processor, resource))
 }

@@ -210,8 +210,9 @@ where
 /// either would look the span up at every poll of every instrumented future
 /// only to pass them on. A span ends when it closes — when its last handle
 /// drops, right after its future's last poll, or after the response body of
-/// a call has gone out. Everything else, `downcast_raw` included (how the
-/// layer is found, see [`span_context`]), goes to the inner layer.
+/// a call has gone out. Everything else goes to the inner layer,
+/// `downcast_raw` included: per-layer filters find their state through it,
+/// and so does the bridge's `tracing-opentelemetry` layer when compared.
 struct ClosesOnly<L>(L);
 
 // One of caravan's two `unsafe` blocks: `Layer::downcast_raw` is an unsafe method, and
