@@ -135,8 +135,9 @@ impl Service for NextCatalog {
     const KIND: ServiceKind = ServiceKind::Catalog;
     const NAME: &'static str = caravan_catalog::Catalog::NAME;
     type Migrator = NextMigrator;
+    type Settings = caravan_platform::config::NoSettings;
 
-    fn routes(host: &ServiceHost<NextMigrator>) -> anyhow::Result<Routes> {
+    fn routes(host: &ServiceHost<NextMigrator>, _: &Self::Settings) -> anyhow::Result<Routes> {
         Ok(caravan_catalog::routes_on(host))
     }
 }

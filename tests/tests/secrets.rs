@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use caravan_platform::{app::Application, config::ServiceKind, telemetry::ServiceTelemetry};
+use caravan_platform::{app::Application, config::ServiceKind};
 use caravan_proto::{
     catalog::v1::{GetCountryRequest, catalog_service_client::CatalogServiceClient},
     scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient},
@@ -47,20 +47,19 @@ async fn no_key_appears_in_any_log_line() {
     tracing::dispatcher::set_global_default(capturing(&captured)).unwrap();
 
     let catalog_db = TestDatabase::new::<caravan_catalog::Migrator>(ServiceKind::Catalog).await.unwrap();
-    let catalog = Application::<caravan_catalog::Catalog>::build_with_telemetry(
-        service_config(ServiceKind::Catalog, catalog_db.config(), &[]),
-        ServiceTelemetry::global(),
-    )
-    .await
-    .unwrap();
+    let catalog =
+        Application::<caravan_catalog::Catalog>::build(service_config(ServiceKind::Catalog, catalog_db.config(), &[]))
+            .await
+            .unwrap();
     let catalog_addr = catalog.local_addr();
     let token = caravan_platform::CancellationToken::new();
     let catalog_task = tokio::spawn(catalog.run_until_stopped(token.clone()));
     let scheduling_db = TestDatabase::new::<caravan_scheduling::Migrator>(ServiceKind::Scheduling).await.unwrap();
-    let scheduling = Application::<caravan_scheduling::Scheduling>::build_with_telemetry(
-        service_config(ServiceKind::Scheduling, scheduling_db.config(), &[(ServiceKind::Catalog, catalog_addr)]),
-        ServiceTelemetry::global(),
-    )
+    let scheduling = Application::<caravan_scheduling::Scheduling>::build(service_config(
+        ServiceKind::Scheduling,
+        scheduling_db.config(),
+        &[(ServiceKind::Catalog, catalog_addr)],
+    ))
     .await
     .unwrap();
     let scheduling_addr = scheduling.local_addr();

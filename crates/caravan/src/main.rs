@@ -16,12 +16,12 @@ use caravan_platform::{
     CancellationToken,
     auth::{Kind, Principal},
     config::{
-        Authentication, ConfigError, EXIT_CONFIG, LogConfig, MigrateMode, ServiceConfig, ServiceKind, VARIABLES,
-        metrics_addr_from_env,
+        Authentication, ConfigError, DataDir, EXIT_CONFIG, LimitSettings, LogConfig, MigrateMode, NoSettings,
+        OwnSettings, ServiceConfig, ServiceKind, ServiceSettings, refusal, variables_table,
     },
     metrics::MetricsServer,
     shutdown,
-    telemetry::{OtelConfig, Telemetry},
+    telemetry::{OtelSettings, Telemetry},
 };
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -38,6 +38,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: LogConfig,
+    #[command(flatten)]
+    otel: OtelSettings,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,19 +49,10 @@ enum Command {
     /// Run all four services in one process on loopback, each with its own
     /// SQLite file, calling each other over real gRPC. For development.
     Up(UpArgs),
-    /// Run one service configured by CARAVAN_* environment variables (what
-    /// the Kubernetes images run).
-    Serve {
-        /// catalog, scheduling, inventory or orders.
-        service: ServiceKind,
-        /// `migrate`: apply the service's pending migrations and exit.
-        #[arg(value_parser = ["migrate"])]
-        action: Option<String>,
-        /// Accept every call without a key, as an operator. Development only;
-        /// without it, `serve` refuses to start with no CARAVAN_KEYS_FILE.
-        #[arg(long)]
-        insecure_no_auth: bool,
-    },
+    /// Run one service configured by CARAVAN_* environment variables or
+    /// their flags (what the Kubernetes images run).
+    #[command(subcommand)]
+    Serve(Box<ServeCommand>),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -83,6 +78,34 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServeCommand {
+    /// Countries and products.
+    Catalog(Serve<NoSettings>),
+    /// Campaigns, channels, hosts and shows.
+    Scheduling(Serve<NoSettings>),
+    /// Warehouses, stock, allocations and reservations.
+    Inventory(Serve<caravan_inventory::settings::Settings>),
+    /// Orders and sales reports.
+    Orders(Serve<caravan_orders::settings::Settings>),
+}
+
+/// One service's settings: every service's, then its own.
+#[derive(Debug, clap::Args)]
+struct Serve<S: clap::Args> {
+    /// `migrate`: apply the service's pending migrations and exit.
+    #[arg(value_parser = ["migrate"])]
+    action: Option<String>,
+    /// Accept every call without a key, as an operator. Development only;
+    /// without it, `serve` refuses to start with no CARAVAN_KEYS_FILE.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    #[command(flatten)]
+    settings: ServiceSettings,
+    #[command(flatten)]
+    own: S,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,9 +174,8 @@ enum KeysCommand {
 
 #[derive(Debug, clap::Args)]
 struct UpArgs {
-    /// Folder of the four SQLite files (catalog.db, scheduling.db, …).
-    #[arg(long, env = "CARAVAN_DATA_DIR", default_value = "./data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDir,
     /// Address the four servers listen on.
     #[arg(long, env = "CARAVAN_UP_HOST", default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -189,18 +211,12 @@ struct UpArgs {
     /// overlay runs), e.g. postgres://postgres@127.0.0.1:6432.
     #[arg(long, requires = "postgres")]
     postgres_pooler: Option<String>,
-    /// Calls per second per partner or operator key (0: no limit; lift it
-    /// to measure a flash sale beyond one partner's share).
-    #[arg(long, env = "CARAVAN_RATE_LIMIT", default_value_t = caravan_platform::auth::rate::RateConfig::default().per_second)]
-    rate_limit: u32,
-    /// Most one-line reservations of one product inventory commits in one
-    /// transaction (1: each alone, to measure without the batcher).
-    #[arg(long, env = "CARAVAN_RESERVE_BATCH", default_value_t = 128)]
-    reserve_batch: usize,
-    /// Calls each service serves at once; beyond it, calls are refused at
-    /// once with RESOURCE_EXHAUSTED (0: no limit).
-    #[arg(long, env = "CARAVAN_MAX_CONCURRENT_CALLS", default_value_t = caravan_platform::config::DEFAULT_MAX_CONCURRENT_CALLS)]
-    max_concurrent_calls: usize,
+    /// Each service's limits (lift the rate limit to measure a flash sale
+    /// beyond one partner's share).
+    #[command(flatten)]
+    limits: LimitSettings,
+    #[command(flatten)]
+    own: suite::OwnSettings,
 }
 
 /// A prefix of plain PostgreSQL database names.
@@ -256,50 +272,39 @@ enum Plan {
     },
     Serve {
         config: ServiceConfig,
+        own: Box<suite::OwnSettings>,
         metrics: Option<SocketAddr>,
     },
     Migrate(ServiceConfig),
 }
 
 fn main() -> ExitCode {
-    let mut help = String::from("Environment variables (`caravan serve`; `up` reads CARAVAN_LOG*, OTEL_*):\n");
-    for (name, meaning) in VARIABLES {
-        help.push_str(&format!("  {name:<32} {meaning}\n"));
-    }
-    let matches = Cli::command().after_long_help(help).get_matches();
+    let command = Cli::command();
+    let help = format!(
+        "Environment variables, each also a flag (`caravan <command> --help` shows which commands read \
+         it; `serve <service>` reads the CARAVAN_* service settings):\n{}",
+        variables_table(&command)
+    );
+    let matches = match command.clone().after_long_help(help).try_get_matches() {
+        Ok(matches) => matches,
+        // A value that does not parse is a configuration error naming its
+        // variable, on one line, like those found below.
+        Err(e) => match refusal(&command, &e) {
+            Some(error) => return config_failure(&error),
+            None => e.exit(),
+        },
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
 
     // Every setting is checked before anything is bound or started.
-    let env: HashMap<String, String> = std::env::vars().collect();
     let settings = (|| -> Result<_, ConfigError> {
-        let log = LogConfig::from_env(&env)?;
-        let otel = OtelConfig::from_env(&env)?;
+        let otel = cli.otel.into_config()?;
         let plan = match cli.command {
+            Command::Serve(serve) => plan_serve_command(*serve)?,
             Command::Up(args) => Plan::Up(args),
-            Command::Serve { service, action: Some(_), .. } => Plan::Migrate(ServiceConfig::from_env(service, &env)?),
-            Command::Serve { service, action: None, insecure_no_auth } => {
-                let mut config = ServiceConfig::from_env(service, &env)?;
-                match (&config.auth, insecure_no_auth) {
-                    (Authentication::Missing, false) => {
-                        return Err(ConfigError::new(
-                            "CARAVAN_KEYS_FILE",
-                            "required: the hashes of the API keys this service accepts (`caravan keys create`), or --insecure-no-auth for development",
-                        ));
-                    }
-                    (Authentication::Missing, true) => config.auth = Authentication::InsecureNoAuth,
-                    (_, true) => {
-                        return Err(ConfigError::new(
-                            "--insecure-no-auth",
-                            "cannot be combined with CARAVAN_KEYS_FILE",
-                        ));
-                    }
-                    (_, false) => {}
-                }
-                Plan::Serve { config, metrics: metrics_addr_from_env(&env)? }
-            }
             #[cfg(feature = "loadgen")]
             Command::Loadgen(args) => Plan::Loadgen(args),
             Command::Demo(args) => Plan::Demo(args),
@@ -310,7 +315,7 @@ fn main() -> ExitCode {
             }
             #[cfg(feature = "loadgen")]
             Command::EchoServer { mode, addr } => {
-                Plan::EchoServer { mode, addr, key: env.get(baseline::KEY_VARIABLE).cloned() }
+                Plan::EchoServer { mode, addr, key: std::env::var(baseline::KEY_VARIABLE).ok() }
             }
             Command::Keys(KeysCommand::Create { kind, partner, id, keys_file }) => {
                 let principal =
@@ -318,7 +323,7 @@ fn main() -> ExitCode {
                 Plan::CreateKey { principal, keys_file }
             }
         };
-        Ok((log, otel, plan))
+        Ok((cli.log, otel, plan))
     })();
     let (log, otel, plan) = match settings {
         Ok(settings) => settings,
@@ -378,7 +383,7 @@ fn main() -> ExitCode {
                 shutdown::cancel_on_signal(token.clone());
                 baseline::serve_echo(mode, addr, key, token).await.map(|()| ExitCode::SUCCESS)
             }
-            Plan::Serve { config, metrics } => serve(config, metrics, &telemetry).await,
+            Plan::Serve { config, own, metrics } => serve(config, &own, metrics, &telemetry).await,
             Plan::Migrate(config) => {
                 let service = config.service;
                 let applied = suite::migrate(&config).await;
@@ -405,6 +410,47 @@ fn main() -> ExitCode {
     }
 }
 
+fn plan_serve_command(command: ServeCommand) -> Result<Plan, ConfigError> {
+    match command {
+        ServeCommand::Catalog(serve) => plan_serve(ServiceKind::Catalog, serve, |_, _| ()),
+        ServeCommand::Scheduling(serve) => plan_serve(ServiceKind::Scheduling, serve, |_, _| ()),
+        ServeCommand::Inventory(serve) => {
+            plan_serve(ServiceKind::Inventory, serve, |own, settings| own.inventory = settings)
+        }
+        ServeCommand::Orders(serve) => plan_serve(ServiceKind::Orders, serve, |own, settings| own.orders = settings),
+    }
+}
+
+/// `serve <service>`: its configuration, checked with its own settings.
+fn plan_serve<S: OwnSettings>(
+    service: ServiceKind,
+    serve: Serve<S>,
+    place: impl FnOnce(&mut suite::OwnSettings, S),
+) -> Result<Plan, ConfigError> {
+    let metrics = serve.settings.metrics_addr.0;
+    let mut config = serve.settings.into_config(service)?;
+    serve.own.check(&config)?;
+    if serve.action.is_some() {
+        return Ok(Plan::Migrate(config));
+    }
+    match (&config.auth, serve.insecure_no_auth) {
+        (Authentication::Missing, false) => {
+            return Err(ConfigError::new(
+                "CARAVAN_KEYS_FILE",
+                "required: the hashes of the API keys this service accepts (`caravan keys create`), or --insecure-no-auth for development",
+            ));
+        }
+        (Authentication::Missing, true) => config.auth = Authentication::InsecureNoAuth,
+        (_, true) => {
+            return Err(ConfigError::new("--insecure-no-auth", "cannot be combined with CARAVAN_KEYS_FILE"));
+        }
+        (_, false) => {}
+    }
+    let mut own = Box::<suite::OwnSettings>::default();
+    place(&mut own, serve.own);
+    Ok(Plan::Serve { config, own, metrics })
+}
+
 fn config_failure(error: &ConfigError) -> ExitCode {
     eprintln!("caravan: configuration error: {error}");
     ExitCode::from(EXIT_CONFIG as u8)
@@ -426,11 +472,16 @@ async fn start_metrics(addr: Option<SocketAddr>, token: &CancellationToken) -> a
     Ok(())
 }
 
-async fn serve(config: ServiceConfig, metrics: Option<SocketAddr>, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: ServiceConfig,
+    own: &suite::OwnSettings,
+    metrics: Option<SocketAddr>,
+    telemetry: &Telemetry,
+) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     shutdown::cancel_on_signal(token.clone());
     let service_telemetry = telemetry.service(config.service);
-    let app = suite::build(config, service_telemetry).await?;
+    let app = suite::build(config, own, service_telemetry).await?;
     start_metrics(metrics, &token).await?;
     app.run(token).await?;
     Ok(ExitCode::SUCCESS)
@@ -495,7 +546,8 @@ fn create_key(principal: Principal, keys_file: Option<&std::path::Path>) -> anyh
 async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     shutdown::cancel_on_signal(token.clone());
-    let dev = keys::dev_keys(&args.data_dir)?;
+    let data_dir = &args.data_dir.path;
+    let dev = keys::dev_keys(data_dir)?;
     if dev.created {
         println!(
             "Created development API keys (their hashes in {}; the keys in {}, readable only by you):\n{}\
@@ -523,7 +575,7 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
         }
     }
     let config_for = |kind: ServiceKind| {
-        let mut config = ServiceConfig::local(kind, &args.data_dir);
+        let mut config = ServiceConfig::local(kind, data_dir);
         if let Some(database) = databases.get(&kind) {
             config.database = database.clone();
         }
@@ -536,17 +588,16 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
         };
         config.service_key =
             dev.service_keys.get(&kind).and_then(|k| caravan_platform::auth::keys::ServiceKey::new(k).ok());
-        config.rate.per_second = args.rate_limit;
-        config.reserve_batch_max = args.reserve_batch.clamp(1, 1000);
-        config.max_concurrent_calls = args.max_concurrent_calls;
+        config.rate = args.limits.rate();
+        config.max_concurrent_calls = args.limits.max_concurrent_calls;
         config
     };
-    let suite = Suite::start(config_for, Some(telemetry), token.clone()).await?;
+    let suite = Suite::start(config_for, &args.own, Some(telemetry), token.clone()).await?;
     let metrics = (!args.no_metrics).then(|| SocketAddr::new(args.host, args.metrics_port));
     start_metrics(metrics, &token).await?;
     let data = match &args.postgres {
         Some(_) => format!("databases {}_<service> on the PostgreSQL server", args.postgres_prefix),
-        None => args.data_dir.display().to_string(),
+        None => data_dir.display().to_string(),
     };
     println!(
         "caravan is up: catalog {}, scheduling {}, inventory {}, orders {} (data in {data}). Ctrl-C stops it.",

@@ -5,7 +5,7 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use caravan_platform::{
     CancellationToken,
-    config::{ServiceConfig, ServiceKind, loopback_url},
+    config::{Declared, NoSettings, ServiceConfig, ServiceKind, loopback_url},
     telemetry::{ServiceTelemetry, Telemetry},
 };
 use tokio::task::JoinSet;
@@ -15,6 +15,22 @@ use tokio::task::JoinSet;
 /// when ports are 0.
 pub const START_ORDER: [ServiceKind; 4] =
     [ServiceKind::Catalog, ServiceKind::Inventory, ServiceKind::Scheduling, ServiceKind::Orders];
+
+/// What the services declare for themselves (catalog and scheduling
+/// declare nothing), at their declared defaults unless set.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OwnSettings {
+    #[command(flatten)]
+    pub inventory: caravan_inventory::settings::Settings,
+    #[command(flatten)]
+    pub orders: caravan_orders::settings::Settings,
+}
+
+impl Default for OwnSettings {
+    fn default() -> Self {
+        OwnSettings { inventory: Declared::declared_defaults(), orders: Declared::declared_defaults() }
+    }
+}
 
 /// A running suite.
 #[derive(Debug)]
@@ -30,6 +46,7 @@ impl Suite {
     /// services just started. Stops when `token` is cancelled.
     pub async fn start(
         mut config_for: impl FnMut(ServiceKind) -> ServiceConfig,
+        own: &OwnSettings,
         telemetry: Option<&Telemetry>,
         token: CancellationToken,
     ) -> anyhow::Result<Suite> {
@@ -45,7 +62,7 @@ impl Suite {
                 Some(telemetry) => telemetry.service(kind),
                 None => ServiceTelemetry::global(),
             };
-            let app = build(config, service_telemetry).await?;
+            let app = build(config, own, service_telemetry).await?;
             addrs.insert(kind, app.local_addr());
             built.push((kind, app));
         }
@@ -118,20 +135,21 @@ impl Built {
     }
 }
 
-/// Builds whichever service `config` is for, under its own telemetry.
-pub async fn build(config: ServiceConfig, telemetry: ServiceTelemetry) -> anyhow::Result<Built> {
+/// Builds whichever service `config` is for, with its own settings, under
+/// its own telemetry.
+pub async fn build(config: ServiceConfig, own: &OwnSettings, telemetry: ServiceTelemetry) -> anyhow::Result<Built> {
     Ok(match config.service {
         ServiceKind::Catalog => {
-            Built::Catalog(caravan_catalog::Application::build_with_telemetry(config, telemetry).await?)
+            Built::Catalog(caravan_catalog::Application::build_with(config, NoSettings {}, telemetry).await?)
         }
         ServiceKind::Scheduling => {
-            Built::Scheduling(caravan_scheduling::Application::build_with_telemetry(config, telemetry).await?)
+            Built::Scheduling(caravan_scheduling::Application::build_with(config, NoSettings {}, telemetry).await?)
         }
-        ServiceKind::Inventory => {
-            Built::Inventory(caravan_inventory::Application::build_with_telemetry(config, telemetry).await?)
-        }
+        ServiceKind::Inventory => Built::Inventory(
+            caravan_inventory::Application::build_with(config, own.inventory.clone(), telemetry).await?,
+        ),
         ServiceKind::Orders => {
-            Built::Orders(caravan_orders::Application::build_with_telemetry(config, telemetry).await?)
+            Built::Orders(caravan_orders::Application::build_with(config, own.orders.clone(), telemetry).await?)
         }
     })
 }

@@ -106,17 +106,55 @@ fn keys_create_prints_the_key_once_and_stores_only_its_hash() {
     assert_eq!(output.status.code(), Some(64), "a partner key needs its partner");
 }
 
+/// The variables a help text names (`[env: NAME=…]`).
+fn variables_in(help: &str) -> Vec<String> {
+    help.split("[env: ").skip(1).filter_map(|rest| rest.split(['=', ']']).next()).map(str::to_owned).collect()
+}
+
 #[test]
-fn help_explains_every_variable() {
-    let output = caravan(&["--help"]).output().unwrap();
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    for (name, _) in caravan_platform::config::VARIABLES {
-        assert!(help.contains(name), "{name} missing from --help");
+fn help_is_generated_from_the_declarations() {
+    let help = |args: &[&str]| {
+        let output = caravan(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    let mut declared = Vec::new();
+    for service in ["catalog", "scheduling", "inventory", "orders"] {
+        let text = help(&["serve", service, "--help"]);
+        assert!(text.contains("[default: 20s]"), "defaults are shown: {text}");
+        declared.extend(variables_in(&text));
     }
-    for sub in ["up", "serve"] {
-        assert!(help.contains(sub));
+    for name in [
+        "CARAVAN_LISTEN_ADDR",
+        "CARAVAN_DATABASE_URL",
+        "CARAVAN_KEYS_FILE",
+        "CARAVAN_PAYMENT_WINDOW",
+        "CARAVAN_FAILPOINT",
+        "CARAVAN_RESERVE_BATCH",
+        "CARAVAN_METRICS_ADDR",
+        "CARAVAN_LOG",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        assert!(declared.iter().any(|d| d == name), "{name} is declared");
     }
+    for name in &declared {
+        assert!(top.contains(name.as_str()), "{name} missing from caravan --help");
+    }
+    // A service's own settings show only under that service.
+    assert!(!help(&["serve", "catalog", "--help"]).contains("CARAVAN_PAYMENT_WINDOW"));
+    assert!(help(&["serve", "orders", "--help"]).contains("orders.place.after_reserve"), "failpoints are listed");
+}
+
+#[test]
+fn a_flag_sets_what_its_variable_sets() {
+    let output = caravan(&["serve", "orders", "--call-limit", "1ms"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CARAVAN_CALL_LIMIT") && stderr.contains("at least 100ms"), "{stderr}");
+    let output = caravan(&["serve", "orders"]).env("CARAVAN_RESERVATION_TTL", "1m").output().unwrap();
+    assert_eq!(output.status.code(), Some(64), "a service's own settings are checked against the common ones");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("CARAVAN_RESERVATION_TTL"));
 }
 
 #[tokio::test]

@@ -27,8 +27,9 @@ impl app::Service for Catalog {
     const KIND: ServiceKind = ServiceKind::Catalog;
     const NAME: &'static str = SERVICE_NAME;
     type Migrator = Migrator;
+    type Settings = caravan_platform::config::NoSettings;
 
-    fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
+    fn routes(host: &ServiceHost<Migrator>, _: &Self::Settings) -> anyhow::Result<Routes> {
         Ok(routes_on(host))
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod migration;
 pub mod reaper;
+pub mod settings;
 pub mod store;
 pub mod watch;
 
@@ -34,8 +35,9 @@ impl app::Service for Inventory {
     const KIND: ServiceKind = ServiceKind::Inventory;
     const NAME: &'static str = SERVICE_NAME;
     type Migrator = Migrator;
+    type Settings = settings::Settings;
 
-    fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
+    fn routes(host: &ServiceHost<Migrator>, settings: &settings::Settings) -> anyhow::Result<Routes> {
         let store = store::Store::new(host.db().clone());
         let hub = Hub::start(watch::StockFeed::new(store.clone()), HubConfig::default(), host.background());
         let reaper = Worker::new(
@@ -50,7 +52,7 @@ impl app::Service for Inventory {
             store.clone(),
             host.clock(),
             host.telemetry().clone(),
-            host.config().reserve_batch_max,
+            usize::from(settings.reserve_batch),
         );
         let api = api::InventoryApi::new(store, host.start_idempotency(), host.clock(), hub, batcher);
         let server = InventoryServiceServer::new(api).max_decoding_message_size(host.config().max_request_bytes);

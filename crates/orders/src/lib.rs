@@ -14,12 +14,14 @@ pub mod metrics;
 pub mod migration;
 pub mod saga;
 pub mod sellout;
+pub mod settings;
 pub mod store;
 pub mod upstream;
 
 use caravan_platform::{
     app::{self, ServiceHost},
     config::ServiceKind,
+    failpoint::Failpoints,
     worker::{Worker, WorkerConfig},
 };
 use caravan_proto::orders::v1::orders_service_server::{OrdersServiceServer, SERVICE_NAME};
@@ -35,13 +37,14 @@ impl app::Service for Orders {
     const KIND: ServiceKind = ServiceKind::Orders;
     const NAME: &'static str = SERVICE_NAME;
     type Migrator = Migrator;
+    type Settings = settings::Settings;
 
-    fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
+    fn routes(host: &ServiceHost<Migrator>, settings: &settings::Settings) -> anyhow::Result<Routes> {
         let config = host.config();
         let timers = saga::Timers {
             call_limit: config.call_limit,
-            payment_window: config.payment_window,
-            reservation_ttl: config.reservation_ttl,
+            payment_window: settings.payment_window,
+            reservation_ttl: settings.reservation_ttl,
         };
         let store = store::Store::new(host.db().clone());
         let upstream = upstream::Upstream::connect(host)?;
@@ -60,7 +63,7 @@ impl app::Service for Orders {
             sellout,
             idempotency: idempotency.clone(),
             clock: host.clock(),
-            failpoints: host.failpoints(),
+            failpoints: Failpoints::new(settings::FAILPOINTS, settings.failpoint.as_deref()),
             timers,
         });
         // Runs are calls too: bounded by the call limit, leased for twice it,

@@ -11,9 +11,8 @@ use tonic::service::Routes;
 use crate::{
     auth::{Check, ServerAuth, rate::RateLimits},
     client::{Balancing, ChannelOptions, TracedChannel},
-    config::{Authentication, MigrateMode, ServiceConfig, ServiceKind},
+    config::{Authentication, Declared, MigrateMode, OwnSettings, ServiceConfig, ServiceKind},
     db::{self, Db},
-    failpoint::Failpoints,
     idempotency::{Idempotency, IdempotencyConfig},
     schema,
     server::{GrpcServer, ServeOptions},
@@ -152,11 +151,6 @@ impl<M: MigratorTrait> ServiceHost<M> {
         self.background.clone()
     }
 
-    /// The failpoint armed for this process (crash drills), if any.
-    pub fn failpoints(&self) -> Failpoints {
-        Failpoints::new(self.config.failpoint.as_deref())
-    }
-
     /// The idempotency mechanism on the service's database, with its purge
     /// running hourly in the background. A claim is leased for twice the
     /// call limit: after a crash, a retry takes the request over that soon.
@@ -246,9 +240,11 @@ pub trait Service: Send + 'static {
     const NAME: &'static str;
     /// The service's migrations.
     type Migrator: MigratorTrait;
+    /// What the service declares for itself ([`crate::config::NoSettings`] when nothing).
+    type Settings: OwnSettings;
 
     /// Builds the service's own gRPC routes on its prepared host.
-    fn routes(host: &ServiceHost<Self::Migrator>) -> anyhow::Result<Routes>;
+    fn routes(host: &ServiceHost<Self::Migrator>, settings: &Self::Settings) -> anyhow::Result<Routes>;
 }
 
 /// How often files of secrets are re-read: the keys file's interval
@@ -271,18 +267,25 @@ pub struct Application<S: Service> {
 impl<S: Service> Application<S> {
     /// Connects the database, applies or verifies migrations, binds the port,
     /// builds the handlers. Nothing is served until [`Self::run_until_stopped`].
-    /// Requests run under the global subscriber (logs only); see
-    /// [`Self::build_with_telemetry`].
+    /// Requests run under the global subscriber (logs only), with the
+    /// service's own settings at their declared defaults; see
+    /// [`Self::build_with`].
     pub async fn build(config: ServiceConfig) -> anyhow::Result<Self> {
-        Self::build_with_telemetry(config, ServiceTelemetry::global()).await
+        Self::build_with(config, S::Settings::declared_defaults(), ServiceTelemetry::global()).await
     }
 
-    /// [`Self::build`], with requests and background work running under the
-    /// service's own telemetry (its traces carry its `service.name`).
-    pub async fn build_with_telemetry(config: ServiceConfig, telemetry: ServiceTelemetry) -> anyhow::Result<Self> {
+    /// [`Self::build`] with the service's own settings, and requests and
+    /// background work running under the service's own telemetry (its
+    /// traces carry its `service.name`).
+    pub async fn build_with(
+        config: ServiceConfig,
+        settings: S::Settings,
+        telemetry: ServiceTelemetry,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(config.service == S::KIND, "configuration of {} given to {}", config.service, S::KIND);
+        settings.check(&config)?;
         let host = ServiceHost::<S::Migrator>::prepare(config, telemetry).await?;
-        let routes = S::routes(&host)?;
+        let routes = S::routes(&host, &settings)?;
         Ok(Application { host, routes })
     }
 

@@ -26,8 +26,9 @@ impl app::Service for Probe {
     const KIND: ServiceKind = ServiceKind::Inventory;
     const NAME: &'static str = NAME;
     type Migrator = ProbeMigrator;
+    type Settings = caravan_platform::config::NoSettings;
 
-    fn routes(_: &ServiceHost<ProbeMigrator>) -> anyhow::Result<Routes> {
+    fn routes(_: &ServiceHost<ProbeMigrator>, _: &Self::Settings) -> anyhow::Result<Routes> {
         Ok(Routes::default())
     }
 }
@@ -226,8 +227,9 @@ impl app::Service for Busy {
     const KIND: ServiceKind = ServiceKind::Inventory;
     const NAME: &'static str = NAME;
     type Migrator = ProbeMigrator;
+    type Settings = caravan_platform::config::NoSettings;
 
-    fn routes(host: &ServiceHost<ProbeMigrator>) -> anyhow::Result<Routes> {
+    fn routes(host: &ServiceHost<ProbeMigrator>, _: &Self::Settings) -> anyhow::Result<Routes> {
         use sea_orm::TransactionTrait as _;
         let db = host.db().clone();
         let connections = if host.config().database.is_postgres() { host.config().database.max_connections } else { 1 };

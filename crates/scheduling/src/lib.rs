@@ -37,8 +37,9 @@ impl app::Service for Scheduling {
     const KIND: ServiceKind = ServiceKind::Scheduling;
     const NAME: &'static str = SERVICE_NAME;
     type Migrator = Migrator;
+    type Settings = caravan_platform::config::NoSettings;
 
-    fn routes(host: &ServiceHost<Migrator>) -> anyhow::Result<Routes> {
+    fn routes(host: &ServiceHost<Migrator>, _: &Self::Settings) -> anyhow::Result<Routes> {
         let upstream = upstream::Upstream::connect(host)?;
         let store = store::Store::new(host.db().clone());
         let clock = Worker::new(

@@ -65,7 +65,7 @@ pub async fn start_suite_adjusted(
         adjust(kind, &mut config);
         config
     };
-    let suite = Suite::start(config_for, None, token.clone()).await.expect("the suite starts");
+    let suite = Suite::start(config_for, &Default::default(), None, token.clone()).await.expect("the suite starts");
     RunningSuite { suite, token, databases: databases.into_iter().map(|(k, d)| (k, Arc::new(d))).collect() }
 }
 

@@ -271,6 +271,7 @@ impl InProcess {
         let token = caravan_platform::CancellationToken::new();
         let suite = caravan::suite::Suite::start(
             |kind| caravan_testkit::service_config(kind, databases[&kind].config(), &[]),
+            &Default::default(),
             None,
             token.clone(),
         )

@@ -7,22 +7,13 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
 
 use super::{Kind, Principal};
 
-/// Rate and burst per principal.
+/// Rate and burst per principal (declared in [`crate::config::LimitSettings`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateConfig {
     /// Sustained calls per second.
     pub per_second: u32,
     /// Calls allowed at once above the sustained rate.
     pub burst: u32,
-}
-
-impl Default for RateConfig {
-    /// Sized so one partner's flash-sale burst is not throttled: a partner
-    /// forwards many buyers' orders through one key, so the bucket is large
-    /// (what stops a runaway client; load shedding protects the server).
-    fn default() -> Self {
-        RateConfig { per_second: 2000, burst: 4000 }
-    }
 }
 
 /// The limiter of one replica.

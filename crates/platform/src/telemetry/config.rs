@@ -1,8 +1,8 @@
 //! Whether and how spans leave the process: the few standard variables the
-//! OpenTelemetry SDK does not read for caravan. The SDK reads the rest
-//! itself (see [`super::export`]).
+//! OpenTelemetry SDK does not read for caravan, declared like every other
+//! setting. The SDK reads the rest itself (see [`super::export`]).
 
-use std::{collections::HashMap, path::PathBuf};
+use std::path::PathBuf;
 
 use crate::config::ConfigError;
 
@@ -24,64 +24,69 @@ pub struct OtelConfig {
 }
 
 /// OTLP's transports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
     /// `grpc` (the default: the collector's port 4317).
     Grpc,
     /// `http/protobuf` (port 4318; `/v1/traces` is added to
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, not to the traces-only variable).
+    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 
-impl OtelConfig {
-    /// Reads `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER` and, each also as
-    /// `OTEL_EXPORTER_OTLP_TRACES_…` (which wins), `OTEL_EXPORTER_OTLP_{ENDPOINT,
-    /// PROTOCOL,CERTIFICATE,CLIENT_CERTIFICATE,CLIENT_KEY}`.
-    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        // The traces-only variable, else the general one; with the name read.
-        let exporter = |suffix: &str| -> Option<(String, &str)> {
-            [format!("OTEL_EXPORTER_OTLP_TRACES_{suffix}"), format!("OTEL_EXPORTER_OTLP_{suffix}")]
-                .into_iter()
-                .find_map(|name| get(&name).map(|value| (name, value)))
-        };
-        let disabled = match get("OTEL_SDK_DISABLED").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(ConfigError::new("OTEL_SDK_DISABLED", format!("`{other}` is not true or false")));
-            }
-        };
-        let exported = match get("OTEL_TRACES_EXPORTER") {
-            None | Some("otlp") => true,
-            Some("none") => false,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "OTEL_TRACES_EXPORTER",
-                    format!("`{other}` is not otlp or none (caravan exports over OTLP only)"),
-                ));
-            }
-        };
-        let endpoint = match exporter("ENDPOINT") {
-            None => None,
-            Some((name, raw)) => {
-                let url =
-                    url::Url::parse(raw).map_err(|e| ConfigError::new(&name, format!("`{raw}` is not a URL: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    return Err(ConfigError::new(&name, "must be http:// or https://"));
-                }
-                Some(raw.to_owned())
-            }
-        };
-        let protocol = match exporter("PROTOCOL") {
-            None | Some((_, "grpc")) => Protocol::Grpc,
-            Some((_, "http/protobuf")) => Protocol::HttpProtobuf,
-            Some((name, other)) => {
-                return Err(ConfigError::new(&name, format!("`{other}` is not grpc or http/protobuf")));
-            }
-        };
-        let path = |suffix: &str| exporter(suffix).map(|(_, raw)| PathBuf::from(raw));
-        let client_identity = match (path("CLIENT_CERTIFICATE"), path("CLIENT_KEY")) {
+/// The standard variables the SDK does not read for caravan, declared once
+/// like every other setting; each `…_TRACES_…` variable wins over its
+/// general one. The SDK reads the rest (headers, timeout, compression,
+/// sampler, resource, batches) itself.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Traces (OpenTelemetry)")]
+pub struct OtelSettings {
+    /// OTLP collector for traces; no export when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", value_parser = endpoint, global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// The collector for traces only (wins over OTEL_EXPORTER_OTLP_ENDPOINT).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value_name = "URL", value_parser = endpoint, global = true)]
+    pub otlp_traces_endpoint: Option<String>,
+    /// OTLP transport [default: grpc].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, global = true)]
+    pub otlp_protocol: Option<Protocol>,
+    /// OTLP transport for traces only.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", value_enum, global = true)]
+    pub otlp_traces_protocol: Option<Protocol>,
+    /// PEM CA of an https:// collector [default: the public roots].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE", value_name = "FILE", global = true)]
+    pub otlp_certificate: Option<PathBuf>,
+    /// The same, for traces only.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", value_name = "FILE", global = true)]
+    pub otlp_traces_certificate: Option<PathBuf>,
+    /// PEM client certificate for a collector that requires mTLS.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", value_name = "FILE", global = true)]
+    pub otlp_client_certificate: Option<PathBuf>,
+    /// The same, for traces only.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", value_name = "FILE", global = true)]
+    pub otlp_traces_client_certificate: Option<PathBuf>,
+    /// PEM private key of that client certificate.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CLIENT_KEY", value_name = "FILE", global = true)]
+    pub otlp_client_key: Option<PathBuf>,
+    /// The same, for traces only.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", value_name = "FILE", global = true)]
+    pub otlp_traces_client_key: Option<PathBuf>,
+    /// true: export no traces, whatever else is set.
+    #[arg(long, env = "OTEL_SDK_DISABLED", value_name = "BOOL", default_value = "false", value_parser = boolean,
+          action = clap::ArgAction::Set, global = true)]
+    pub otel_sdk_disabled: bool,
+    /// otlp, or none to export no traces.
+    #[arg(long, env = "OTEL_TRACES_EXPORTER", default_value = "otlp", value_parser = ["otlp", "none"], global = true)]
+    pub otel_traces_exporter: String,
+}
+
+impl OtelSettings {
+    /// What export needs, the pairs checked together.
+    pub fn into_config(self) -> Result<OtelConfig, ConfigError> {
+        let client_identity = match (
+            self.otlp_traces_client_certificate.or(self.otlp_client_certificate),
+            self.otlp_traces_client_key.or(self.otlp_client_key),
+        ) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
             _ => {
@@ -91,34 +96,58 @@ impl OtelConfig {
                 ));
             }
         };
+        let exported = !self.otel_sdk_disabled && self.otel_traces_exporter == "otlp";
         Ok(OtelConfig {
-            endpoint: endpoint.filter(|_| exported && !disabled),
-            protocol,
-            certificate: path("CERTIFICATE"),
+            endpoint: self.otlp_traces_endpoint.or(self.otlp_endpoint).filter(|_| exported),
+            protocol: self.otlp_traces_protocol.or(self.otlp_protocol).unwrap_or(Protocol::Grpc),
+            certificate: self.otlp_traces_certificate.or(self.otlp_certificate),
             client_identity,
         })
     }
 }
 
+fn endpoint(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be http:// or https://".to_owned());
+    }
+    Ok(raw.to_owned())
+}
+
+fn boolean(raw: &str) -> Result<bool, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("not true or false".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::config::Declared;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
+    fn from_vars(vars: &HashMap<String, String>) -> Result<OtelConfig, ConfigError> {
+        OtelSettings::from_vars(vars)?.into_config()
+    }
+
     #[test]
     fn export_is_on_only_with_a_collector_and_not_turned_off() {
-        assert_eq!(OtelConfig::from_env(&env(&[])).unwrap().endpoint, None);
+        assert_eq!(from_vars(&env(&[])).unwrap().endpoint, None);
         let collector = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
-        assert_eq!(OtelConfig::from_env(&env(&[collector])).unwrap().endpoint.as_deref(), Some(collector.1));
+        assert_eq!(from_vars(&env(&[collector])).unwrap().endpoint.as_deref(), Some(collector.1));
         for off in [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")] {
-            assert_eq!(OtelConfig::from_env(&env(&[collector, off])).unwrap().endpoint, None, "{off:?}");
+            assert_eq!(from_vars(&env(&[collector, off])).unwrap().endpoint, None, "{off:?}");
         }
         let both = env(&[collector, ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces.example:4317")]);
         assert_eq!(
-            OtelConfig::from_env(&both).unwrap().endpoint.as_deref(),
+            from_vars(&both).unwrap().endpoint.as_deref(),
             Some("https://traces.example:4317"),
             "the traces variable wins"
         );
@@ -126,12 +155,12 @@ mod tests {
 
     #[test]
     fn the_protocol_picks_the_transport() {
-        assert_eq!(OtelConfig::from_env(&env(&[])).unwrap().protocol, Protocol::Grpc);
+        assert_eq!(from_vars(&env(&[])).unwrap().protocol, Protocol::Grpc);
         let http = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
-        assert_eq!(OtelConfig::from_env(&http).unwrap().protocol, Protocol::HttpProtobuf);
+        assert_eq!(from_vars(&http).unwrap().protocol, Protocol::HttpProtobuf);
         let traces =
             env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")]);
-        assert_eq!(OtelConfig::from_env(&traces).unwrap().protocol, Protocol::Grpc);
+        assert_eq!(from_vars(&traces).unwrap().protocol, Protocol::Grpc);
     }
 
     #[test]
@@ -143,9 +172,9 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector"),
         ] {
-            assert_eq!(OtelConfig::from_env(&env(&[(var, value)])).unwrap_err().variable, var, "{var}={value}");
+            assert_eq!(from_vars(&env(&[(var, value)])).unwrap_err().variable, var, "{var}={value}");
         }
         let half_pair = env(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/otel/client.pem")]);
-        assert_eq!(OtelConfig::from_env(&half_pair).unwrap_err().variable, "OTEL_EXPORTER_OTLP_CLIENT_KEY");
+        assert_eq!(from_vars(&half_pair).unwrap_err().variable, "OTEL_EXPORTER_OTLP_CLIENT_KEY");
     }
 }

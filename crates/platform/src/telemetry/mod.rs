@@ -41,7 +41,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-pub use config::{OtelConfig, Protocol};
+pub use config::{OtelConfig, OtelSettings, Protocol};
 use export::Pipeline;
 pub use export::SpanCollector;
 pub use propagation::{current_traceparent, span_context_of};
