@@ -609,3 +609,32 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
     suite.wait().await?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks the declarations themselves (unique ids and groups across
+    /// every flattened settings struct) only when a command is parsed; this
+    /// checks every subcommand at once.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        // Parsing a subcommand is what builds (and so checks) it.
+        fn paths(command: &clap::Command, path: Vec<String>, all: &mut Vec<Vec<String>>) {
+            for sub in command.get_subcommands() {
+                let mut path = path.clone();
+                path.push(sub.get_name().to_owned());
+                paths(sub, path.clone(), all);
+                all.push(path);
+            }
+        }
+        let mut all = Vec::new();
+        paths(&Cli::command(), Vec::new(), &mut all);
+        for path in all {
+            let args = std::iter::once("caravan".to_owned()).chain(path.iter().cloned()).chain(["--help".to_owned()]);
+            let error = Cli::try_parse_from(args).expect_err("--help stops parsing");
+            assert_eq!(error.kind(), clap::error::ErrorKind::DisplayHelp, "{path:?}: {error}");
+        }
+    }
+}

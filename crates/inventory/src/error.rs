@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use caravan_platform::error::{self as rpc, Reason};
-use sea_orm::DbErr;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
@@ -12,22 +11,9 @@ use crate::domain::ReservationState;
 /// What can go wrong in inventory.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A resource that does not exist.
-    #[error("{kind} `{name}` not found")]
-    NotFound {
-        /// Fully qualified message name of the resource.
-        kind: &'static str,
-        /// Its resource name.
-        name: String,
-    },
-    /// A resource id that is taken.
-    #[error("{kind} `{name}` already exists")]
-    AlreadyExists {
-        /// Fully qualified message name of the resource.
-        kind: &'static str,
-        /// Its resource name.
-        name: String,
-    },
+    /// A resource that does not exist, or an id that is taken.
+    #[error(transparent)]
+    Resource(#[from] rpc::Resource),
     /// Not enough stock for a line: nothing was changed.
     #[error("not enough stock of `products/{product}`: {requested} requested, {available} available")]
     InsufficientStock {
@@ -81,12 +67,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps a database error with what we were doing, and marks the store
-    /// operation it failed in as failed (`caravan_platform::db::failed`).
-    pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
-        move |source| Error::Store(rpc::StoreError::db(context)(source))
-    }
-
     /// The refusal for a reservation that cannot take a step in `state`.
     pub fn closed_reservation(id: &str, state: ReservationState) -> Error {
         let (state, reason) = match state {
@@ -103,8 +83,7 @@ impl From<Error> for Status {
     fn from(error: Error) -> Status {
         let message = error.to_string();
         match error {
-            Error::NotFound { kind, name } => rpc::not_found(kind, &name),
-            Error::AlreadyExists { kind, name } => rpc::already_exists(kind, &name),
+            Error::Resource(e) => e.into(),
             Error::InsufficientStock { product, requested, available, pool } => {
                 let mut metadata = HashMap::from([
                     ("product".to_owned(), format!("products/{product}")),
@@ -161,14 +140,4 @@ impl From<Error> for Status {
 
 fn error_source(message: String) -> std::io::Error {
     std::io::Error::other(message)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_error_marks_the_store_operation_it_failed_in() {
-        caravan_testkit::assert_wrapping_marks_db_failure(|e| drop(Error::db("testing")(e)));
-    }
 }

@@ -8,6 +8,7 @@
 //! the trace of the request that made the reservation.
 
 use caravan_platform::{
+    error::Resource,
     stream::Hub,
     time::SharedClock,
     worker::{Claimed, ItemTable, Job, Next},
@@ -47,7 +48,7 @@ impl Job for Reaper {
     async fn run(&self, item: &Claimed) -> anyhow::Result<Next> {
         let reservation = match self.store.release(&item.id, Ending::Expire, self.clock.now()).await {
             Ok(reservation) => reservation,
-            Err(Error::NotFound { .. }) => return Ok(Next::Done),
+            Err(Error::Resource(Resource::NotFound { .. })) => return Ok(Next::Done),
             Err(e) => return Err(e.into()),
         };
         if let Some(hub) = &self.hub {

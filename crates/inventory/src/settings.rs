@@ -5,6 +5,7 @@ use caravan_platform::config::OwnSettings;
 /// Inventory's own settings (`caravan serve inventory --help`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Inventory")]
+#[group(id = "InventorySettings")]
 pub struct Settings {
     /// Most one-line reservations of one product committed in one
     /// transaction (1: each alone, no batching).

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use caravan_platform::error as rpc;
-use sea_orm::DbErr;
 use tonic::Status;
 
 /// What can go wrong in orders.
@@ -56,19 +55,6 @@ fn buyer_limit_message(product: &str, limit: i64, held: i64, requested: i64) -> 
     }
 }
 
-impl Error {
-    /// Wraps a database error with what we were doing, and marks the store
-    /// operation it failed in as failed (`caravan_platform::db::failed`).
-    pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
-        move |source| Error::Store(rpc::StoreError::db(context)(source))
-    }
-
-    /// A stored value our own code could not have written.
-    pub fn corrupt(what: String) -> Error {
-        Error::Store(rpc::StoreError::Corrupt(what))
-    }
-}
-
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
         let message = error.to_string();
@@ -95,15 +81,5 @@ impl From<Error> for Status {
             }
             Error::Store(e) => e.into(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_error_marks_the_store_operation_it_failed_in() {
-        caravan_testkit::assert_wrapping_marks_db_failure(|e| drop(Error::db("testing")(e)));
     }
 }

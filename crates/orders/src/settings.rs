@@ -9,6 +9,7 @@ use caravan_platform::config::{ConfigError, OwnSettings, ServiceConfig, duration
 /// Orders' own settings (`caravan serve orders --help`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Orders")]
+#[group(id = "OrdersSettings")]
 pub struct Settings {
     /// How long a buyer has to pay an order.
     #[arg(long, env = "CARAVAN_PAYMENT_WINDOW", default_value = "10m",

@@ -218,6 +218,69 @@ pub fn internal(context: &str, error: &(dyn StdError + 'static)) -> Status {
     Status::internal(format!("internal error: {context}"))
 }
 
+/// A resource a request names that does not exist, or an id that is taken:
+/// every service's `NOT_FOUND` and `ALREADY_EXISTS`, with the resource's
+/// message type and name. Service errors wrap it (`#[from]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Resource {
+    /// A resource that does not exist.
+    #[error("{kind} `{name}` not found")]
+    NotFound {
+        /// Fully qualified message name of the resource.
+        kind: &'static str,
+        /// Its resource name, e.g. `shows/{id}`.
+        name: String,
+    },
+    /// A resource id that is taken.
+    #[error("{kind} `{name}` already exists")]
+    AlreadyExists {
+        /// Fully qualified message name of the resource.
+        kind: &'static str,
+        /// Its resource name.
+        name: String,
+    },
+}
+
+impl Resource {
+    /// `kind` named `name` does not exist.
+    pub fn not_found(kind: &'static str, name: String) -> Self {
+        Resource::NotFound { kind, name }
+    }
+
+    /// `kind` named `name` exists already.
+    pub fn already_exists(kind: &'static str, name: String) -> Self {
+        Resource::AlreadyExists { kind, name }
+    }
+}
+
+impl From<Resource> for Status {
+    fn from(error: Resource) -> Status {
+        match error {
+            Resource::NotFound { kind, name } => not_found(kind, &name),
+            Resource::AlreadyExists { kind, name } => already_exists(kind, &name),
+        }
+    }
+}
+
+/// The store's failures as a service's own error: `Error::db(context)`
+/// wraps a database error (and marks the store operation it failed in as
+/// failed, [`crate::db::failed`]); `Error::corrupt` a stored value caravan's
+/// code could not have written. Every error that wraps a [`StoreError`] has
+/// both.
+pub trait StoreFailure: From<StoreError> + Sized {
+    /// Wraps a database error with what the store was doing.
+    fn db(context: &'static str) -> impl FnOnce(DbErr) -> Self {
+        move |source| Self::from(StoreError::db(context)(source))
+    }
+
+    /// A stored value caravan's code could not have written.
+    fn corrupt(what: String) -> Self {
+        Self::from(StoreError::Corrupt(what))
+    }
+}
+
+impl<E: From<StoreError>> StoreFailure for E {}
+
 /// What a store fails with that is never the caller's doing: the database
 /// failed, or a stored value is one caravan's code could not have written.
 /// Every service's error type wraps it (`#[from]`), so both map to a status
@@ -312,6 +375,34 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrapped_database_error_marks_the_store_operation_it_failed_in() {
+        /// A service's error, as every service declares it.
+        #[derive(Debug, thiserror::Error)]
+        enum ServiceError {
+            #[error(transparent)]
+            Store(#[from] StoreError),
+        }
+        caravan_testkit::assert_wrapping_marks_db_failure(|e| drop(ServiceError::db("testing")(e)));
+        let corrupt = Status::from(match ServiceError::corrupt("state 9".into()) {
+            ServiceError::Store(e) => e,
+        });
+        assert_eq!(corrupt.code(), Code::Internal);
+    }
+
+    #[test]
+    fn a_missing_or_taken_resource_names_its_type_and_name() {
+        let missing = Status::from(Resource::not_found("caravan.scheduling.v1.Show", "shows/x".into()));
+        assert_eq!(missing.code(), Code::NotFound);
+        let info = missing.get_error_details().resource_info().cloned().unwrap();
+        assert_eq!(
+            (info.resource_type.as_str(), info.resource_name.as_str()),
+            ("caravan.scheduling.v1.Show", "shows/x")
+        );
+        let taken = Status::from(Resource::already_exists("caravan.scheduling.v1.Show", "shows/x".into()));
+        assert_eq!(taken.code(), Code::AlreadyExists);
+    }
 
     #[test]
     fn violations_carry_every_field() {

@@ -9,6 +9,7 @@
 //! several replicas every transition and every return happens once.
 
 use caravan_platform::{
+    error::Resource,
     time::SharedClock,
     worker::{Claimed, ItemTable, Job, Next},
 };
@@ -65,7 +66,7 @@ impl Job for ShowClock {
     async fn run(&self, item: &Claimed) -> anyhow::Result<Next> {
         let show = match self.store.show(&item.id).await {
             Ok(show) => show,
-            Err(Error::NotFound { .. }) => return Ok(Next::Done),
+            Err(Error::Resource(Resource::NotFound { .. })) => return Ok(Next::Done),
             Err(e) => return Err(e.into()),
         };
         let now = self.clock.now();

@@ -1,28 +1,14 @@
 //! Scheduling's errors and their gRPC mapping.
 
 use caravan_platform::error as rpc;
-use sea_orm::DbErr;
 use tonic::{Code, Status};
 
 /// What can go wrong in scheduling.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A resource that does not exist.
-    #[error("{kind} `{name}` not found")]
-    NotFound {
-        /// Fully qualified message name of the resource.
-        kind: &'static str,
-        /// Its resource name.
-        name: String,
-    },
-    /// A resource id that is taken.
-    #[error("{kind} `{name}` already exists")]
-    AlreadyExists {
-        /// Fully qualified message name of the resource.
-        kind: &'static str,
-        /// Its resource name.
-        name: String,
-    },
+    /// A resource that does not exist, or an id that is taken.
+    #[error(transparent)]
+    Resource(#[from] rpc::Resource),
     /// A field refers to something that does not exist elsewhere.
     #[error("{field}: {message}")]
     InvalidReference {
@@ -87,25 +73,11 @@ pub enum Error {
     Store(#[from] rpc::StoreError),
 }
 
-impl Error {
-    /// Wraps a database error with what we were doing, and marks the store
-    /// operation it failed in as failed (`caravan_platform::db::failed`).
-    pub fn db(context: &'static str) -> impl FnOnce(DbErr) -> Error {
-        move |source| Error::Store(rpc::StoreError::db(context)(source))
-    }
-
-    /// A stored value our own code could not have written.
-    pub fn corrupt(what: String) -> Error {
-        Error::Store(rpc::StoreError::Corrupt(what))
-    }
-}
-
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
         let message = error.to_string();
         match error {
-            Error::NotFound { kind, name } => rpc::not_found(kind, &name),
-            Error::AlreadyExists { kind, name } => rpc::already_exists(kind, &name),
+            Error::Resource(e) => e.into(),
             Error::InvalidReference { field, message } => rpc::invalid_argument(field, message),
             Error::InvalidOffer { index, message: problem } => {
                 rpc::invalid_argument(format!("show.offers[{index}].product"), problem)
@@ -140,15 +112,5 @@ impl From<Error> for Status {
             }
             Error::Store(e) => e.into(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_error_marks_the_store_operation_it_failed_in() {
-        caravan_testkit::assert_wrapping_marks_db_failure(|e| drop(Error::db("testing")(e)));
     }
 }

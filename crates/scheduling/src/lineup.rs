@@ -5,6 +5,7 @@
 //! clock worker ([`crate::clock`]) to re-drive, and a retry of the same
 //! request resumes it.
 
+use caravan_platform::error::Resource;
 use caravan_platform::time::SharedClock;
 
 use crate::{
@@ -34,10 +35,10 @@ impl LineUp {
         let show = match self.store.insert_show(id, fields, traceparent, self.clock.now()).await {
             Ok(show) => show,
             // A retry of a create that did not finish resumes it.
-            Err(Error::AlreadyExists { kind, name }) => {
+            Err(Error::Resource(Resource::AlreadyExists { kind, name })) => {
                 let existing = self.store.show(id).await?;
                 if existing.fields != *fields {
-                    return Err(Error::AlreadyExists { kind, name });
+                    return Err(Error::Resource(Resource::AlreadyExists { kind, name }));
                 }
                 existing
             }

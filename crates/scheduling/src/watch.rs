@@ -5,6 +5,7 @@
 //! that falls too far behind is ended with `RESOURCE_EXHAUSTED` to reconnect
 //! with its cursor.
 
+use caravan_platform::error::Resource;
 use caravan_platform::stream::{Changes, Feed};
 
 use crate::{domain::Show, error::Error, store::Store};
@@ -43,7 +44,7 @@ impl Feed for ShowFeed {
         for key in keys {
             match self.store.show(key).await {
                 Ok(show) => shows.push(show),
-                Err(Error::NotFound { .. }) => {}
+                Err(Error::Resource(Resource::NotFound { .. })) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use caravan_macros::store_op;
 use caravan_platform::db::Db;
+use caravan_platform::error::StoreFailure as _;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::{

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use caravan_macros::store_op;
+use caravan_platform::error::StoreFailure as _;
 use caravan_platform::time::Micros;
 use sea_orm::{
     ActiveValue::Set,

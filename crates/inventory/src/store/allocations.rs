@@ -9,13 +9,19 @@
 //! sets under the same row locks.
 
 use caravan_macros::store_op;
+use caravan_platform::error::{Resource, StoreFailure as _};
 use caravan_platform::time::Micros;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
+};
 
 use super::{
     Store,
+    entity::{allocation, allocation_line},
     sql::{Hold, NewMovement, append_movement, exec, query, shift_held, take_from_pool},
     stock::warehouses_of,
+    total,
 };
 use crate::{
     domain::{Allocation, AllocationLine, AllocationState, MovementKind},
@@ -72,19 +78,14 @@ impl Store {
     #[store_op]
     pub async fn allocation(&self, show: &str) -> Result<Allocation, Error> {
         let context = "reading an allocation";
-        let rows = query(&self.db, "SELECT state, close_time FROM allocations WHERE show_id = $1", vec![show.into()])
-            .await
-            .map_err(Error::db(context))?;
-        let Some(row) = rows.first() else {
-            return Err(Error::NotFound { kind: ALLOCATION, name: format!("allocations/{show}") });
+        let Some(row) = allocation::Entity::find_by_id(show).one(&self.db).await.map_err(Error::db(context))? else {
+            return Err(Error::from(Resource::not_found(ALLOCATION, format!("allocations/{show}"))));
         };
-        let state: i16 = row.try_get("", "state").map_err(Error::db(context))?;
-        let close_time: Option<i64> = row.try_get("", "close_time").map_err(Error::db(context))?;
         let lines = lines_of(&self.db, show, None).await?;
         Ok(Allocation {
             show_id: show.to_owned(),
-            state: if state == CLOSED { AllocationState::Closed } else { AllocationState::Open },
-            close_time: close_time.map(Micros),
+            state: if row.state == CLOSED { AllocationState::Closed } else { AllocationState::Open },
+            close_time: row.close_time.map(Micros),
             lines,
         })
     }
@@ -129,21 +130,17 @@ async fn allocate_in(c: &DatabaseTransaction, show: &str, targets: &[(String, i6
     targets.sort();
     for (product, target) in &targets {
         // Quantities only change under the allocation lock we hold.
-        let rows = query(
-            c,
-            "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) AS quantity, CAST(COALESCE(SUM(used), 0) AS BIGINT) AS used \
-             FROM allocation_lines WHERE show_id = $1 AND product_id = $2",
-            vec![show.into(), product.as_str().into()],
-        )
-        .await
-        .map_err(Error::db(context))?;
-        let (current, used) = match rows.first() {
-            Some(row) => (
-                row.try_get::<i64>("", "quantity").map_err(Error::db(context))?,
-                row.try_get::<i64>("", "used").map_err(Error::db(context))?,
-            ),
-            None => (0, 0),
-        };
+        let (current, used) = allocation_line::Entity::find()
+            .select_only()
+            .column_as(total(Expr::col(allocation_line::Column::Quantity)), "quantity")
+            .column_as(total(Expr::col(allocation_line::Column::Used)), "used")
+            .filter(allocation_line::Column::ShowId.eq(show))
+            .filter(allocation_line::Column::ProductId.eq(product))
+            .into_tuple::<(i64, i64)>()
+            .one(c)
+            .await
+            .map_err(Error::db(context))?
+            .unwrap_or((0, 0));
         if target > &current {
             grow(c, show, product, target - current, &reference, now).await?;
         } else if target < &current {
@@ -295,17 +292,18 @@ async fn close_in(c: &DatabaseTransaction, show: &str, now: Micros) -> Result<bo
     .await
     .map_err(Error::db(context))?;
     let reference = format!("allocations/{show}");
-    let lines = query(
-        c,
-        "SELECT product_id, warehouse_id FROM allocation_lines WHERE show_id = $1 \
-         ORDER BY product_id, priority, warehouse_id",
-        vec![show.into()],
-    )
-    .await
-    .map_err(Error::db(context))?;
-    for row in lines {
-        let product: String = row.try_get("", "product_id").map_err(Error::db(context))?;
-        let warehouse: String = row.try_get("", "warehouse_id").map_err(Error::db(context))?;
+    let lines: Vec<(String, String)> = allocation_line::Entity::find()
+        .select_only()
+        .columns([allocation_line::Column::ProductId, allocation_line::Column::WarehouseId])
+        .filter(allocation_line::Column::ShowId.eq(show))
+        .order_by_asc(allocation_line::Column::ProductId)
+        .order_by_asc(allocation_line::Column::Priority)
+        .order_by_asc(allocation_line::Column::WarehouseId)
+        .into_tuple()
+        .all(c)
+        .await
+        .map_err(Error::db(context))?;
+    for (product, warehouse) in lines {
         let rows = query(
             c,
             "UPDATE allocation_lines SET closed = 1, last_delta = quantity - used, version = version + 1 \
@@ -341,15 +339,26 @@ pub(super) async fn line_warehouses(
     show: &str,
     product: &str,
 ) -> Result<Vec<String>, sea_orm::DbErr> {
-    query(
-        c,
-        "SELECT warehouse_id FROM allocation_lines WHERE show_id = $1 AND product_id = $2 ORDER BY priority, warehouse_id",
-        vec![show.into(), product.into()],
-    )
-    .await?
-    .iter()
-    .map(|r| r.try_get("", "warehouse_id"))
-    .collect()
+    Ok(line_sources(c, show, product).await?.into_iter().map(|(warehouse, _)| warehouse).collect())
+}
+
+/// `(warehouse, priority)` of each line of a show's product, in the order
+/// stock is drawn.
+pub(super) async fn line_sources(
+    c: &impl ConnectionTrait,
+    show: &str,
+    product: &str,
+) -> Result<Vec<(String, i32)>, sea_orm::DbErr> {
+    allocation_line::Entity::find()
+        .select_only()
+        .columns([allocation_line::Column::WarehouseId, allocation_line::Column::Priority])
+        .filter(allocation_line::Column::ShowId.eq(show))
+        .filter(allocation_line::Column::ProductId.eq(product))
+        .order_by_asc(allocation_line::Column::Priority)
+        .order_by_asc(allocation_line::Column::WarehouseId)
+        .into_tuple()
+        .all(c)
+        .await
 }
 
 /// A show's lines, by product (each warehouse in priority order), read by one
@@ -360,40 +369,28 @@ async fn lines_of(
     products: Option<&[String]>,
 ) -> Result<Vec<AllocationLine>, Error> {
     let context = "reading allocation lines";
-    let columns = "product_id, warehouse_id, quantity, used, closed, version";
-    let rows = match products {
-        None => query(
-            c,
-            &format!(
-                "SELECT {columns} FROM allocation_lines WHERE show_id = $1 ORDER BY product_id, priority, warehouse_id"
-            ),
-            vec![show.into()],
-        )
-        .await,
-        Some(products) => {
-            let mut values = vec![sea_orm::Value::from(show)];
-            values.extend(products.iter().map(|p| sea_orm::Value::from(p.as_str())));
-            query(
-                c,
-                &format!(
-                    "SELECT {columns} FROM allocation_lines WHERE show_id = $1 AND product_id IN ({}) \
-                     ORDER BY product_id, priority, warehouse_id",
-                    super::sql::params(2, products.len())
-                ),
-                values,
-            )
-            .await
-        }
+    let mut select = allocation_line::Entity::find().filter(allocation_line::Column::ShowId.eq(show));
+    if let Some(products) = products {
+        select = select.filter(allocation_line::Column::ProductId.is_in(products.iter().map(String::as_str)));
     }
-    .map_err(Error::db(context))?;
+    let rows = select
+        .order_by_asc(allocation_line::Column::ProductId)
+        .order_by_asc(allocation_line::Column::Priority)
+        .order_by_asc(allocation_line::Column::WarehouseId)
+        .all(c)
+        .await
+        .map_err(Error::db(context))?;
     let mut lines: Vec<AllocationLine> = Vec::new();
     for row in rows {
-        let product: String = row.try_get("", "product_id").map_err(Error::db(context))?;
-        let warehouse: String = row.try_get("", "warehouse_id").map_err(Error::db(context))?;
-        let quantity: i64 = row.try_get("", "quantity").map_err(Error::db(context))?;
-        let used: i64 = row.try_get("", "used").map_err(Error::db(context))?;
-        let closed: i16 = row.try_get("", "closed").map_err(Error::db(context))?;
-        let version: i64 = row.try_get("", "version").map_err(Error::db(context))?;
+        let allocation_line::Model {
+            product_id: product,
+            warehouse_id: warehouse,
+            quantity,
+            used,
+            closed,
+            version,
+            ..
+        } = row;
         match lines.last_mut() {
             Some(line) if line.product_id == product => {
                 line.sources.push((warehouse, quantity, used));

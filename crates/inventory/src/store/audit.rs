@@ -2,19 +2,25 @@
 //! "Inventory"), checked against the tables. Tests run it after every
 //! concurrency test, cross-service flash sale and crash drill; an operator
 //! can run it against a live database (it only reads).
+//!
+//! Its queries stay SQL on purpose: grouped sums over whole tables, written
+//! apart from the store's own reads, so a mistake in those cannot hide from
+//! the audit that checks them.
 
 use std::collections::{BTreeMap, HashMap};
 
 use caravan_platform::db::Db;
 use caravan_platform::db::{query, read_snapshot};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+
+use crate::domain::ReservationState;
 
 type Key = (String, String);
 
 /// The rows of `sql`: `product_id`, `warehouse_id`, then figures read by
 /// their names (so every computed column needs an alias of its own).
-async fn sums(db: &impl ConnectionTrait, sql: &str) -> Result<HashMap<Key, Vec<i64>>, DbErr> {
-    let rows = query(db, sql, Vec::new()).await?;
+async fn sums(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<HashMap<Key, Vec<i64>>, DbErr> {
+    let rows = query(db, sql, values).await?;
     rows.iter()
         .map(|r| {
             let key = (r.try_get::<String>("", "product_id")?, r.try_get::<String>("", "warehouse_id")?);
@@ -47,23 +53,27 @@ pub struct Books {
 pub async fn audit(db: &Db) -> Result<(Vec<String>, BTreeMap<Key, Books>), DbErr> {
     let txn = read_snapshot(db).await?;
     let db = &txn;
-    let stock = sums(db, "SELECT product_id, warehouse_id, on_hand, reserved, allocated FROM stock").await?;
+    let stock =
+        sums(db, "SELECT product_id, warehouse_id, on_hand, reserved, allocated FROM stock", Vec::new()).await?;
     let ledger = sums(
         db,
         "SELECT product_id, warehouse_id, CAST(SUM(on_hand_delta) AS BIGINT) AS on_hand, \
          CAST(SUM(reserved_delta) AS BIGINT) AS reserved, CAST(SUM(allocated_delta) AS BIGINT) AS allocated FROM movements GROUP BY product_id, warehouse_id",
+        Vec::new(),
     )
     .await?;
     let held = sums(
         db,
         "SELECT l.product_id, l.warehouse_id, CAST(SUM(l.quantity) AS BIGINT) AS held FROM reservation_lines l \
-         JOIN reservations r ON r.id = l.reservation_id WHERE r.state = 1 GROUP BY l.product_id, l.warehouse_id",
+         JOIN reservations r ON r.id = l.reservation_id WHERE r.state = $1 GROUP BY l.product_id, l.warehouse_id",
+        vec![(ReservationState::Active as i16).into()],
     )
     .await?;
     let earmarked = sums(
         db,
         "SELECT product_id, warehouse_id, CAST(SUM(quantity - used) AS BIGINT) AS earmarked FROM allocation_lines \
          WHERE closed = 0 GROUP BY product_id, warehouse_id",
+        Vec::new(),
     )
     .await?;
     let mut violations = Vec::new();

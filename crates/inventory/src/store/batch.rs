@@ -17,13 +17,18 @@ use std::collections::HashSet;
 use caravan_macros::store_op;
 use caravan_platform::{
     db::{params, row_chunks},
+    error::StoreFailure as _,
     time::Micros,
 };
-use sea_orm::{DatabaseTransaction, TransactionTrait, Value};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, TransactionTrait, Value, sea_query::Expr,
+};
 
 use super::{
     Store,
+    entity::{allocation_line, stock},
     sql::{Hold, exec, query, shift_held, take_from_line, take_from_pool},
+    total,
 };
 use crate::{
     domain::{MovementKind, Reservation, ReservationLine, ReservationState, ReserveRequest, Source},
@@ -280,26 +285,10 @@ async fn sources(
     show: Option<&str>,
     product: &str,
 ) -> Result<Vec<(String, i32)>, sea_orm::DbErr> {
-    let rows = match show {
-        Some(show) => {
-            query(
-                c,
-                "SELECT warehouse_id, priority FROM allocation_lines WHERE show_id = $1 AND product_id = $2 \
-                 ORDER BY priority, warehouse_id",
-                vec![show.into(), product.into()],
-            )
-            .await?
-        }
-        None => {
-            query(
-                c,
-                "SELECT warehouse_id, priority FROM stock WHERE product_id = $1 ORDER BY priority, warehouse_id",
-                vec![product.into()],
-            )
-            .await?
-        }
-    };
-    rows.iter().map(|r| Ok((r.try_get("", "warehouse_id")?, r.try_get("", "priority")?))).collect()
+    match show {
+        Some(show) => super::allocations::line_sources(c, show, product).await,
+        None => super::stock::pool_sources(c, product).await,
+    }
 }
 
 /// Gives `units` taken by this batch back to an allocation line.
@@ -411,22 +400,31 @@ pub(super) async fn available(
     show: Option<&str>,
     product: &str,
 ) -> Result<i64, sea_orm::DbErr> {
-    let rows = match show {
+    use sea_orm::sea_query::ExprTrait as _;
+    let units = match show {
         Some(show) => {
-            query(
-                c,
-                "SELECT CAST(COALESCE(SUM(quantity - used), 0) AS BIGINT) AS units FROM allocation_lines \
-                 WHERE show_id = $1 AND product_id = $2 AND closed = 0",
-                vec![show.into(), product.into()],
-            )
-            .await?
+            use allocation_line::Column;
+            allocation_line::Entity::find()
+                .select_only()
+                .column_as(total(Expr::col(Column::Quantity).sub(Expr::col(Column::Used))), "units")
+                .filter(Column::ShowId.eq(show))
+                .filter(Column::ProductId.eq(product))
+                .filter(Column::Closed.eq(0))
+                .into_tuple::<i64>()
+                .one(c)
+                .await?
         }
-        None => query(
-            c,
-            "SELECT CAST(COALESCE(SUM(on_hand - reserved - allocated), 0) AS BIGINT) AS units FROM stock WHERE product_id = $1",
-            vec![product.into()],
-        )
-        .await?,
+        None => {
+            use stock::Column;
+            let free = Expr::col(Column::OnHand).sub(Expr::col(Column::Reserved)).sub(Expr::col(Column::Allocated));
+            stock::Entity::find()
+                .select_only()
+                .column_as(total(free), "units")
+                .filter(Column::ProductId.eq(product))
+                .into_tuple::<i64>()
+                .one(c)
+                .await?
+        }
     };
-    rows.first().map_or(Ok(0), |row| row.try_get("", "units"))
+    Ok(units.unwrap_or(0))
 }

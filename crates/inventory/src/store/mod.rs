@@ -1,6 +1,7 @@
 //! Inventory's storage: sea-orm entities and queries. The only module that
-//! sees sea-orm. Stock changes are hand-written SQL (see [`sql`]): one
-//! conditional statement per change, shown as it runs.
+//! sees sea-orm. Reads go through the entities; stock changes are
+//! hand-written SQL (see [`sql`]): one conditional statement per change, the
+//! rule in its WHERE clause, shown as it runs.
 
 mod allocations;
 mod audit;
@@ -16,8 +17,13 @@ pub use reservations::Ending;
 pub use stock::Correction;
 
 use caravan_macros::store_op;
+use caravan_platform::error::{Resource, StoreFailure as _};
 use caravan_platform::{db::Db, time::Micros};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    sea_query::{Alias, Expr, Func},
+};
 
 use crate::{
     domain::{Warehouse, WarehouseFields},
@@ -26,6 +32,12 @@ use crate::{
 use entity::warehouse;
 
 const WAREHOUSE: &str = "caravan.inventory.v1.Warehouse";
+
+/// `SUM(units)` as a BIGINT, 0 over no rows (PostgreSQL sums BIGINTs to a
+/// NUMERIC).
+fn total(units: Expr) -> Expr {
+    Expr::from(Func::cast_as(Func::coalesce([Expr::from(Func::sum(units)), Expr::val(0i64)]), Alias::new("BIGINT")))
+}
 
 /// Queries against inventory's own database.
 #[derive(Debug, Clone)]
@@ -52,7 +64,7 @@ impl Store {
         match warehouse::Entity::insert(row).exec(&self.db).await {
             Ok(_) => Ok(Warehouse { id: id.to_owned(), fields: fields.clone(), create_time: now }),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(Error::AlreadyExists { kind: WAREHOUSE, name: format!("warehouses/{id}") })
+                Err(Error::from(Resource::already_exists(WAREHOUSE, format!("warehouses/{id}"))))
             }
             Err(e) => Err(Error::db("inserting a warehouse")(e)),
         }
@@ -66,7 +78,7 @@ impl Store {
             .await
             .map_err(Error::db("reading a warehouse"))?
             .map(to_domain)
-            .ok_or_else(|| Error::NotFound { kind: WAREHOUSE, name: format!("warehouses/{id}") })
+            .ok_or_else(|| Error::from(Resource::not_found(WAREHOUSE, format!("warehouses/{id}"))))
     }
 
     /// Up to `limit` warehouses in priority order, after `(priority, id)`.

@@ -7,13 +7,17 @@
 //! or expired exactly once whatever the retries and whichever replica asks.
 
 use caravan_macros::store_op;
+use caravan_platform::error::{Resource, StoreFailure as _};
 use caravan_platform::time::Micros;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 
 use super::{
     Store,
     allocations::line_warehouses,
-    sql::{Hold, NewMovement, append_movement, exec, query, shift_held, take_from_line, take_from_pool},
+    entity::{reservation, reservation_line},
+    sql::{Hold, NewMovement, append_movement, exec, shift_held, take_from_line, take_from_pool},
     stock::warehouses_of,
 };
 use crate::{
@@ -200,57 +204,37 @@ impl Store {
     #[store_op]
     pub async fn reservation(&self, id: &str) -> Result<Reservation, Error> {
         let context = "reading a reservation";
-        let rows = query(
-            &self.db,
-            "SELECT show_id, state, fingerprint, create_time, expire_time, close_time FROM reservations WHERE id = $1",
-            vec![id.into()],
-        )
-        .await
-        .map_err(Error::db(context))?;
-        let Some(row) = rows.first() else {
-            return Err(Error::NotFound { kind: RESERVATION, name: format!("reservations/{id}") });
+        let Some(row) = reservation::Entity::find_by_id(id).one(&self.db).await.map_err(Error::db(context))? else {
+            return Err(Error::from(Resource::not_found(RESERVATION, format!("reservations/{id}"))));
         };
-        let read = || -> Result<_, sea_orm::DbErr> {
-            Ok((
-                row.try_get::<String>("", "show_id")?,
-                row.try_get::<i16>("", "state")?,
-                row.try_get::<String>("", "fingerprint")?,
-                row.try_get::<i64>("", "create_time")?,
-                row.try_get::<i64>("", "expire_time")?,
-                row.try_get::<Option<i64>>("", "close_time")?,
-            ))
-        };
-        let (show, state, fingerprint, create_time, expire_time, close_time) = read().map_err(Error::db(context))?;
-        let state = ReservationState::from_code(state)
-            .ok_or_else(|| Error::Invariant(format!("reservation {id} has unknown state {state}")))?;
-        let rows = query(
-            &self.db,
-            "SELECT product_id, warehouse_id, quantity FROM reservation_lines WHERE reservation_id = $1 \
-             ORDER BY line_no, priority, warehouse_id",
-            vec![id.into()],
-        )
-        .await
-        .map_err(Error::db(context))?;
+        let state = ReservationState::from_code(row.state)
+            .ok_or_else(|| Error::Invariant(format!("reservation {id} has unknown state {}", row.state)))?;
+        let rows = reservation_line::Entity::find()
+            .filter(reservation_line::Column::ReservationId.eq(id))
+            .order_by_asc(reservation_line::Column::LineNo)
+            .order_by_asc(reservation_line::Column::Priority)
+            .order_by_asc(reservation_line::Column::WarehouseId)
+            .all(&self.db)
+            .await
+            .map_err(Error::db(context))?;
         let mut lines: Vec<ReservationLine> = Vec::new();
-        for row in rows {
-            let product: String = row.try_get("", "product_id").map_err(Error::db(context))?;
-            let warehouse_id: String = row.try_get("", "warehouse_id").map_err(Error::db(context))?;
-            let quantity: i64 = row.try_get("", "quantity").map_err(Error::db(context))?;
+        for reservation_line::Model { product_id, warehouse_id, quantity, .. } in rows {
             match lines.last_mut() {
-                Some(line) if line.product_id == product => {
+                Some(line) if line.product_id == product_id => {
                     line.quantity += quantity;
                     line.sources.push(Source { warehouse_id, quantity });
                 }
                 _ => lines.push(ReservationLine {
-                    product_id: product,
+                    product_id,
                     quantity,
                     sources: vec![Source { warehouse_id, quantity }],
                 }),
             }
         }
+        let reservation::Model { show_id, fingerprint, create_time, expire_time, close_time, .. } = row;
         Ok(Reservation {
             id: id.to_owned(),
-            show_id: (!show.is_empty()).then_some(show),
+            show_id: (!show_id.is_empty()).then_some(show_id),
             lines,
             state,
             expire_time: Micros(expire_time),
@@ -262,13 +246,9 @@ impl Store {
 
     #[store_op]
     async fn fingerprint(&self, id: &str) -> Result<String, Error> {
-        let rows = query(&self.db, "SELECT fingerprint FROM reservations WHERE id = $1", vec![id.into()])
-            .await
-            .map_err(Error::db("reading a reservation"))?;
-        match rows.first() {
-            Some(row) => row.try_get("", "fingerprint").map_err(Error::db("reading a reservation")),
-            None => Ok(String::new()),
-        }
+        let found =
+            reservation::Entity::find_by_id(id).one(&self.db).await.map_err(Error::db("reading a reservation"))?;
+        Ok(found.map(|row| row.fingerprint).unwrap_or_default())
     }
 
     /// A refusal from the show's pool says why: closed, or what is left.
@@ -281,8 +261,8 @@ impl Store {
             Ok(allocation) if allocation.state == crate::domain::AllocationState::Closed => {
                 Error::AllocationClosed { show: show.clone() }
             }
-            Err(Error::NotFound { .. }) => {
-                Error::NotFound { kind: "caravan.inventory.v1.Allocation", name: format!("allocations/{show}") }
+            Err(Error::Resource(Resource::NotFound { .. })) => {
+                Error::from(Resource::not_found("caravan.inventory.v1.Allocation", format!("allocations/{show}")))
             }
             _ => error,
         }
@@ -383,32 +363,23 @@ async fn hold_lines(c: &DatabaseTransaction, request: &ReserveRequest, now: Micr
 
 /// `(product, warehouse, quantity)` of a reservation, in lock order.
 async fn held_lines(c: &impl ConnectionTrait, id: &str) -> Result<Vec<(String, String, i64)>, Error> {
-    let context = "reading reservation lines";
-    query(
-        c,
-        "SELECT product_id, warehouse_id, quantity FROM reservation_lines WHERE reservation_id = $1 \
-         ORDER BY product_id, priority, warehouse_id",
-        vec![id.into()],
-    )
-    .await
-    .map_err(Error::db(context))?
-    .iter()
-    .map(|r| Ok((r.try_get("", "product_id")?, r.try_get("", "warehouse_id")?, r.try_get("", "quantity")?)))
-    .collect::<Result<_, sea_orm::DbErr>>()
-    .map_err(Error::db(context))
+    let lines = reservation_line::Entity::find()
+        .filter(reservation_line::Column::ReservationId.eq(id))
+        .order_by_asc(reservation_line::Column::ProductId)
+        .order_by_asc(reservation_line::Column::Priority)
+        .order_by_asc(reservation_line::Column::WarehouseId)
+        .all(c)
+        .await
+        .map_err(Error::db("reading reservation lines"))?;
+    Ok(lines.into_iter().map(|line| (line.product_id, line.warehouse_id, line.quantity)).collect())
 }
 
 /// Returns a just-closed reservation's units: to its show's open allocation
 /// line, or to the general pool.
 async fn give_back(c: &DatabaseTransaction, id: &str, kind: MovementKind, now: Micros) -> Result<(), Error> {
     let context = "giving back reserved stock";
-    let rows = query(c, "SELECT show_id FROM reservations WHERE id = $1", vec![id.into()])
-        .await
-        .map_err(Error::db(context))?;
-    let show: String = match rows.first() {
-        Some(row) => row.try_get("", "show_id").map_err(Error::db(context))?,
-        None => String::new(),
-    };
+    let found = reservation::Entity::find_by_id(id).one(c).await.map_err(Error::db(context))?;
+    let show = found.map(|row| row.show_id).unwrap_or_default();
     let reference = format!("reservations/{id}");
     for (product, warehouse, quantity) in held_lines(c, id).await? {
         let to_show = !show.is_empty()

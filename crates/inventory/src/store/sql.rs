@@ -9,12 +9,13 @@
 //! line before the stock row — so concurrent transactions on PostgreSQL wait
 //! for each other but never deadlock.
 
+use caravan_platform::error::StoreFailure as _;
 use caravan_platform::time::Micros;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{domain::MovementKind, error::Error};
 
-pub use caravan_platform::db::{exec, params, query};
+pub use caravan_platform::db::{exec, query};
 
 /// Which column of a stock row a take moves units into.
 #[derive(Debug, Clone, Copy)]

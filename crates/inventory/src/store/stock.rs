@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 
 use caravan_macros::store_op;
+use caravan_platform::error::StoreFailure as _;
 use caravan_platform::time::Micros;
-use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 
 use super::{
     Store,
-    sql::{NewMovement, append_movement, exec, params, query, shift},
+    entity::{movement, stock},
+    sql::{NewMovement, append_movement, exec, shift},
 };
 use crate::{
     domain::{Movement, MovementKind, StockLevel, WarehouseStock},
@@ -44,17 +46,16 @@ impl Store {
     /// after `after`.
     #[store_op]
     pub async fn list_levels(&self, after: Option<&str>, limit: u64) -> Result<Vec<StockLevel>, Error> {
-        let rows = query(
-            &self.db,
-            "SELECT DISTINCT product_id FROM stock WHERE product_id > $1 ORDER BY product_id LIMIT $2",
-            vec![after.unwrap_or("").into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
-        )
-        .await
-        .map_err(Error::db("listing stock"))?;
-        let products = rows
-            .iter()
-            .map(|r| r.try_get::<String>("", "product_id"))
-            .collect::<Result<Vec<_>, _>>()
+        let products: Vec<String> = stock::Entity::find()
+            .select_only()
+            .column(stock::Column::ProductId)
+            .distinct()
+            .filter(stock::Column::ProductId.gt(after.unwrap_or("")))
+            .order_by_asc(stock::Column::ProductId)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
             .map_err(Error::db("listing stock"))?;
         self.levels(&products).await
     }
@@ -104,47 +105,34 @@ impl Store {
     /// product or of all.
     #[store_op]
     pub async fn movements(&self, product: Option<&str>, after: i64, limit: u64) -> Result<Vec<Movement>, Error> {
-        let columns = "id, product_id, warehouse_id, kind, on_hand_delta, reserved_delta, allocated_delta, reference, \
-                       reason, create_time";
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = match product {
-            Some(product) => {
-                query(
-                    &self.db,
-                    &format!("SELECT {columns} FROM movements WHERE product_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
-                    vec![product.into(), after.into(), limit.into()],
-                )
-                .await
-            }
-            None => {
-                query(
-                    &self.db,
-                    &format!("SELECT {columns} FROM movements WHERE id > $1 ORDER BY id LIMIT $2"),
-                    vec![after.into(), limit.into()],
-                )
-                .await
-            }
+        let mut select = movement::Entity::find().filter(movement::Column::Id.gt(after));
+        if let Some(product) = product {
+            select = select.filter(movement::Column::ProductId.eq(product));
         }
-        .map_err(Error::db("listing movements"))?;
-        rows.iter()
+        let rows = select
+            .order_by_asc(movement::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(Error::db("listing movements"))?;
+        rows.into_iter()
             .map(|row| {
-                let code: i16 = row.try_get("", "kind")?;
+                let kind = MovementKind::from_code(row.kind)
+                    .ok_or_else(|| Error::Invariant(format!("movement {} has unknown kind {}", row.id, row.kind)))?;
                 Ok(Movement {
-                    id: row.try_get("", "id")?,
-                    product_id: row.try_get("", "product_id")?,
-                    warehouse_id: row.try_get("", "warehouse_id")?,
-                    kind: MovementKind::from_code(code)
-                        .ok_or_else(|| sea_orm::DbErr::Custom(format!("unknown movement kind {code}")))?,
-                    on_hand_delta: row.try_get("", "on_hand_delta")?,
-                    reserved_delta: row.try_get("", "reserved_delta")?,
-                    allocated_delta: row.try_get("", "allocated_delta")?,
-                    reference: row.try_get("", "reference")?,
-                    reason: row.try_get("", "reason")?,
-                    create_time: Micros(row.try_get("", "create_time")?),
+                    id: row.id,
+                    product_id: row.product_id,
+                    warehouse_id: row.warehouse_id,
+                    kind,
+                    on_hand_delta: row.on_hand_delta,
+                    reserved_delta: row.reserved_delta,
+                    allocated_delta: row.allocated_delta,
+                    reference: row.reference,
+                    reason: row.reason,
+                    create_time: Micros(row.create_time),
                 })
             })
-            .collect::<Result<_, sea_orm::DbErr>>()
-            .map_err(Error::db("reading movements"))
+            .collect()
     }
 }
 
@@ -168,46 +156,47 @@ pub(super) async fn ensure_row(
 
 /// The warehouses holding rows of `product`, in the order stock is drawn.
 pub(super) async fn warehouses_of(c: &impl ConnectionTrait, product: &str) -> Result<Vec<String>, sea_orm::DbErr> {
-    query(
-        c,
-        "SELECT warehouse_id FROM stock WHERE product_id = $1 ORDER BY priority, warehouse_id",
-        vec![product.into()],
-    )
-    .await?
-    .iter()
-    .map(|r| r.try_get("", "warehouse_id"))
-    .collect()
+    Ok(pool_sources(c, product).await?.into_iter().map(|(warehouse, _)| warehouse).collect())
+}
+
+/// `(warehouse, priority)` of each row of `product`, in the order stock is
+/// drawn.
+pub(super) async fn pool_sources(
+    c: &impl ConnectionTrait,
+    product: &str,
+) -> Result<Vec<(String, i32)>, sea_orm::DbErr> {
+    stock::Entity::find()
+        .select_only()
+        .columns([stock::Column::WarehouseId, stock::Column::Priority])
+        .filter(stock::Column::ProductId.eq(product))
+        .order_by_asc(stock::Column::Priority)
+        .order_by_asc(stock::Column::WarehouseId)
+        .into_tuple()
+        .all(c)
+        .await
 }
 
 /// The levels of `products` (each read by one statement, so consistent).
 pub(super) async fn levels(c: &impl ConnectionTrait, products: &[String]) -> Result<Vec<StockLevel>, Error> {
     let mut by_product: HashMap<&str, StockLevel> = HashMap::new();
     for chunk in products.chunks(500) {
-        let rows = query(
-            c,
-            &format!(
-                "SELECT product_id, warehouse_id, on_hand, reserved, allocated, version FROM stock \
-                 WHERE product_id IN ({}) ORDER BY product_id, priority, warehouse_id",
-                params(1, chunk.len())
-            ),
-            chunk.iter().map(|p| Value::from(p.as_str())).collect(),
-        )
-        .await
-        .map_err(Error::db("reading stock"))?;
+        let rows = stock::Entity::find()
+            .filter(stock::Column::ProductId.is_in(chunk.iter().map(String::as_str)))
+            .order_by_asc(stock::Column::ProductId)
+            .order_by_asc(stock::Column::Priority)
+            .order_by_asc(stock::Column::WarehouseId)
+            .all(c)
+            .await
+            .map_err(Error::db("reading stock"))?;
         for row in rows {
-            let read = || -> Result<(String, WarehouseStock), sea_orm::DbErr> {
-                Ok((
-                    row.try_get("", "product_id")?,
-                    WarehouseStock {
-                        warehouse_id: row.try_get("", "warehouse_id")?,
-                        on_hand: row.try_get("", "on_hand")?,
-                        reserved: row.try_get("", "reserved")?,
-                        allocated: row.try_get("", "allocated")?,
-                        version: row.try_get("", "version")?,
-                    },
-                ))
+            let product = row.product_id;
+            let stock = WarehouseStock {
+                warehouse_id: row.warehouse_id,
+                on_hand: row.on_hand,
+                reserved: row.reserved,
+                allocated: row.allocated,
+                version: row.version,
             };
-            let (product, stock) = read().map_err(Error::db("reading stock"))?;
             if let Some(key) = chunk.iter().find(|p| **p == product) {
                 by_product.entry(key.as_str()).or_insert_with(|| StockLevel::empty(key)).warehouses.push(stock);
             }

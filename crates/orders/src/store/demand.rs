@@ -2,6 +2,7 @@
 //! lack of stock and when each offer first sold out, added in batches.
 
 use caravan_macros::store_op;
+use caravan_platform::error::StoreFailure as _;
 use caravan_platform::{db::exec, time::Micros};
 use sea_orm::TransactionTrait as _;
 

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use caravan_macros::store_op;
 use caravan_platform::{
     batch::Batcher,
-    db::{Db, exec, query},
+    db::{Db, exec},
+    error::StoreFailure as _,
     idempotency::Claim,
     time::Micros,
 };
@@ -25,7 +26,7 @@ use crate::{
     error::Error,
 };
 pub use demand::Demand;
-use entity::{order, order_line};
+use entity::{buyer_units, order, order_line};
 pub use sales::{CountrySales, Figures, Sales, SalesLine, Unmet};
 
 /// Which orders a list returns.
@@ -185,16 +186,15 @@ impl Store {
     #[store_op]
     pub async fn request_keys(&self, show: &str, since: Micros) -> Result<Vec<(String, String)>, Error> {
         let context = "listing a show's request keys";
-        let rows = query(
-            &self.db,
-            "SELECT request_key, id FROM orders WHERE show = $1 AND create_time >= $2 AND request_key IS NOT NULL",
-            vec![show.into(), since.0.into()],
-        )
-        .await
-        .map_err(Error::db(context))?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("", "request_key")?, row.try_get("", "id")?)))
-            .collect::<Result<_, sea_orm::DbErr>>()
+        order::Entity::find()
+            .select_only()
+            .columns([order::Column::RequestKey, order::Column::Id])
+            .filter(order::Column::Show.eq(show))
+            .filter(order::Column::CreateTime.gte(since.0))
+            .filter(order::Column::RequestKey.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await
             .map_err(Error::db(context))
     }
 
@@ -485,22 +485,16 @@ async fn hold_for_buyer(txn: &DatabaseTransaction, order: &Order, limits: &Buyer
         .await
         .map_err(Error::db(context))?;
         if taken == 0 {
-            let rows = query(
-                txn,
-                "SELECT units FROM buyer_units WHERE partner = $1 AND buyer = $2 AND show = $3 AND product = $4",
-                vec![
-                    order.partner.as_str().into(),
-                    order.buyer.as_str().into(),
-                    order.show.as_str().into(),
-                    line.product.as_str().into(),
-                ],
-            )
+            let held = buyer_units::Entity::find_by_id((
+                order.partner.clone(),
+                order.buyer.clone(),
+                order.show.clone(),
+                line.product.clone(),
+            ))
+            .one(txn)
             .await
-            .map_err(Error::db(context))?;
-            let held = match rows.first() {
-                Some(row) => row.try_get("", "units").map_err(Error::db(context))?,
-                None => 0,
-            };
+            .map_err(Error::db(context))?
+            .map_or(0, |row| row.units);
             return Err(Error::BuyerLimit {
                 product: line.product.clone(),
                 show: order.show.clone(),

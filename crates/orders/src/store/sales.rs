@@ -6,11 +6,12 @@
 use caravan_macros::store_op;
 use caravan_platform::{
     db::{query, read_snapshot},
+    error::StoreFailure as _,
     time::Micros,
 };
-use sea_orm::{DbErr, FromQueryResult, QueryResult, Value};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QueryResult, Value};
 
-use super::Store;
+use super::{Store, entity::offer_demand};
 use crate::{domain::OrderState, error::Error};
 
 /// The figures of one group of a show's sales.
@@ -102,15 +103,6 @@ impl FiguresRow {
     }
 }
 
-/// A row of `offer_demand`.
-#[derive(Debug, FromQueryResult)]
-struct DemandRow {
-    product: String,
-    sold_out_time: Option<i64>,
-    turned_away: i64,
-    units_turned_away: i64,
-}
-
 impl Store {
     /// A show's sales (`shows/{id}`) from its paid and awaiting-payment
     /// orders — per product and per origin country, by state and currency:
@@ -178,26 +170,20 @@ impl Store {
                 orders_awaiting_payment = count;
             }
         }
-        let unmet = query(
-            &txn,
-            "SELECT product, sold_out_time, turned_away, units_turned_away FROM offer_demand WHERE show = $1 \
-             ORDER BY product",
-            vec![show.into()],
-        )
-        .await
-        .map_err(Error::db(CONTEXT))?
-        .iter()
-        .map(|row| {
-            let row = DemandRow::from_query_result(row, "")?;
-            Ok(Unmet {
+        let unmet = offer_demand::Entity::find()
+            .filter(offer_demand::Column::Show.eq(show))
+            .order_by_asc(offer_demand::Column::Product)
+            .all(&txn)
+            .await
+            .map_err(Error::db(CONTEXT))?
+            .into_iter()
+            .map(|row| Unmet {
                 product: row.product,
                 sold_out_time: row.sold_out_time.map(Micros),
                 turned_away: row.turned_away,
                 units: row.units_turned_away,
             })
-        })
-        .collect::<Result<_, DbErr>>()
-        .map_err(Error::db(CONTEXT))?;
+            .collect();
         txn.commit().await.map_err(Error::db(CONTEXT))?;
         Ok(Sales { lines, countries, orders_paid, orders_awaiting_payment, unmet })
     }

@@ -1,6 +1,7 @@
 //! Campaigns and channels.
 
 use caravan_macros::store_op;
+use caravan_platform::error::{Resource, StoreFailure as _};
 use caravan_platform::time::Micros;
 use chrono::NaiveDate;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
@@ -53,7 +54,7 @@ impl Store {
         match campaign::Entity::insert(row).exec(&self.db).await {
             Ok(_) => self.campaign(id).await,
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(Error::AlreadyExists { kind: CAMPAIGN, name: format!("campaigns/{id}") })
+                Err(Error::from(Resource::already_exists(CAMPAIGN, format!("campaigns/{id}"))))
             }
             Err(e) => Err(Error::db("inserting a campaign")(e)),
         }
@@ -66,7 +67,7 @@ impl Store {
             .one(&self.db)
             .await
             .map_err(Error::db("reading a campaign"))?
-            .ok_or_else(|| Error::NotFound { kind: CAMPAIGN, name: format!("campaigns/{id}") })
+            .ok_or_else(|| Error::from(Resource::not_found(CAMPAIGN, format!("campaigns/{id}"))))
             .and_then(campaign_to_domain)
     }
 
@@ -129,7 +130,7 @@ impl Store {
                 update_time: now,
             }),
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(Error::AlreadyExists { kind: CHANNEL, name: format!("channels/{id}") })
+                Err(Error::from(Resource::already_exists(CHANNEL, format!("channels/{id}"))))
             }
             Err(e) => Err(Error::db("inserting a channel")(e)),
         }
@@ -143,7 +144,7 @@ impl Store {
             .await
             .map_err(Error::db("reading a channel"))?
             .map(channel_to_domain)
-            .ok_or_else(|| Error::NotFound { kind: CHANNEL, name: format!("channels/{id}") })
+            .ok_or_else(|| Error::from(Resource::not_found(CHANNEL, format!("channels/{id}"))))
     }
 
     /// Up to `limit` channels after `after` (by id), optionally of one partner.

@@ -8,6 +8,7 @@ mod shows;
 pub use shows::{ALLOCATION_GRACE, LIVE_OFFERS_TTL, Transition};
 
 use caravan_macros::store_op;
+use caravan_platform::error::{Resource, StoreFailure as _};
 use caravan_platform::{db::Db, time::Micros};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 
@@ -53,7 +54,7 @@ impl Store {
         match host::Entity::insert(row).exec(&self.db).await {
             Ok(_) => {}
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(Error::AlreadyExists { kind: HOST, name: format!("hosts/{id}") });
+                return Err(Error::from(Resource::already_exists(HOST, format!("hosts/{id}"))));
             }
             Err(e) => return Err(Error::db("inserting a host")(e)),
         }
@@ -67,7 +68,7 @@ impl Store {
             .one(&self.db)
             .await
             .map_err(Error::db("reading a host"))?
-            .ok_or_else(|| Error::NotFound { kind: HOST, name: format!("hosts/{id}") })
+            .ok_or_else(|| Error::from(Resource::not_found(HOST, format!("hosts/{id}"))))
             .and_then(to_domain)
     }
 

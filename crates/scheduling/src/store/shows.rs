@@ -8,23 +8,23 @@
 //! transaction.
 
 use caravan_macros::store_op;
-use caravan_platform::{
-    db::{exec, query},
-    time::Micros,
+use caravan_platform::error::{Resource, StoreFailure as _};
+use caravan_platform::{db::exec, time::Micros};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, Value, sea_query::OnConflict,
 };
-use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait, Value};
 
-use super::Store;
+use super::{
+    Store,
+    entity::{campaign, offer, show, show_history},
+};
 use crate::{
     domain::{AllocationSync, Money, Offer, Show, ShowFields, ShowState, Text},
     error::Error,
 };
 
 const SHOW: &str = "caravan.scheduling.v1.Show";
-/// The columns of a show, as [`ShowRow`] reads them by name.
-const COLUMNS: &str = "id, campaign_id, channel_id, host_id, title_zh_cn, title_en, title_ru, title_origin, \
-                       title_origin_language, start_time, end_time, state, pinned_product, live_time, close_time, \
-                       allocation, version, create_time, update_time";
 
 /// A state's stored code, bound as a parameter.
 fn code(state: ShowState) -> Value {
@@ -78,12 +78,16 @@ impl Store {
             // Excluding its own id: a retry of this booking is not a conflict with itself.
             book(&txn, Some(id), fields).await?;
             let due = now.plus(ALLOCATION_GRACE);
+            // SQL: of two bookings of one id exactly one inserts (ON CONFLICT
+            // DO NOTHING), and the row is born due for the allocation `Job`
+            // (its claim columns are the platform's, not the entity's).
             let inserted = exec(
                 &txn,
-                &format!(
-                    "INSERT INTO shows ({COLUMNS}, due_at, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                     $10, $11, $12, '', NULL, NULL, $13, 1, $14, $14, $15, $16) ON CONFLICT (id) DO NOTHING"
-                ),
+                "INSERT INTO shows (id, campaign_id, channel_id, host_id, title_zh_cn, title_en, title_ru, \
+                 title_origin, title_origin_language, start_time, end_time, state, pinned_product, live_time, \
+                 close_time, allocation, version, create_time, update_time, due_at, traceparent) VALUES ($1, $2, $3, \
+                 $4, $5, $6, $7, $8, $9, $10, $11, $12, '', NULL, NULL, $13, 1, $14, $14, $15, $16) \
+                 ON CONFLICT (id) DO NOTHING",
                 vec![
                     id.into(),
                     fields.campaign_id.as_str().into(),
@@ -106,7 +110,7 @@ impl Store {
             .await
             .map_err(Error::db(context))?;
             if inserted == 0 {
-                return Err(Error::AlreadyExists { kind: SHOW, name: format!("shows/{id}") });
+                return Err(Error::from(Resource::already_exists(SHOW, format!("shows/{id}"))));
             }
             replace_offers(&txn, id, &fields.offers).await?;
             record_history(&txn, id, now).await
@@ -252,8 +256,14 @@ impl Store {
         .await
         .map_err(Error::db(context))?;
         if deleted == 1 {
-            exec(&txn, "DELETE FROM offers WHERE show_id = $1", vec![id.into()]).await.map_err(Error::db(context))?;
-            exec(&txn, "DELETE FROM show_history WHERE show_id = $1", vec![id.into()])
+            offer::Entity::delete_many()
+                .filter(offer::Column::ShowId.eq(id))
+                .exec(&txn)
+                .await
+                .map_err(Error::db(context))?;
+            show_history::Entity::delete_many()
+                .filter(show_history::Column::ShowId.eq(id))
+                .exec(&txn)
                 .await
                 .map_err(Error::db(context))?;
         }
@@ -321,31 +331,32 @@ impl Store {
     /// How many shows are live now.
     #[store_op]
     pub async fn live_shows(&self) -> Result<i64, Error> {
-        let context = "counting live shows";
-        let rows = query(
-            &self.db,
-            "SELECT CAST(COUNT(*) AS BIGINT) AS live FROM shows WHERE state = $1",
-            vec![code(ShowState::Live)],
-        )
-        .await
-        .map_err(Error::db(context))?;
-        rows.first().map_or(Ok(0), |row| row.try_get("", "live")).map_err(Error::db(context))
+        let live = show::Entity::find()
+            .filter(show::Column::State.eq(ShowState::Live as i16))
+            .count(&self.db)
+            .await
+            .map_err(Error::db("counting live shows"))?;
+        Ok(i64::try_from(live).unwrap_or(i64::MAX))
     }
 
     /// The versions of a show after `after`, oldest first, at most `limit`.
     #[store_op]
     pub async fn history(&self, id: &str, after: i64, limit: u64) -> Result<Vec<Show>, Error> {
-        let rows = query(
-            &self.db,
-            "SELECT snapshot FROM show_history WHERE show_id = $1 AND version > $2 ORDER BY version LIMIT $3",
-            vec![id.into(), after.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
-        )
-        .await
-        .map_err(Error::db("reading a show's history"))?;
-        rows.iter()
-            .map(|row| {
-                let snapshot: String = row.try_get("", "snapshot").map_err(Error::db("reading a show's history"))?;
-                serde_json::from_str(&snapshot).map_err(|e| Error::corrupt(format!("show history of {id}: {e}")))
+        let snapshots: Vec<String> = show_history::Entity::find()
+            .select_only()
+            .column(show_history::Column::Snapshot)
+            .filter(show_history::Column::ShowId.eq(id))
+            .filter(show_history::Column::Version.gt(after))
+            .order_by_asc(show_history::Column::Version)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(Error::db("reading a show's history"))?;
+        snapshots
+            .iter()
+            .map(|snapshot| {
+                serde_json::from_str(snapshot).map_err(|e| Error::corrupt(format!("show history of {id}: {e}")))
             })
             .collect()
     }
@@ -417,32 +428,29 @@ impl Store {
         state: Option<ShowState>,
         limit: u64,
     ) -> Result<Vec<Show>, Error> {
-        let mut sql = format!("SELECT {COLUMNS} FROM shows WHERE 1 = 1");
-        let mut values: Vec<Value> = Vec::new();
-        let mut bind = |sql: &mut String, clause: &str, value: Value| {
-            values.push(value);
-            sql.push_str(&clause.replace('?', &format!("${}", values.len())));
-        };
+        let mut select = show::Entity::find();
         if let Some((start, id)) = after {
-            bind(&mut sql, " AND (start_time > ?", start.into());
-            bind(&mut sql, " OR (start_time = ?", start.into());
-            bind(&mut sql, " AND id > ?))", id.into());
+            select = select.filter(
+                Condition::any()
+                    .add(show::Column::StartTime.gt(start))
+                    .add(Condition::all().add(show::Column::StartTime.eq(start)).add(show::Column::Id.gt(id))),
+            );
         }
         if let Some(campaign) = campaign {
-            bind(&mut sql, " AND campaign_id = ?", campaign.into());
+            select = select.filter(show::Column::CampaignId.eq(campaign));
         }
         if let Some(channel) = channel {
-            bind(&mut sql, " AND channel_id = ?", channel.into());
+            select = select.filter(show::Column::ChannelId.eq(channel));
         }
         if let Some(state) = state {
-            bind(&mut sql, " AND state = ?", code(state));
+            select = select.filter(show::Column::State.eq(state as i16));
         }
-        bind(&mut sql, " ORDER BY start_time, id LIMIT ?", i64::try_from(limit).unwrap_or(i64::MAX).into());
-        let rows = query(&self.db, &sql, values).await.map_err(Error::db("listing shows"))?;
-        let rows = rows
-            .iter()
-            .map(|row| ShowRow::from_query_result(row, ""))
-            .collect::<Result<Vec<_>, _>>()
+        let rows = select
+            .order_by_asc(show::Column::StartTime)
+            .order_by_asc(show::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
             .map_err(Error::db("listing shows"))?;
         let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
         // The page's line-ups in one query, not one per show.
@@ -450,7 +458,7 @@ impl Store {
         rows.into_iter()
             .map(|row| {
                 let line_up = offers.remove(&row.id).unwrap_or_default();
-                row.into_show(line_up)
+                into_show(row, line_up)
             })
             .collect()
     }
@@ -458,36 +466,31 @@ impl Store {
 
 async fn replace_offers(c: &impl ConnectionTrait, id: &str, offers: &[Offer]) -> Result<(), Error> {
     let context = "replacing a line-up";
-    exec(c, "DELETE FROM offers WHERE show_id = $1", vec![id.into()]).await.map_err(Error::db(context))?;
-    for offer in offers {
-        exec(
-            c,
-            "INSERT INTO offers (show_id, product_id, currency, price_minor, allocated_quantity, per_buyer_limit, \
-             display_order) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            vec![
-                id.into(),
-                offer.product_id.as_str().into(),
-                offer.price.currency.as_str().into(),
-                offer.price.minor_units.into(),
-                offer.allocated_quantity.into(),
-                offer.per_buyer_limit.into(),
-                offer.display_order.into(),
-            ],
-        )
-        .await
-        .map_err(Error::db(context))?;
+    offer::Entity::delete_many().filter(offer::Column::ShowId.eq(id)).exec(c).await.map_err(Error::db(context))?;
+    if offers.is_empty() {
+        return Ok(());
     }
+    let rows = offers.iter().map(|offer| offer::ActiveModel {
+        show_id: Set(id.to_owned()),
+        product_id: Set(offer.product_id.clone()),
+        currency: Set(offer.price.currency.clone()),
+        price_minor: Set(offer.price.minor_units),
+        allocated_quantity: Set(offer.allocated_quantity),
+        per_buyer_limit: Set(offer.per_buyer_limit),
+        display_order: Set(offer.display_order),
+    });
+    offer::Entity::insert_many(rows).exec_without_returning(c).await.map_err(Error::db(context))?;
     Ok(())
 }
 
 async fn show_in(c: &impl ConnectionTrait, id: &str) -> Result<Show, Error> {
-    let rows = query(c, &format!("SELECT {COLUMNS} FROM shows WHERE id = $1"), vec![id.into()])
+    let row = show::Entity::find_by_id(id)
+        .one(c)
         .await
-        .map_err(Error::db("reading a show"))?;
-    let row = rows.first().ok_or_else(|| Error::NotFound { kind: SHOW, name: format!("shows/{id}") })?;
-    let row = ShowRow::from_query_result(row, "").map_err(Error::db("reading a show"))?;
+        .map_err(Error::db("reading a show"))?
+        .ok_or_else(|| Error::from(Resource::not_found(SHOW, format!("shows/{id}"))))?;
     let offers = offers_of(c, id).await?;
-    row.into_show(offers)
+    into_show(row, offers)
 }
 
 /// Appends the show's current version to its history (same transaction as
@@ -495,14 +498,19 @@ async fn show_in(c: &impl ConnectionTrait, id: &str) -> Result<Show, Error> {
 async fn record_history(c: &impl ConnectionTrait, id: &str, now: Micros) -> Result<(), Error> {
     let show = show_in(c, id).await?;
     let snapshot = serde_json::to_string(&show).map_err(|e| Error::corrupt(format!("encoding show {id}: {e}")))?;
-    exec(
-        c,
-        "INSERT INTO show_history (show_id, version, snapshot, create_time) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (show_id, version) DO NOTHING",
-        vec![id.into(), show.version.into(), snapshot.into(), now.0.into()],
-    )
-    .await
-    .map_err(Error::db("recording a show's version"))?;
+    let version = show_history::ActiveModel {
+        show_id: Set(id.to_owned()),
+        version: Set(show.version),
+        snapshot: Set(snapshot),
+        create_time: Set(now.0),
+    };
+    show_history::Entity::insert(version)
+        .on_conflict(
+            OnConflict::columns([show_history::Column::ShowId, show_history::Column::Version]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(c)
+        .await
+        .map_err(Error::db("recording a show's version"))?;
     Ok(())
 }
 
@@ -511,21 +519,20 @@ async fn record_history(c: &impl ConnectionTrait, id: &str, now: Micros) -> Resu
 /// touching end to start do not overlap). `moving` is a show being moved.
 async fn book(c: &impl ConnectionTrait, moving: Option<&str>, fields: &ShowFields) -> Result<(), Error> {
     let context = "booking a show";
-    let window = query(
-        c,
-        "SELECT window_start, window_end FROM campaigns WHERE id = $1",
-        vec![fields.campaign_id.as_str().into()],
-    )
-    .await
-    .map_err(Error::db(context))?;
-    let Some(window) = window.first() else {
+    let window: Option<(i64, i64)> = campaign::Entity::find_by_id(fields.campaign_id.as_str())
+        .select_only()
+        .columns([campaign::Column::WindowStart, campaign::Column::WindowEnd])
+        .into_tuple()
+        .one(c)
+        .await
+        .map_err(Error::db(context))?;
+    let Some((window_start, window_end)) = window else {
         return Err(Error::InvalidReference {
             field: "show.campaign",
             message: format!("campaigns/{} does not exist", fields.campaign_id),
         });
     };
-    let window = Window::from_query_result(window, "").map_err(Error::db(context))?;
-    if fields.start_time.0 < window.window_start || fields.end_time.0 > window.window_end {
+    if fields.start_time.0 < window_start || fields.end_time.0 > window_end {
         return Err(Error::OutsideCampaign { campaign: fields.campaign_id.clone() });
     }
     for (table, id, field) in
@@ -542,27 +549,25 @@ async fn book(c: &impl ConnectionTrait, moving: Option<&str>, fields: &ShowField
             return Err(Error::InvalidReference { field, message: format!("{table}/{id} does not exist") });
         }
     }
-    for (column, id, what) in [("channel_id", &fields.channel_id, "channel"), ("host_id", &fields.host_id, "host")] {
-        // Shows that still hold a slot: scheduled or live.
-        let rows = query(
-            c,
-            &format!(
-                "SELECT id FROM shows WHERE {column} = $1 AND state IN ($5, $6) AND start_time < $2 AND $3 < end_time \
-                 AND id <> $4 ORDER BY start_time LIMIT 1"
-            ),
-            vec![
-                id.as_str().into(),
-                fields.end_time.0.into(),
-                fields.start_time.0.into(),
-                moving.unwrap_or("").into(),
-                code(ShowState::Scheduled),
-                code(ShowState::Live),
-            ],
-        )
-        .await
-        .map_err(Error::db(context))?;
-        if let Some(row) = rows.first() {
-            let other: String = row.try_get("", "id").map_err(Error::db(context))?;
+    for (column, id, what) in
+        [(show::Column::ChannelId, &fields.channel_id, "channel"), (show::Column::HostId, &fields.host_id, "host")]
+    {
+        // Shows that still hold a slot (scheduled or live) and overlap it;
+        // touching end to start is no overlap.
+        let other: Option<String> = show::Entity::find()
+            .select_only()
+            .column(show::Column::Id)
+            .filter(column.eq(id.as_str()))
+            .filter(show::Column::State.is_in([ShowState::Scheduled as i16, ShowState::Live as i16]))
+            .filter(show::Column::StartTime.lt(fields.end_time.0))
+            .filter(show::Column::EndTime.gt(fields.start_time.0))
+            .filter(show::Column::Id.ne(moving.unwrap_or("")))
+            .order_by_asc(show::Column::StartTime)
+            .into_tuple()
+            .one(c)
+            .await
+            .map_err(Error::db(context))?;
+        if let Some(other) = other {
             return Err(Error::Conflict { what, other });
         }
     }
@@ -583,19 +588,15 @@ async fn offers_of_many(
     if shows.is_empty() {
         return Ok(offers);
     }
-    let rows = query(
-        c,
-        &format!(
-            "SELECT show_id, product_id, currency, price_minor, allocated_quantity, per_buyer_limit, display_order \
-             FROM offers WHERE show_id IN ({}) ORDER BY show_id, display_order, product_id",
-            caravan_platform::db::params(1, shows.len())
-        ),
-        shows.iter().map(|s| Value::from(s.as_str())).collect(),
-    )
-    .await
-    .map_err(Error::db(context))?;
-    for row in &rows {
-        let row = OfferRow::from_query_result(row, "").map_err(Error::db(context))?;
+    let rows = offer::Entity::find()
+        .filter(offer::Column::ShowId.is_in(shows.iter().map(String::as_str)))
+        .order_by_asc(offer::Column::ShowId)
+        .order_by_asc(offer::Column::DisplayOrder)
+        .order_by_asc(offer::Column::ProductId)
+        .all(c)
+        .await
+        .map_err(Error::db(context))?;
+    for row in rows {
         offers.entry(row.show_id).or_default().push(Offer {
             product_id: row.product_id,
             price: Money { currency: row.currency, minor_units: row.price_minor },
@@ -607,81 +608,56 @@ async fn offers_of_many(
     Ok(offers)
 }
 
-/// A campaign's window, as `book` reads it.
-#[derive(Debug, FromQueryResult)]
-struct Window {
-    window_start: i64,
-    window_end: i64,
-}
-
-/// A row of `offers`.
-#[derive(Debug, FromQueryResult)]
-struct OfferRow {
-    show_id: String,
-    product_id: String,
-    currency: String,
-    price_minor: i64,
-    allocated_quantity: i64,
-    per_buyer_limit: i64,
-    display_order: i32,
-}
-
-/// A row of `shows` ([`COLUMNS`]).
-#[derive(Debug, FromQueryResult)]
-struct ShowRow {
-    id: String,
-    campaign_id: String,
-    channel_id: String,
-    host_id: String,
-    title_zh_cn: String,
-    title_en: String,
-    title_ru: String,
-    title_origin: String,
-    title_origin_language: String,
-    start_time: i64,
-    end_time: i64,
-    state: i16,
-    pinned_product: String,
-    live_time: Option<i64>,
-    close_time: Option<i64>,
-    allocation: i16,
-    version: i64,
-    create_time: i64,
-    update_time: i64,
-}
-
-impl ShowRow {
-    /// The show, with its line-up; a code no state or allocation has is corrupt data.
-    fn into_show(self, offers: Vec<Offer>) -> Result<Show, Error> {
-        let corrupt = |what: &str, code: i16| Error::corrupt(format!("show {} has {what} code {code}", self.id));
-        let state = ShowState::from_code(self.state).ok_or_else(|| corrupt("state", self.state))?;
-        let allocation =
-            AllocationSync::from_code(self.allocation).ok_or_else(|| corrupt("allocation", self.allocation))?;
-        Ok(Show {
-            id: self.id,
-            fields: ShowFields {
-                campaign_id: self.campaign_id,
-                channel_id: self.channel_id,
-                host_id: self.host_id,
-                title: Text {
-                    zh_cn: self.title_zh_cn,
-                    en: self.title_en,
-                    ru: self.title_ru,
-                    origin: self.title_origin,
-                    origin_language: self.title_origin_language,
-                },
-                start_time: Micros(self.start_time),
-                end_time: Micros(self.end_time),
-                offers,
+/// The show of a row, with its line-up; a code no state or allocation has
+/// is corrupt data.
+fn into_show(row: show::Model, offers: Vec<Offer>) -> Result<Show, Error> {
+    let corrupt = |what: &str, code: i16| Error::corrupt(format!("show {} has {what} code {code}", row.id));
+    let state = ShowState::from_code(row.state).ok_or_else(|| corrupt("state", row.state))?;
+    let allocation = AllocationSync::from_code(row.allocation).ok_or_else(|| corrupt("allocation", row.allocation))?;
+    let show::Model {
+        id,
+        campaign_id,
+        channel_id,
+        host_id,
+        title_zh_cn,
+        title_en,
+        title_ru,
+        title_origin,
+        title_origin_language,
+        start_time,
+        end_time,
+        pinned_product,
+        live_time,
+        close_time,
+        version,
+        create_time,
+        update_time,
+        ..
+    } = row;
+    Ok(Show {
+        id,
+        fields: ShowFields {
+            campaign_id,
+            channel_id,
+            host_id,
+            title: Text {
+                zh_cn: title_zh_cn,
+                en: title_en,
+                ru: title_ru,
+                origin: title_origin,
+                origin_language: title_origin_language,
             },
-            state,
-            pinned_product: (!self.pinned_product.is_empty()).then_some(self.pinned_product),
-            live_time: self.live_time.map(Micros),
-            close_time: self.close_time.map(Micros),
-            allocation,
-            version: self.version,
-            create_time: Micros(self.create_time),
-            update_time: Micros(self.update_time),
-        })
-    }
+            start_time: Micros(start_time),
+            end_time: Micros(end_time),
+            offers,
+        },
+        state,
+        pinned_product: (!pinned_product.is_empty()).then_some(pinned_product),
+        live_time: live_time.map(Micros),
+        close_time: close_time.map(Micros),
+        allocation,
+        version,
+        create_time: Micros(create_time),
+        update_time: Micros(update_time),
+    })
 }

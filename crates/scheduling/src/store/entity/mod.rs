@@ -3,3 +3,6 @@
 pub mod campaign;
 pub mod channel;
 pub mod host;
+pub mod offer;
+pub mod show;
+pub mod show_history;
