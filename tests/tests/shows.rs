@@ -91,6 +91,36 @@ async fn a_show_allocates_its_line_up_goes_live_and_ends_by_the_clock() {
     running.suite.wait().await.unwrap();
 }
 
+/// What scheduling's gauges read once its sampler has seen `want`.
+async fn gauges_reach(want: (i64, i64)) -> bool {
+    use caravan_scheduling::metrics::{shows_live, shows_starting};
+    eventually(Duration::from_secs(10), || async { (shows_starting().get(), shows_live().get()) == want }).await
+}
+
+#[tokio::test]
+async fn scheduling_counts_the_shows_about_to_start_for_the_autoscalers() {
+    let Festival { running, clock, mut scheduling, .. } = festival().await;
+    let products = uzbek_products();
+    let offer = [(products[0].as_str(), 1)];
+    let minute = 1.0 / 60.0;
+    // At 9:00 with the default lead of 15 minutes: the shows at 9:05 and
+    // 9:12 are about to start, the one at 11:00 is not.
+    for (id, from, to) in
+        [("soon", 9.0 + 5.0 * minute, 9.0 + 10.0 * minute), ("next", 9.0 + 12.0 * minute, 9.5), ("later", 11.0, 12.0)]
+    {
+        scheduling.create_show(create(id, show("olimkhonov", from, to, &offer))).await.unwrap();
+    }
+    assert!(gauges_reach((2, 0)).await, "two shows start within 15 minutes, none is live");
+    // 9:07: the first is on air, the second still to come.
+    clock.set(Micros(at(9.0 + 7.0 * minute)));
+    assert!(gauges_reach((1, 1)).await, "one about to start, one live");
+    // 10:50: the 9:00 shows are over; the 11:00 one is about to start.
+    clock.set(Micros(at(10.0 + 50.0 / 60.0)));
+    assert!(gauges_reach((1, 0)).await, "the 11:00 show is next");
+    running.token.cancel();
+    running.suite.wait().await.unwrap();
+}
+
 #[tokio::test]
 async fn bookings_never_overlap_on_a_channel_or_for_a_host() {
     let Festival { running, mut scheduling, .. } = festival().await;

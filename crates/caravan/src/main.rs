@@ -85,7 +85,7 @@ enum ServeCommand {
     /// Countries and products.
     Catalog(Serve<NoSettings>),
     /// Campaigns, channels, hosts and shows.
-    Scheduling(Serve<NoSettings>),
+    Scheduling(Serve<caravan_scheduling::settings::Settings>),
     /// Warehouses, stock, allocations and reservations.
     Inventory(Serve<caravan_inventory::settings::Settings>),
     /// Orders and sales reports.
@@ -413,7 +413,9 @@ fn main() -> ExitCode {
 fn plan_serve_command(command: ServeCommand) -> Result<Plan, ConfigError> {
     match command {
         ServeCommand::Catalog(serve) => plan_serve(ServiceKind::Catalog, serve, |_, _| ()),
-        ServeCommand::Scheduling(serve) => plan_serve(ServiceKind::Scheduling, serve, |_, _| ()),
+        ServeCommand::Scheduling(serve) => {
+            plan_serve(ServiceKind::Scheduling, serve, |own, settings| own.scheduling = settings)
+        }
         ServeCommand::Inventory(serve) => {
             plan_serve(ServiceKind::Inventory, serve, |own, settings| own.inventory = settings)
         }

@@ -16,10 +16,12 @@ use tokio::task::JoinSet;
 pub const START_ORDER: [ServiceKind; 4] =
     [ServiceKind::Catalog, ServiceKind::Inventory, ServiceKind::Scheduling, ServiceKind::Orders];
 
-/// What the services declare for themselves (catalog and scheduling
-/// declare nothing), at their declared defaults unless set.
+/// What the services declare for themselves (catalog declares nothing), at
+/// their declared defaults unless set.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OwnSettings {
+    #[command(flatten)]
+    pub scheduling: caravan_scheduling::settings::Settings,
     #[command(flatten)]
     pub inventory: caravan_inventory::settings::Settings,
     #[command(flatten)]
@@ -28,7 +30,11 @@ pub struct OwnSettings {
 
 impl Default for OwnSettings {
     fn default() -> Self {
-        OwnSettings { inventory: Declared::declared_defaults(), orders: Declared::declared_defaults() }
+        OwnSettings {
+            scheduling: Declared::declared_defaults(),
+            inventory: Declared::declared_defaults(),
+            orders: Declared::declared_defaults(),
+        }
     }
 }
 
@@ -142,9 +148,9 @@ pub async fn build(config: ServiceConfig, own: &OwnSettings, telemetry: ServiceT
         ServiceKind::Catalog => {
             Built::Catalog(caravan_catalog::Application::build_with(config, NoSettings {}, telemetry).await?)
         }
-        ServiceKind::Scheduling => {
-            Built::Scheduling(caravan_scheduling::Application::build_with(config, NoSettings {}, telemetry).await?)
-        }
+        ServiceKind::Scheduling => Built::Scheduling(
+            caravan_scheduling::Application::build_with(config, own.scheduling.clone(), telemetry).await?,
+        ),
         ServiceKind::Inventory => Built::Inventory(
             caravan_inventory::Application::build_with(config, own.inventory.clone(), telemetry).await?,
         ),

@@ -14,6 +14,7 @@ pub mod error;
 pub mod lineup;
 pub mod metrics;
 pub mod migration;
+pub mod settings;
 pub mod store;
 pub mod upstream;
 pub mod watch;
@@ -37,9 +38,9 @@ impl app::Service for Scheduling {
     const KIND: ServiceKind = ServiceKind::Scheduling;
     const NAME: &'static str = SERVICE_NAME;
     type Migrator = Migrator;
-    type Settings = caravan_platform::config::NoSettings;
+    type Settings = settings::Settings;
 
-    fn routes(host: &ServiceHost<Migrator>, _: &Self::Settings) -> anyhow::Result<Routes> {
+    fn routes(host: &ServiceHost<Migrator>, settings: &settings::Settings) -> anyhow::Result<Routes> {
         let upstream = upstream::Upstream::connect(host)?;
         let store = store::Store::new(host.db().clone());
         let clock = Worker::new(
@@ -50,11 +51,12 @@ impl app::Service for Scheduling {
             host.telemetry().clone(),
         );
         tokio::spawn(clock.run(host.background()));
-        let counting = store.clone();
+        let (counting, now, lead) = (store.clone(), host.clock(), settings.scale_lead);
         spawn_sampler(std::time::Duration::from_secs(2), host.background(), move || {
-            let store = counting.clone();
+            let (store, now) = (counting.clone(), now.now());
             async move {
                 metrics::shows_live().set(store.live_shows().await?);
+                metrics::shows_starting().set(store.shows_starting(now, now.plus(lead)).await?);
                 Ok(())
             }
         });

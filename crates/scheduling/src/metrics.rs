@@ -14,3 +14,20 @@ pub fn shows_live() -> &'static IntGauge {
         Err(e) => unreachable!("a valid metric definition: {e}"),
     })
 }
+
+/// `caravan_shows_starting`: scheduled shows whose start falls within the
+/// next `CARAVAN_SCALE_LEAD` (15 minutes by default), counted like
+/// [`shows_live`]: what the autoscalers scale orders, inventory and
+/// scheduling out on ahead of a show.
+pub fn shows_starting() -> &'static IntGauge {
+    static STARTING: OnceLock<IntGauge> = OnceLock::new();
+    STARTING.get_or_init(|| {
+        match IntGauge::new(
+            "caravan_shows_starting",
+            "Scheduled shows starting within the scale lead time (the same on every replica)",
+        ) {
+            Ok(gauge) => register(gauge),
+            Err(e) => unreachable!("a valid metric definition: {e}"),
+        }
+    })
+}

@@ -339,6 +339,19 @@ impl Store {
         Ok(i64::try_from(live).unwrap_or(i64::MAX))
     }
 
+    /// How many scheduled shows start in `[from, until)`.
+    #[store_op]
+    pub async fn shows_starting(&self, from: Micros, until: Micros) -> Result<i64, Error> {
+        let starting = show::Entity::find()
+            .filter(show::Column::State.eq(ShowState::Scheduled as i16))
+            .filter(show::Column::StartTime.gte(from.0))
+            .filter(show::Column::StartTime.lt(until.0))
+            .count(&self.db)
+            .await
+            .map_err(Error::db("counting shows about to start"))?;
+        Ok(i64::try_from(starting).unwrap_or(i64::MAX))
+    }
+
     /// The versions of a show after `after`, oldest first, at most `limit`.
     #[store_op]
     pub async fn history(&self, id: &str, after: i64, limit: u64) -> Result<Vec<Show>, Error> {
