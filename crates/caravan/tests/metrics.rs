@@ -83,6 +83,9 @@ async fn each_processs_counters_move_by_exactly_what_was_done() {
     }
     let turned_away = |decided| sample(&orders_text, "caravan_orders_turned_away_total", &[("decided", decided)]);
     assert_eq!((turned_away("inventory"), turned_away("memory")), (1.0, 0.0), "the refused order, turned away");
+    let show = sale.show().trim_start_matches("shows/");
+    let of_show = |event| sample(&orders_text, "caravan_show_orders_total", &[("show", show), ("event", event)]);
+    assert_eq!((of_show("placed"), of_show("paid"), of_show("turned_away")), (3.0, 1.0, 1.0), "the show's own figures");
     let place_order = "caravan.orders.v1.OrdersService/PlaceOrder";
     let served = |text: &str, service: &str, method: &str, code: &str| {
         sample(text, "rpc_server_duration_seconds_count", &[("service", service), ("method", method), ("code", code)])

@@ -38,6 +38,7 @@ impl app::Service for Inventory {
     type Settings = settings::Settings;
 
     fn routes(host: &ServiceHost<Migrator>, settings: &settings::Settings) -> anyhow::Result<Routes> {
+        metrics::register_all();
         let store = store::Store::new(host.db().clone());
         let hub = Hub::start(watch::StockFeed::new(store.clone()), HubConfig::default(), host.background());
         let reaper = Worker::new(

@@ -9,11 +9,28 @@ use caravan_platform::metrics::{
     register,
 };
 
-fn counter(name: &str, help: &str, label: &str) -> IntCounterVec {
+/// A counter by one label, its series for each of `values` at zero from the
+/// start (a rate is then defined before the first event).
+fn counter(name: &str, help: &str, label: &str, values: &[&str]) -> IntCounterVec {
     match IntCounterVec::new(Opts::new(name, help), &[label]) {
-        Ok(counter) => register(counter),
+        Ok(counter) => {
+            for value in values {
+                counter.with_label_values(&[value]);
+            }
+            register(counter)
+        }
         Err(e) => unreachable!("a valid metric definition: {e}"),
     }
+}
+
+/// Registers every metric of inventory, so /metrics lists them from the
+/// start.
+pub fn register_all() {
+    units();
+    allocations();
+    sold_out();
+    queued();
+    batch_size();
 }
 
 /// `caravan_stock_units_total{event}`: units `reserved` for orders, then
@@ -21,7 +38,12 @@ fn counter(name: &str, help: &str, label: &str) -> IntCounterVec {
 fn units() -> &'static IntCounterVec {
     static UNITS: OnceLock<IntCounterVec> = OnceLock::new();
     UNITS.get_or_init(|| {
-        counter("caravan_stock_units_total", "Units reserved for orders, and how their reservations ended", "event")
+        counter(
+            "caravan_stock_units_total",
+            "Units reserved for orders, and how their reservations ended",
+            "event",
+            &["reserved", "committed", "released", "expired"],
+        )
     })
 }
 
@@ -29,14 +51,18 @@ fn units() -> &'static IntCounterVec {
 /// re-allocated) and allocations `returned` at the end of a show.
 fn allocations() -> &'static IntCounterVec {
     static ALLOCATIONS: OnceLock<IntCounterVec> = OnceLock::new();
-    ALLOCATIONS.get_or_init(|| counter("caravan_allocations_total", "Show allocations made and returned", "event"))
+    ALLOCATIONS.get_or_init(|| {
+        counter("caravan_allocations_total", "Show allocations made and returned", "event", &["allocated", "returned"])
+    })
 }
 
 /// `caravan_sold_out_total{pool}`: a reservation took the last unit of a
 /// product — of the `general` pool, or of a `show`'s allocation.
 fn sold_out() -> &'static IntCounterVec {
     static SOLD_OUT: OnceLock<IntCounterVec> = OnceLock::new();
-    SOLD_OUT.get_or_init(|| counter("caravan_sold_out_total", "Reservations that took a product's last unit", "pool"))
+    SOLD_OUT.get_or_init(|| {
+        counter("caravan_sold_out_total", "Reservations that took a product's last unit", "pool", &["show", "general"])
+    })
 }
 
 /// `n` units moved by a reservation step (`reserved`, `committed`,

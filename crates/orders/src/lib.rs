@@ -46,6 +46,7 @@ impl app::Service for Orders {
             payment_window: settings.payment_window,
             reservation_ttl: settings.reservation_ttl,
         };
+        metrics::register_all();
         let store = store::Store::new(host.db().clone());
         let upstream = upstream::Upstream::connect(host)?;
         let sellout = sellout::SellOut::start(

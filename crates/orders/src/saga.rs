@@ -240,6 +240,7 @@ impl Saga {
         let Shortage { product, requested, available } = shortage;
         self.sellout.turned_away(show, &product, requested);
         crate::metrics::turned_away(crate::metrics::From::Memory);
+        crate::metrics::show_event(show, crate::metrics::ShowEvent::TurnedAway);
         Error::SoldOut { product: format!("products/{product}"), show: format!("shows/{show}"), requested, available }
             .into()
     }
@@ -503,6 +504,7 @@ impl Saga {
                     self.sellout.refused(show, &short.product, short.available, version);
                     self.sellout.turned_away(show, &short.product, short.requested);
                     crate::metrics::turned_away(crate::metrics::From::Inventory);
+                    crate::metrics::show_event(show, crate::metrics::ShowEvent::TurnedAway);
                 }
                 self.failpoints.hit("orders.place.after_refusal");
                 if self.store.forget(&order, claim).await? {

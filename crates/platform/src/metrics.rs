@@ -8,7 +8,8 @@ use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 pub use prometheus;
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
+    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    core::Collector, proto::MetricType,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +20,9 @@ const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// Every collector registered, so /metrics names the families that have
+    /// no series yet too (the registry's `gather` leaves them out).
+    collectors: Collectors,
     /// `rpc_server_duration_seconds{service, method, code}`.
     pub server_duration: HistogramVec,
     /// `rpc_client_duration_seconds{service, method, code}`; `service` is the caller.
@@ -50,6 +54,7 @@ pub struct Metrics {
 impl Metrics {
     fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let mut collectors: Vec<Box<dyn Collector>> = Vec::new();
         let server_duration = HistogramVec::new(
             HistogramOpts::new(
                 "rpc_server_duration_seconds",
@@ -89,12 +94,12 @@ impl Metrics {
             Opts::new("caravan_spans_total", "Sampled spans by what became of their export (exported, failed)"),
             &["service", "outcome"],
         )?;
-        registry.register(Box::new(server_duration.clone()))?;
-        registry.register(Box::new(client_duration.clone()))?;
-        registry.register(Box::new(shed.clone()))?;
-        registry.register(Box::new(db_connections.clone()))?;
-        registry.register(Box::new(db_max_connections.clone()))?;
-        registry.register(Box::new(db_errors.clone()))?;
+        collectors.push(Box::new(server_duration.clone()));
+        collectors.push(Box::new(client_duration.clone()));
+        collectors.push(Box::new(shed.clone()));
+        collectors.push(Box::new(db_connections.clone()));
+        collectors.push(Box::new(db_max_connections.clone()));
+        collectors.push(Box::new(db_errors.clone()));
         let keys_reloads = IntCounterVec::new(
             Opts::new(
                 "caravan_keys_reloads_total",
@@ -102,15 +107,29 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
-        registry.register(Box::new(spans.clone()))?;
-        registry.register(Box::new(keys_reloads.clone()))?;
+        collectors.push(Box::new(spans.clone()));
+        collectors.push(Box::new(keys_reloads.clone()));
         let worker_sweeps = IntCounterVec::new(
             Opts::new("caravan_worker_sweeps_total", "Background jobs' sweeps for due items, ok or failed"),
             &["job", "outcome"],
         )?;
-        registry.register(Box::new(worker_sweeps.clone()))?;
+        collectors.push(Box::new(worker_sweeps.clone()));
+        for collector in [
+            Box::new(server_duration.clone()) as Box<dyn Collector>,
+            Box::new(client_duration.clone()),
+            Box::new(shed.clone()),
+            Box::new(db_connections.clone()),
+            Box::new(db_max_connections.clone()),
+            Box::new(db_errors.clone()),
+            Box::new(spans.clone()),
+            Box::new(keys_reloads.clone()),
+            Box::new(worker_sweeps.clone()),
+        ] {
+            registry.register(collector)?;
+        }
         Ok(Metrics {
             registry,
+            collectors: Collectors(std::sync::Mutex::new(collectors)),
             server_duration,
             client_duration,
             shed,
@@ -142,13 +161,42 @@ impl Metrics {
         self.db_max_connections.with_label_values(&[service]).set(i64::from(max));
     }
 
-    /// Everything in the Prometheus text format.
+    /// Everything in the Prometheus text format: every series, then the
+    /// name, help and type of each family with no series yet (a counter
+    /// whose labels have not occurred), so what the process exports is all
+    /// on the page from its start.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+        let families = self.registry.gather();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::warn!(error = %e, "encoding metrics");
         }
-        String::from_utf8(out).unwrap_or_default()
+        let mut text = String::from_utf8(out).unwrap_or_default();
+        let served: std::collections::HashSet<&str> = families.iter().map(|f| f.name()).collect();
+        let collectors = self.collectors.0.lock().unwrap_or_else(|e| e.into_inner());
+        for family in collectors.iter().flat_map(|c| c.collect()) {
+            if family.get_metric().is_empty() && !served.contains(family.name()) {
+                let kind = match family.get_field_type() {
+                    MetricType::COUNTER => "counter",
+                    MetricType::GAUGE => "gauge",
+                    MetricType::HISTOGRAM => "histogram",
+                    MetricType::SUMMARY => "summary",
+                    MetricType::UNTYPED => "untyped",
+                };
+                let help = family.help().replace('\\', "\\\\").replace('\n', "\\n");
+                text.push_str(&format!("# HELP {} {help}\n# TYPE {} {kind}\n", family.name(), family.name()));
+            }
+        }
+        text
+    }
+}
+
+/// The registered collectors.
+struct Collectors(std::sync::Mutex<Vec<Box<dyn Collector>>>);
+
+impl std::fmt::Debug for Collectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Collectors")
     }
 }
 
@@ -166,8 +214,10 @@ pub fn metrics() -> &'static Metrics {
 /// it. Call once per metric (from a `OnceLock`); a name registered twice is
 /// logged and the metric counts without being served.
 pub fn register<C: Collector + Clone + 'static>(collector: C) -> C {
-    if let Err(e) = metrics().registry.register(Box::new(collector.clone())) {
-        tracing::error!(error = %e, "a metric could not be registered");
+    let metrics = metrics();
+    match metrics.registry.register(Box::new(collector.clone())) {
+        Ok(()) => metrics.collectors.0.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(collector.clone())),
+        Err(e) => tracing::error!(error = %e, "a metric could not be registered"),
     }
     collector
 }
@@ -227,5 +277,26 @@ impl MetricsServer {
             }),
         );
         axum::serve(self.listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_with_no_series_yet_is_still_named_on_the_page() {
+        let never = register(
+            IntCounterVec::new(Opts::new("caravan_test_never_total", "Never counted\\ here"), &["why"]).unwrap(),
+        );
+        let text = metrics().render();
+        assert!(text.contains("# HELP caravan_test_never_total Never counted\\\\ here\n"), "{text}");
+        assert!(text.contains("# TYPE caravan_test_never_total counter\n"), "{text}");
+        never.with_label_values(&["now"]).inc();
+        let text = metrics().render();
+        assert_eq!(text.matches("# TYPE caravan_test_never_total counter").count(), 1, "once, with its series");
+        assert!(text.contains("caravan_test_never_total{why=\"now\"} 1"), "{text}");
+        // The platform's own families are there before anything happened.
+        assert!(text.contains("# TYPE rpc_server_shed_total counter"), "{text}");
     }
 }

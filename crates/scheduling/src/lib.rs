@@ -41,6 +41,7 @@ impl app::Service for Scheduling {
     type Settings = settings::Settings;
 
     fn routes(host: &ServiceHost<Migrator>, settings: &settings::Settings) -> anyhow::Result<Routes> {
+        metrics::register_all();
         let upstream = upstream::Upstream::connect(host)?;
         let store = store::Store::new(host.db().clone());
         let clock = Worker::new(

@@ -4,6 +4,13 @@ use std::sync::OnceLock;
 
 use caravan_platform::metrics::{prometheus::IntGauge, register};
 
+/// Registers every metric of scheduling, so /metrics lists them from the
+/// start.
+pub fn register_all() {
+    shows_live();
+    shows_starting();
+}
+
 /// `caravan_shows_live`: shows on air now, counted from the database every
 /// few seconds — so every replica reports the same figure (aggregate with
 /// `max`, not `sum`).

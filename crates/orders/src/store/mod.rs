@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use caravan_macros::store_op;
 use caravan_platform::{
     batch::Batcher,
-    db::{Db, exec},
+    db::{Db, exec, query},
     error::StoreFailure as _,
     idempotency::Claim,
     time::Micros,
@@ -162,6 +162,7 @@ impl Store {
         }
         txn.commit().await.map_err(Error::db("committing an order"))?;
         crate::metrics::placed();
+        crate::metrics::show_event(&order.show, crate::metrics::ShowEvent::Placed);
         Ok(true)
     }
 
@@ -256,14 +257,14 @@ impl Store {
         let context = "changing an order's state";
         let StateChange { reason, payment_deadline, payment_reference, due_at } = change;
         let txn = self.db.begin().await.map_err(Error::db(context))?;
-        let changed = exec(
+        let moved = query(
             &txn,
             "UPDATE orders SET state = $3, update_time = $4, \
              state_reason = CASE WHEN $5 = '' THEN state_reason ELSE $5 END, \
              payment_deadline = CASE WHEN $6 = 0 THEN payment_deadline ELSE $6 END, \
              payment_reference = CASE WHEN $7 = '' THEN payment_reference ELSE $7 END, \
              due_at = $8 \
-             WHERE id = $1 AND state = $2",
+             WHERE id = $1 AND state = $2 RETURNING show",
             vec![
                 id.into(),
                 from.as_db().into(),
@@ -276,14 +277,19 @@ impl Store {
             ],
         )
         .await
-        .map_err(Error::db(context))?
-            == 1;
+        .map_err(Error::db(context))?;
+        let show: Option<String> =
+            moved.first().map(|row| row.try_get("", "show")).transpose().map_err(Error::db(context))?;
+        let changed = show.is_some();
         if changed && from.counts_for_limit() && !to.counts_for_limit() {
             release_for_buyer(&txn, id).await?;
         }
         txn.commit().await.map_err(Error::db(context))?;
-        if changed {
+        if let Some(show) = show {
             crate::metrics::moved(to);
+            if to == OrderState::Paid {
+                crate::metrics::show_event(&show, crate::metrics::ShowEvent::Paid);
+            }
         }
         Ok(changed)
     }
