@@ -179,6 +179,10 @@ done
 if [ -n "${PROMTOOL:-}" ]; then
   "$PROMTOOL" check metrics <metrics.txt
 fi
+# Every metric an alert or a dashboard panel queries is on this page.
+if [ -n "${CHECK_METRICS:-}" ]; then
+  $CHECK_METRICS metrics.txt
+fi
 
 kill -TERM $PID
 wait $PID || { echo "caravan up did not exit cleanly:"; tail -20 up.log; exit 1; }

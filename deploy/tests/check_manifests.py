@@ -7,13 +7,16 @@
 Asserts what an SRE relies on, so a later edit cannot silently drop it:
 probes, security contexts, resources, drain timing, configuration sources,
 Services, PodDisruptionBudgets, migration Jobs, per-overlay scale, the
-OpenTelemetry Collector, the partner route and PgBouncer with its
-connection arithmetic at the HPA maxima (prod), and — by evaluating
-the NetworkPolicies as Kubernetes does — every allowed and every forbidden
-network edge of the call graph. Exits non-zero listing every failure.
+OpenTelemetry Collector, the partners' Gateway and route, scaling ahead of
+shows, monitoring, images by digest and PgBouncer with its connection
+arithmetic at the autoscalers' maxima (prod), topology spread and drain-safe
+disruption budgets, and — by evaluating the NetworkPolicies as Kubernetes
+does, addresses included — every allowed and every forbidden network edge
+of the call graph. Exits non-zero listing every failure.
 """
 
 import configparser
+import ipaddress
 import pathlib
 import re
 import sys
@@ -28,11 +31,11 @@ EXIT_ALLOWANCES = sum(
     for name in ("TRACE_FLUSH", "RUNTIME_STOP")
 )
 
-# caravan's default statement timeout (crates/platform/src/config.rs), which
-# PgBouncer's connect_query must set, since caravan cannot send it through.
-CONFIG_RS = pathlib.Path(__file__).resolve().parents[2] / "crates/platform/src/config.rs"
+# caravan's default statement timeout (crates/platform/src/config/settings.rs),
+# which PgBouncer's connect_query must set, since caravan cannot send it through.
+SETTINGS_RS = pathlib.Path(__file__).resolve().parents[2] / "crates/platform/src/config/settings.rs"
 STATEMENT_TIMEOUT_MS = 1000 * int(
-    re.search(r"statement_timeout: Duration::from_secs\((\d+)\),", CONFIG_RS.read_text()).group(1))
+    re.search(r"DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs\((\d+)\);", SETTINGS_RS.read_text()).group(1))
 # PostgreSQL keeps this many connections for superusers (its default).
 SUPERUSER_RESERVED = 3
 POOLER_PORT = 6432
@@ -141,7 +144,15 @@ def check_deployment(name, deployment, config, overlay):
         check(deployment["spec"].get("replicas") == 1, f"{where}: one replica in dev")
         check("data" in volumes and "persistentVolumeClaim" in volumes["data"], f"{where}: SQLite on a volume")
     else:
-        check(deployment["spec"].get("replicas", 1) >= 2, f"{where}: at least two replicas in prod")
+        check("replicas" not in deployment["spec"], f"{where}: no replica count (its autoscaler owns it)")
+    # Spread over zones and nodes, counted within the rollout.
+    spread = {c.get("topologyKey"): c for c in pod.get("topologySpreadConstraints", [])}
+    for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname"):
+        constraint = spread.get(key, {})
+        check(constraint.get("maxSkew") == 1
+              and constraint.get("labelSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": name}
+              and "pod-template-hash" in constraint.get("matchLabelKeys", []),
+              f"{where}: spread across {key}, skew 1, within one rollout")
 
 
 def check_services(docs, overlay):
@@ -178,22 +189,103 @@ def check_services(docs, overlay):
             check(not jobs, "dev: no migration Jobs (each pod migrates its own SQLite)")
 
 
-def check_prod(docs, config):
-    hpas = by_kind(docs, "HorizontalPodAutoscaler")
+def max_replicas(docs, name):
+    """The most replicas the autoscaler of `name` runs (HPA or KEDA ScaledObject)."""
+    hpa = by_kind(docs, "HorizontalPodAutoscaler").get(name)
+    if hpa:
+        return hpa["spec"]["maxReplicas"]
+    scaled = by_kind(docs, "ScaledObject").get(name)
+    return scaled["spec"]["maxReplicaCount"] if scaled else 1
+
+
+# Scaled ahead of a show, on scheduling's count of shows about to start.
+AHEAD_OF_SHOWS = ("scheduling", "inventory", "orders")
+
+
+def check_scaling(docs):
+    hpas, scaled = by_kind(docs, "HorizontalPodAutoscaler"), by_kind(docs, "ScaledObject")
     for name in SERVICES:
-        hpa = hpas.get(name)
-        if check(hpa, f"HorizontalPodAutoscaler {name}"):
-            spec = hpa["spec"]
+        owners = [n for n in (name in hpas and "HPA", name in scaled and "ScaledObject") if n]
+        check(len(owners) == 1, f"{name}: exactly one autoscaler, found {owners}")
+        if name in hpas:
+            spec = hpas[name]["spec"]
             check(spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                   f"HPA {name}: scales its Deployment")
             check(spec.get("minReplicas", 1) >= 2, f"HPA {name}: at least two replicas")
             check(any(m.get("resource", {}).get("name") == "cpu" for m in spec.get("metrics", [])), f"HPA {name}: on CPU")
+            check(spec.get("behavior", {}).get("scaleUp", {}).get("stabilizationWindowSeconds") != 0,
+                  f"HPA {name}: does not restate the default scale-up window")
+        if name in scaled:
+            spec = scaled[name]["spec"]
+            check(spec["scaleTargetRef"].get("name") == name, f"ScaledObject {name}: scales its Deployment")
+            check(spec.get("minReplicaCount", 0) >= 2, f"ScaledObject {name}: at least two replicas")
+            check(spec.get("maxReplicaCount", 0) > spec.get("minReplicaCount", 0), f"ScaledObject {name}: room to scale")
+            triggers = spec.get("triggers", [])
+            shows = [t for t in triggers if t.get("type") == "prometheus"
+                     and "caravan_shows_starting" in t.get("metadata", {}).get("query", "")
+                     and "caravan_shows_live" in t["metadata"]["query"]]
+            check(shows and float(shows[0]["metadata"].get("threshold", 0)) > 0,
+                  f"ScaledObject {name}: scales on the shows starting soon and on air")
+            check(any(t.get("type") == "cpu" or ("rpc_server" in t.get("metadata", {}).get("query", ""))
+                      for t in triggers), f"ScaledObject {name}: and on its load (calls or CPU)")
+    for name in AHEAD_OF_SHOWS:
+        check(name in scaled, f"{name}: scaled ahead of shows (a KEDA ScaledObject)")
+
+
+def check_monitoring(docs):
+    rules = by_kind(docs, "PrometheusRule").get("caravan")
+    if check(rules, "PrometheusRule caravan"):
+        alerts = {r["alert"]: r for g in rules["spec"]["groups"] for r in g["rules"] if "alert" in r}
+        for slo in ("PlaceOrderAvailability", "PlaceOrderLatency", "ReserveStockAvailability"):
+            check(f"{slo}FastBurn" in alerts and f"{slo}SlowBurn" in alerts, f"PrometheusRule: burn-rate alerts of {slo}")
+        for name, alert in alerts.items():
+            check(alert.get("labels", {}).get("severity") in ("page", "ticket"), f"alert {name}: severity page or ticket")
+            check(alert.get("annotations", {}).get("runbook_url"), f"alert {name}: a runbook entry")
+            check("FAILED_PRECONDITION" not in alert["expr"], f"alert {name}: sold out (FAILED_PRECONDITION) never counts")
+    monitors = by_kind(docs, "PodMonitor")
+    scraped = set()
+    for monitor in monitors.values():
+        selector = monitor["spec"]["selector"]
+        for name in list(SERVICES) + ["otel-collector"]:
+            if matches(selector, {"app.kubernetes.io/name": name}):
+                check(any(e.get("port") == "metrics" for e in monitor["spec"].get("podMetricsEndpoints", [])),
+                      f"PodMonitor {monitor['metadata']['name']}: scrapes the metrics port")
+                scraped.add(name)
+    check(scraped == set(SERVICES) | {"otel-collector"}, f"PodMonitors scrape the services and the collector: {sorted(scraped)}")
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("caravan-dashboards")]
+    check(len(dashboards) == 1 and dashboards[0]["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+          and len(dashboards[0].get("data", {})) >= 4, "Grafana dashboards provisioned by a labelled ConfigMap")
+
+
+def check_prod(docs, config):
+    check_scaling(docs)
+    check_monitoring(docs)
+    images = [c["image"] for d in [*by_kind(docs, "Deployment").values(), *by_kind(docs, "Job").values()]
+              for c in d["spec"]["template"]["spec"]["containers"] if "caravan" in c["image"]]
+    check(images and all(re.search(r"@sha256:[0-9a-f]{64}$", i) for i in images),
+          f"prod: caravan's images by digest, not by tag: {sorted(set(images))}")
+    for name, pdb in by_kind(docs, "PodDisruptionBudget").items():
+        check(pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow",
+              f"PodDisruptionBudget {name}: unhealthy pods may always be evicted")
     collector = by_kind(docs, "Deployment").get("otel-collector")
     check(collector, "Deployment otel-collector")
-    collector_config = by_kind(docs, "ConfigMap").get("otel-collector", {}).get("data", {}).get("config.yaml", "")
+    maps = {n: m for n, m in by_kind(docs, "ConfigMap").items() if n.startswith("otel-collector")}
+    check(len(maps) == 1 and all(re.fullmatch(r"otel-collector-[a-z0-9]{10}", n) for n in maps),
+          f"otel-collector: its configuration in a hashed ConfigMap, so a change rolls the pods: {sorted(maps)}")
+    collector_config = next(iter(maps.values()), {}).get("data", {}).get("config.yaml", "")
+    if collector:
+        mounted = [v.get("configMap", {}).get("name") for v in collector["spec"]["template"]["spec"].get("volumes", [])]
+        check(set(maps) <= set(mounted), "otel-collector: mounts the hashed ConfigMap")
+        ports = {p["name"]: p["containerPort"] for p in collector["spec"]["template"]["spec"]["containers"][0]["ports"]}
+        check(ports.get("metrics") == 8888, "otel-collector: its own metrics on port metrics (8888)")
     parsed = yaml.safe_load(collector_config) if collector_config else {}
     pipeline = (parsed or {}).get("service", {}).get("pipelines", {}).get("traces", {})
     check("otlp" in pipeline.get("receivers", []) and pipeline.get("exporters"), "otel-collector: receives OTLP, exports onward")
+    for exporter in pipeline.get("exporters", []):
+        tls = (parsed or {}).get("exporters", {}).get(exporter, {}).get("tls", {})
+        check(not tls.get("insecure") and tls.get("ca_file"), f"otel-collector: exporter {exporter} verifies TLS (no insecure)")
+    check(any(p["spec"]["selector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "otel-collector"
+              for p in by_kind(docs, "PodDisruptionBudget").values()), "otel-collector: a PodDisruptionBudget")
     check(config.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").endswith("otel-collector:4317"), "services export to otel-collector")
     check(config.get("OTEL_TRACES_SAMPLER"), "a sampler is set")
     for name, deployment in by_kind(docs, "Deployment").items():
@@ -216,6 +308,16 @@ def check_prod(docs, config):
         spec = route["spec"]
         check(route["apiVersion"] == "gateway.networking.k8s.io/v1", "GRPCRoute: Gateway API v1")
         check(spec.get("parentRefs") and spec["parentRefs"][0].get("name"), "GRPCRoute: attached to a Gateway")
+        gateway = by_kind(docs, "Gateway").get(spec["parentRefs"][0].get("name"))
+        if check(gateway, "prod: the route's Gateway is in the repository"):
+            listener = next((l for l in gateway["spec"]["listeners"]
+                             if l["name"] == spec["parentRefs"][0].get("sectionName")), {})
+            check(listener.get("protocol") == "HTTPS" and listener.get("tls", {}).get("mode") == "Terminate"
+                  and listener["tls"].get("certificateRefs"), "Gateway: the route's listener terminates TLS with a certificate")
+            allowed_routes = listener.get("allowedRoutes", {})
+            check(allowed_routes.get("namespaces", {}).get("from") in ("Same", "Selector")
+                  and {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"} in allowed_routes.get("kinds", []),
+                  "Gateway: accepts GRPCRoutes of chosen namespaces only")
         routed = {}
         for rule in spec.get("rules", []):
             for match in rule.get("matches", []):
@@ -262,7 +364,8 @@ def check_pooler(docs, config):
     check(spec.get("strategy", {}).get("rollingUpdate", {}).get("maxSurge") == 0,
           "pgbouncer: never more replicas than counted (maxSurge 0)")
     check(not any(h["spec"]["scaleTargetRef"]["name"] == "pgbouncer"
-                  for h in by_kind(docs, "HorizontalPodAutoscaler").values()), "pgbouncer: a fixed replica count")
+                  for h in list(by_kind(docs, "HorizontalPodAutoscaler").values())
+                  + list(by_kind(docs, "ScaledObject").values())), "pgbouncer: a fixed replica count")
     per_pool = number("default_pool_size", 20) + number("reserve_pool_size")
     if number("max_db_connections"):
         per_pool = min(per_pool, number("max_db_connections"))
@@ -282,14 +385,13 @@ def check_pooler(docs, config):
 
     # Client side: every replica at its HPA maximum plus its surge pod, each
     # with its pool and health's connection, even if all land on one PgBouncer.
-    hpas = by_kind(docs, "HorizontalPodAutoscaler")
     pool = int(config.get("CARAVAN_DB_MAX_CONNECTIONS", 10)) + 1
     clients = 0
     for name in SERVICES:
         surge = deployments[name]["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", 0)
-        clients += (hpas[name]["spec"]["maxReplicas"] + int(surge)) * pool
+        clients += (max_replicas(docs, name) + int(surge)) * pool
     limit = number("max_client_conn", 100)
-    print(f"client connections: (HPA maxima + surge) x {pool} = {clients} <= max_client_conn {limit}")
+    print(f"client connections: (autoscaler maxima + surge) x {pool} = {clients} <= max_client_conn {limit}")
     check(clients <= limit, f"PgBouncer max_client_conn {limit} below the {clients} clients at the HPA maxima")
 
     # Idle connections close on both sides.
@@ -302,7 +404,7 @@ def check_pooler(docs, config):
 
 
 def check_dev(docs, config):
-    check(not by_kind(docs, "HorizontalPodAutoscaler"), "dev: no autoscaling")
+    check(not by_kind(docs, "HorizontalPodAutoscaler") and not by_kind(docs, "ScaledObject"), "dev: no autoscaling")
     secrets = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("caravan-databases")]
     check(len(secrets) == 1, "dev: a caravan-databases Secret")
     check(not config.get("OTEL_EXPORTER_OTLP_ENDPOINT"), "dev: no trace export")
@@ -331,7 +433,12 @@ def matches(selector, labels):
 
 def peer_matches(peer, policy_ns, pod):
     if "ipBlock" in peer:
-        return pod["namespace"] is None  # An address outside the cluster.
+        if pod["namespace"] is not None:
+            return False  # A pod: ipBlocks are for addresses outside the cluster.
+        block = peer["ipBlock"]
+        address = ipaddress.ip_address(pod["ip"])
+        return (address in ipaddress.ip_network(block["cidr"])
+                and not any(address in ipaddress.ip_network(e) for e in block.get("except", [])))
     if pod["namespace"] is None:
         return False
     pod_sel, ns_sel = peer.get("podSelector"), peer.get("namespaceSelector")
@@ -389,7 +496,15 @@ def check_network(docs, overlay):
     stranger = outsider("elsewhere")
     neighbour = {"labels": {"app": "debug"}, "namespace": namespace, "namespace_labels": ns_labels}
     dns = outsider("kube-system", labels={"k8s-app": "kube-dns"})
-    database = {"labels": {}, "namespace": None, "namespace_labels": {}}
+    # The database: an address inside the range allow-database names; the
+    # internet: one outside it.
+    blocks = [p["ipBlock"]["cidr"] for r in by_kind(docs, "NetworkPolicy")["allow-database"]["spec"]["egress"]
+              for p in r.get("to", []) if "ipBlock" in p]
+    check(blocks and all(ipaddress.ip_network(b).prefixlen >= 8 for b in blocks),
+          f"{overlay}: allow-database names the database's address range, not the internet: {blocks}")
+    inside = str(next(ipaddress.ip_network(blocks[0]).hosts())) if blocks else "192.0.2.1"
+    database = {"labels": {}, "namespace": None, "namespace_labels": {}, "ip": inside}
+    internet = {"labels": {}, "namespace": None, "namespace_labels": {}, "ip": "203.0.113.7"}
     collector = pod("otel-collector", component="telemetry")
     pooler = pod("pgbouncer", component="pooler")
 
@@ -419,7 +534,9 @@ def check_network(docs, overlay):
                   f"{overlay}: {name} -> PostgreSQL directly denied")
         else:
             check(connects(policies, pods[name], database, 5432, namespace), f"{overlay}: {name} -> its database allowed")
-        check(not connects(policies, pods[name], database, 443, namespace), f"{overlay}: {name} -> the internet denied")
+        check(not connects(policies, pods[name], internet, 443, namespace), f"{overlay}: {name} -> the internet denied")
+        check(not connects(policies, pods[name], internet, 5432, namespace),
+              f"{overlay}: {name} -> a PostgreSQL on the internet denied")
         check(not connects(policies, pods[name], stranger, port, namespace), f"{overlay}: {name} -> another namespace denied")
         if overlay == "prod":
             check(connects(policies, pods[name], collector, 4317, namespace), f"{overlay}: {name} -> otel-collector allowed")
@@ -433,6 +550,8 @@ def check_network(docs, overlay):
     if overlay == "prod":
         check(not connects(policies, stranger, collector, 4317, namespace), "prod: another namespace -> otel-collector denied")
         check(connects(policies, pooler, database, 5432, namespace), "prod: pgbouncer -> PostgreSQL allowed")
+        check(not connects(policies, pooler, internet, 5432, namespace), "prod: pgbouncer -> the internet denied")
+        check(connects(policies, scraper, collector, 8888, namespace), "prod: Prometheus -> otel-collector metrics allowed")
         for other in (stranger, neighbour):
             check(not connects(policies, other, pooler, POOLER_PORT, namespace),
                   f"prod: {other['namespace']}/{other['labels']} -> pgbouncer denied")
