@@ -16,8 +16,8 @@ use caravan_platform::{
     CancellationToken,
     auth::{Kind, Principal},
     config::{
-        Authentication, ConfigError, DataDir, EXIT_CONFIG, LimitSettings, LogConfig, MigrateMode, NoSettings,
-        OwnSettings, ServiceConfig, ServiceKind, ServiceSettings, refusal, variables_table,
+        Authentication, ChaosSettings, ConfigError, DataDir, EXIT_CONFIG, LimitSettings, LogConfig, MigrateMode,
+        NoSettings, OwnSettings, ServiceConfig, ServiceKind, ServiceSettings, refusal, variables_table,
     },
     metrics::MetricsServer,
     shutdown,
@@ -217,6 +217,10 @@ struct UpArgs {
     limits: LimitSettings,
     #[command(flatten)]
     own: suite::OwnSettings,
+    /// Fault-injection drills, for rehearsing on a laptop (one drill file
+    /// for the four services: each applies the faults naming it).
+    #[command(flatten)]
+    chaos: ChaosSettings,
 }
 
 /// A prefix of plain PostgreSQL database names.
@@ -304,6 +308,12 @@ fn main() -> ExitCode {
         let otel = cli.otel.into_config()?;
         let plan = match cli.command {
             Command::Serve(serve) => plan_serve_command(*serve)?,
+            Command::Up(args) if args.chaos.chaos_file.is_some() && !args.chaos.chaos_allowed => {
+                return Err(ConfigError::new(
+                    "CARAVAN_CHAOS_FILE",
+                    "refused: fault-injection drills need CARAVAN_CHAOS_ALLOWED=true (--chaos-allowed true)",
+                ));
+            }
             Command::Up(args) => Plan::Up(args),
             #[cfg(feature = "loadgen")]
             Command::Loadgen(args) => Plan::Loadgen(args),
@@ -576,6 +586,8 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
             databases.insert(kind, database);
         }
     }
+    // Checked with the other settings (main): a file here is allowed.
+    let chaos_file = args.chaos.chaos_file.clone();
     let config_for = |kind: ServiceKind| {
         let mut config = ServiceConfig::local(kind, data_dir);
         if let Some(database) = databases.get(&kind) {
@@ -591,6 +603,7 @@ async fn up(args: UpArgs, telemetry: &Telemetry) -> anyhow::Result<ExitCode> {
         config.service_key =
             dev.service_keys.get(&kind).and_then(|k| caravan_platform::auth::keys::ServiceKey::new(k).ok());
         config.rate = args.limits.rate();
+        config.chaos_file = chaos_file.clone();
         config.max_concurrent_calls = args.limits.max_concurrent_calls;
         config
     };

@@ -72,6 +72,7 @@ async fn a_replica_drains_on_sigterm_and_a_retrying_client_never_fails() {
         service_key: caravan_platform::auth::keys::ServiceKey::new(Caller::Service(ServiceKind::Scheduling).key()).ok(),
         tls: None,
         balancing: Balancing { resolver: Arc::new(replicas.clone()), interval: Duration::from_millis(100) },
+        chaos: Default::default(),
     };
     let url = url::Url::parse("http://catalog-headless:50051").unwrap();
     let client = CatalogServiceClient::new(TracedChannel::new(&url, options).unwrap());

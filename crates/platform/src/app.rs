@@ -31,6 +31,8 @@ pub struct ServiceHost<M> {
     /// Health's own connection (see [`db::connect_probe`]).
     probe: Db,
     server: GrpcServer,
+    /// Fault-injection drills on the pool and the calls (off by default).
+    chaos: crate::chaos::Chaos,
     _migrator: PhantomData<fn() -> M>,
 }
 
@@ -85,6 +87,17 @@ impl<M: MigratorTrait> ServiceHost<M> {
                 server.with_health_port(addr).await.with_context(|| format!("{service}: binding health on {addr}"))?;
         }
         let background = CancellationToken::new();
+        // A drill touches this service's pool (not health's probe, which
+        // keeps telling the truth about the database) and its calls.
+        let chaos = match &config.chaos_file {
+            Some(file) => {
+                crate::chaos::register_metrics();
+                tracing::warn!(%service, file = %file.display(), "chaos drills allowed: watching the drill file");
+                crate::chaos::Chaos::watch(service, file.clone(), keys_reload(&config), background.clone())
+            }
+            None => crate::chaos::Chaos::off(),
+        };
+        let db = db.with_chaos(chaos.clone());
         // A rotated service key is sent from the next reload on, like a
         // change of the keys file is honoured.
         if let Some(key) = &config.service_key {
@@ -97,7 +110,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             crate::metrics::metrics().sample_pool(service.as_str(), pool.pool(), max);
             async { Ok(()) }
         });
-        Ok(ServiceHost { config, telemetry, background, db, probe, server, _migrator: PhantomData })
+        Ok(ServiceHost { config, telemetry, background, db, probe, server, chaos, _migrator: PhantomData })
     }
 
     /// The service's configuration.
@@ -136,6 +149,7 @@ impl<M: MigratorTrait> ServiceHost<M> {
             service_key: self.config.service_key.clone(),
             tls: self.config.upstream_tls.clone(),
             balancing: Balancing { interval: self.config.resolve_interval, ..Balancing::default() },
+            chaos: self.chaos.clone(),
         };
         Ok(TracedChannel::new(self.config.upstream(target), options)?)
     }

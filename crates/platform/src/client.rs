@@ -95,6 +95,9 @@ pub struct ChannelOptions {
     /// the name resolves to, looked up again periodically. An IP address is
     /// one connection.
     pub balancing: Balancing,
+    /// Fault-injection drills on the calls to `target` ([`crate::chaos`];
+    /// off by default).
+    pub chaos: crate::chaos::Chaos,
 }
 
 /// A lazily connected channel with the client RPC layer. The service starts
@@ -170,6 +173,7 @@ impl Service<http::Request<Body>> for TracedChannel {
             server.address = self.authority.as_str(),
             server.port = i64::from(self.port),
             peer.service = self.options.target.as_str(),
+            chaos.fault = Empty,
         );
         if let Some(span_context) = crate::telemetry::span_context(&span) {
             crate::telemetry::inject_trace_context(&span_context, request.headers_mut());
@@ -205,6 +209,23 @@ impl Service<http::Request<Body>> for TracedChannel {
                 Status::deadline_exceeded(format!("no time left to call {path}: the caller's deadline passed"));
             return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
         }
+        // A drill: the call fails at once (never sent), or its answer comes
+        // later, within the same deadline.
+        let drill = self.options.chaos.call(self.options.target);
+        if !drill.is_none() {
+            span.record("chaos.fault", if drill.error.is_some() { "error" } else { "latency" });
+        }
+        if let Some(status) = drill.error {
+            let delay = drill.delay.min(timeout);
+            return Box::pin(tracing::Instrument::instrument(
+                async move {
+                    tokio::time::sleep(delay).await;
+                    Ok(observe_response(status.into_http::<Body>(), outcome))
+                },
+                span,
+            ));
+        }
+        let delay = drill.delay;
         if let Ok(value) = http::HeaderValue::from_str(&deadline::format_grpc_timeout(timeout)) {
             request.headers_mut().insert("grpc-timeout", value);
         }
@@ -217,7 +238,14 @@ impl Service<http::Request<Body>> for TracedChannel {
                 // The deadline holds here too, not only at the callee: a
                 // callee that never answers (or no replica to send to yet)
                 // cannot hold the caller past it.
-                let response = match tokio::time::timeout(timeout, fut).await {
+                let answer = async move {
+                    let answer = fut.await;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    answer
+                };
+                let response = match tokio::time::timeout(timeout, answer).await {
                     Ok(Ok(response)) => response,
                     // The connection failed, closed or went away under the
                     // call (a replica draining, say): UNAVAILABLE, as gRPC

@@ -15,6 +15,7 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
+use crate::chaos::Chaos;
 use crate::config::{DatabaseConfig, Pooler};
 
 /// A service's pool of database connections: what its stores, its
@@ -41,12 +42,33 @@ use crate::config::{DatabaseConfig, Pooler};
 pub struct Db {
     pool: DatabaseConnection,
     pooler: Pooler,
+    chaos: Chaos,
 }
 
 impl Db {
     /// A handle on `pool`, reached through `pooler`.
     pub fn new(pool: DatabaseConnection, pooler: Pooler) -> Self {
-        Db { pool, pooler }
+        Db { pool, pooler, chaos: Chaos::off() }
+    }
+
+    /// The same pool, its statements and transactions subject to `chaos`'s
+    /// drills.
+    pub fn with_chaos(mut self, chaos: Chaos) -> Self {
+        self.chaos = chaos;
+        self
+    }
+
+    /// What a drill does to the operation about to start: a delay, or a
+    /// lost connection (transient: UNAVAILABLE to the caller, who retries).
+    async fn drill(&self) -> Result<(), DbErr> {
+        let injection = self.chaos.database();
+        if !injection.delay.is_zero() {
+            tokio::time::sleep(injection.delay).await;
+        }
+        match injection.error {
+            Some(status) => Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(status.message().to_owned()))),
+            None => Ok(()),
+        }
     }
 
     /// sea-orm's pool, for what needs it by type (the migrator, pool gauges).
@@ -92,6 +114,7 @@ impl ConnectionTrait for Db {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.drill().await?;
         alone!(self, execute_raw(stmt))
     }
 
@@ -102,10 +125,12 @@ impl ConnectionTrait for Db {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.drill().await?;
         alone!(self, query_one_raw(stmt))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.drill().await?;
         alone!(self, query_all_raw(stmt))
     }
 
@@ -121,6 +146,7 @@ impl TransactionTrait for Db {
     type Transaction = DatabaseTransaction;
 
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.drill().await?;
         self.pool.begin().await
     }
 
@@ -129,10 +155,12 @@ impl TransactionTrait for Db {
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
     ) -> Result<DatabaseTransaction, DbErr> {
+        self.drill().await?;
         self.pool.begin_with_config(isolation_level, access_mode).await
     }
 
     async fn begin_with_options(&self, options: TransactionOptions) -> Result<DatabaseTransaction, DbErr> {
+        self.drill().await?;
         self.pool.begin_with_options(options).await
     }
 

@@ -93,6 +93,7 @@ fn channel(resolver: &Scripted) -> EchoServiceClient<TracedChannel> {
         service_key: None,
         tls: None,
         balancing: Balancing { resolver: Arc::new(resolver.clone()), interval: Duration::from_millis(50) },
+        chaos: Default::default(),
     };
     let url = url::Url::parse("http://inventory-headless.caravan.svc:50053").unwrap();
     EchoServiceClient::new(TracedChannel::new(&url, options).unwrap())

@@ -157,6 +157,7 @@ fn traced_client(addr: SocketAddr, default_deadline: Duration) -> OrdersServiceC
         service_key: None,
         tls: None,
         balancing: caravan_platform::client::Balancing::default(),
+        chaos: Default::default(),
     };
     OrdersServiceClient::new(TracedChannel::new(&loopback_url(addr.port()), options).unwrap())
 }

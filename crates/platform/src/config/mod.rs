@@ -20,8 +20,8 @@ use std::{
 };
 
 pub use settings::{
-    DataDir, DatabaseSettings, KeySettings, LimitSettings, LogConfig, MetricsAddr, ServiceSettings, TlsSettings,
-    UpstreamSettings,
+    ChaosSettings, DataDir, DatabaseSettings, KeySettings, LimitSettings, LogConfig, MetricsAddr, ServiceSettings,
+    TlsSettings, UpstreamSettings,
 };
 use url::Url;
 pub use vars::{Declared, duration, duration_at_least, refusal, variables_table};
@@ -261,6 +261,9 @@ pub struct ServiceConfig {
     /// How often an upstream addressed by name (a headless Service) is
     /// resolved again, so calls reach new replicas and leave gone ones.
     pub resolve_interval: Duration,
+    /// The fault-injection drill file, watched while serving; `None` (the
+    /// default) runs no drill ever (see [`crate::chaos`]).
+    pub chaos_file: Option<PathBuf>,
 }
 
 /// A server's certificate and key, and optionally the CA its clients'

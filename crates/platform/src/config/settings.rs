@@ -67,6 +67,8 @@ pub struct ServiceSettings {
     pub tls: TlsSettings,
     #[command(flatten)]
     pub upstreams: UpstreamSettings,
+    #[command(flatten)]
+    pub chaos: ChaosSettings,
     /// Prometheus /metrics address of the process (`off`: none).
     #[arg(long, env = "CARAVAN_METRICS_ADDR", default_value = "0.0.0.0:9464", value_parser = metrics_addr)]
     pub metrics_addr: MetricsAddr,
@@ -215,6 +217,21 @@ impl UpstreamSettings {
     }
 }
 
+/// Fault-injection drills ([`crate::chaos`]): off unless allowed here.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Chaos drills")]
+pub struct ChaosSettings {
+    /// true: this process may run fault-injection drills (rehearsals, never
+    /// the festival itself). Without it a drill file is refused.
+    #[arg(long, env = "CARAVAN_CHAOS_ALLOWED", value_name = "BOOL", default_value = "false",
+          action = clap::ArgAction::Set)]
+    pub chaos_allowed: bool,
+    /// The drill file an operator writes to start a drill and empties to
+    /// stop it; re-read every CARAVAN_KEYS_RELOAD.
+    #[arg(long, env = "CARAVAN_CHAOS_FILE", value_name = "FILE")]
+    pub chaos_file: Option<PathBuf>,
+}
+
 /// Where the process serves Prometheus metrics; `None` for nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsAddr(pub Option<SocketAddr>);
@@ -269,6 +286,16 @@ impl ServiceSettings {
                 ));
             }
         }
+        let chaos_file = match (&self.chaos.chaos_file, self.chaos.chaos_allowed) {
+            (Some(file), true) => Some(file.clone()),
+            (Some(_), false) => {
+                return Err(ConfigError::new(
+                    "CARAVAN_CHAOS_FILE",
+                    "refused: fault-injection drills need CARAVAN_CHAOS_ALLOWED=true (never on the festival itself)",
+                ));
+            }
+            (None, _) => None,
+        };
         if self.drain_delay >= self.shutdown_grace {
             return Err(ConfigError::new("CARAVAN_DRAIN_DELAY", "must be shorter than CARAVAN_SHUTDOWN_GRACE"));
         }
@@ -334,6 +361,7 @@ impl ServiceSettings {
             clock: std::sync::Arc::new(SystemClock),
             call_limit: self.call_limit,
             resolve_interval: self.resolve_interval,
+            chaos_file,
         })
     }
 }
@@ -497,8 +525,23 @@ mod tests {
         check("CARAVAN_DB_IDLE_TIMEOUT", "0s");
         check("CARAVAN_DRAIN_DELAY", "30s");
         check("CARAVAN_METRICS_ADDR", "everywhere");
+        check("CARAVAN_CHAOS_FILE", "/etc/caravan/chaos/drill.json");
+        check("CARAVAN_CHAOS_ALLOWED", "yes");
         let err = config(ServiceKind::Orders, &[("CARAVAN_DATABASE_URL", "mysql://u:hunter2@db")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn chaos_drills_are_off_unless_allowed() {
+        assert_eq!(config(ServiceKind::Orders, &[]).unwrap().chaos_file, None);
+        let allowed = config(
+            ServiceKind::Orders,
+            &[("CARAVAN_CHAOS_ALLOWED", "true"), ("CARAVAN_CHAOS_FILE", "/etc/caravan/chaos/drill.json")],
+        )
+        .unwrap();
+        assert_eq!(allowed.chaos_file, Some(PathBuf::from("/etc/caravan/chaos/drill.json")));
+        let err = config(ServiceKind::Orders, &[("CARAVAN_CHAOS_FILE", "/tmp/drill.json")]).unwrap_err();
+        assert!(err.message.contains("CARAVAN_CHAOS_ALLOWED=true"), "{err}");
     }
 
     #[test]
