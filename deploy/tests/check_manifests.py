@@ -3,6 +3,7 @@
 
     check_manifests.py dev rendered-dev.yaml
     check_manifests.py prod rendered-prod.yaml
+    check_manifests.py rehearsal rendered-rehearsal.yaml
 
 Asserts what an SRE relies on, so a later edit cannot silently drop it:
 probes, security contexts, resources, drain timing, configuration sources,
@@ -557,9 +558,31 @@ def check_network(docs, overlay):
                   f"prod: {other['namespace']}/{other['labels']} -> pgbouncer denied")
 
 
+def check_drills(docs, overlay):
+    """Fault-injection drills: allowed only on a rehearsal cluster."""
+    for name, deployment in by_kind(docs, "Deployment").items():
+        if name not in SERVICES:
+            continue
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        allowed = env.get("CARAVAN_CHAOS_ALLOWED") == "true"
+        if overlay == "rehearsal":
+            volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+            chaos = volumes.get("chaos", {}).get("configMap", {})
+            check(allowed and env.get("CARAVAN_CHAOS_FILE", "").startswith("/etc/caravan/chaos/"),
+                  f"rehearsal: {name} may run drills")
+            check(chaos.get("name") == "caravan-chaos" and chaos.get("optional") is True,
+                  f"rehearsal: {name} reads drills from the optional ConfigMap caravan-chaos")
+        else:
+            check(not allowed and "CARAVAN_CHAOS_FILE" not in env, f"{overlay}: {name} runs no fault-injection drill")
+
+
 def main():
     overlay, path = sys.argv[1], sys.argv[2]
     docs = load(path)
+    check_drills(docs, overlay)
+    # A rehearsal cluster is production with drills allowed.
+    shown, overlay = overlay, ("prod" if overlay == "rehearsal" else overlay)
     config = config_of(docs)
     deployments = by_kind(docs, "Deployment")
     for name in SERVICES:
@@ -573,7 +596,7 @@ def main():
         for failure in failures:
             print(f"  - {failure}")
         sys.exit(1)
-    print(f"{path}: {overlay} manifests hold every checked property")
+    print(f"{path}: {shown} manifests hold every checked property")
 
 
 if __name__ == "__main__":

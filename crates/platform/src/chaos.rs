@@ -341,6 +341,15 @@ mod tests {
     }
 
     #[test]
+    fn the_runbooks_example_drill_is_a_drill() {
+        let text = include_str!("../../../deploy/drills/inventory-slow.json");
+        let inventory = parse(text, ServiceKind::Inventory, now()).unwrap().unwrap();
+        assert_eq!(inventory.faults[0].target, Target::Database);
+        let orders = parse(text, ServiceKind::Orders, now()).unwrap().unwrap();
+        assert_eq!(orders.faults[0].error_rate, 0.2);
+    }
+
+    #[test]
     fn what_cannot_be_meant_refuses_the_whole_file() {
         for (text, why) in [
             (
