@@ -416,7 +416,20 @@ async fn a_buyer_cannot_pass_an_offers_limit_even_with_orders_at_once() {
     assert_eq!(reason(&status), "INSUFFICIENT_STOCK");
     let first = sale.list(&sale.hema, ListOrdersRequest { buyer: "first".into(), ..Default::default() }).await;
     sale.hema.cancel_order(cancel(&first[0])).await.unwrap();
-    let second = sale.hema.place_order(order("second", &scarce, 2, "second-2")).await.unwrap().into_inner();
+    // The units are back in inventory at once; orders' memory of the sold-out
+    // offer hears of it through its stock subscription (within a second, see
+    // `every_replica_refuses_a_sold_out_offer_from_memory…`), and until then
+    // refuses without writing anything, so the same request may be retried.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let second = loop {
+        match sale.hema.place_order(order("second", &scarce, 2, "second-2")).await {
+            Ok(order) => break order.into_inner(),
+            Err(status) if reason(&status) == "INSUFFICIENT_STOCK" && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("the cancelled units were not sold again: {status:?}"),
+        }
+    };
     assert_eq!(second.state(), State::AwaitingPayment, "the refused unit was not held against the buyer");
 
     // An expired order stops counting too: greedy's unpaid unit expires, the paid one stays.
