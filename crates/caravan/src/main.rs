@@ -284,6 +284,7 @@ enum Plan {
 
 fn main() -> ExitCode {
     let command = Cli::command();
+    unset_empty_variables(&command);
     let help = format!(
         "Environment variables, each also a flag (`caravan <command> --help` shows which commands read \
          it; `serve <service>` reads the CARAVAN_* service settings):\n{}",
@@ -431,6 +432,32 @@ fn plan_serve_command(command: ServeCommand) -> Result<Plan, ConfigError> {
         }
         ServeCommand::Orders(serve) => plan_serve(ServiceKind::Orders, serve, |own, settings| own.orders = settings),
     }
+}
+
+/// Declared variables that are set but empty mean unset to caravan and to
+/// the OpenTelemetry specification (the dev overlay sets
+/// `OTEL_EXPORTER_OTLP_ENDPOINT=` to export nothing), while clap would read
+/// them as empty values: the process executes itself again without them
+/// (same pid, same arguments), so the environment is never edited in place.
+fn unset_empty_variables(command: &clap::Command) {
+    fn declared(command: &clap::Command, names: &mut Vec<std::ffi::OsString>) {
+        names.extend(command.get_arguments().filter_map(|arg| arg.get_env().map(ToOwned::to_owned)));
+        command.get_subcommands().for_each(|sub| declared(sub, names));
+    }
+    let mut names = Vec::new();
+    declared(command, &mut names);
+    let empty: Vec<_> = names.into_iter().filter(|n| std::env::var_os(n).is_some_and(|v| v.is_empty())).collect();
+    if empty.is_empty() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut again = std::process::Command::new(exe);
+    again.args(std::env::args_os().skip(1));
+    for name in &empty {
+        again.env_remove(name);
+    }
+    let error = std::os::unix::process::CommandExt::exec(&mut again);
+    eprintln!("caravan: cannot execute itself without its empty variables: {error}");
 }
 
 /// `serve <service>`: its configuration, checked with its own settings.

@@ -70,6 +70,21 @@ fn a_bad_variable_exits_64_naming_it() {
 }
 
 #[test]
+fn an_empty_variable_is_unset() {
+    // As the dev overlay exports nothing: OTEL_EXPORTER_OTLP_ENDPOINT= .
+    let output = caravan(&["keys", "create", "--kind", "operator"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+        .env("CARAVAN_LOG_FORMAT", "")
+        .env("CARAVAN_KEYS_FILE", "")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = caravan(&["serve", "catalog"]).env("CARAVAN_MIGRATE", "").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CARAVAN_KEYS_FILE") && !stderr.contains("CARAVAN_MIGRATE"), "{stderr}");
+}
+
+#[test]
 fn serve_refuses_to_start_without_keys() {
     let output = caravan(&["serve", "catalog"]).output().unwrap();
     assert_eq!(output.status.code(), Some(64));
