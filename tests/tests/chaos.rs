@@ -32,6 +32,13 @@ fn injected(service: &str, target: &str, fault: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(series.as_str())).map_or(0, |v| v.parse().unwrap())
 }
 
+/// Whether `service` reports a drill on.
+fn active(service: &str) -> bool {
+    let series = format!("caravan_chaos_active{{service=\"{service}\"}} ");
+    let text = caravan_platform::metrics::metrics().render();
+    text.lines().find_map(|l| l.strip_prefix(series.as_str())).is_some_and(|v| v == "1")
+}
+
 fn request(sale: &Order, buyer: usize) -> PlaceOrderRequest {
     PlaceOrderRequest {
         buyer: format!("drill-buyer-{buyer}"),
@@ -62,6 +69,8 @@ async fn a_drill_slows_inventory_and_orders_still_answer_within_their_limit() {
     })
     .await;
     let suite = &running.suite;
+    assert!(active("inventory") && active("orders"), "the drill is on from the start");
+    assert!(!active("catalog"), "catalog has no fault in it");
     let channel = |kind| Authed::new(&suite.addr(kind).to_string(), Some(Caller::Operator.key()), None).unwrap();
     let setup = OrderSetup {
         catalog: channel(ServiceKind::Catalog),
@@ -115,6 +124,7 @@ async fn a_drill_slows_inventory_and_orders_still_answer_within_their_limit() {
     let after = hema.clone().place_order(request(&sale, 99)).await;
     assert!(after.is_ok() || after.is_err_and(|s| s.code() == Code::FailedPrecondition));
     assert_eq!(injected("orders", "calls:inventory", "latency"), before, "the drill is over");
+    assert!(!active("orders"), "and says so");
 
     // Whatever the faults, nothing oversold and the books balance.
     let db = running.database(ServiceKind::Inventory).connect().await.unwrap();

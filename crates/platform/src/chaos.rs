@@ -25,7 +25,8 @@
 //! statement or transaction start of the service's pool. Every injection is
 //! counted (`caravan_chaos_injected_total{service,target,fault}`) and marked
 //! on the span it happened in (`chaos.fault`); `caravan_chaos_active{service}`
-//! says whether a drill is on.
+//! says whether a drill is on (from when it is read until the first
+//! operation after its end).
 
 use std::{
     path::{Path, PathBuf},
@@ -154,6 +155,10 @@ impl Chaos {
             Some(drill) => tracing::warn!(%service, until = %drill.until, faults = ?drill.faults, "chaos drill on"),
             None => tracing::info!(%service, "no chaos drill"),
         }
+        // On as soon as it is read, not at its first injection; it turns off
+        // at the first operation after its end.
+        let on = drill.as_ref().is_some_and(|d| chrono::Utc::now() < d.until);
+        metrics().1.with_label_values(&[service.as_str()]).set(i64::from(on));
         *self.drill.write().unwrap_or_else(|e| e.into_inner()) = drill;
     }
 
