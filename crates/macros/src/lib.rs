@@ -64,7 +64,8 @@ pub fn store_op(args: TokenStream, item: TokenStream) -> TokenStream {
             error.type = ::tracing::field::Empty,
             db.response.status_code = ::tracing::field::Empty,
             db.system = #system(#db),
-            db.operation.name = #operation
+            db.operation.name = #operation,
+            chaos.fault = ::tracing::field::Empty
             #(, #extra)*
         ))]
         #function

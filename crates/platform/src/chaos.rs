@@ -24,7 +24,8 @@
 //! default) without sending it. A database fault delays or fails each
 //! statement or transaction start of the service's pool. Every injection is
 //! counted (`caravan_chaos_injected_total{service,target,fault}`) and marked
-//! on the span it happened in (`chaos.fault`); `caravan_chaos_active{service}`
+//! on the operation's span (`chaos.fault`: the client span of a call, the
+//! `db` span of a store operation); `caravan_chaos_active{service}`
 //! says whether a drill is on (from when it is read until the first
 //! operation after its end).
 
@@ -175,14 +176,14 @@ impl Chaos {
     fn inject(&self, target: Target) -> Injection {
         let Some(service) = self.service else { return Injection::default() };
         let guard = self.drill.read().unwrap_or_else(|e| e.into_inner());
-        let (injected, counters) = (&metrics().0, &metrics().1);
-        let Some(drill) = guard.as_ref() else {
-            counters.with_label_values(&[service.as_str()]).set(0);
-            return Injection::default();
-        };
-        let active = chrono::Utc::now() < drill.until;
-        counters.with_label_values(&[service.as_str()]).set(i64::from(active));
-        if !active {
+        let Some(drill) = guard.as_ref() else { return Injection::default() };
+        let injected = metrics().0;
+        if chrono::Utc::now() >= drill.until {
+            // Over: forgotten, so later operations cost nothing.
+            drop(guard);
+            *self.drill.write().unwrap_or_else(|e| e.into_inner()) = None;
+            metrics().1.with_label_values(&[service.as_str()]).set(0);
+            tracing::info!(%service, "chaos drill over");
             return Injection::default();
         }
         let mut injection = Injection::default();
@@ -199,23 +200,25 @@ impl Chaos {
                 ));
             }
         }
-        if !injection.is_none() {
-            tracing::warn!(
-                chaos.fault = %target.label(),
-                chaos.delay_ms = u64::try_from(injection.delay.as_millis()).unwrap_or(u64::MAX),
-                chaos.error = injection.error.is_some(),
-                "chaos drill: fault injected"
-            );
-        }
         injection
+    }
+
+    /// What marks an operation's span: `latency` or `error`; `None` when
+    /// nothing was injected.
+    pub fn fault_kind(injection: &Injection) -> Option<&'static str> {
+        match (&injection.error, injection.delay.is_zero()) {
+            (Some(_), _) => Some("error"),
+            (None, false) => Some("latency"),
+            (None, true) => None,
+        }
     }
 }
 
 /// `caravan_chaos_injected_total{service,target,fault}` and
 /// `caravan_chaos_active{service}`.
-fn metrics() -> &'static (IntCounterVec, IntGaugeVec) {
+fn metrics() -> (&'static IntCounterVec, &'static IntGaugeVec) {
     static METRICS: OnceLock<(IntCounterVec, IntGaugeVec)> = OnceLock::new();
-    METRICS.get_or_init(|| {
+    let (injected, active) = METRICS.get_or_init(|| {
         let injected = IntCounterVec::new(
             Opts::new("caravan_chaos_injected_total", "Faults injected by a chaos drill, by target and kind"),
             &["service", "target", "fault"],
@@ -228,7 +231,8 @@ fn metrics() -> &'static (IntCounterVec, IntGaugeVec) {
             (Ok(injected), Ok(active)) => (crate::metrics::register(injected), crate::metrics::register(active)),
             (Err(e), _) | (_, Err(e)) => unreachable!("valid metric definitions: {e}"),
         }
-    })
+    });
+    (injected, active)
 }
 
 /// Registers the drills' metrics (a process that allows drills lists them
@@ -404,8 +408,10 @@ mod tests {
         };
         *chaos.drill.write().unwrap() = Some(fault(chrono::Utc::now() - chrono::Duration::seconds(1)));
         assert!(chaos.database().is_none(), "a drill past its end injects nothing");
+        assert!(chaos.drill.read().unwrap().is_none(), "and is forgotten");
         *chaos.drill.write().unwrap() = Some(fault(chrono::Utc::now() + chrono::Duration::seconds(60)));
         let injection = chaos.database();
+        assert_eq!(Chaos::fault_kind(&injection), Some("error"));
         assert_eq!(injection.delay, Duration::from_millis(5));
         assert_eq!(injection.error.map(|s| s.code()), Some(Code::Unavailable));
         assert!(chaos.call(ServiceKind::Inventory).is_none(), "only the named target");

@@ -212,8 +212,8 @@ impl Service<http::Request<Body>> for TracedChannel {
         // A drill: the call fails at once (never sent), or its answer comes
         // later, within the same deadline.
         let drill = self.options.chaos.call(self.options.target);
-        if !drill.is_none() {
-            span.record("chaos.fault", if drill.error.is_some() { "error" } else { "latency" });
+        if let Some(kind) = crate::chaos::Chaos::fault_kind(&drill) {
+            span.record("chaos.fault", kind);
         }
         if let Some(status) = drill.error {
             let delay = drill.delay.min(timeout);

@@ -62,6 +62,10 @@ impl Db {
     /// lost connection (transient: UNAVAILABLE to the caller, who retries).
     async fn drill(&self) -> Result<(), DbErr> {
         let injection = self.chaos.database();
+        if let Some(kind) = Chaos::fault_kind(&injection) {
+            // The store operation's `db` span declares the field.
+            tracing::Span::current().record("chaos.fault", kind);
+        }
         if !injection.delay.is_zero() {
             tokio::time::sleep(injection.delay).await;
         }
