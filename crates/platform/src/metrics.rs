@@ -20,9 +20,10 @@ const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// Every collector registered, so /metrics names the families that have
-    /// no series yet too (the registry's `gather` leaves them out).
-    collectors: Collectors,
+    /// The `# HELP`/`# TYPE` lines of every registered family, by name, so
+    /// /metrics names the families that have no series yet too (the
+    /// registry's `gather` leaves them out).
+    described: std::sync::Mutex<Vec<(String, String)>>,
     /// `rpc_server_duration_seconds{service, method, code}`.
     pub server_duration: HistogramVec,
     /// `rpc_client_duration_seconds{service, method, code}`; `service` is the caller.
@@ -54,7 +55,7 @@ pub struct Metrics {
 impl Metrics {
     fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let mut collectors: Vec<Box<dyn Collector>> = Vec::new();
+        let mut described = Vec::new();
         let server_duration = HistogramVec::new(
             HistogramOpts::new(
                 "rpc_server_duration_seconds",
@@ -94,12 +95,12 @@ impl Metrics {
             Opts::new("caravan_spans_total", "Sampled spans by what became of their export (exported, failed)"),
             &["service", "outcome"],
         )?;
-        collectors.push(Box::new(server_duration.clone()));
-        collectors.push(Box::new(client_duration.clone()));
-        collectors.push(Box::new(shed.clone()));
-        collectors.push(Box::new(db_connections.clone()));
-        collectors.push(Box::new(db_max_connections.clone()));
-        collectors.push(Box::new(db_errors.clone()));
+        described.extend(describe(&server_duration));
+        described.extend(describe(&client_duration));
+        described.extend(describe(&shed));
+        described.extend(describe(&db_connections));
+        described.extend(describe(&db_max_connections));
+        described.extend(describe(&db_errors));
         let keys_reloads = IntCounterVec::new(
             Opts::new(
                 "caravan_keys_reloads_total",
@@ -107,13 +108,13 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
-        collectors.push(Box::new(spans.clone()));
-        collectors.push(Box::new(keys_reloads.clone()));
+        described.extend(describe(&spans));
+        described.extend(describe(&keys_reloads));
         let worker_sweeps = IntCounterVec::new(
             Opts::new("caravan_worker_sweeps_total", "Background jobs' sweeps for due items, ok or failed"),
             &["job", "outcome"],
         )?;
-        collectors.push(Box::new(worker_sweeps.clone()));
+        described.extend(describe(&worker_sweeps));
         for collector in [
             Box::new(server_duration.clone()) as Box<dyn Collector>,
             Box::new(client_duration.clone()),
@@ -129,7 +130,7 @@ impl Metrics {
         }
         Ok(Metrics {
             registry,
-            collectors: Collectors(std::sync::Mutex::new(collectors)),
+            described: std::sync::Mutex::new(described),
             server_duration,
             client_duration,
             shed,
@@ -173,31 +174,34 @@ impl Metrics {
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
         let served: std::collections::HashSet<&str> = families.iter().map(|f| f.name()).collect();
-        let collectors = self.collectors.0.lock().unwrap_or_else(|e| e.into_inner());
-        for family in collectors.iter().flat_map(|c| c.collect()) {
-            if family.get_metric().is_empty() && !served.contains(family.name()) {
-                let kind = match family.get_field_type() {
-                    MetricType::COUNTER => "counter",
-                    MetricType::GAUGE => "gauge",
-                    MetricType::HISTOGRAM => "histogram",
-                    MetricType::SUMMARY => "summary",
-                    MetricType::UNTYPED => "untyped",
-                };
-                let help = family.help().replace('\\', "\\\\").replace('\n', "\\n");
-                text.push_str(&format!("# HELP {} {help}\n# TYPE {} {kind}\n", family.name(), family.name()));
+        let described = self.described.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, lines) in described.iter() {
+            if !served.contains(name.as_str()) {
+                text.push_str(lines);
             }
         }
         text
     }
 }
 
-/// The registered collectors.
-struct Collectors(std::sync::Mutex<Vec<Box<dyn Collector>>>);
-
-impl std::fmt::Debug for Collectors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Collectors")
-    }
+/// Each family of `collector` with its `# HELP` and `# TYPE` lines, read
+/// once when it is registered.
+fn describe(collector: &dyn Collector) -> Vec<(String, String)> {
+    collector
+        .collect()
+        .into_iter()
+        .map(|family| {
+            let kind = match family.get_field_type() {
+                MetricType::COUNTER => "counter",
+                MetricType::GAUGE => "gauge",
+                MetricType::HISTOGRAM => "histogram",
+                MetricType::SUMMARY => "summary",
+                MetricType::UNTYPED => "untyped",
+            };
+            let (name, help) = (family.name(), family.help().replace('\\', "\\\\").replace('\n', "\\n"));
+            (name.to_owned(), format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"))
+        })
+        .collect()
 }
 
 /// The process-wide metrics.
@@ -216,7 +220,7 @@ pub fn metrics() -> &'static Metrics {
 pub fn register<C: Collector + Clone + 'static>(collector: C) -> C {
     let metrics = metrics();
     match metrics.registry.register(Box::new(collector.clone())) {
-        Ok(()) => metrics.collectors.0.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(collector.clone())),
+        Ok(()) => metrics.described.lock().unwrap_or_else(|e| e.into_inner()).extend(describe(&collector)),
         Err(e) => tracing::error!(error = %e, "a metric could not be registered"),
     }
     collector

@@ -26,10 +26,9 @@ pub trait Declared: Args + FromArgMatches + Sized {
             }
         }
         // Only the map speaks: the process environment is not read.
-        let mut command = declared.mut_args(|arg| arg.env(None::<&'static str>));
+        let mut command = declared.clone().mut_args(|arg| arg.env(None::<&'static str>));
         let matches = command.try_get_matches_from_mut(argv).map_err(|e| {
-            refusal(&Self::augment_args(Command::new("settings")), &e)
-                .unwrap_or_else(|| ConfigError::new("settings", e.kind().to_string()))
+            refusal(&declared, &e).unwrap_or_else(|| ConfigError::new("settings", e.kind().to_string()))
         })?;
         Self::from_arg_matches(&matches).map_err(|e| ConfigError::new("settings", e.to_string()))
     }
