@@ -71,6 +71,17 @@ impl Batcher {
         self.max > 1
     }
 
+    /// What this batcher holds now: callers queued for a batch, and queues
+    /// whose batches are running (the `inventory_batch_*` metrics add up
+    /// every batcher of the process).
+    pub fn load(&self) -> (usize, usize) {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        queues.values().fold((0, 0), |(queued, draining), queue| {
+            let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+            (queued + queue.pending.len(), draining + usize::from(queue.draining))
+        })
+    }
+
     /// Reserves `item` (one line) in its product's next batch.
     pub async fn reserve(&self, item: BatchItem) -> Reply {
         let product = item.request.lines.first().map(|(p, _)| p.clone()).unwrap_or_default();

@@ -184,16 +184,18 @@ async fn a_caller_that_gives_up_is_left_holding_nothing() {
     };
     // Each step waits until the batcher holds what it should: the first
     // caller's reservation in a batch (waiting on the lock, so the queue is
-    // empty), then two callers queued behind it.
-    let queued = || caravan_inventory::metrics::queued().get();
-    let batches = || caravan_inventory::metrics::batch_size().get_sample_count();
-    let before = batches();
+    // empty and draining), then two callers queued behind it. (Its own
+    // load, not the process's metrics, which other tests' batchers move.)
+    let holds = |expected: (usize, usize)| {
+        let batcher = batcher.clone();
+        async move { eventually(Duration::from_secs(5), || async { batcher.load() == expected }).await }
+    };
     let first = spawn("gives-up-in-its-batch");
-    assert!(eventually(Duration::from_secs(5), || async { batches() == before + 1 }).await, "the first batch began");
+    assert!(holds((0, 1)).await, "the first batch began");
     let queued_one = spawn("gives-up-queued");
-    assert!(eventually(Duration::from_secs(5), || async { queued() == 1 }).await, "one caller queued");
+    assert!(holds((1, 1)).await, "one caller queued");
     let stays = spawn("stays");
-    assert!(eventually(Duration::from_secs(5), || async { queued() == 2 }).await, "two callers queued");
+    assert!(holds((2, 1)).await, "two callers queued");
     first.abort();
     queued_one.abort();
     lock.commit().await.unwrap();
