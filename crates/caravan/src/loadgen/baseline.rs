@@ -40,6 +40,9 @@ pub enum EchoMode {
     /// caravan's full server stack: load shedding, tracing spans, auth, rate
     /// limit, deadlines, metrics, health watching its database.
     Platform,
+    /// Not an echo: an OTLP/gRPC trace receiver that counts the spans it is
+    /// sent, for a suite measured from outside (under callgrind) to export to.
+    Otlp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +113,12 @@ pub async fn serve_echo(
             };
             server.serve::<NoMigrations>(Routes::new(EchoServiceServer::new(EchoImpl)), options, shutdown).await?;
         }
+        EchoMode::Otlp => {
+            let sink = super::suites::SpanSink::start_on(addr).await?;
+            println!("listening {}", sink.addr());
+            shutdown.cancelled().await;
+            println!("{} spans received", sink.spans());
+        }
     }
     Ok(())
 }
@@ -126,12 +135,9 @@ impl EchoChild {
     /// Starts `caravan echo-server --mode <mode>` and waits until it listens.
     pub fn spawn(mode: EchoMode, key: &str) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
-        let mode = match mode {
-            EchoMode::Bare => "bare",
-            EchoMode::Platform => "platform",
-        };
+        let mode = clap::ValueEnum::to_possible_value(&mode).context("an echo mode")?;
         let mut child = Command::new(exe)
-            .args(["echo-server", "--mode", mode, "--addr", "127.0.0.1:0"])
+            .args(["echo-server", "--mode", mode.get_name(), "--addr", "127.0.0.1:0"])
             .env(KEY_VARIABLE, key)
             .env("CARAVAN_LOG", "warn")
             .stdin(Stdio::null())

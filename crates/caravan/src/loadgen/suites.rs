@@ -63,7 +63,12 @@ impl TraceService for Counting {
 impl SpanSink {
     /// Starts the receiver on a free loopback port.
     pub async fn start() -> anyhow::Result<SpanSink> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts the receiver on `addr`.
+    pub async fn start_on(addr: SocketAddr) -> anyhow::Result<SpanSink> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let spans = Arc::new(AtomicU64::new(0));
         let service = TraceServiceServer::new(Counting(spans.clone()));
