@@ -135,6 +135,14 @@ pub struct Migrated {
 /// carrying unknown ones, is an error that says which.
 pub async fn migrate<M: MigratorTrait>(db: &Db) -> Result<Migrated, DbErr> {
     let table = M::migration_table_name().to_string();
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // Before the transaction: in it, a statement that only reads (the
+        // table exists) would start it as a reader, and a reader cannot wait
+        // for the write lock — SQLite answers "database is locked" at once if
+        // another connection wrote since (a replica's worker, as a second
+        // replica starts).
+        db.execute_unprepared("CREATE TABLE IF NOT EXISTS schema_migration_lock (id INTEGER)").await?;
+    }
     let txn = db.begin().await?;
     lock(&txn, &table).await?;
     let before = check::<M>(&txn).await?;
@@ -175,9 +183,9 @@ async fn lock(txn: &impl ConnectionTrait, table: &str) -> Result<(), DbErr> {
             .await?;
         }
         _ => {
-            // SQLite: the first write of a transaction takes the database's
-            // one write lock (other writers wait out the busy timeout).
-            txn.execute_unprepared("CREATE TABLE IF NOT EXISTS schema_migration_lock (id INTEGER)").await?;
+            // SQLite: the transaction's first statement writes, taking the
+            // database's one write lock (other writers wait out the busy
+            // timeout).
             txn.execute_unprepared("DELETE FROM schema_migration_lock").await?;
         }
     }
