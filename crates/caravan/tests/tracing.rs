@@ -345,7 +345,7 @@ async fn json_logs_carry_the_trace_and_a_level_that_follows_the_code() {
         catalog::v1::{GetProductRequest, catalog_service_client::CatalogServiceClient},
         scheduling::v1::{CreateHostRequest, Host, scheduling_service_client::SchedulingServiceClient},
     };
-    let (_receiver, otlp) = OtlpReceiver::start().await.unwrap();
+    let (receiver, otlp) = OtlpReceiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let keys = write_test_keys(dir.path()).unwrap().display().to_string();
     let addr = free_addr();
@@ -392,6 +392,16 @@ async fn json_logs_carry_the_trace_and_a_level_that_follows_the_code() {
     let host = Host { display_name: "Nobody".into(), country: "countries/UZ".into(), ..Default::default() };
     let mut request = tonic::Request::new(CreateHostRequest { host: Some(host), ..Default::default() });
     request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    let status = SchedulingServiceClient::new(channel.clone()).create_host(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    // The same, in a partner's trace it does not sample (flags 00): no span
+    // is exported, yet the logs of the call, and of the call it made, name
+    // the trace.
+    let (quiet_trace, _) = trace_of(9);
+    let traceparent = format!("00-{quiet_trace}-00f067aa0ba902b7-00");
+    let host = Host { display_name: "Nobody either".into(), country: "countries/UZ".into(), ..Default::default() };
+    let mut request = tonic::Request::new(CreateHostRequest { host: Some(host), ..Default::default() });
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
     let status = SchedulingServiceClient::new(channel).create_host(request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
     stop(scheduling).await;
@@ -421,6 +431,13 @@ async fn json_logs_carry_the_trace_and_a_level_that_follows_the_code() {
     let line = outcome(&scheduling_lines, "caravan.scheduling.v1.SchedulingService/CreateHost");
     assert_eq!((line["level"].as_str(), line["code"].as_str()), (Some("WARN"), Some("UNAVAILABLE")), "{line}");
     assert_eq!(line["trace_id"].as_str(), Some(down_trace.as_str()), "{line}");
+    let quiet: Vec<_> = scheduling_lines.iter().filter(|l| l["trace_id"].as_str() == Some(&quiet_trace)).collect();
+    let said = |message: &str| quiet.iter().any(|l| l["message"] == message && l["level"] == "WARN");
+    assert!(said("served") && said("called"), "the unsampled call's outcome and its catalog call: {quiet:?}");
+    let exported = receiver.spans();
+    let exported_in = |trace: &str| exported.iter().filter(|(_, span)| span.trace_id == hex(trace)).count();
+    assert!(exported_in(&down_trace) > 0, "the sampled trace is exported: {exported:?}");
+    assert_eq!(exported_in(&quiet_trace), 0, "nothing of the unsampled one");
     assert!(
         !scheduling_lines.iter().chain(&catalog_lines).any(|l| l["level"] == "ERROR"),
         "nothing here is the server's own error"

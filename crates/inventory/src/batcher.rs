@@ -14,7 +14,7 @@ use std::{
 };
 
 use caravan_platform::{
-    telemetry::{self, ServiceTelemetry},
+    telemetry::{self, ServiceTelemetry, Work},
     time::SharedClock,
 };
 use tokio::sync::oneshot;
@@ -31,9 +31,11 @@ type Reply = Result<Batched, Status>;
 
 struct Waiting {
     item: BatchItem,
-    /// The caller's span: the batch runs in the first caller's trace and
-    /// links to the others'.
+    /// The caller's span and work: the batch runs in the first sampled
+    /// caller's trace and links to the others'; when none is sampled, in the
+    /// first caller's unsampled work, and opens no span.
     span: tracing::Span,
+    work: Option<Work>,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -93,7 +95,7 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         let drain = {
             let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.pending.push_back(Waiting { item, span: tracing::Span::current(), reply });
+            queue.pending.push_back(Waiting { item, span: tracing::Span::current(), work: Work::current(), reply });
             crate::metrics::queued().inc();
             !std::mem::replace(&mut queue.draining, true)
         };
@@ -122,21 +124,34 @@ impl Batcher {
                 crate::metrics::batch_size().observe(n as f64);
                 queue.pending.drain(..n).collect()
             };
-            let span = tracing::info_span!(
-                parent: &batch[0].span,
-                "inventory.reserve_batch",
-                otel.kind = "internal",
-                product = %product,
-                size = batch.len()
-            );
-            for waiting in &batch[1..] {
-                if let Some(span_context) = telemetry::span_context(&waiting.span) {
+            let traced: Vec<_> = batch.iter().map(|w| telemetry::span_context(&w.span)).collect();
+            let lead = traced.iter().position(Option::is_some).unwrap_or(0);
+            let work = batch[lead].work.clone();
+            let open = || {
+                tracing::info_span!(
+                    parent: &batch[lead].span,
+                    "inventory.reserve_batch",
+                    otel.kind = "internal",
+                    product = %product,
+                    size = batch.len()
+                )
+            };
+            let span = match work.clone() {
+                Some(work) => work.run_sync(open),
+                None => open(),
+            };
+            for (i, span_context) in traced.into_iter().enumerate() {
+                if let Some(span_context) = span_context.filter(|_| i != lead) {
                     telemetry::add_link(&span, span_context);
                 }
             }
             let items: Vec<BatchItem> = batch.iter().map(|w| w.item.clone()).collect();
-            let outcome =
-                self.store.reserve_batch(show.as_deref(), &product, &items, self.clock.now()).instrument(span).await;
+            let reserve =
+                self.store.reserve_batch(show.as_deref(), &product, &items, self.clock.now()).instrument(span);
+            let outcome = match work {
+                Some(work) => work.run(reserve).await,
+                None => reserve.await,
+            };
             match outcome {
                 Ok(outcome) => {
                     for (waiting, batched) in batch.into_iter().zip(outcome.items) {

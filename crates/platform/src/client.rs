@@ -175,7 +175,11 @@ impl Service<http::Request<Body>> for TracedChannel {
             peer.service = self.options.target.as_str(),
             chaos.fault = Empty,
         );
-        if let Some(span_context) = crate::telemetry::span_context(&span) {
+        // The call's span, or, in a trace that is not sampled (no span
+        // opened), the trace the caller's work belongs to.
+        if let Some(span_context) =
+            crate::telemetry::span_context(&span).or_else(crate::telemetry::current_trace_context)
+        {
             crate::telemetry::inject_trace_context(&span_context, request.headers_mut());
         }
         if let Some(key) = &self.authorization {
@@ -197,6 +201,7 @@ impl Service<http::Request<Body>> for TracedChannel {
         };
         let outcome = Outcome {
             span: span.clone(),
+            work: crate::telemetry::Work::current(),
             method: path.trim_start_matches('/').to_owned(),
             start: Instant::now(),
             kind: Kind::Client {

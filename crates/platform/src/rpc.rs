@@ -25,6 +25,7 @@ use crate::{
     config::ServiceKind,
     deadline,
     metrics::{code_name, metrics, observe},
+    telemetry::Work,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -164,13 +165,14 @@ impl ServerShared {
 
     /// The call's `rpc.server` span, in the caller's trace (whose sampling it
     /// follows), carrying who called from the start (fields recorded later
-    /// each cost a lookup of the span).
+    /// each cost a lookup of the span); and the work the call runs as, which
+    /// holds that trace when it is not sampled (and the span is not opened).
     fn server_span<B>(
         &self,
         request: &http::Request<B>,
         path: &str,
         admitted: &Result<(crate::auth::Principal, String), Status>,
-    ) -> Span {
+    ) -> (Span, Work) {
         let method = path.trim_start_matches('/');
         let (rpc_service, rpc_method) = split_path(path);
         // The name the client addressed this server by (HTTP/2 `:authority`).
@@ -236,7 +238,7 @@ where
         };
         let method = path.trim_start_matches('/');
         let admitted = shared.admit(method, request.headers());
-        let span = shared.server_span(&request, &path, &admitted);
+        let (span, work) = shared.server_span(&request, &path, &admitted);
         let method = method.to_owned();
         let start = Instant::now();
 
@@ -251,8 +253,8 @@ where
             Ok(admitted) => admitted,
             Err(status) => {
                 // Start the span as this service's work before it is finished.
-                crate::telemetry::in_service_sync(shared.service, || drop(span.enter()));
-                let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
+                work.clone().run_sync(|| drop(span.enter()));
+                let outcome = Outcome { span, work: Some(work), method, start, kind: Kind::Server(shared) };
                 return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
             }
         };
@@ -271,20 +273,16 @@ where
             .and_then(deadline::parse_grpc_timeout)
             .map(|timeout| tokio::time::Instant::now() + timeout);
 
-        let service = shared.service;
-        let fut = crate::telemetry::in_service_sync(service, || {
+        let fut = work.clone().run_sync(|| {
             let _dispatch = tracing::dispatcher::set_default(&shared.dispatch);
             let _entered = span.enter();
             self.inner.call(request)
         });
         let fut = tracing::instrument::WithSubscriber::with_subscriber(
-            crate::telemetry::in_service(
-                service,
-                tracing::Instrument::instrument(
-                    crate::auth::scope_caller(caller, deadline::scope(deadline, fut)),
-                    span.clone(),
-                ),
-            ),
+            work.clone().run(tracing::Instrument::instrument(
+                crate::auth::scope_caller(caller, deadline::scope(deadline, fut)),
+                span.clone(),
+            )),
             shared.dispatch.clone(),
         );
         Box::pin(async move {
@@ -293,7 +291,7 @@ where
             if let Some(revoked) = revoked {
                 response = response.map(|inner| Body::new(Revocable { inner, revoked: Some(revoked) }));
             }
-            let outcome = Outcome { span, method, start, kind: Kind::Server(shared) };
+            let outcome = Outcome { span, work: Some(work), method, start, kind: Kind::Server(shared) };
             Ok(observe_response(response, outcome))
         })
     }
@@ -383,6 +381,9 @@ pub(crate) enum Kind {
 #[derive(Debug)]
 pub(crate) struct Outcome {
     pub(crate) span: Span,
+    /// The work the call is part of: its outcome's log line carries its
+    /// trace even when the span was not opened.
+    pub(crate) work: Option<Work>,
     pub(crate) method: String,
     pub(crate) start: Instant,
     pub(crate) kind: Kind,
@@ -404,10 +405,16 @@ impl Outcome {
         // Most outcomes log at a level no subscriber wants (OK is debug):
         // then skip switching subscriber and entering the span for nothing.
         if tracing::level_filters::LevelFilter::current() >= outcome_level(code) {
-            tracing::dispatcher::with_default(dispatch, || {
-                let _entered = self.span.enter();
-                log_outcome(&self.method, code, message, elapsed, server_side);
-            });
+            let log = || {
+                tracing::dispatcher::with_default(dispatch, || {
+                    let _entered = self.span.enter();
+                    log_outcome(&self.method, code, message, elapsed, server_side);
+                })
+            };
+            match self.work.clone() {
+                Some(work) => work.run_sync(log),
+                None => log(),
+            }
         }
     }
 }

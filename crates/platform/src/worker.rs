@@ -214,15 +214,18 @@ impl<J: Job> Worker<J> {
     }
 
     async fn drive(&self, item: &Claimed) -> Result<(), DbErr> {
-        let span = tracing::dispatcher::with_default(&self.telemetry.dispatch, || {
+        let (span, work) = tracing::dispatcher::with_default(&self.telemetry.dispatch, || {
             // A new trace per run (no parent), linked to the one that created the item.
             let open = || {
                 let service = self.telemetry.service.map_or("", |s| s.as_str());
                 tracing::info_span!(parent: None, "worker.run", otel.name = self.job.name(), otel.kind = "internal", job = self.job.name(), item = %item.id, service)
             };
             match self.telemetry.service {
-                Some(service) => crate::telemetry::span_in_trace(None, service, open),
-                None => open(),
+                Some(service) => {
+                    let (span, work) = crate::telemetry::span_in_trace(None, service, open);
+                    (span, Some(work))
+                }
+                None => (open(), None),
             }
         });
         if let Some(link) = span_context_of(&item.traceparent) {
@@ -230,19 +233,28 @@ impl<J: Job> Worker<J> {
         }
         let limit = self.config.lease / 2;
         // A tick may also run outside `run` (tests): the run is the service's work either way.
-        let outcome =
-            self.telemetry.run(tokio::time::timeout(limit, self.job.run(item)).instrument(span.clone())).await;
+        let outcome = self
+            .telemetry
+            .run_as(work.clone(), tokio::time::timeout(limit, self.job.run(item)).instrument(span.clone()))
+            .await;
+        // Its warnings carry its trace, sampled or not.
+        let warn = |log: &dyn Fn()| {
+            tracing::dispatcher::with_default(&self.telemetry.dispatch, || match work.clone() {
+                Some(work) => work.run_sync(log),
+                None => log(),
+            })
+        };
         let next = match outcome {
             Ok(Ok(next)) => next,
             Ok(Err(e)) => {
-                tracing::dispatcher::with_default(&self.telemetry.dispatch, || {
+                warn(&|| {
                     let _entered = span.enter();
                     tracing::warn!(job = self.job.name(), item = %item.id, error = format!("{e:#}"), "run failed; will retry");
                 });
                 Next::At(self.clock.now().plus(self.config.retry_after))
             }
             Err(_) => {
-                tracing::dispatcher::with_default(&self.telemetry.dispatch, || {
+                warn(&|| {
                     tracing::warn!(job = self.job.name(), item = %item.id, ?limit, "run took too long; will retry");
                 });
                 Next::At(self.clock.now().plus(self.config.retry_after))

@@ -42,7 +42,7 @@ where
     // name spans (`target[span{field}]=level`), whose filter follows the
     // spans entered; without one, it need not look each span up at every
     // poll of every instrumented future.
-    Ok(if uses_span_scope(&log.filter) { layer } else { ClosesOnly(layer).boxed() })
+    Ok(if uses_span_scope(&log.filter) { layer } else { ClosesOnly::new(layer).boxed() })
 }
 
 /// Colours in pretty logs only for a person at a terminal, and not under
@@ -183,12 +183,16 @@ where
         line.insert("level".into(), metadata.level().as_str().into());
         line.insert("target".into(), metadata.target().into());
         event.record(&mut JsonFields(&mut line));
-        if let Some(span) = cx.lookup_current() {
+        let span = cx.lookup_current();
+        if let Some(span) = &span {
             line.insert("span".into(), span.name().into());
-            if let Some(span_context) = spans::context_of(&span).filter(|c| c.is_valid()) {
-                line.insert("trace_id".into(), span_context.trace_id().to_string().into());
-                line.insert("span_id".into(), span_context.span_id().to_string().into());
-            }
+        }
+        // The span's trace, or the unsampled trace the work belongs to (whose
+        // spans are not traced).
+        let traced = span.as_ref().and_then(spans::context_of).filter(|c| c.is_valid());
+        if let Some(span_context) = traced.or_else(super::unsampled_context) {
+            line.insert("trace_id".into(), span_context.trace_id().to_string().into());
+            line.insert("span_id".into(), span_context.span_id().to_string().into());
         }
         writeln!(writer, "{}", serde_json::Value::Object(line))
     }
@@ -315,6 +319,44 @@ mod tests {
         assert_eq!(line["level"], "INFO");
         for field in ["hema", "enduser", "otel.name", "status_code"] {
             assert!(!out.contains(field), "{field} in {out}");
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_trace_of_an_unsampled_call() {
+        use opentelemetry_sdk::trace::{Sampler, SpanLimits};
+
+        use crate::{config::ServiceKind, telemetry::SpanCollector};
+        // Logs at info want the call's span (it is opened for them, not
+        // traced); at warn nothing does, and it is not opened at all. Either
+        // way a line logged in the call carries its trace.
+        for (filter, span_opened) in [("info", true), ("warn", false)] {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let log = LogConfig { format: LogFormat::Json, filter: filter.into() };
+            let logs = log_layer_to(&log, move || writer.clone()).unwrap();
+            let logs_level = logs.max_level_hint().unwrap();
+            let collector = SpanCollector::default();
+            let never = Box::new(Sampler::TraceIdRatioBased(0.0));
+            let spans = spans::SpanLayer::with_sampler(never, SpanLimits::default(), Arc::new(collector.clone()));
+            let subscriber = Registry::default().with(logs).with(super::super::otel_layer(spans, logs_level));
+            let trace = tracing::subscriber::with_default(subscriber, || {
+                let (span, work) =
+                    spans::span_in_trace(None, ServiceKind::Orders, || tracing::info_span!("rpc.server"));
+                assert_eq!(span.is_disabled(), !span_opened, "{filter}");
+                let trace = work.unsampled().cloned().expect("an unsampled call");
+                work.run_sync(|| {
+                    let _entered = span.enter();
+                    tracing::warn!("the database is slow");
+                });
+                trace
+            });
+            assert!(collector.spans().is_empty(), "nothing exported");
+            let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            assert_eq!(line["trace_id"], trace.trace_id().to_string(), "{filter}: {out}");
+            assert_eq!(line["span_id"], trace.span_id().to_string(), "{filter}: {out}");
+            assert_eq!(line.get("span").is_some(), span_opened, "{filter}: {out}");
         }
     }
 

@@ -14,10 +14,12 @@
 //! also under `caravan up`, where four services share the process (and one
 //! registry: libraries such as the SQLite driver carry span handles across
 //! threads, which is unsafe across several registries). The server layer
-//! and the worker run each service's work inside [`in_service`] and open
-//! their spans in it ([`span_in_trace`]); a span is its parent's service's
-//! work, else the running service's, and is exported with that service's
-//! resource.
+//! and the worker open each call's or run's span with [`span_in_trace`],
+//! which decides its sampling first, and run its work as the [`Work`] it
+//! returns (whose service, and whose trace when it is not sampled and no
+//! span holds it); a span is its parent's service's work, else the running
+//! service's, and is exported with that service's resource. An unsampled
+//! call opens no spans at all unless the logs want them.
 //!
 //! Database work is traced as child spans of the call or job it serves, one
 //! per store operation (a query, or a transaction of several statements),
@@ -48,10 +50,11 @@ pub use propagation::{current_traceparent, span_context_of};
 pub(crate) use propagation::{extract_trace_context, inject_trace_context};
 use spans::SpanLayer;
 pub use spans::{add_link, span_context, span_in_trace};
+
 use tracing::{Dispatch, Level, span, subscriber::Interest};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
-    filter::{FilterExt as _, LevelFilter, Targets, dynamic_filter_fn},
+    filter::{LevelFilter, Targets},
     fmt,
     layer::{self, SubscriberExt as _},
     registry::LookupSpan,
@@ -60,22 +63,75 @@ use tracing_subscriber::{
 use crate::config::{LogConfig, ServiceKind};
 
 tokio::task_local! {
-    static SERVICE: ServiceKind;
+    static WORK: Work;
 }
 
-/// Runs `fut` as `service`'s work: the spans it starts report that service.
-pub fn in_service<F: Future>(service: ServiceKind, fut: F) -> impl Future<Output = F::Output> {
-    SERVICE.scope(service, fut)
+/// A unit of a service's work as a task runs it: whose work it is, and the
+/// trace it belongs to when no span carries that trace.
+///
+/// A call or background run whose trace is not sampled opens no spans at all
+/// (the exported spans' filter turns them away before they exist, unless the
+/// logs want them): what tracing costs at the deployed 10 % is then what it
+/// costs to decide, not to build spans nobody exports. Its trace's identity
+/// lives here instead, so what the trace needs outside the process still
+/// holds: the `traceparent` written on each call made and stored with each
+/// item ([`current_trace_context`]), and the `trace_id` of each log line.
+#[derive(Debug, Clone)]
+pub struct Work {
+    service: ServiceKind,
+    /// The trace of an unsampled call or run: its id, the span id it is
+    /// known by downstream, and the unsampled flag.
+    unsampled: Option<opentelemetry::trace::SpanContext>,
 }
 
-/// Runs `f` as `service`'s work (the synchronous part of a call).
-pub fn in_service_sync<R>(service: ServiceKind, f: impl FnOnce() -> R) -> R {
-    SERVICE.sync_scope(service, f)
+impl Work {
+    /// `service`'s work, in whatever trace its spans say.
+    pub fn of(service: ServiceKind) -> Self {
+        Work { service, unsampled: None }
+    }
+
+    /// The work running here, if any.
+    pub fn current() -> Option<Work> {
+        WORK.try_with(Clone::clone).ok()
+    }
+
+    /// The trace of this work when it is not sampled.
+    pub fn unsampled(&self) -> Option<&opentelemetry::trace::SpanContext> {
+        self.unsampled.as_ref()
+    }
+
+    /// Runs `fut` as this work.
+    pub fn run<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        WORK.scope(self, fut)
+    }
+
+    /// Runs `f` as this work (the synchronous part of a call).
+    pub fn run_sync<R>(self, f: impl FnOnce() -> R) -> R {
+        WORK.sync_scope(self, f)
+    }
 }
 
 /// The service whose work is running here, if any.
 pub fn current_service() -> Option<ServiceKind> {
-    SERVICE.try_with(|s| *s).ok()
+    WORK.try_with(|work| work.service).ok()
+}
+
+/// Whether the work running here belongs to a trace that is not sampled
+/// (whose spans are not opened).
+fn unsampled_here() -> bool {
+    WORK.try_with(|work| work.unsampled.is_some()).unwrap_or(false)
+}
+
+/// The trace context of the work running here: the current span's when it
+/// is traced, else that of the unsampled trace the work belongs to. What is
+/// propagated to a callee and stored with an item.
+pub fn current_trace_context() -> Option<opentelemetry::trace::SpanContext> {
+    span_context(&tracing::Span::current()).or_else(unsampled_context)
+}
+
+/// The trace of the work running here when it is not sampled.
+fn unsampled_context() -> Option<opentelemetry::trace::SpanContext> {
+    WORK.try_with(|work| work.unsampled.clone()).ok().flatten()
 }
 
 /// The process's telemetry: create once in `main`, then call
@@ -109,8 +165,10 @@ impl ServiceTelemetry {
     /// variables: by default every trace), for tests.
     pub fn collecting(service: ServiceKind, log: &LogConfig) -> anyhow::Result<(Self, SpanCollector)> {
         let collector = SpanCollector::default();
-        let otel = otel_layer(SpanLayer::new(Arc::new(collector.clone())));
-        let subscriber = Registry::default().with(logs::log_layer(log)?).with(otel);
+        let logs = logs::log_layer(log)?;
+        let logs_level = logs.max_level_hint().unwrap_or(LevelFilter::TRACE);
+        let otel = otel_layer(SpanLayer::new(Arc::new(collector.clone())), logs_level);
+        let subscriber = Registry::default().with(logs).with(otel);
         Ok((ServiceTelemetry { dispatch: Dispatch::new(subscriber), service: Some(service) }, collector))
     }
 
@@ -122,11 +180,16 @@ impl ServiceTelemetry {
 
     /// Runs `fut` under this telemetry, as its service's work.
     pub fn run<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> + use<F> {
+        self.run_as(self.service.map(Work::of), fut)
+    }
+
+    /// Runs `fut` under this telemetry as `work` (a run whose trace was
+    /// decided as it opened, [`span_in_trace`]).
+    pub fn run_as<F: Future>(&self, work: Option<Work>, fut: F) -> impl Future<Output = F::Output> + use<F> {
         let fut = tracing::instrument::WithSubscriber::with_subscriber(fut, self.dispatch.clone());
-        let service = self.service;
         async move {
-            match service {
-                Some(service) => in_service(service, fut).await,
+            match work {
+                Some(work) => work.run(fut).await,
                 None => fut.await,
             }
         }
@@ -148,7 +211,9 @@ impl Telemetry {
         #[cfg(feature = "bridge-comparison")]
         if otel.endpoint.is_some() && bridge::requested() {
             let (layer, provider) = bridge::layer(otel, process_name)?;
-            let subscriber = Registry::default().with(logs::log_layer(log)?).with(otel_layer(layer));
+            let logs = logs::log_layer(log)?;
+            let logs_level = logs.max_level_hint().unwrap_or(LevelFilter::TRACE);
+            let subscriber = Registry::default().with(logs).with(otel_layer(layer, logs_level));
             tracing::subscriber::set_global_default(subscriber)
                 .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
             return Ok(Telemetry { pipeline: Mutex::new(None), bridge: Mutex::new(Some(provider)) });
@@ -157,8 +222,10 @@ impl Telemetry {
             None => None,
             Some(_) => Some(Arc::new(Pipeline::start(otel, process_name, services)?)),
         };
-        let otel_layer = pipeline.clone().map(|pipeline| otel_layer(SpanLayer::new(pipeline)));
-        let subscriber = Registry::default().with(logs::log_layer(log)?).with(otel_layer);
+        let logs = logs::log_layer(log)?;
+        let logs_level = logs.max_level_hint().unwrap_or(LevelFilter::TRACE);
+        let otel_layer = pipeline.clone().map(|pipeline| otel_layer(SpanLayer::new(pipeline), logs_level));
+        let subscriber = Registry::default().with(logs).with(otel_layer);
         tracing::subscriber::set_global_default(subscriber)
             .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
         Ok(Telemetry {
@@ -196,12 +263,16 @@ impl Telemetry {
 /// never looked at as they are entered and left, and caravan reads a span's
 /// context through the span ([`span_context`]), never through
 /// `Context::current`.
-fn otel_layer<S, L>(layer: L) -> impl Layer<S>
+///
+/// `logs` is the most verbose level the log layer wants anything at (its
+/// level hint): a span of an unsampled trace less severe than that is wanted
+/// by no one, and is not opened at all ([`ClosesOnly::unsampled_unopened`]).
+fn otel_layer<S, L>(layer: L, logs: LevelFilter) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     L: Layer<S>,
 {
-    ClosesOnly(layer.with_filter(otel_filter()))
+    ClosesOnly { inner: tracing_subscriber::Layer::with_filter(layer, otel_filter()), unsampled_unopened: Some(logs) }
 }
 
 /// A layer that sees spans open, change and close, but not each entry and
@@ -213,7 +284,23 @@ where
 /// a call has gone out. Everything else goes to the inner layer,
 /// `downcast_raw` included: per-layer filters find their state through it,
 /// and so does the bridge's `tracing-opentelemetry` layer when compared.
-struct ClosesOnly<L>(L);
+struct ClosesOnly<L> {
+    inner: L,
+    /// In front of the exported spans' layer: spans of an unsampled trace
+    /// ([`Work`]) less severe than this are not opened — for any layer. A
+    /// per-layer filter only hides a span from its own layer: the registry
+    /// still creates it (its slot, its parent's reference, its filter
+    /// state) and every other layer is asked about it; refusing it here,
+    /// globally, when the logs would not want it either, makes the 90 % of
+    /// calls that are not sampled cost what they cost untraced.
+    unsampled_unopened: Option<LevelFilter>,
+}
+
+impl<L> ClosesOnly<L> {
+    fn new(inner: L) -> Self {
+        ClosesOnly { inner, unsampled_unopened: None }
+    }
+}
 
 // One of caravan's two `unsafe` blocks: `Layer::downcast_raw` is an unsafe method, and
 // a wrapping layer must forward it (as tracing-subscriber's own wrappers do).
@@ -224,51 +311,58 @@ where
     L: Layer<S>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        self.0.on_register_dispatch(subscriber);
+        self.inner.on_register_dispatch(subscriber);
     }
 
     fn on_layer(&mut self, subscriber: &mut S) {
-        self.0.on_layer(subscriber);
+        self.inner.on_layer(subscriber);
     }
 
     fn register_callsite(&self, metadata: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        self.0.register_callsite(metadata)
+        self.inner.register_callsite(metadata)
     }
 
     fn enabled(&self, metadata: &tracing::Metadata<'_>, cx: layer::Context<'_, S>) -> bool {
-        self.0.enabled(metadata, cx)
+        if let Some(logs) = self.unsampled_unopened
+            && metadata.is_span()
+            && *metadata.level() > logs
+            && spans::opening().map_or_else(unsampled_here, |sampled| !sampled)
+        {
+            return false;
+        }
+        self.inner.enabled(metadata, cx)
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: layer::Context<'_, S>) {
-        self.0.on_new_span(attrs, id, cx);
+        self.inner.on_new_span(attrs, id, cx);
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        self.0.max_level_hint()
+        self.inner.max_level_hint()
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: layer::Context<'_, S>) {
-        self.0.on_record(id, values, cx);
+        self.inner.on_record(id, values, cx);
     }
 
     fn on_follows_from(&self, id: &span::Id, follows: &span::Id, cx: layer::Context<'_, S>) {
-        self.0.on_follows_from(id, follows, cx);
+        self.inner.on_follows_from(id, follows, cx);
     }
 
     fn event_enabled(&self, event: &tracing::Event<'_>, cx: layer::Context<'_, S>) -> bool {
-        self.0.event_enabled(event, cx)
+        self.inner.event_enabled(event, cx)
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, cx: layer::Context<'_, S>) {
-        self.0.on_event(event, cx);
+        self.inner.on_event(event, cx);
     }
 
     fn on_close(&self, id: span::Id, cx: layer::Context<'_, S>) {
-        self.0.on_close(id, cx);
+        self.inner.on_close(id, cx);
     }
 
     fn on_id_change(&self, old: &span::Id, new: &span::Id, cx: layer::Context<'_, S>) {
-        self.0.on_id_change(old, new, cx);
+        self.inner.on_id_change(old, new, cx);
     }
 
     unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
@@ -277,42 +371,71 @@ where
         }
         // SAFETY: the inner layer answers for its own types, as it would
         // unwrapped.
-        unsafe { self.0.downcast_raw(id) }
+        unsafe { self.inner.downcast_raw(id) }
     }
 }
 
-/// Spans exported: ours at info and above, the database work of a call or
-/// job (never the polls, claims and health checks outside one), and never
-/// the spans of the libraries underneath (HTTP/2 internals, sea-orm's and
-/// sqlx's per-statement spans).
+/// Spans exported: ours at info and above, in sampled traces; the database
+/// work of a call or job (never the polls, claims and health checks outside
+/// one); never the spans of the libraries underneath (HTTP/2 internals,
+/// sea-orm's and sqlx's per-statement spans).
 ///
 /// Database work is traced per store operation (one query, or one
 /// transaction of several statements): the `db` spans the stores open, with
 /// the database conventions' attributes. A span per statement would cost
 /// more than half the tracing of an order, for little an SRE does not see
 /// in the operation's span and the database's own statistics.
-fn otel_filter<S>() -> impl tracing_subscriber::layer::Filter<S>
+fn otel_filter() -> ExportedSpans {
+    ExportedSpans {
+        levels: Targets::new().with_default(Level::INFO).with_targets(
+            ["h2", "hyper", "tower", "tonic", "sqlx", "sea_orm", "opentelemetry"].map(|t| (t, LevelFilter::OFF)),
+        ),
+    }
+}
+
+/// The exported spans' filter ([`otel_filter`]). A static filter for
+/// levels and targets (not an `EnvFilter`, which looks up every span at
+/// every enter and exit in case a span directive cares about it), and, for
+/// each span as it is about to open, where it would be:
+/// - opened by [`span_in_trace`]: exported when its trace is sampled;
+/// - in the work of an unsampled trace ([`Work`]): not, nor its events —
+///   unless the logs want it, the span never exists;
+/// - a `db` span: only within a call or job.
+struct ExportedSpans {
+    levels: Targets,
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for ExportedSpans
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    // A static filter (not an `EnvFilter`, which looks up every span at every
-    // enter and exit in case a span directive cares about it).
-    let levels = Targets::new().with_default(Level::INFO).with_targets(
-        ["h2", "hyper", "tower", "tonic", "sqlx", "sea_orm", "opentelemetry"].map(|t| (t, LevelFilter::OFF)),
-    );
-    // Only `db` spans depend on where they start; and with no level hint
-    // of its own the pair would have none, and every `debug!` and `trace!`
-    // in the process (ours and the libraries') would pass the global level
-    // check only to be turned down one callsite at a time.
-    let database_work_in_calls =
-        dynamic_filter_fn(|metadata, cx| metadata.name() != "db" || cx.lookup_current().is_some())
-            .with_max_level_hint(LevelFilter::TRACE)
-            .with_callsite_filter(
-                |metadata| {
-                    if metadata.name() == "db" { Interest::sometimes() } else { Interest::always() }
-                },
-            );
-    levels.and(database_work_in_calls)
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
+        if !self.levels.would_enable(metadata.target(), metadata.level()) {
+            return false;
+        }
+        if let Some(sampled) = spans::opening().filter(|_| metadata.is_span()) {
+            return sampled;
+        }
+        if unsampled_here() {
+            return false;
+        }
+        metadata.name() != "db" || !metadata.is_span() || cx.lookup_current().is_some()
+    }
+
+    fn callsite_enabled(&self, metadata: &'static tracing::Metadata<'static>) -> Interest {
+        if self.levels.would_enable(metadata.target(), metadata.level()) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    // Its own level, so that with tracing on every `debug!` and `trace!` in
+    // the process (ours and the libraries') is still turned away by the
+    // global level check, unless the logs want it.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::INFO)
+    }
 }
 
 /// For tests: logs to the test harness' captured output when `TEST_LOG` is
@@ -340,7 +463,7 @@ mod tests {
             let log = LogConfig { format: LogFormat::Pretty, filter: filter.to_owned() };
             let untraced = Registry::default().with(logs::log_layer(&log).unwrap());
             let layer = SpanLayer::new(Arc::new(SpanCollector::default()));
-            let traced = Registry::default().with(logs::log_layer(&log).unwrap()).with(otel_layer(layer));
+            let traced = Registry::default().with(logs::log_layer(&log).unwrap()).with(otel_layer(layer, level));
             assert_eq!(tracing::Subscriber::max_level_hint(&untraced), Some(level), "{filter}");
             assert_eq!(tracing::Subscriber::max_level_hint(&traced), Some(level), "{filter}, traced");
         }

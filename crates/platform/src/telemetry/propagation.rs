@@ -100,11 +100,11 @@ fn traceparent(span_context: &opentelemetry::trace::SpanContext) -> Option<[u8; 
     Some(out)
 }
 
-/// The W3C `traceparent` of the current span, to store with an item that
-/// background work will act on later (so its run can link to this trace);
-/// empty when there is none.
+/// The W3C `traceparent` of the work running here (its span's, or its
+/// unsampled trace's), to store with an item that background work will act
+/// on later (so its run can link to this trace); empty when there is none.
 pub fn current_traceparent() -> String {
-    super::span_context(&tracing::Span::current())
+    super::current_trace_context()
         .and_then(|span_context| traceparent(&span_context))
         .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(str::to_owned))
         .unwrap_or_default()

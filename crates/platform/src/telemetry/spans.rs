@@ -8,8 +8,14 @@
 //! The SDK's sampler (`OTEL_TRACES_SAMPLER`, as the SDK reads it) decides,
 //! once, as the span opens; only a sampled span records anything: its
 //! attributes, events and links go straight into the SDK's `SpanData`
-//! within the SDK's span limits (`OTEL_SPAN_*_COUNT_LIMIT`). An unsampled
-//! span costs an id and a flag — the cost that matters at the deployed 10 %.
+//! within the SDK's span limits (`OTEL_SPAN_*_COUNT_LIMIT`).
+//!
+//! A call or background run decides *before* its span opens
+//! ([`span_in_trace`]): when its trace is not sampled — nine in ten at the
+//! deployed 10 % — neither its span nor any span of its work is opened
+//! (unless the logs want them), and the trace's identity travels in its
+//! [`Work`] instead, for the `traceparent` of the calls it makes and the
+//! `trace_id` of its log lines. That is the cost that matters at 10 %.
 //!
 //! Why a layer of its own rather than `tracing-opentelemetry` over an SDK
 //! tracer: that bridge builds every span's attributes whether or not it is
@@ -23,11 +29,13 @@
 //! event inside a span is a span event named by its message, and an
 //! `ERROR`-level event marks the span failed.
 
-use std::{borrow::Cow, cell::Cell, sync::Arc, time::SystemTime};
+use std::{borrow::Cow, cell::RefCell, sync::Arc, time::SystemTime};
 
 use opentelemetry::{
     Context, InstrumentationScope, KeyValue, Value,
-    trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState},
+    trace::{
+        Event, Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    },
 };
 use opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData, SpanEvents, SpanLimits, SpanLinks,
@@ -35,7 +43,7 @@ use opentelemetry_sdk::trace::{
 use tracing::{Dispatch, field::Field, span};
 use tracing_subscriber::{Layer, Registry, layer, registry::LookupSpan};
 
-use super::export::SpanSink;
+use super::{Work, export::SpanSink};
 use crate::config::ServiceKind;
 
 /// The layer. Wrap it in the exported spans' filter; it needs no span entries
@@ -62,11 +70,13 @@ impl SpanLayer {
         SpanLayer { sampler, limits, ids: RandomIdGenerator::default(), scope, sink }
     }
 
-    /// The sampler's decision for a span named `name` opening under `parent`.
-    fn sampled(&self, parent: Option<&SpanContext>, trace_id: opentelemetry::trace::TraceId, name: &str) -> bool {
+    /// The sampler's decision for a span opening under `parent` (its trace
+    /// id, and whether it is sampled).
+    fn decide(&self, parent: Option<&SpanContext>, name: &str) -> (TraceId, bool) {
+        let trace_id = parent.map_or_else(|| self.ids.new_trace_id(), SpanContext::trace_id);
         let cx = parent.map(|p| Context::new().with_remote_span_context(p.clone()));
         let result = self.sampler.should_sample(cx.as_ref(), trace_id, name, &SpanKind::Internal, &[], &[]);
-        result.decision == SamplingDecision::RecordAndSample
+        (trace_id, result.decision == SamplingDecision::RecordAndSample)
     }
 }
 
@@ -161,36 +171,73 @@ fn flags(sampled: bool) -> TraceFlags {
     if sampled { TraceFlags::SAMPLED } else { TraceFlags::NOT_SAMPLED }
 }
 
-/// Where the next span opened on this thread belongs, set by
-/// [`span_in_trace`] for the span it opens.
+/// Where the next span opened on this thread belongs, and the sampler's
+/// decision for it, set by [`span_in_trace`] for the span it opens.
 #[derive(Debug, Clone)]
 struct Pending {
     parent: Option<SpanContext>,
+    trace_id: TraceId,
+    sampled: bool,
     service: ServiceKind,
 }
 
 thread_local! {
-    static PENDING: Cell<Option<Pending>> = const { Cell::new(None) };
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
 }
 
-/// Opens a span (`open` runs `info_span!`, on this thread) as `service`'s
-/// part of the trace `parent` was propagated in (a caller's, from its
-/// `traceparent`), or as the root of a new trace when there is none. Its
-/// sampling is decided with that parent, once.
+/// Whether the span opening on this thread, if [`span_in_trace`] opens it,
+/// is sampled: the exported spans' filter lets only a sampled one exist.
+pub(super) fn opening() -> Option<bool> {
+    PENDING.with_borrow(|pending| pending.as_ref().map(|p| p.sampled))
+}
+
+/// Opens `service`'s part of the trace `parent` was propagated in (a
+/// caller's, from its `traceparent`), or the root of a new trace when there
+/// is none: the sampler decides first, once, with that parent; then `open`
+/// runs (`info_span!`, on this thread).
+///
+/// A sampled trace gets its span. An unsampled one gets none from the span
+/// layer (the exported spans' filter turns it and everything under it away,
+/// so it is a disabled span unless the logs want it): its identity is in the
+/// returned [`Work`], which the call or run must run as, so that its calls
+/// propagate it and its log lines carry it. Without the span layer (tracing
+/// off) the span is only what the logs make of it.
+///
+/// The sampler is given no span name or attributes: the SDK's samplers, the
+/// ones `OTEL_TRACES_SAMPLER` names, decide by trace id and parent alone.
 pub fn span_in_trace(
     parent: Option<&SpanContext>,
     service: ServiceKind,
     open: impl FnOnce() -> tracing::Span,
-) -> tracing::Span {
-    PENDING.with(|pending| pending.set(Some(Pending { parent: parent.cloned(), service })));
+) -> (tracing::Span, Work) {
+    #[cfg(feature = "bridge-comparison")]
+    if super::bridge::active() {
+        let span = open();
+        if let Some(parent) = parent {
+            super::bridge::set_parent(&span, parent);
+        }
+        return (span, Work::of(service));
+    }
+    let decided = tracing::dispatcher::get_default(|dispatch| {
+        dispatch.downcast_ref::<SpanLayer>().map(|layer| {
+            let (trace_id, sampled) = layer.decide(parent, "");
+            (trace_id, sampled, (!sampled).then(|| layer.ids.new_span_id()))
+        })
+    });
+    let Some((trace_id, sampled, unsampled_id)) = decided else {
+        return (open(), Work::of(service));
+    };
+    PENDING.with_borrow_mut(|pending| {
+        *pending = Some(Pending { parent: parent.cloned(), trace_id, sampled, service });
+    });
     let span = open();
     // Taken by the span, unless no layer traced it.
-    PENDING.with(|pending| pending.set(None));
-    #[cfg(feature = "bridge-comparison")]
-    if let Some(parent) = parent.filter(|_| super::bridge::active()) {
-        super::bridge::set_parent(&span, parent);
-    }
-    span
+    PENDING.with_borrow_mut(|pending| *pending = None);
+    let unsampled = unsampled_id.map(|span_id| {
+        let state = parent.map(|p| p.trace_state().clone()).unwrap_or_default();
+        SpanContext::new(trace_id, span_id, TraceFlags::NOT_SAMPLED, false, state)
+    });
+    (span, Work { service, unsampled })
 }
 
 impl<S> Layer<S> for SpanLayer
@@ -199,22 +246,27 @@ where
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: layer::Context<'_, S>) {
         let Some(span) = cx.span(id) else { return };
-        let (parent, parent_is_remote, service) = match PENDING.with(Cell::take) {
-            Some(Pending { parent, service }) => (parent.filter(SpanContext::is_valid), true, Some(service)),
+        let metadata = attrs.metadata();
+        let (parent, parent_is_remote, service, (trace_id, is_sampled)) = match PENDING.with_borrow_mut(Option::take) {
+            Some(Pending { parent, trace_id, sampled, service }) => {
+                (parent.filter(SpanContext::is_valid), true, Some(service), (trace_id, sampled))
+            }
             None => {
-                match span.parent().and_then(|p| p.extensions().get::<Traced>().map(|t| (t.context.clone(), t.service)))
+                let (parent, service) = match span
+                    .parent()
+                    .and_then(|p| p.extensions().get::<Traced>().map(|t| (t.context.clone(), t.service)))
                 {
-                    Some((parent, service)) => (Some(parent), false, service.or_else(super::current_service)),
-                    None => (None, false, super::current_service()),
-                }
+                    Some((parent, service)) => (Some(parent), service.or_else(super::current_service)),
+                    None => (None, super::current_service()),
+                };
+                let decided = self.decide(parent.as_ref(), metadata.name());
+                (parent, false, service, decided)
             }
         };
-        let (trace_id, parent_id, state) = match &parent {
-            Some(parent) => (parent.trace_id(), parent.span_id(), parent.trace_state().clone()),
-            None => (self.ids.new_trace_id(), SpanId::INVALID, TraceState::NONE),
+        let (parent_id, state) = match &parent {
+            Some(parent) => (parent.span_id(), parent.trace_state().clone()),
+            None => (SpanId::INVALID, TraceState::NONE),
         };
-        let metadata = attrs.metadata();
-        let is_sampled = self.sampled(parent.as_ref(), trace_id, metadata.name());
         let recording = is_sampled.then(|| {
             let mut recording = Box::new(Recording::new(metadata.name(), attrs.fields().len(), self.limits));
             attrs.record(&mut SpanFields(&mut recording));
@@ -419,9 +471,11 @@ fn with_traced<R>(span: &tracing::Span, f: impl FnOnce(&mut Traced) -> R) -> Opt
     .flatten()
 }
 
-/// The OpenTelemetry span context of `span`, when it is traced (sampled or
-/// not): what is propagated to a callee, stored with an item, or written in a
-/// log line.
+/// The OpenTelemetry span context of `span`, when the span layer traces it:
+/// what is propagated to a callee, stored with an item, or written in a log
+/// line. A span of an unsampled call is not traced (often not even opened):
+/// [`current_trace_context`](super::current_trace_context) also finds the
+/// trace such a call's work belongs to.
 pub fn span_context(span: &tracing::Span) -> Option<SpanContext> {
     #[cfg(feature = "bridge-comparison")]
     if super::bridge::active() {
@@ -476,7 +530,12 @@ mod tests {
         use tracing_subscriber::layer::SubscriberExt as _;
         let collector = SpanCollector::default();
         let layer = SpanLayer::with_sampler(Box::new(sampler), limits, Arc::new(collector.clone()));
-        (Dispatch::new(Registry::default().with(super::super::otel_layer(layer))), collector)
+        (
+            Dispatch::new(
+                Registry::default().with(super::super::otel_layer(layer, tracing_subscriber::filter::LevelFilter::OFF)),
+            ),
+            collector,
+        )
     }
 
     fn remote(sampled: bool) -> SpanContext {
@@ -497,13 +556,18 @@ mod tests {
         let (dispatch, collector) = exporting(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
         for parent in [remote(false), remote(true)] {
             tracing::dispatcher::with_default(&dispatch, || {
-                let call = span_in_trace(Some(&parent), ServiceKind::Orders, || {
+                let (call, work) = span_in_trace(Some(&parent), ServiceKind::Orders, || {
                     tracing::info_span!("rpc.server", otel.name = "Svc/Method", otel.kind = "server")
                 });
-                assert_eq!(span_context(&call).map(|c| c.is_sampled()), Some(parent.is_sampled()));
-                assert_eq!(span_context(&call).map(|c| c.trace_id()), Some(parent.trace_id()));
-                let _entered = call.enter();
-                tracing::info_span!("work").in_scope(|| {});
+                // Sampled: the span carries the trace. Not: no span, the work does.
+                let traced = span_context(&call).or_else(|| work.unsampled().cloned());
+                assert_eq!(traced.as_ref().map(|c| c.is_sampled()), Some(parent.is_sampled()));
+                assert_eq!(traced.as_ref().map(|c| c.trace_id()), Some(parent.trace_id()));
+                assert_eq!(call.is_disabled(), !parent.is_sampled());
+                work.run_sync(|| {
+                    let _entered = call.enter();
+                    tracing::info_span!("work").in_scope(|| {});
+                });
             });
         }
         let spans = collector.with_service();
@@ -524,18 +588,40 @@ mod tests {
     }
 
     #[test]
-    fn an_unsampled_trace_records_nothing_yet_propagates_its_identity() {
+    fn an_unsampled_trace_opens_no_spans_yet_propagates_its_identity() {
         let (dispatch, collector) = exporting(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.0))));
-        tracing::dispatcher::with_default(&dispatch, || {
-            let root = span_in_trace(None, ServiceKind::Catalog, || tracing::info_span!("rpc.server", big = "x"));
-            let context = span_context(&root).expect("an unsampled span still has an identity");
-            assert!(context.is_valid() && !context.is_sampled());
-            // What the layer holds of it: no recording.
-            assert_eq!(with_traced(&root, |traced| traced.recording.is_some()), Some(false));
-            let _entered = root.enter();
-            let child = tracing::info_span!("work");
-            assert_eq!(span_context(&child).map(|c| (c.trace_id(), c.is_sampled())), Some((context.trace_id(), false)));
-        });
+        let parent = SpanContext::new(
+            RandomIdGenerator::default().new_trace_id(),
+            RandomIdGenerator::default().new_span_id(),
+            TraceFlags::NOT_SAMPLED,
+            true,
+            TraceState::from_key_value([("vendor", "v")]).unwrap(),
+        );
+        for parent in [None, Some(&parent)] {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let (root, work) =
+                    span_in_trace(parent, ServiceKind::Catalog, || tracing::info_span!("rpc.server", big = "x"));
+                assert!(root.is_disabled(), "an unsampled call opens no span");
+                let context = work.unsampled().cloned().expect("its work holds the trace");
+                assert!(context.is_valid() && !context.is_sampled());
+                if let Some(parent) = parent {
+                    assert_eq!(context.trace_id(), parent.trace_id(), "the caller's trace");
+                    assert_ne!(context.span_id(), parent.span_id(), "known downstream by an id of its own");
+                    assert_eq!(context.trace_state(), parent.trace_state(), "the caller's vendor state passes on");
+                }
+                assert_eq!(super::super::current_trace_context(), None, "outside the work, no trace");
+                work.run_sync(|| {
+                    let _entered = root.enter();
+                    let child = tracing::info_span!("work");
+                    assert!(child.is_disabled(), "nor do the spans of its work");
+                    let _entered = child.enter();
+                    tracing::info!("an event in it");
+                    assert_eq!(super::super::current_trace_context(), Some(context.clone()));
+                    let traceparent = super::super::current_traceparent();
+                    assert_eq!(traceparent, format!("00-{}-{}-00", context.trace_id(), context.span_id()));
+                });
+            });
+        }
         assert!(collector.spans().is_empty());
     }
 
