@@ -18,6 +18,7 @@ use caravan_platform::{
         Check, ServerAuth,
         rate::{RateConfig, RateLimits},
     },
+    chaos::Chaos,
     client::{ChannelOptions, TracedChannel},
     config::{LogConfig, LogFormat, ServiceKind, loopback_url},
     deadline::parse_grpc_timeout,
@@ -162,6 +163,21 @@ fn traced_client(addr: SocketAddr, default_deadline: Duration) -> OrdersServiceC
     OrdersServiceClient::new(TracedChannel::new(&loopback_url(addr.port()), options).unwrap())
 }
 
+/// A client of `target` through which `chaos`'s drill reaches its calls.
+fn drilled_client(addr: SocketAddr, target: ServiceKind, chaos: Chaos) -> OrdersServiceClient<TracedChannel> {
+    let options = ChannelOptions {
+        caller: ServiceKind::Scheduling,
+        target,
+        connect_timeout: Duration::from_secs(1),
+        default_deadline: Duration::from_secs(5),
+        service_key: None,
+        tls: None,
+        balancing: caravan_platform::client::Balancing::default(),
+        chaos,
+    };
+    OrdersServiceClient::new(TracedChannel::new(&loopback_url(addr.port()), options).unwrap())
+}
+
 fn get(name: &str) -> pb::GetOrderRequest {
     pb::GetOrderRequest { name: name.into() }
 }
@@ -297,4 +313,29 @@ async fn trace_context_crosses_every_hop() {
     let metadata = seen.lock().unwrap().take().unwrap();
     let traceparent = metadata.get("traceparent").unwrap().to_str().unwrap().to_owned();
     assert!(traceparent.contains(trace_id), "{traceparent}");
+}
+
+#[tokio::test]
+async fn a_drilled_call_says_on_its_span_which_fault_it_met() {
+    let dir = tempfile::tempdir().unwrap();
+    let drill = dir.path().join("drill.json");
+    let until = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let faults = r#"[{"service": "scheduling", "calls_to": "inventory", "error_rate": 1}]"#;
+    std::fs::write(&drill, format!(r#"{{"until": "{}", "faults": {faults}}}"#, until.to_rfc3339())).unwrap();
+    let token = CancellationToken::new();
+    let chaos = Chaos::watch(ServiceKind::Scheduling, drill, Duration::from_secs(60), token.clone());
+    let (back_telemetry, back_spans) = collecting(ServiceKind::Inventory);
+    let (front_telemetry, front_spans) = collecting(ServiceKind::Scheduling);
+    let back = start(Mode::Record(Arc::default()), back_telemetry, 0).await;
+    let forward = drilled_client(back.addr, ServiceKind::Inventory, chaos);
+    let front = start(Mode::Forward(Box::new(forward)), front_telemetry, 0).await;
+
+    let status = client(front.addr).get_order(get("orders/o-1")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "the drill failed the forwarded call: {status:?}");
+    let front_spans = front_spans.spans();
+    let drilled = only(&front_spans, OtlpKind::Client);
+    let fault = drilled.attributes.iter().find(|kv| kv.key == "chaos.fault").and_then(|kv| kv.value.clone()?.value);
+    assert_eq!(fault, Some(AnyValue::StringValue("error".into())), "{drilled:#?}");
+    assert!(back_spans.spans().is_empty(), "an injected error is never sent");
+    token.cancel();
 }
