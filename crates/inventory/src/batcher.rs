@@ -136,10 +136,7 @@ impl Batcher {
                     size = batch.len()
                 )
             };
-            let span = match work.clone() {
-                Some(work) => work.run_sync(open),
-                None => open(),
-            };
+            let span = Work::within_sync(work.clone(), open);
             for (i, span_context) in traced.into_iter().enumerate() {
                 if let Some(span_context) = span_context.filter(|_| i != lead) {
                     telemetry::add_link(&span, span_context);
@@ -148,10 +145,7 @@ impl Batcher {
             let items: Vec<BatchItem> = batch.iter().map(|w| w.item.clone()).collect();
             let reserve =
                 self.store.reserve_batch(show.as_deref(), &product, &items, self.clock.now()).instrument(span);
-            let outcome = match work {
-                Some(work) => work.run(reserve).await,
-                None => reserve.await,
-            };
+            let outcome = Work::within(work, reserve).await;
             match outcome {
                 Ok(outcome) => {
                     for (waiting, batched) in batch.into_iter().zip(outcome.items) {

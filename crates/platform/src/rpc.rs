@@ -252,8 +252,6 @@ where
         let (principal, caller) = match admitted {
             Ok(admitted) => admitted,
             Err(status) => {
-                // Start the span as this service's work before it is finished.
-                work.clone().run_sync(|| drop(span.enter()));
                 let outcome = Outcome { span, work: Some(work), method, start, kind: Kind::Server(shared) };
                 return Box::pin(async move { Ok(observe_response(status.into_http::<Body>(), outcome)) });
             }
@@ -411,10 +409,7 @@ impl Outcome {
                     log_outcome(&self.method, code, message, elapsed, server_side);
                 })
             };
-            match self.work.clone() {
-                Some(work) => work.run_sync(log),
-                None => log(),
-            }
+            Work::within_sync(self.work.clone(), log);
         }
     }
 }

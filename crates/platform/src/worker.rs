@@ -22,7 +22,7 @@ use tracing::Instrument as _;
 
 use crate::{
     db::{Db, placeholder},
-    telemetry::{ServiceTelemetry, span_context_of},
+    telemetry::{ServiceTelemetry, Work, span_context_of},
     time::{Micros, SharedClock},
 };
 
@@ -239,10 +239,7 @@ impl<J: Job> Worker<J> {
             .await;
         // Its warnings carry its trace, sampled or not.
         let warn = |log: &dyn Fn()| {
-            tracing::dispatcher::with_default(&self.telemetry.dispatch, || match work.clone() {
-                Some(work) => work.run_sync(log),
-                None => log(),
-            })
+            tracing::dispatcher::with_default(&self.telemetry.dispatch, || Work::within_sync(work.clone(), log))
         };
         let next = match outcome {
             Ok(Ok(next)) => next,

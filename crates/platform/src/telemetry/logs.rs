@@ -335,11 +335,10 @@ mod tests {
             let writer = captured.clone();
             let log = LogConfig { format: LogFormat::Json, filter: filter.into() };
             let logs = log_layer_to(&log, move || writer.clone()).unwrap();
-            let logs_level = logs.max_level_hint().unwrap();
             let collector = SpanCollector::default();
             let never = Box::new(Sampler::TraceIdRatioBased(0.0));
             let spans = spans::SpanLayer::with_sampler(never, SpanLimits::default(), Arc::new(collector.clone()));
-            let subscriber = Registry::default().with(logs).with(super::super::otel_layer(spans, logs_level));
+            let subscriber = super::super::subscriber_of(logs, Some(spans));
             let trace = tracing::subscriber::with_default(subscriber, || {
                 let (span, work) =
                     spans::span_in_trace(None, ServiceKind::Orders, || tracing::info_span!("rpc.server"));

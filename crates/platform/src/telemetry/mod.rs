@@ -70,7 +70,7 @@ tokio::task_local! {
 /// trace it belongs to when no span carries that trace.
 ///
 /// A call or background run whose trace is not sampled opens no spans at all
-/// (the exported spans' filter turns them away before they exist, unless the
+/// (the exported spans' layer turns them away before they exist, unless the
 /// logs want them): what tracing costs at the deployed 10 % is then what it
 /// costs to decide, not to build spans nobody exports. Its trace's identity
 /// lives here instead, so what the trace needs outside the process still
@@ -108,6 +108,22 @@ impl Work {
     /// Runs `f` as this work (the synchronous part of a call).
     pub fn run_sync<R>(self, f: impl FnOnce() -> R) -> R {
         WORK.sync_scope(self, f)
+    }
+
+    /// Runs `fut` as `work` when there is one, else as it is.
+    pub async fn within<F: Future>(work: Option<Work>, fut: F) -> F::Output {
+        match work {
+            Some(work) => work.run(fut).await,
+            None => fut.await,
+        }
+    }
+
+    /// Runs `f` as `work` when there is one, else as it is.
+    pub fn within_sync<R>(work: Option<Work>, f: impl FnOnce() -> R) -> R {
+        match work {
+            Some(work) => work.run_sync(f),
+            None => f(),
+        }
     }
 }
 
@@ -165,10 +181,7 @@ impl ServiceTelemetry {
     /// variables: by default every trace), for tests.
     pub fn collecting(service: ServiceKind, log: &LogConfig) -> anyhow::Result<(Self, SpanCollector)> {
         let collector = SpanCollector::default();
-        let logs = logs::log_layer(log)?;
-        let logs_level = logs.max_level_hint().unwrap_or(LevelFilter::TRACE);
-        let otel = otel_layer(SpanLayer::new(Arc::new(collector.clone())), logs_level);
-        let subscriber = Registry::default().with(logs).with(otel);
+        let subscriber = subscriber(log, Some(SpanLayer::new(Arc::new(collector.clone()))))?;
         Ok((ServiceTelemetry { dispatch: Dispatch::new(subscriber), service: Some(service) }, collector))
     }
 
@@ -186,13 +199,7 @@ impl ServiceTelemetry {
     /// Runs `fut` under this telemetry as `work` (a run whose trace was
     /// decided as it opened, [`span_in_trace`]).
     pub fn run_as<F: Future>(&self, work: Option<Work>, fut: F) -> impl Future<Output = F::Output> + use<F> {
-        let fut = tracing::instrument::WithSubscriber::with_subscriber(fut, self.dispatch.clone());
-        async move {
-            match work {
-                Some(work) => work.run(fut).await,
-                None => fut.await,
-            }
-        }
+        Work::within(work, tracing::instrument::WithSubscriber::with_subscriber(fut, self.dispatch.clone()))
     }
 }
 
@@ -211,10 +218,7 @@ impl Telemetry {
         #[cfg(feature = "bridge-comparison")]
         if otel.endpoint.is_some() && bridge::requested() {
             let (layer, provider) = bridge::layer(otel, process_name)?;
-            let logs = logs::log_layer(log)?;
-            let logs_level = logs.max_level_hint().unwrap_or(LevelFilter::TRACE);
-            let subscriber = Registry::default().with(logs).with(otel_layer(layer, logs_level));
-            tracing::subscriber::set_global_default(subscriber)
+            tracing::subscriber::set_global_default(subscriber(log, Some(layer))?)
                 .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
             return Ok(Telemetry { pipeline: Mutex::new(None), bridge: Mutex::new(Some(provider)) });
         }
@@ -222,11 +226,8 @@ impl Telemetry {
             None => None,
             Some(_) => Some(Arc::new(Pipeline::start(otel, process_name, services)?)),
         };
-        let logs = logs::log_layer(log)?;
-        let logs_level = logs.max_level_hint().unwrap_or(LevelFilter::TRACE);
-        let otel_layer = pipeline.clone().map(|pipeline| otel_layer(SpanLayer::new(pipeline), logs_level));
-        let subscriber = Registry::default().with(logs).with(otel_layer);
-        tracing::subscriber::set_global_default(subscriber)
+        let spans = pipeline.clone().map(|pipeline| SpanLayer::new(pipeline));
+        tracing::subscriber::set_global_default(subscriber(log, spans)?)
             .map_err(|e| anyhow::anyhow!("a global subscriber is already installed: {e}"))?;
         Ok(Telemetry {
             pipeline: Mutex::new(pipeline),
@@ -255,6 +256,29 @@ impl Telemetry {
             let _ = provider.shutdown_with_timeout(crate::shutdown::TRACE_FLUSH);
         }
     }
+}
+
+/// The process's subscriber: logs per `log`, and `spans` (the exported
+/// spans' layer, when traces are exported) behind [`otel_layer`], which
+/// needs to know what the logs want.
+fn subscriber<L>(log: &LogConfig, spans: Option<L>) -> anyhow::Result<impl tracing::Subscriber + Send + Sync + 'static>
+where
+    L: Layer<layer::Layered<LogLayer, Registry>> + Send + Sync + 'static,
+{
+    Ok(subscriber_of(logs::log_layer(log)?, spans))
+}
+
+/// The process's log layer, as [`logs::log_layer`] builds it.
+type LogLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// [`subscriber`], around a log layer already built (tests write its lines
+/// somewhere they can read them back).
+fn subscriber_of<L>(logs: LogLayer, spans: Option<L>) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    L: Layer<layer::Layered<LogLayer, Registry>> + Send + Sync + 'static,
+{
+    let logs_level = logs.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    Registry::default().with(logs).with(spans.map(|spans| otel_layer(spans, logs_level)))
 }
 
 /// The OpenTelemetry layer behind the exported spans' filter. Spans carry
@@ -461,9 +485,8 @@ mod tests {
         // level check, traced or not, unless a log directive asks for it.
         for (filter, level) in [("info", LevelFilter::INFO), ("warn,caravan_orders=debug", LevelFilter::DEBUG)] {
             let log = LogConfig { format: LogFormat::Pretty, filter: filter.to_owned() };
-            let untraced = Registry::default().with(logs::log_layer(&log).unwrap());
-            let layer = SpanLayer::new(Arc::new(SpanCollector::default()));
-            let traced = Registry::default().with(logs::log_layer(&log).unwrap()).with(otel_layer(layer, level));
+            let untraced = subscriber(&log, None::<SpanLayer>).unwrap();
+            let traced = subscriber(&log, Some(SpanLayer::new(Arc::new(SpanCollector::default())))).unwrap();
             assert_eq!(tracing::Subscriber::max_level_hint(&untraced), Some(level), "{filter}");
             assert_eq!(tracing::Subscriber::max_level_hint(&traced), Some(level), "{filter}, traced");
         }
