@@ -289,14 +289,18 @@ where
 /// `Context::current`.
 ///
 /// `logs` is the most verbose level the log layer wants anything at (its
-/// level hint): a span of an unsampled trace less severe than that is wanted
-/// by no one, and is not opened at all ([`ClosesOnly::unsampled_unopened`]).
+/// level hint): a span less severe than that which the exported spans'
+/// filter turns away is wanted by no one, and is not opened at all
+/// ([`ClosesOnly::unwanted`]).
 fn otel_layer<S, L>(layer: L, logs: LevelFilter) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     L: Layer<S>,
 {
-    ClosesOnly { inner: tracing_subscriber::Layer::with_filter(layer, otel_filter()), unsampled_unopened: Some(logs) }
+    ClosesOnly {
+        inner: tracing_subscriber::Layer::with_filter(layer, otel_filter()),
+        unwanted: Some(Unwanted { logs, exported: otel_filter() }),
+    }
 }
 
 /// A layer that sees spans open, change and close, but not each entry and
@@ -310,19 +314,28 @@ where
 /// and so does the bridge's `tracing-opentelemetry` layer when compared.
 struct ClosesOnly<L> {
     inner: L,
-    /// In front of the exported spans' layer: spans of an unsampled trace
-    /// ([`Work`]) less severe than this are not opened — for any layer. A
-    /// per-layer filter only hides a span from its own layer: the registry
-    /// still creates it (its slot, its parent's reference, its filter
-    /// state) and every other layer is asked about it; refusing it here,
-    /// globally, when the logs would not want it either, makes the 90 % of
-    /// calls that are not sampled cost what they cost untraced.
-    unsampled_unopened: Option<LevelFilter>,
+    /// In front of the exported spans' layer: the spans it would not
+    /// export and the logs would not want are not opened — for any layer.
+    unwanted: Option<Unwanted>,
+}
+
+/// Spans no layer wants: less severe than anything the logs want, and
+/// turned away by the exported spans' filter — those of an unsampled trace
+/// ([`Work`]), and the `db` spans of work outside a call or job (a live
+/// stream's polls, a batch run for no one call). A per-layer filter only
+/// hides a span from its own layer: the registry still creates it (its
+/// slot, its parent's reference, its filter state), every other layer is
+/// asked about it and it is entered at every poll; refusing it globally
+/// makes the 90 % of calls that are not sampled, and the background work
+/// never exported, cost what they cost untraced.
+struct Unwanted {
+    logs: LevelFilter,
+    exported: ExportedSpans,
 }
 
 impl<L> ClosesOnly<L> {
     fn new(inner: L) -> Self {
-        ClosesOnly { inner, unsampled_unopened: None }
+        ClosesOnly { inner, unwanted: None }
     }
 }
 
@@ -347,10 +360,13 @@ where
     }
 
     fn enabled(&self, metadata: &tracing::Metadata<'_>, cx: layer::Context<'_, S>) -> bool {
-        if let Some(logs) = self.unsampled_unopened
+        // Any current span counts as the call or job a `db` span belongs
+        // to here (the filter itself asks for one it exports), so this
+        // refuses no span the filter would keep.
+        if let Some(unwanted) = &self.unwanted
             && metadata.is_span()
-            && *metadata.level() > logs
-            && spans::opening().map_or_else(unsampled_here, |sampled| !sampled)
+            && *metadata.level() > unwanted.logs
+            && !unwanted.exported.exports(metadata, || cx.current_span().id().is_some())
         {
             return false;
         }
@@ -429,11 +445,10 @@ struct ExportedSpans {
     levels: Targets,
 }
 
-impl<S> tracing_subscriber::layer::Filter<S> for ExportedSpans
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn enabled(&self, metadata: &tracing::Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
+impl ExportedSpans {
+    /// Whether the span or event `metadata` describes is exported, `in_span`
+    /// telling whether it opens within a call's or job's span.
+    fn exports(&self, metadata: &tracing::Metadata<'_>, in_span: impl FnOnce() -> bool) -> bool {
         if !self.levels.would_enable(metadata.target(), metadata.level()) {
             return false;
         }
@@ -443,7 +458,16 @@ where
         if unsampled_here() {
             return false;
         }
-        metadata.name() != "db" || !metadata.is_span() || cx.lookup_current().is_some()
+        metadata.name() != "db" || !metadata.is_span() || in_span()
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for ExportedSpans
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
+        self.exports(metadata, || cx.lookup_current().is_some())
     }
 
     fn callsite_enabled(&self, metadata: &'static tracing::Metadata<'static>) -> Interest {

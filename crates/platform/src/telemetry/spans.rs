@@ -626,6 +626,27 @@ mod tests {
     }
 
     #[test]
+    fn store_work_outside_a_call_or_job_opens_no_span() {
+        let (dispatch, collector) = exporting(Sampler::AlwaysOn);
+        tracing::dispatcher::with_default(&dispatch, || {
+            // A live stream's poll, a batch run for no one call: never
+            // exported, so never opened while the logs do not want it.
+            let alone = tracing::info_span!("db", otel.name = "SELECT stock");
+            assert!(alone.is_disabled(), "a store operation outside a call or job is not opened");
+            drop(alone);
+            let job = tracing::info_span!("job");
+            job.in_scope(|| {
+                let within = tracing::info_span!("db", otel.name = "UPDATE stock");
+                assert!(!within.is_disabled(), "within a job it is");
+            });
+        });
+        let spans = collector.spans();
+        let names: Vec<_> = spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["UPDATE stock", "job"]);
+        assert_eq!(spans[0].parent_span_id, spans[1].span_id, "the job's store work is its child");
+    }
+
+    #[test]
     fn a_root_span_has_no_parent_and_its_own_trace() {
         let (dispatch, collector) = exporting(Sampler::AlwaysOn);
         tracing::dispatcher::with_default(&dispatch, || {
