@@ -150,26 +150,26 @@ fn client(addr: SocketAddr) -> OrdersServiceClient<tonic::transport::Channel> {
 }
 
 fn traced_client(addr: SocketAddr, default_deadline: Duration) -> OrdersServiceClient<TracedChannel> {
-    let options = ChannelOptions {
-        caller: ServiceKind::Scheduling,
-        target: ServiceKind::Orders,
-        connect_timeout: Duration::from_secs(1),
-        default_deadline,
-        service_key: None,
-        tls: None,
-        balancing: caravan_platform::client::Balancing::default(),
-        chaos: Default::default(),
-    };
-    OrdersServiceClient::new(TracedChannel::new(&loopback_url(addr.port()), options).unwrap())
+    client_with(addr, ServiceKind::Orders, default_deadline, Chaos::default())
 }
 
 /// A client of `target` through which `chaos`'s drill reaches its calls.
 fn drilled_client(addr: SocketAddr, target: ServiceKind, chaos: Chaos) -> OrdersServiceClient<TracedChannel> {
+    client_with(addr, target, Duration::from_secs(5), chaos)
+}
+
+/// Scheduling's traced client of `target` at `addr`.
+fn client_with(
+    addr: SocketAddr,
+    target: ServiceKind,
+    default_deadline: Duration,
+    chaos: Chaos,
+) -> OrdersServiceClient<TracedChannel> {
     let options = ChannelOptions {
         caller: ServiceKind::Scheduling,
         target,
         connect_timeout: Duration::from_secs(1),
-        default_deadline: Duration::from_secs(5),
+        default_deadline,
         service_key: None,
         tls: None,
         balancing: caravan_platform::client::Balancing::default(),

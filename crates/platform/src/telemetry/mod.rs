@@ -438,9 +438,11 @@ fn otel_filter() -> ExportedSpans {
 /// every enter and exit in case a span directive cares about it), and, for
 /// each span as it is about to open, where it would be:
 /// - opened by [`span_in_trace`]: exported when its trace is sampled;
-/// - in the work of an unsampled trace ([`Work`]): not, nor its events —
-///   unless the logs want it, the span never exists;
+/// - in the work of an unsampled trace ([`Work`]): not, nor its events;
 /// - a `db` span: only within a call or job.
+///
+/// A span it turns away that the logs do not want either never exists
+/// ([`Unwanted`]).
 struct ExportedSpans {
     levels: Targets,
 }
