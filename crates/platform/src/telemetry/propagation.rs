@@ -4,13 +4,18 @@
 //! directly rather than through the SDK's text-map propagator (checked
 //! against it in the tests below): every call pays for this.
 
+/// The W3C headers' names, built once: looked up by a `&str`, a name is
+/// checked and lower-cased byte by byte on every call.
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+
 /// The caller's W3C trace context (`traceparent`, and `tracestate` with
 /// it), as a remote span context; `None` when there is none or it is not
 /// valid. Read directly, as [`inject_trace_context`] writes: every call
 /// served pays for this.
 pub(crate) fn extract_trace_context(headers: &http::HeaderMap) -> Option<opentelemetry::trace::SpanContext> {
-    let traceparent = headers.get("traceparent")?.to_str().ok()?;
-    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    let traceparent = headers.get(&TRACEPARENT)?.to_str().ok()?;
+    let tracestate = headers.get(&TRACESTATE).and_then(|v| v.to_str().ok());
     parse_trace_context(traceparent, tracestate)
 }
 
@@ -72,14 +77,14 @@ pub(crate) fn inject_trace_context(span_context: &opentelemetry::trace::SpanCont
         // push the connection's repeated headers (the key, the caller) out of
         // its compression table.
         value.set_sensitive(true);
-        headers.insert(http::HeaderName::from_static("traceparent"), value);
+        headers.insert(TRACEPARENT.clone(), value);
     }
     if *span_context.trace_state() != TraceState::NONE {
         let state = span_context.trace_state().header();
         if !state.is_empty()
             && let Ok(value) = http::HeaderValue::try_from(state)
         {
-            headers.insert(http::HeaderName::from_static("tracestate"), value);
+            headers.insert(TRACESTATE.clone(), value);
         }
     }
 }
