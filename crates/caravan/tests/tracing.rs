@@ -202,6 +202,12 @@ fn check_traces(all: &[(String, Span)], [refused, placed, storm]: [&str; 3], ord
     }
     // Database work appears as child spans of the calls it served.
     assert!(trace.statements("orders", served) > 0, "orders' statements in the trace");
+    // Orders records accepted orders in batches shared with other calls:
+    // the placed order's batch runs in its trace, its transaction within.
+    let batch = trace.find("orders", SpanKind::Internal, "orders.accept_batch");
+    assert!(trace.descends(batch, served), "the accept batch is part of serving PlaceOrder");
+    let accept = trace.find("orders", SpanKind::Client, "orders accept");
+    assert_eq!(accept.parent_span_id, batch.span_id, "the batch's transaction");
     let reserve = trace.find("inventory", SpanKind::Server, "caravan.inventory.v1.InventoryService/ReserveStock");
     assert!(trace.statements("inventory", reserve) > 0, "inventory's statements in the trace");
 

@@ -242,7 +242,7 @@ impl Idempotency {
     /// The mechanism on `db`.
     pub fn new(db: Db, clock: SharedClock, config: IdempotencyConfig) -> Self {
         let reader = db.clone();
-        let lookups = Batcher::new(LOOKUP_BATCH, move |keys: Vec<Key>| {
+        let lookups = Batcher::new("idempotency.lookup_batch", LOOKUP_BATCH, move |keys: Vec<Key>| {
             let reader = reader.clone();
             async move { lookup(&reader, keys).await }
         });
@@ -603,6 +603,7 @@ struct Stored {
 }
 
 /// The stored request hash of each key (`None`: no record), in one query.
+#[store_op(prefix = "idempotency", db = db, batch = keys.len())]
 async fn lookup(db: &Db, keys: Vec<Key>) -> Vec<Result<Option<String>, Status>> {
     let rows = (0..keys.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
     // Row-value IN works on PostgreSQL and on SQLite ≥ 3.15.

@@ -88,7 +88,7 @@ impl Store {
     /// A store on `db`.
     pub fn new(db: Db) -> Self {
         let writer = db.clone();
-        let accepts = Batcher::new(ACCEPT_BATCH, move |batch: Vec<Accept>| {
+        let accepts = Batcher::new("orders.accept_batch", ACCEPT_BATCH, move |batch: Vec<Accept>| {
             let writer = writer.clone();
             async move { accept_batch(&writer, batch).await }
         });
