@@ -456,13 +456,13 @@ impl ExportedSpans {
         if let Some(sampled) = spans::opening().filter(|_| metadata.is_span()) {
             return sampled && self.levels.would_enable(metadata.target(), metadata.level());
         }
-        if !self.levels.would_enable(metadata.target(), metadata.level()) {
-            return false;
-        }
+        // Likewise everything in their work: a task-local read, cheaper
+        // than the scan of targets.
         if unsampled_here() {
             return false;
         }
-        metadata.name() != "db" || !metadata.is_span() || in_span()
+        self.levels.would_enable(metadata.target(), metadata.level())
+            && (metadata.name() != "db" || !metadata.is_span() || in_span())
     }
 }
 
