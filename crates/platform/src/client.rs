@@ -388,6 +388,23 @@ impl Default for Retry {
     }
 }
 
+/// Headers every call carries: tonic's (`te`, `content-type`,
+/// `grpc-accept-encoding`, `user-agent`, at times `grpc-timeout`) and
+/// ours (`authorization`, `caravan-on-behalf-of`, `traceparent`, at times
+/// `tracestate`).
+const CALL_HEADERS: usize = 9;
+
+/// `message` as a request whose headers have room for all a call carries:
+/// a request's header map starts with room for six and would grow (its
+/// table rebuilt) on the way out of every call.
+fn sized_request<R>(message: R) -> tonic::Request<R> {
+    tonic::Request::from_parts(
+        tonic::metadata::MetadataMap::with_capacity(CALL_HEADERS),
+        tonic::Extensions::default(),
+        message,
+    )
+}
+
 impl Retry {
     /// A policy with `max_attempts` attempts in all.
     pub fn with_attempts(max_attempts: u32) -> Self {
@@ -400,10 +417,10 @@ impl Retry {
     where
         C: Clone,
         R: Clone,
-        F: Fn(C, R) -> Fut,
+        F: Fn(C, tonic::Request<R>) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
-        self.idempotent(|| method(client.clone(), request.clone())).await
+        self.idempotent(|| method(client.clone(), sized_request(request.clone()))).await
     }
 
     /// Runs `call`, retrying it on `UNAVAILABLE`. Use only for idempotent calls.
