@@ -130,6 +130,11 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// The span a batch runs in and the work it runs as (see the module
     /// docs): a disabled span when no caller is sampled.
     fn span(&self, batch: &[Waiting<I, O>]) -> (tracing::Span, Option<Work>) {
+        if batch.iter().all(|w| w.span.is_disabled()) {
+            // No caller's span was opened (an unsampled trace, logs that
+            // want none): nor would the batch's be.
+            return (tracing::Span::none(), batch[0].work.clone());
+        }
         let traced: Vec<_> = batch.iter().map(|w| telemetry::span_context(&w.span)).collect();
         let lead = traced.iter().position(Option::is_some).unwrap_or(0);
         let work = batch[lead].work.clone();

@@ -27,18 +27,29 @@ pub(crate) fn extract_trace_context(headers: &http::HeaderMap) -> Option<opentel
 /// not the context.
 fn parse_trace_context(traceparent: &str, tracestate: Option<&str>) -> Option<opentelemetry::trace::SpanContext> {
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    /// Each byte's value as a lower-case hex digit, or `INVALID`: one load
+    /// per digit, on every call served.
+    const INVALID: u8 = 0xff;
+    const DIGITS: [u8; 256] = {
+        let mut table = [INVALID; 256];
+        let mut c = 0;
+        while c < 16 {
+            table[b"0123456789abcdef"[c] as usize] = c as u8;
+            c += 1;
+        }
+        table
+    };
     fn hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
         let mut out = [0; N];
         if text.len() != 2 * N {
             return None;
         }
         for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+            let (high, low) = (DIGITS[usize::from(pair[0])], DIGITS[usize::from(pair[1])]);
+            if high == INVALID || low == INVALID {
+                return None;
+            }
+            *byte = high << 4 | low;
         }
         Some(out)
     }
