@@ -226,11 +226,22 @@ fn check_traces(all: &[(String, Span)], [refused, placed, storm]: [&str; 3], ord
     assert_ne!(served.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
 
     // Once orders knows the offer is gone, a buyer pressing buy is answered
-    // from its memory: no call to another service, no database work.
+    // from its memory: no call to another service, and no database work but,
+    // until the show's request keys are in memory, the request id's shared
+    // read (a retry of an order placed before the sell-out gets its order).
     let trace = Trace::of(all, storm);
     let served = trace.find("orders", SpanKind::Server, "caravan.orders.v1.OrdersService/PlaceOrder");
     assert_eq!(int(&served.attributes, "rpc.grpc.status_code"), Some(9));
-    assert_eq!(trace.names().len(), 1, "refused from memory, nothing else: {:?}", trace.names());
+    let besides: Vec<_> = trace
+        .names()
+        .into_iter()
+        .filter(|(_, _, name)| {
+            name != "caravan.orders.v1.OrdersService/PlaceOrder"
+                && name != "idempotency.lookup_batch"
+                && name != "idempotency lookup"
+        })
+        .collect();
+    assert_eq!(besides, [], "refused from memory, nothing else: {:?}", trace.names());
 
     // Health checks are not traced, and exporting traces makes no traces.
     assert!(!all.iter().any(|(_, span)| span.name.contains("grpc.health")), "health checks traced");
