@@ -388,10 +388,10 @@ impl Default for Retry {
     }
 }
 
-/// Headers every call carries: tonic's (`te`, `content-type`,
-/// `grpc-accept-encoding`, `user-agent`, at times `grpc-timeout`) and
-/// ours (`authorization`, `caravan-on-behalf-of`, `traceparent`, at times
-/// `tracestate`).
+/// Headers a call carries: tonic's (`te`, `content-type`, `user-agent`,
+/// and `grpc-accept-encoding` were compression turned on) and
+/// [`TracedChannel`]'s (`grpc-timeout`, `authorization`,
+/// `caravan-on-behalf-of`, `traceparent`, at times `tracestate`).
 const CALL_HEADERS: usize = 9;
 
 /// `message` as a request whose headers have room for all a call carries:
