@@ -14,7 +14,8 @@ use std::{
 };
 
 use caravan_platform::{
-    telemetry::{self, ServiceTelemetry, Work},
+    batch::{Caller, batch_span},
+    telemetry::{ServiceTelemetry, Work},
     time::SharedClock,
 };
 use tokio::sync::oneshot;
@@ -31,11 +32,10 @@ type Reply = Result<Batched, Status>;
 
 struct Waiting {
     item: BatchItem,
-    /// The caller's span and work: the batch runs in the first sampled
+    /// The caller, for tracing: the batch runs in the first sampled
     /// caller's trace and links to the others'; when none is sampled, in the
     /// first caller's unsampled work, and opens no span.
-    span: tracing::Span,
-    work: Option<Work>,
+    caller: Caller,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -95,7 +95,7 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         let drain = {
             let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.pending.push_back(Waiting { item, span: tracing::Span::current(), work: Work::current(), reply });
+            queue.pending.push_back(Waiting { item, caller: Caller::current(), reply });
             crate::metrics::queued().inc();
             !std::mem::replace(&mut queue.draining, true)
         };
@@ -124,24 +124,15 @@ impl Batcher {
                 crate::metrics::batch_size().observe(n as f64);
                 queue.pending.drain(..n).collect()
             };
-            let traced: Vec<_> = batch.iter().map(|w| telemetry::span_context(&w.span)).collect();
-            let lead = traced.iter().position(Option::is_some).unwrap_or(0);
-            let work = batch[lead].work.clone();
-            let open = || {
+            let (span, work) = batch_span(batch.iter().map(|w| &w.caller), |lead| {
                 tracing::info_span!(
-                    parent: &batch[lead].span,
+                    parent: lead,
                     "inventory.reserve_batch",
                     otel.kind = "internal",
                     product = %product,
                     size = batch.len()
                 )
-            };
-            let span = Work::within_sync(work.clone(), open);
-            for (i, span_context) in traced.into_iter().enumerate() {
-                if let Some(span_context) = span_context.filter(|_| i != lead) {
-                    telemetry::add_link(&span, span_context);
-                }
-            }
+            });
             let items: Vec<BatchItem> = batch.iter().map(|w| w.item.clone()).collect();
             let reserve =
                 self.store.reserve_batch(show.as_deref(), &product, &items, self.clock.now()).instrument(span);

@@ -11,11 +11,12 @@
 //! Inventory's hot-product batcher is the same pattern with grants to give
 //! back; this one serves plain items and answers.
 //!
-//! A batch is part of its callers' traces as inventory's are: it runs in
-//! the first sampled caller's trace, as a span of its own under that
-//! caller's, linked to the other sampled callers' spans. When no caller is
-//! sampled it runs as the first caller's work, in that caller's unsampled
-//! trace, and opens no span (nine batches in ten at the deployed 10 %).
+//! A batch is part of its callers' traces ([`batch_span`], which
+//! inventory's batcher uses too): it runs in the first sampled caller's
+//! trace, as a span of its own under that caller's, linked to the other
+//! sampled callers' spans. When no caller is sampled it runs as the first
+//! caller's work, in that caller's unsampled trace, and opens no span (nine
+//! batches in ten at the deployed 10 %).
 
 use std::{
     collections::VecDeque,
@@ -33,10 +34,58 @@ type BatchFn<I, O> = dyn Fn(Vec<I>) -> Pin<Box<dyn Future<Output = Vec<O>> + Sen
 
 struct Waiting<I, O> {
     item: I,
-    /// The caller's span and work: which trace the batch runs in.
+    caller: Caller,
+    reply: oneshot::Sender<O>,
+}
+
+/// A caller waiting for a batch, as tracing sees it: its span and its work,
+/// taken as it joins the queue, which decide the trace the batch runs in
+/// ([`batch_span`]).
+#[derive(Debug)]
+pub struct Caller {
     span: tracing::Span,
     work: Option<Work>,
-    reply: oneshot::Sender<O>,
+}
+
+impl Caller {
+    /// The caller running here.
+    pub fn current() -> Self {
+        Caller { span: tracing::Span::current(), work: Work::current() }
+    }
+}
+
+/// The span a batch of `callers`' items runs in and the work it runs as
+/// (see the module docs): `open` opens the span under the lead caller's —
+/// the first sampled one, else the first — and the others sampled are
+/// linked to it. When no caller's span was opened (an unsampled trace,
+/// logs that want none), neither is the batch's: a disabled span and the
+/// first caller's work.
+pub fn batch_span<'a, I>(
+    callers: I,
+    open: impl FnOnce(&tracing::Span) -> tracing::Span,
+) -> (tracing::Span, Option<Work>)
+where
+    I: IntoIterator<Item = &'a Caller>,
+    I::IntoIter: Clone,
+{
+    let callers = callers.into_iter();
+    let Some(first) = callers.clone().next() else {
+        return (tracing::Span::none(), None);
+    };
+    if callers.clone().all(|c| c.span.is_disabled()) {
+        return (tracing::Span::none(), first.work.clone());
+    }
+    let traced: Vec<_> = callers.map(|c| (c, telemetry::span_context(&c.span))).collect();
+    let lead = traced.iter().position(|(_, context)| context.is_some()).unwrap_or(0);
+    let leader = traced[lead].0;
+    let work = leader.work.clone();
+    let span = Work::within_sync(work.clone(), || open(&leader.span));
+    for (i, (_, context)) in traced.into_iter().enumerate() {
+        if let Some(context) = context.filter(|_| i != lead) {
+            telemetry::add_link(&span, context);
+        }
+    }
+    (span, work)
 }
 
 struct Queue<I, O> {
@@ -93,7 +142,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let (reply, answer) = oneshot::channel();
         let drain = {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.pending.push_back(Waiting { item, span: tracing::Span::current(), work: Work::current(), reply });
+            queue.pending.push_back(Waiting { item, caller: Caller::current(), reply });
             !std::mem::replace(&mut queue.draining, true)
         };
         if drain {
@@ -116,7 +165,15 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                 let n = queue.pending.len().min(self.max);
                 queue.pending.drain(..n).collect()
             };
-            let (span, work) = self.span(&batch);
+            let (span, work) = batch_span(batch.iter().map(|w| &w.caller), |lead| {
+                tracing::info_span!(
+                    parent: lead,
+                    "batch",
+                    otel.name = self.name,
+                    otel.kind = "internal",
+                    size = batch.len()
+                )
+            });
             let (items, replies): (Vec<I>, Vec<oneshot::Sender<O>>) =
                 batch.into_iter().map(|w| (w.item, w.reply)).unzip();
             let outputs = Work::within(work, (self.run)(items).instrument(span)).await;
@@ -125,35 +182,6 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                 let _ = reply.send(output);
             }
         }
-    }
-
-    /// The span a batch runs in and the work it runs as (see the module
-    /// docs): a disabled span when no caller is sampled.
-    fn span(&self, batch: &[Waiting<I, O>]) -> (tracing::Span, Option<Work>) {
-        if batch.iter().all(|w| w.span.is_disabled()) {
-            // No caller's span was opened (an unsampled trace, logs that
-            // want none): nor would the batch's be.
-            return (tracing::Span::none(), batch[0].work.clone());
-        }
-        let traced: Vec<_> = batch.iter().map(|w| telemetry::span_context(&w.span)).collect();
-        let lead = traced.iter().position(Option::is_some).unwrap_or(0);
-        let work = batch[lead].work.clone();
-        let open = || {
-            tracing::info_span!(
-                parent: &batch[lead].span,
-                "batch",
-                otel.name = self.name,
-                otel.kind = "internal",
-                size = batch.len()
-            )
-        };
-        let span = Work::within_sync(work.clone(), open);
-        for (i, span_context) in traced.into_iter().enumerate() {
-            if let Some(span_context) = span_context.filter(|_| i != lead) {
-                telemetry::add_link(&span, span_context);
-            }
-        }
-        (span, work)
     }
 }
 
